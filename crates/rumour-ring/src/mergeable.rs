@@ -1,0 +1,232 @@
+//! The [`Mergeable`] contract: state-based CRDT values that the KV store replicates.
+//!
+//! A value is merged *in place* with another copy of itself; the merge returns the **change**
+//! (the part of `other` that made a difference), which is what the KV store gossips onwards. The
+//! laws an implementation must obey, all with respect to the receiver's resulting state:
+//!
+//! - **idempotent**: merging the same `other` twice changes nothing the second time, and the
+//!   second call returns `None`;
+//! - **commutative** and **associative**: any two replicas that merged the same set of values, in
+//!   any order, with any duplication, end up equal;
+//! - **change soundness**: merging the returned change into any replica that had the receiver's
+//!   old state gives the receiver's new state; a `None` change means the logical value did not
+//!   change;
+//! - **tombstones never resurrect**: `remove_tombstones` only forgets entries that are already
+//!   deleted (tombstones); it never brings a deleted entry back.
+//!
+//! `local_cas: Some(now)` is used only by the local compare-and-swap: `other` is then the full
+//! desired state and entries missing from it become tombstones stamped `now`. That mode is not
+//! commutative and is never used for values received from the network.
+//!
+//! The KV store holds values of several types; [`Codec`] and [`Value`] are the object-safe face
+//! of a `Mergeable` type, and [`TypedCodec`] builds one for any `Mergeable`.
+
+use std::any::Any;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// Wall-clock time in milliseconds since the Unix epoch, as carried on the wire.
+///
+/// Sans-IO code never reads a clock: the caller passes the current `Timestamp` in.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Timestamp(pub u64);
+
+impl Timestamp {
+    /// The timestamp `millis` milliseconds earlier, saturating at zero.
+    #[must_use]
+    pub fn saturating_sub_millis(self, millis: u64) -> Timestamp {
+        Timestamp(self.0.saturating_sub(millis))
+    }
+}
+
+/// The outcome of [`Mergeable::remove_tombstones`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tombstones {
+    /// Tombstones still held after the call.
+    pub remaining: usize,
+    /// Tombstones forgotten by the call.
+    pub removed: usize,
+}
+
+/// A compact fingerprint of one sub-entry of a value (for the ring: one instance and its
+/// version), used by pull-push to find the entries two replicas disagree on.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct EntryDigest {
+    /// The entry's name, as listed by [`Mergeable::content`].
+    pub name: String,
+    /// A hash of the entry's state; equal states give equal hashes.
+    pub hash: u64,
+}
+
+/// A state-based CRDT value. See the module documentation for the laws.
+pub trait Mergeable: Clone + fmt::Debug + PartialEq + Send + Sync + 'static {
+    /// The codec id written on the wire next to encoded values of this type.
+    const CODEC_ID: &'static str;
+
+    /// Merges `other` into `self` and returns the change to gossip, or `None` if `self` did not
+    /// change. `local_cas` is `Some(now)` only for a local compare-and-swap (see the module docs).
+    fn merge(&mut self, other: &Self, local_cas: Option<Timestamp>) -> Option<Self>;
+
+    /// The names of the sub-entries this value holds (for the ring: instance ids), tombstones
+    /// included. A change whose content is a superset of a queued change's content replaces it.
+    fn content(&self) -> Vec<String>;
+
+    /// Forgets tombstones last updated before `older_than`.
+    fn remove_tombstones(&mut self, older_than: Timestamp) -> Tombstones;
+
+    /// Encodes the value canonically: equal values give equal bytes.
+    fn encode(&self) -> Vec<u8>;
+
+    /// Decodes a value; arbitrary bytes give an error, never a panic, and never an allocation
+    /// larger than the input justifies.
+    fn decode(bytes: &[u8]) -> Result<Self, Error>;
+
+    /// Per-entry digests for pull-push reconciliation, or `None` if the type offers none (the
+    /// whole value is then exchanged when it differs).
+    fn entry_digests(&self) -> Option<Vec<EntryDigest>> {
+        None
+    }
+
+    /// The sub-value holding only the named entries (those that exist), or `None` if the type
+    /// cannot be split (callers then send the whole value).
+    fn select(&self, names: &[String]) -> Option<Self> {
+        let _ = names;
+        None
+    }
+}
+
+/// The object-safe face of a [`Mergeable`] value, so one store can hold several value types.
+pub trait Value: Any + fmt::Debug + Send + Sync {
+    /// The codec id of the value's type.
+    fn codec_id(&self) -> &'static str;
+    /// [`Mergeable::merge`]; errors if `other` is of another type.
+    fn merge_dyn(
+        &mut self,
+        other: &dyn Value,
+        local_cas: Option<Timestamp>,
+    ) -> Result<Option<Box<dyn Value>>, Error>;
+    /// [`Mergeable::content`].
+    fn content(&self) -> Vec<String>;
+    /// [`Mergeable::remove_tombstones`].
+    fn remove_tombstones(&mut self, older_than: Timestamp) -> Tombstones;
+    /// [`Mergeable::encode`].
+    fn encode(&self) -> Vec<u8>;
+    /// [`Mergeable::entry_digests`].
+    fn entry_digests(&self) -> Option<Vec<EntryDigest>>;
+    /// [`Mergeable::select`].
+    fn select(&self, names: &[String]) -> Option<Box<dyn Value>>;
+    /// A copy of the value.
+    fn clone_box(&self) -> Box<dyn Value>;
+    /// Equality with another value of any type.
+    fn eq_dyn(&self, other: &dyn Value) -> bool;
+    /// The value as `Any`, to downcast to the concrete type.
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<T: Mergeable> Value for T {
+    fn codec_id(&self) -> &'static str {
+        T::CODEC_ID
+    }
+
+    fn merge_dyn(
+        &mut self,
+        other: &dyn Value,
+        local_cas: Option<Timestamp>,
+    ) -> Result<Option<Box<dyn Value>>, Error> {
+        let other = other
+            .as_any()
+            .downcast_ref::<T>()
+            .ok_or(Error::CodecMismatch {
+                expected: T::CODEC_ID,
+                found: other.codec_id(),
+            })?;
+        Ok(self
+            .merge(other, local_cas)
+            .map(|change| Box::new(change) as Box<dyn Value>))
+    }
+
+    fn content(&self) -> Vec<String> {
+        Mergeable::content(self)
+    }
+
+    fn remove_tombstones(&mut self, older_than: Timestamp) -> Tombstones {
+        Mergeable::remove_tombstones(self, older_than)
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        Mergeable::encode(self)
+    }
+
+    fn entry_digests(&self) -> Option<Vec<EntryDigest>> {
+        Mergeable::entry_digests(self)
+    }
+
+    fn select(&self, names: &[String]) -> Option<Box<dyn Value>> {
+        Mergeable::select(self, names).map(|v| Box::new(v) as Box<dyn Value>)
+    }
+
+    fn clone_box(&self) -> Box<dyn Value> {
+        Box::new(self.clone())
+    }
+
+    fn eq_dyn(&self, other: &dyn Value) -> bool {
+        other.as_any().downcast_ref::<T>() == Some(self)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl Clone for Box<dyn Value> {
+    fn clone(&self) -> Self {
+        self.clone_box()
+    }
+}
+
+/// Decodes bytes tagged with a codec id into values of one type.
+pub trait Codec: Send + Sync + 'static {
+    /// The codec id on the wire.
+    fn id(&self) -> &'static str;
+    /// Decodes one value.
+    fn decode(&self, bytes: &[u8]) -> Result<Box<dyn Value>, Error>;
+}
+
+/// The [`Codec`] of a [`Mergeable`] type `T`.
+pub struct TypedCodec<T>(PhantomData<fn() -> T>);
+
+impl<T> TypedCodec<T> {
+    /// The codec of `T`.
+    #[must_use]
+    pub fn new() -> Self {
+        TypedCodec(PhantomData)
+    }
+}
+
+impl<T> Default for TypedCodec<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> fmt::Debug for TypedCodec<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("TypedCodec").field(&std::any::type_name::<T>()).finish()
+    }
+}
+
+impl<T: Mergeable> Codec for TypedCodec<T> {
+    fn id(&self) -> &'static str {
+        T::CODEC_ID
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<Box<dyn Value>, Error> {
+        Ok(Box::new(T::decode(bytes)?))
+    }
+}

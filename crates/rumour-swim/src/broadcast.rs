@@ -1,0 +1,387 @@
+//! A transmit-limited broadcast queue: what gets piggybacked on outgoing packets.
+//!
+//! This is memberlist's `TransmitLimitedQueue`, bounded. Every queued [`Broadcast`] is sent up to
+//! [`retransmit_limit`] times (`retransmit_mult * ceil(log10(n + 1))` for `n` members). A fill
+//! takes broadcasts in order of fewest transmits first, then largest first, then newest first,
+//! skipping those that do not fit the remaining budget. A broadcast invalidates the queued ones
+//! with the same key that it [`Broadcast::invalidates`] (for membership: always, so there is one
+//! pending update per member). The queue holds at most `capacity` broadcasts; past that it drops
+//! the most-transmitted one and counts the drop.
+//!
+//! The queue is generic so that the gossip crate reuses it for KV changes.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use rumour_swim::broadcast::{Broadcast, BroadcastQueue};
+//!
+//! #[derive(Clone)]
+//! struct Update { member: String, bytes: Bytes }
+//! impl Broadcast for Update {
+//!     type Key = String;
+//!     fn key(&self) -> &String { &self.member }
+//!     fn payload(&self) -> &[u8] { &self.bytes }
+//! }
+//!
+//! let mut queue = BroadcastQueue::new(4, 1024);
+//! queue.enqueue(Update { member: "a".into(), bytes: Bytes::from_static(b"alive a 1") });
+//! queue.enqueue(Update { member: "a".into(), bytes: Bytes::from_static(b"alive a 2") });
+//! assert_eq!(queue.len(), 1); // the newer update for `a` replaced the older one
+//!
+//! // Fill a 100-byte packet in a 3-member cluster; each message costs its length + 1.
+//! let batch = queue.fill(3, 100, |len| len + 1);
+//! assert_eq!(&batch[0].bytes[..], b"alive a 2");
+//! ```
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Something to disseminate: a payload and the key that names its subject.
+pub trait Broadcast: Clone {
+    /// What the broadcast is about (a member name, a KV key).
+    type Key: Ord + Clone;
+
+    /// The subject of this broadcast.
+    fn key(&self) -> &Self::Key;
+
+    /// The bytes to send.
+    fn payload(&self) -> &[u8];
+
+    /// Whether this (newer) broadcast makes `older`, queued under the same key, obsolete.
+    /// The default says yes: one pending broadcast per key.
+    fn invalidates(&self, older: &Self) -> bool {
+        let _ = older;
+        true
+    }
+}
+
+/// `retransmit_mult * ceil(log10(n + 1))`: how many times a broadcast is sent in a cluster of `n`
+/// members (memberlist's `retransmitLimit`).
+#[must_use]
+pub fn retransmit_limit(retransmit_mult: u32, n: usize) -> u32 {
+    // ceil(log10(n + 1)) is the number of decimal digits of n (and 0 for n = 0), computed
+    // exactly in integers rather than through floating point.
+    let mut digits = 0;
+    let mut rest = n;
+    while rest > 0 {
+        digits += 1;
+        rest /= 10;
+    }
+    retransmit_mult.saturating_mul(digits)
+}
+
+/// Counters of a [`BroadcastQueue`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Broadcasts enqueued.
+    pub enqueued: u64,
+    /// Queued broadcasts replaced by a newer one.
+    pub invalidated: u64,
+    /// Broadcasts dropped because the queue was full.
+    pub dropped: u64,
+    /// Broadcasts that reached their retransmit limit.
+    pub finished: u64,
+    /// Broadcasts handed out by [`BroadcastQueue::fill`] (counting each transmit).
+    pub transmitted: u64,
+}
+
+struct Queued<B> {
+    broadcast: B,
+    transmits: u32,
+}
+
+/// Position of a queued broadcast in sending order: fewest transmits, largest, newest first.
+type Rank = (u32, Reverse<usize>, Reverse<u64>);
+
+/// A bounded, transmit-limited queue of broadcasts. See the module documentation.
+pub struct BroadcastQueue<B: Broadcast> {
+    retransmit_mult: u32,
+    capacity: usize,
+    next_id: u64,
+    order: BTreeSet<Rank>,
+    items: BTreeMap<u64, Queued<B>>,
+    by_key: BTreeMap<B::Key, Vec<u64>>,
+    stats: QueueStats,
+}
+
+impl<B: Broadcast> BroadcastQueue<B> {
+    /// An empty queue sending each broadcast `retransmit_mult * ceil(log10(n + 1))` times and
+    /// holding at most `capacity` broadcasts (at least one).
+    #[must_use]
+    pub fn new(retransmit_mult: u32, capacity: usize) -> Self {
+        BroadcastQueue {
+            retransmit_mult,
+            capacity: capacity.max(1),
+            next_id: 0,
+            order: BTreeSet::new(),
+            items: BTreeMap::new(),
+            by_key: BTreeMap::new(),
+            stats: QueueStats::default(),
+        }
+    }
+
+    /// Queues `broadcast`, first removing the queued broadcasts with the same key that it
+    /// invalidates. If the queue is then over capacity, the most-transmitted broadcast is
+    /// dropped (and counted).
+    pub fn enqueue(&mut self, broadcast: B) {
+        self.stats.enqueued += 1;
+        let key = broadcast.key().clone();
+        if let Some(ids) = self.by_key.get(&key) {
+            let stale: Vec<u64> = ids
+                .iter()
+                .copied()
+                .filter(|id| broadcast.invalidates(&self.items[id].broadcast))
+                .collect();
+            for id in stale {
+                self.remove(id);
+                self.stats.invalidated += 1;
+            }
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.order
+            .insert((0, Reverse(broadcast.payload().len()), Reverse(id)));
+        self.by_key.entry(key).or_default().push(id);
+        self.items.insert(
+            id,
+            Queued {
+                broadcast,
+                transmits: 0,
+            },
+        );
+        while self.items.len() > self.capacity {
+            let &(_, _, Reverse(worst)) = self.order.last().expect("queue is not empty");
+            self.remove(worst);
+            self.stats.dropped += 1;
+        }
+    }
+
+    /// Takes the broadcasts to send in one packet: fewest transmits first, largest first, each
+    /// only if `cost(payload_len)` fits what is left of `budget`. `members` is the cluster size
+    /// used for the retransmit limit. Each broadcast taken counts one transmit; those that reach
+    /// the limit leave the queue.
+    pub fn fill(
+        &mut self,
+        members: usize,
+        budget: usize,
+        cost: impl Fn(usize) -> usize,
+    ) -> Vec<B> {
+        let limit = retransmit_limit(self.retransmit_mult, members).max(1);
+        let smallest = cost(0);
+        let mut remaining = budget;
+        let mut taken = Vec::new();
+        for &rank in &self.order {
+            if remaining < smallest {
+                break;
+            }
+            let c = cost(rank.1.0);
+            if c <= remaining {
+                remaining -= c;
+                taken.push(rank);
+            }
+        }
+        let mut out = Vec::with_capacity(taken.len());
+        for rank in taken {
+            let (transmits, len, Reverse(id)) = rank;
+            self.order.remove(&rank);
+            let item = self.items.get_mut(&id).expect("ranked items are stored");
+            item.transmits = transmits + 1;
+            out.push(item.broadcast.clone());
+            self.stats.transmitted += 1;
+            if item.transmits >= limit {
+                self.remove(id);
+                self.stats.finished += 1;
+            } else {
+                self.order.insert((item.transmits, len, Reverse(id)));
+            }
+        }
+        out
+    }
+
+    /// Drops the most-transmitted broadcasts until at most `max_retain` remain; returns how many
+    /// were dropped (also counted in [`QueueStats::dropped`]).
+    pub fn prune(&mut self, max_retain: usize) -> usize {
+        let mut dropped = 0;
+        while self.items.len() > max_retain {
+            let &(_, _, Reverse(worst)) = self.order.last().expect("queue is not empty");
+            self.remove(worst);
+            dropped += 1;
+        }
+        self.stats.dropped += dropped as u64;
+        dropped
+    }
+
+    /// Forgets every queued broadcast.
+    pub fn clear(&mut self) {
+        self.order.clear();
+        self.items.clear();
+        self.by_key.clear();
+    }
+
+    /// Number of queued broadcasts.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether nothing is queued.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The queued broadcasts, in sending order.
+    pub fn iter(&self) -> impl Iterator<Item = &B> {
+        self.order
+            .iter()
+            .map(|(_, _, Reverse(id))| &self.items[id].broadcast)
+    }
+
+    /// The queue's counters.
+    #[must_use]
+    pub fn stats(&self) -> QueueStats {
+        self.stats
+    }
+
+    /// The retransmit multiplier.
+    #[must_use]
+    pub fn retransmit_mult(&self) -> u32 {
+        self.retransmit_mult
+    }
+
+    fn remove(&mut self, id: u64) {
+        let Some(item) = self.items.remove(&id) else {
+            return;
+        };
+        self.order.remove(&(
+            item.transmits,
+            Reverse(item.broadcast.payload().len()),
+            Reverse(id),
+        ));
+        let key = item.broadcast.key();
+        if let Some(ids) = self.by_key.get_mut(key) {
+            ids.retain(|&other| other != id);
+            if ids.is_empty() {
+                self.by_key.remove(key);
+            }
+        }
+    }
+}
+
+impl<B: Broadcast> std::fmt::Debug for BroadcastQueue<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BroadcastQueue")
+            .field("len", &self.items.len())
+            .field("capacity", &self.capacity)
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[derive(Clone, Debug)]
+    struct Msg {
+        key: &'static str,
+        version: u32,
+        bytes: Bytes,
+    }
+
+    impl Broadcast for Msg {
+        type Key = &'static str;
+        fn key(&self) -> &&'static str {
+            &self.key
+        }
+        fn payload(&self) -> &[u8] {
+            &self.bytes
+        }
+        fn invalidates(&self, older: &Self) -> bool {
+            self.version >= older.version
+        }
+    }
+
+    fn msg(key: &'static str, version: u32, len: usize) -> Msg {
+        Msg {
+            key,
+            version,
+            bytes: Bytes::from(vec![b'x'; len]),
+        }
+    }
+
+    #[test]
+    fn retransmit_limit_matches_memberlist_table() {
+        let table = [(0, 0), (1, 4), (3, 4), (9, 4), (10, 8), (99, 8), (100, 12), (1000, 16)];
+        for (n, limit) in table {
+            assert_eq!(retransmit_limit(4, n), limit, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn newer_broadcast_replaces_older_one_for_same_key() {
+        let mut q = BroadcastQueue::new(4, 16);
+        q.enqueue(msg("a", 1, 10));
+        q.enqueue(msg("a", 2, 10));
+        q.enqueue(msg("b", 1, 10));
+        assert_eq!(q.len(), 2);
+        assert_eq!(q.stats().invalidated, 1);
+        let batch = q.fill(3, 1000, |l| l);
+        assert_eq!(batch.iter().find(|m| m.key == "a").map(|m| m.version), Some(2));
+    }
+
+    #[test]
+    fn older_broadcast_does_not_replace_newer_one() {
+        let mut q = BroadcastQueue::new(4, 16);
+        q.enqueue(msg("a", 2, 10));
+        q.enqueue(msg("a", 1, 10));
+        assert_eq!(q.len(), 2);
+    }
+
+    #[test]
+    fn fill_takes_fewest_transmits_first_and_respects_budget() {
+        let mut q = BroadcastQueue::new(1, 16);
+        q.enqueue(msg("a", 1, 40));
+        q.enqueue(msg("b", 1, 40));
+        q.enqueue(msg("c", 1, 40));
+        // Budget fits two; with 100 members the limit is 3 transmits.
+        let first: Vec<_> = q.fill(100, 100, |l| l + 2).iter().map(|m| m.key).collect();
+        assert_eq!(first.len(), 2);
+        let second: Vec<_> = q.fill(100, 100, |l| l + 2).iter().map(|m| m.key).collect();
+        let unsent = ["a", "b", "c"].into_iter().find(|k| !first.contains(k)).unwrap();
+        assert_eq!(second[0], unsent, "the never-sent broadcast goes first");
+    }
+
+    #[test]
+    fn broadcasts_leave_after_the_retransmit_limit() {
+        let mut q = BroadcastQueue::new(2, 16);
+        q.enqueue(msg("a", 1, 10));
+        // 5 members: limit 2 * 1 = 2.
+        assert_eq!(q.fill(5, 100, |l| l).len(), 1);
+        assert_eq!(q.fill(5, 100, |l| l).len(), 1);
+        assert!(q.is_empty());
+        assert_eq!(q.stats().finished, 1);
+        assert_eq!(q.stats().transmitted, 2);
+    }
+
+    #[test]
+    fn full_queue_drops_most_transmitted_and_counts_it() {
+        let mut q = BroadcastQueue::new(4, 2);
+        q.enqueue(msg("a", 1, 10));
+        q.fill(100, 10, |l| l); // a has one transmit now
+        q.enqueue(msg("b", 1, 10));
+        q.enqueue(msg("c", 1, 10));
+        assert_eq!(q.len(), 2);
+        assert_eq!(q.stats().dropped, 1);
+        assert!(q.iter().all(|m| m.key != "a"));
+    }
+
+    #[test]
+    fn larger_broadcast_goes_first_within_a_tier() {
+        let mut q = BroadcastQueue::new(4, 8);
+        q.enqueue(msg("small", 1, 5));
+        q.enqueue(msg("large", 1, 50));
+        let order: Vec<_> = q.iter().map(|m| m.key).collect();
+        assert_eq!(order, ["large", "small"]);
+    }
+}
