@@ -1,0 +1,3 @@
+//! rumour-cluster (being built): the composed `Node`, its tokio driver and the simulator.
+
+pub mod sim;

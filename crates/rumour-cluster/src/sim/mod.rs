@@ -1,0 +1,736 @@
+//! The deterministic simulator: many sans-IO machines on virtual time.
+//!
+//! One `u64` seed fixes a whole run. Node `i` draws from ChaCha stream `i` of that seed (a
+//! restarted node from a fresh stream), the network from a stream of its own, and nothing else is
+//! random. Events run in a total order, `(virtual time, sequence number)`, so the same seed gives
+//! the same run, byte for byte: [`Sim::trace_hash`] folds every delivered packet, and a test runs
+//! one seed twice and compares the hashes.
+//!
+//! The network model ([`LinkConfig`], [`network::Rule`]) and node faults ([`Fault`]) are data.
+//! Invariant checks run on a virtual-time period; a failing check stops the run with a
+//! [`SimError`] that names the seed and the command that replays it.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use rumour_cluster::sim::{Machine, Sim, LinkConfig, Transmit};
+//!
+//! /// A machine that counts the datagrams it receives.
+//! struct Echo { got: usize }
+//! impl Machine for Echo {
+//!     fn handle_datagram(&mut self, _: Instant, _: std::net::SocketAddr, _: &[u8]) { self.got += 1 }
+//!     fn handle_stream(&mut self, _: Instant, _: std::net::SocketAddr, _: &[u8]) {}
+//!     fn handle_timeout(&mut self, _: Instant) {}
+//!     fn poll_transmit(&mut self) -> Option<Transmit> { None }
+//!     fn poll_timeout(&self) -> Option<Instant> { None }
+//!     type Event = ();
+//!     fn poll_event(&mut self) -> Option<()> { None }
+//! }
+//!
+//! let mut sim = Sim::new(42, LinkConfig::default(), Box::new(|_| Echo { got: 0 }));
+//! let a = sim.add_node();
+//! let b = sim.add_node();
+//! let to = sim.addr(b);
+//! sim.send_from(a, Transmit { to, reliable: false, bytes: bytes::Bytes::from_static(b"hi") });
+//! sim.run_for(Duration::from_millis(10)).unwrap();
+//! assert_eq!(sim.node(b).unwrap().got, 1);
+//! ```
+
+mod fault;
+mod machine;
+pub mod network;
+mod trace;
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+pub use fault::Fault;
+pub use machine::{Machine, Transmit};
+pub use network::{LinkConfig, Network, PacketInfo, Verdict};
+pub use trace::TraceHash;
+
+/// The index of a node in a simulation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeId(pub usize);
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "node{}", self.0)
+    }
+}
+
+/// What the factory is given to build (or rebuild) a node.
+#[derive(Debug)]
+pub struct NodeSeed {
+    /// The node's index.
+    pub id: NodeId,
+    /// Its address (stable across restarts).
+    pub addr: SocketAddr,
+    /// Its random stream (a fresh one on every restart).
+    pub rng: ChaCha8Rng,
+    /// The virtual time of its start.
+    pub now: Instant,
+    /// 0 at first start, +1 on each restart.
+    pub generation: u32,
+}
+
+/// Builds the machine of a node.
+pub type Factory<M> = Box<dyn FnMut(NodeSeed) -> M>;
+
+/// An invariant check: `Err(message)` stops the run.
+pub type Check<M> = Box<dyn FnMut(&Sim<M>) -> Result<(), String>>;
+
+/// Receives every event a node reports, with the node and the virtual time since the start.
+pub type EventSink<E> = Box<dyn FnMut(NodeId, Duration, E)>;
+
+/// Why a run stopped early.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimError {
+    /// An invariant check failed.
+    #[error(
+        "invariant `{check}` failed at {at:?} of virtual time: {message} (seed {seed}; replay: {replay})"
+    )]
+    Invariant {
+        /// The check's name.
+        check: String,
+        /// Virtual time since the start.
+        at: Duration,
+        /// What the check said.
+        message: String,
+        /// The run's seed.
+        seed: u64,
+        /// The command that replays the run.
+        replay: String,
+    },
+    /// Too many events at one instant of virtual time: the machines are live-locked.
+    #[error(
+        "livelock: over {events} events at {at:?} of virtual time (seed {seed}; replay: {replay})"
+    )]
+    Livelock {
+        /// Virtual time since the start.
+        at: Duration,
+        /// Events run at that instant.
+        events: u64,
+        /// The run's seed.
+        seed: u64,
+        /// The command that replays the run.
+        replay: String,
+    },
+}
+
+/// Counters of a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SimStats {
+    /// Events processed.
+    pub events: u64,
+    /// Packets delivered to a machine.
+    pub delivered: u64,
+    /// Datagrams lost at random.
+    pub dropped_loss: u64,
+    /// Packets dropped by a partition.
+    pub dropped_partition: u64,
+    /// Packets dropped by a rule.
+    pub dropped_rule: u64,
+    /// Datagrams over the packet budget.
+    pub dropped_budget: u64,
+    /// Packets to a crashed node or an unknown address.
+    pub dropped_down: u64,
+    /// Datagrams sent, by every node.
+    pub datagrams_sent: u64,
+    /// Streams sent, by every node.
+    pub streams_sent: u64,
+    /// Bytes sent (datagrams and streams), by every node.
+    pub bytes_sent: u64,
+}
+
+enum Event {
+    Deliver {
+        to: NodeId,
+        from: SocketAddr,
+        reliable: bool,
+        bytes: Bytes,
+        slowed: bool,
+    },
+    Wake {
+        node: NodeId,
+        epoch: u64,
+    },
+    Fault(Fault),
+    Check(usize),
+}
+
+struct Scheduled {
+    at: Duration,
+    seq: u64,
+    event: Event,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    /// Reversed, so that `BinaryHeap` pops the earliest event first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+struct Slot<M> {
+    machine: Option<M>,
+    addr: SocketAddr,
+    paused_until: Option<Duration>,
+    slow: Duration,
+    timer: Option<Duration>,
+    epoch: u64,
+    generation: u32,
+}
+
+struct PeriodicCheck<M: Machine> {
+    name: String,
+    every: Duration,
+    check: Check<M>,
+}
+
+/// Stream of the seed reserved for the network.
+const NETWORK_STREAM: u64 = u64::MAX;
+/// Events at one virtual instant past which a run is declared live-locked.
+const LIVELOCK_EVENTS: u64 = 5_000_000;
+
+/// The simulator. See the module documentation.
+pub struct Sim<M: Machine> {
+    seed: u64,
+    replay: String,
+    base: Instant,
+    now: Duration,
+    seq: u64,
+    queue: BinaryHeap<Scheduled>,
+    slots: Vec<Slot<M>>,
+    by_addr: BTreeMap<SocketAddr, NodeId>,
+    network: Network,
+    factory: Factory<M>,
+    checks: Vec<PeriodicCheck<M>>,
+    sink: Option<EventSink<M::Event>>,
+    failure: Option<SimError>,
+    trace: TraceHash,
+    stats: SimStats,
+    same_instant: (Duration, u64),
+}
+
+impl<M: Machine> fmt::Debug for Sim<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sim")
+            .field("seed", &self.seed)
+            .field("now", &self.now)
+            .field("nodes", &self.slots.len())
+            .field("queued", &self.queue.len())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+/// The address of node `i` in a simulation: `127.x.y.z:7946` with `x.y.z` counting from 1.0.1.
+///
+/// The values never reach a socket; loopback keeps even a mistake harmless.
+#[must_use]
+pub fn node_addr(id: NodeId) -> SocketAddr {
+    let n = id.0 + 1;
+    let ip = Ipv4Addr::new(127, 1 + (n >> 16) as u8, (n >> 8) as u8, n as u8);
+    SocketAddr::new(ip.into(), 7946)
+}
+
+/// The random stream of node `id` in its `generation`.
+fn node_rng(seed: u64, id: NodeId, generation: u32) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(((generation as u64) << 40) | id.0 as u64);
+    rng
+}
+
+impl<M: Machine> Sim<M> {
+    /// An empty simulation; `factory` builds each node.
+    pub fn new(seed: u64, link: LinkConfig, factory: Factory<M>) -> Sim<M> {
+        let mut net_rng = ChaCha8Rng::seed_from_u64(seed);
+        net_rng.set_stream(NETWORK_STREAM);
+        Sim {
+            seed,
+            replay: format!("rumour sim --seed {seed}"),
+            base: Instant::now(),
+            now: Duration::ZERO,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            slots: Vec::new(),
+            by_addr: BTreeMap::new(),
+            network: Network::new(link, net_rng),
+            factory,
+            checks: Vec::new(),
+            sink: None,
+            failure: None,
+            trace: TraceHash::default(),
+            stats: SimStats::default(),
+            same_instant: (Duration::ZERO, 0),
+        }
+    }
+
+    /// Sends every event the nodes report to `sink` (without one, events are discarded).
+    pub fn set_event_sink(&mut self, sink: EventSink<M::Event>) {
+        self.sink = Some(sink);
+    }
+
+    /// Sets the command printed to replay this run.
+    pub fn set_replay(&mut self, command: impl Into<String>) {
+        self.replay = command.into();
+    }
+
+    /// The command that replays this run.
+    pub fn replay(&self) -> &str {
+        &self.replay
+    }
+
+    /// The run's seed.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Adds a node, built by the factory at the current virtual time.
+    pub fn add_node(&mut self) -> NodeId {
+        let id = NodeId(self.slots.len());
+        let addr = node_addr(id);
+        let seed = NodeSeed {
+            id,
+            addr,
+            rng: node_rng(self.seed, id, 0),
+            now: self.now(),
+            generation: 0,
+        };
+        let machine = (self.factory)(seed);
+        self.slots.push(Slot {
+            machine: Some(machine),
+            addr,
+            paused_until: None,
+            slow: Duration::ZERO,
+            timer: None,
+            epoch: 0,
+            generation: 0,
+        });
+        self.by_addr.insert(addr, id);
+        self.flush(id);
+        id
+    }
+
+    /// The number of nodes, crashed ones included.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether the simulation has no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Every node id.
+    pub fn ids(&self) -> impl Iterator<Item = NodeId> + use<M> {
+        (0..self.slots.len()).map(NodeId)
+    }
+
+    /// The address of a node.
+    pub fn addr(&self, id: NodeId) -> SocketAddr {
+        self.slots[id.0].addr
+    }
+
+    /// The node at `addr`, if any.
+    pub fn id_of(&self, addr: SocketAddr) -> Option<NodeId> {
+        self.by_addr.get(&addr).copied()
+    }
+
+    /// The machine of a running node (`None` while crashed).
+    pub fn node(&self, id: NodeId) -> Option<&M> {
+        self.slots.get(id.0)?.machine.as_ref()
+    }
+
+    /// Whether the node is running (not crashed; a paused node is running).
+    pub fn is_up(&self, id: NodeId) -> bool {
+        self.node(id).is_some()
+    }
+
+    /// Every running node.
+    pub fn running(&self) -> impl Iterator<Item = (NodeId, &M)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.machine.as_ref().map(|m| (NodeId(i), m)))
+    }
+
+    /// Runs a command on a running node at the current virtual time, then sends what it
+    /// produced. Returns `None` if the node is crashed.
+    pub fn command<R>(&mut self, id: NodeId, f: impl FnOnce(&mut M, Instant) -> R) -> Option<R> {
+        let now = self.now();
+        let out = f(self.slots.get_mut(id.0)?.machine.as_mut()?, now);
+        self.flush(id);
+        Some(out)
+    }
+
+    /// Sends a transmit as if node `from` had produced it.
+    pub fn send_from(&mut self, from: NodeId, transmit: Transmit) {
+        self.route(from, transmit);
+    }
+
+    /// The current virtual time.
+    pub fn now(&self) -> Instant {
+        self.base + self.now
+    }
+
+    /// Virtual time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.now
+    }
+
+    /// The network, to change links, partitions and rules now.
+    pub fn network_mut(&mut self) -> &mut Network {
+        &mut self.network
+    }
+
+    /// Applies a fault now.
+    pub fn apply(&mut self, fault: Fault) {
+        match fault {
+            Fault::Crash(id) => {
+                let slot = &mut self.slots[id.0];
+                slot.machine = None;
+                slot.timer = None;
+                slot.epoch += 1;
+                slot.paused_until = None;
+            }
+            Fault::Restart(id) => self.restart(id),
+            Fault::Pause(id, d) => self.slots[id.0].paused_until = Some(self.now + d),
+            Fault::Slow(id, d) => self.slots[id.0].slow = d,
+            Fault::Partition(sides) => self.network.partition(&sides, self.slots.len()),
+            Fault::PartitionOneWay(from, to) => {
+                self.network.partition_one_way(&from, &to, self.slots.len());
+            }
+            Fault::Heal => self.network.heal(),
+            Fault::SetLink(link) => self.network.set_link(link),
+        }
+    }
+
+    /// Schedules a fault `after` from now.
+    pub fn schedule(&mut self, after: Duration, fault: Fault) {
+        self.push(self.now + after, Event::Fault(fault));
+    }
+
+    /// Adds an invariant check run every `every` of virtual time (first run one period from now).
+    pub fn add_check(&mut self, name: impl Into<String>, every: Duration, check: Check<M>) {
+        let index = self.checks.len();
+        self.checks.push(PeriodicCheck {
+            name: name.into(),
+            every,
+            check,
+        });
+        self.push(self.now + every, Event::Check(index));
+    }
+
+    /// The hash of every packet delivered so far (time, ends, bytes).
+    pub fn trace_hash(&self) -> u64 {
+        self.trace.value()
+    }
+
+    /// The run's counters.
+    pub fn stats(&self) -> &SimStats {
+        &self.stats
+    }
+
+    /// Runs every event up to `elapsed() + d`.
+    pub fn run_for(&mut self, d: Duration) -> Result<(), SimError> {
+        self.run_to(self.now + d)
+    }
+
+    /// Runs until `done` holds (tested every `poll` of virtual time) or `limit` has passed.
+    /// Returns the virtual time it took, or `None` if `limit` passed first.
+    pub fn run_until(
+        &mut self,
+        limit: Duration,
+        poll: Duration,
+        mut done: impl FnMut(&Sim<M>) -> bool,
+    ) -> Result<Option<Duration>, SimError> {
+        let start = self.now;
+        let end = start + limit;
+        loop {
+            if done(self) {
+                return Ok(Some(self.now - start));
+            }
+            if self.now >= end {
+                return Ok(None);
+            }
+            self.run_to((self.now + poll).min(end))?;
+        }
+    }
+
+    fn run_to(&mut self, end: Duration) -> Result<(), SimError> {
+        while let Some(next) = self.queue.peek() {
+            if next.at > end {
+                break;
+            }
+            let Scheduled { at, event, .. } = self.queue.pop().expect("peeked");
+            self.advance(at)?;
+            self.dispatch(event);
+            if let Some(failure) = self.failure.take() {
+                return Err(failure);
+            }
+        }
+        self.now = self.now.max(end);
+        Ok(())
+    }
+
+    fn advance(&mut self, at: Duration) -> Result<(), SimError> {
+        self.stats.events += 1;
+        if at == self.same_instant.0 {
+            self.same_instant.1 += 1;
+            if self.same_instant.1 > LIVELOCK_EVENTS {
+                return Err(SimError::Livelock {
+                    at,
+                    events: self.same_instant.1,
+                    seed: self.seed,
+                    replay: self.replay.clone(),
+                });
+            }
+        } else {
+            self.same_instant = (at, 1);
+        }
+        self.now = at;
+        Ok(())
+    }
+
+    fn push(&mut self, at: Duration, event: Event) {
+        self.seq += 1;
+        self.queue.push(Scheduled {
+            at,
+            seq: self.seq,
+            event,
+        });
+    }
+
+    fn dispatch(&mut self, event: Event) {
+        match event {
+            Event::Deliver {
+                to,
+                from,
+                reliable,
+                bytes,
+                slowed,
+            } => self.deliver(to, from, reliable, bytes, slowed),
+            Event::Wake { node, epoch } => self.wake(node, epoch),
+            Event::Fault(fault) => self.apply(fault),
+            Event::Check(index) => self.check(index),
+        }
+    }
+
+    fn deliver(
+        &mut self,
+        to: NodeId,
+        from: SocketAddr,
+        reliable: bool,
+        bytes: Bytes,
+        slowed: bool,
+    ) {
+        let now = self.now;
+        let slot = &mut self.slots[to.0];
+        if slot.machine.is_none() {
+            self.stats.dropped_down += 1;
+            return;
+        }
+        if let Some(until) = slot.paused_until.filter(|&u| u > now) {
+            let event = Event::Deliver {
+                to,
+                from,
+                reliable,
+                bytes,
+                slowed,
+            };
+            self.push(until, event);
+            return;
+        }
+        if !slowed && !slot.slow.is_zero() {
+            let at = now + slot.slow;
+            let event = Event::Deliver {
+                to,
+                from,
+                reliable,
+                bytes,
+                slowed: true,
+            };
+            self.push(at, event);
+            return;
+        }
+        self.stats.delivered += 1;
+        self.trace.write_u64(now.as_nanos() as u64);
+        self.trace.write_u64(to.0 as u64);
+        match from.ip() {
+            std::net::IpAddr::V4(ip) => self.trace.write(&ip.octets()),
+            std::net::IpAddr::V6(ip) => self.trace.write(&ip.octets()),
+        }
+        self.trace.write_u64(u64::from(from.port()));
+        self.trace.write(&bytes);
+        let instant = self.base + now;
+        let machine = slot.machine.as_mut().expect("checked above");
+        if reliable {
+            machine.handle_stream(instant, from, &bytes);
+        } else {
+            machine.handle_datagram(instant, from, &bytes);
+        }
+        self.flush(to);
+    }
+
+    fn wake(&mut self, node: NodeId, epoch: u64) {
+        let now = self.now;
+        let slot = &mut self.slots[node.0];
+        if slot.epoch != epoch || slot.machine.is_none() {
+            return;
+        }
+        if let Some(until) = slot.paused_until.filter(|&u| u > now) {
+            self.push(until, Event::Wake { node, epoch });
+            return;
+        }
+        slot.timer = None;
+        let instant = self.base + now;
+        slot.machine
+            .as_mut()
+            .expect("checked above")
+            .handle_timeout(instant);
+        self.flush(node);
+    }
+
+    fn check(&mut self, index: usize) {
+        let mut check = std::mem::replace(&mut self.checks[index].check, Box::new(|_| Ok(())));
+        let result = check(self);
+        self.checks[index].check = check;
+        match result {
+            Ok(()) => {
+                let every = self.checks[index].every;
+                self.push(self.now + every, Event::Check(index));
+            }
+            Err(message) => {
+                self.failure = Some(SimError::Invariant {
+                    check: self.checks[index].name.clone(),
+                    at: self.now,
+                    message,
+                    seed: self.seed,
+                    replay: self.replay.clone(),
+                });
+            }
+        }
+    }
+
+    fn restart(&mut self, id: NodeId) {
+        let generation = self.slots[id.0].generation + 1;
+        let seed = NodeSeed {
+            id,
+            addr: self.slots[id.0].addr,
+            rng: node_rng(self.seed, id, generation),
+            now: self.now(),
+            generation,
+        };
+        let machine = (self.factory)(seed);
+        let slot = &mut self.slots[id.0];
+        slot.machine = Some(machine);
+        slot.generation = generation;
+        slot.paused_until = None;
+        slot.timer = None;
+        slot.epoch += 1;
+        self.flush(id);
+    }
+
+    /// Sends everything the node produced and reschedules its timer.
+    fn flush(&mut self, id: NodeId) {
+        loop {
+            let Some(machine) = self.slots[id.0].machine.as_mut() else {
+                return;
+            };
+            match machine.poll_transmit() {
+                Some(transmit) => self.route(id, transmit),
+                None => break,
+            }
+        }
+        if let Some(machine) = self.slots[id.0].machine.as_mut() {
+            while let Some(event) = machine.poll_event() {
+                if let Some(sink) = self.sink.as_mut() {
+                    sink(id, self.now, event);
+                }
+            }
+        }
+        let base = self.base;
+        let now = self.now;
+        let slot = &mut self.slots[id.0];
+        let wanted = slot
+            .machine
+            .as_ref()
+            .and_then(|m| m.poll_timeout())
+            .map(|t| t.saturating_duration_since(base).max(now));
+        if wanted != slot.timer {
+            slot.timer = wanted;
+            slot.epoch += 1;
+            if let Some(at) = wanted {
+                let epoch = slot.epoch;
+                self.push(at, Event::Wake { node: id, epoch });
+            }
+        }
+    }
+
+    fn route(&mut self, from: NodeId, transmit: Transmit) {
+        let len = transmit.bytes.len();
+        if transmit.reliable {
+            self.stats.streams_sent += 1;
+        } else {
+            self.stats.datagrams_sent += 1;
+        }
+        self.stats.bytes_sent += len as u64;
+        let Some(to) = self.id_of(transmit.to) else {
+            self.stats.dropped_down += 1;
+            return;
+        };
+        let info = PacketInfo {
+            from,
+            to,
+            reliable: transmit.reliable,
+            len,
+        };
+        match self.network.route(info) {
+            network::Fate::Deliver(delays) => {
+                let from_addr = self.slots[from.0].addr;
+                for delay in delays {
+                    let event = Event::Deliver {
+                        to,
+                        from: from_addr,
+                        reliable: transmit.reliable,
+                        bytes: transmit.bytes.clone(),
+                        slowed: false,
+                    };
+                    self.push(self.now + delay, event);
+                }
+            }
+            network::Fate::Dropped(why) => {
+                let counter = match why {
+                    network::Drop::Loss => &mut self.stats.dropped_loss,
+                    network::Drop::Partition => &mut self.stats.dropped_partition,
+                    network::Drop::Rule => &mut self.stats.dropped_rule,
+                    network::Drop::Budget => &mut self.stats.dropped_budget,
+                };
+                *counter += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,307 @@
+//! The simulated network: latency, loss, duplication, reordering, packet budget, partitions and
+//! per-packet rules. Faults are data here, not global failpoints.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::Duration;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use super::NodeId;
+
+/// How every link behaves unless a rule says otherwise.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinkConfig {
+    /// One-way latency is drawn uniformly from this range; different draws reorder packets.
+    pub latency: (Duration, Duration),
+    /// Probability that a datagram is lost (streams are reliable: never lost, only partitioned).
+    pub loss: f64,
+    /// Probability that a datagram is delivered twice.
+    pub duplicate: f64,
+    /// Datagrams larger than this are dropped, like an MTU would.
+    pub packet_budget: usize,
+}
+
+impl Default for LinkConfig {
+    /// A LAN: 0.2 to 1 ms latency, no loss, no duplication, 1,400-byte datagrams.
+    fn default() -> Self {
+        LinkConfig {
+            latency: (Duration::from_micros(200), Duration::from_millis(1)),
+            loss: 0.0,
+            duplicate: 0.0,
+            packet_budget: 1400,
+        }
+    }
+}
+
+/// What a rule decides for one packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Let the packet through the normal link model.
+    Pass,
+    /// Drop it.
+    Drop,
+    /// Deliver it with this extra delay (after the link model).
+    Delay(Duration),
+}
+
+/// What a rule sees of a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PacketInfo {
+    /// Sender.
+    pub from: NodeId,
+    /// Receiver.
+    pub to: NodeId,
+    /// Stream (`true`) or datagram.
+    pub reliable: bool,
+    /// Size in bytes.
+    pub len: usize,
+}
+
+/// A per-packet rule, for targeted faults.
+pub type Rule = Box<dyn FnMut(&PacketInfo) -> Verdict>;
+
+/// Why the network did not deliver a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Drop {
+    /// Random datagram loss.
+    Loss,
+    /// A partition separates the two nodes.
+    Partition,
+    /// A rule dropped it.
+    Rule,
+    /// The datagram was larger than the packet budget.
+    Budget,
+}
+
+/// The fate of one packet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// Delivered once or more, after these delays.
+    Deliver(Vec<Duration>),
+    /// Not delivered.
+    Dropped(Drop),
+}
+
+/// The simulated network's state.
+pub struct Network {
+    link: LinkConfig,
+    rng: ChaCha8Rng,
+    /// Group of every node while a partition is on (index = node id); empty when healed.
+    groups: Vec<u32>,
+    /// Directed group pairs that cannot talk.
+    blocked: BTreeSet<(u32, u32)>,
+    rules: Vec<Rule>,
+}
+
+impl fmt::Debug for Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Network")
+            .field("link", &self.link)
+            .field("partitioned", &!self.blocked.is_empty())
+            .field("rules", &self.rules.len())
+            .finish()
+    }
+}
+
+impl Network {
+    /// A healed network with `link` on every link, drawing from `rng`.
+    pub fn new(link: LinkConfig, rng: ChaCha8Rng) -> Network {
+        Network {
+            link,
+            rng,
+            groups: Vec::new(),
+            blocked: BTreeSet::new(),
+            rules: Vec::new(),
+        }
+    }
+
+    /// The link configuration.
+    pub fn link(&self) -> &LinkConfig {
+        &self.link
+    }
+
+    /// Replaces the link configuration (for example to start or stop loss).
+    pub fn set_link(&mut self, link: LinkConfig) {
+        self.link = link;
+    }
+
+    /// Adds a per-packet rule; rules run in the order they were added, the first non-`Pass`
+    /// verdict wins.
+    pub fn add_rule(&mut self, rule: Rule) {
+        self.rules.push(rule);
+    }
+
+    /// Removes every rule.
+    pub fn clear_rules(&mut self) {
+        self.rules.clear();
+    }
+
+    /// Splits the nodes into `sides`: nodes on different sides cannot talk, either way. Nodes
+    /// named on no side form one more side of their own.
+    pub fn partition(&mut self, sides: &[Vec<NodeId>], nodes: usize) {
+        self.assign_groups(sides, nodes);
+        let count = sides.len() as u32 + 1;
+        for a in 0..count {
+            for b in 0..count {
+                if a != b {
+                    self.blocked.insert((a, b));
+                }
+            }
+        }
+    }
+
+    /// Blocks packets from `from` to `to` (and only that way).
+    pub fn partition_one_way(&mut self, from: &[NodeId], to: &[NodeId], nodes: usize) {
+        self.assign_groups(&[from.to_vec(), to.to_vec()], nodes);
+        self.blocked.insert((0, 1));
+    }
+
+    /// Ends every partition.
+    pub fn heal(&mut self) {
+        self.groups.clear();
+        self.blocked.clear();
+    }
+
+    /// Whether a partition is on.
+    pub fn is_partitioned(&self) -> bool {
+        !self.blocked.is_empty()
+    }
+
+    fn assign_groups(&mut self, sides: &[Vec<NodeId>], nodes: usize) {
+        self.heal();
+        let rest = sides.len() as u32;
+        self.groups = vec![rest; nodes];
+        for (group, side) in sides.iter().enumerate() {
+            for node in side {
+                if let Some(slot) = self.groups.get_mut(node.0) {
+                    *slot = group as u32;
+                }
+            }
+        }
+    }
+
+    fn separated(&self, from: NodeId, to: NodeId) -> bool {
+        if self.blocked.is_empty() {
+            return false;
+        }
+        let group = |n: NodeId| self.groups.get(n.0).copied().unwrap_or(u32::MAX);
+        self.blocked.contains(&(group(from), group(to)))
+    }
+
+    fn latency(&mut self) -> Duration {
+        let (lo, hi) = self.link.latency;
+        if hi <= lo {
+            lo
+        } else {
+            self.rng.gen_range(lo..=hi)
+        }
+    }
+
+    /// Decides what happens to one packet.
+    pub fn route(&mut self, packet: PacketInfo) -> Fate {
+        if self.separated(packet.from, packet.to) {
+            return Fate::Dropped(Drop::Partition);
+        }
+        let mut extra = Duration::ZERO;
+        for rule in &mut self.rules {
+            match rule(&packet) {
+                Verdict::Pass => continue,
+                Verdict::Drop => return Fate::Dropped(Drop::Rule),
+                Verdict::Delay(d) => {
+                    extra = d;
+                    break;
+                }
+            }
+        }
+        if !packet.reliable {
+            if packet.len > self.link.packet_budget {
+                return Fate::Dropped(Drop::Budget);
+            }
+            if self.link.loss > 0.0 && self.rng.gen_bool(self.link.loss.min(1.0)) {
+                return Fate::Dropped(Drop::Loss);
+            }
+        }
+        let mut delays = vec![self.latency() + extra];
+        if !packet.reliable
+            && self.link.duplicate > 0.0
+            && self.rng.gen_bool(self.link.duplicate.min(1.0))
+        {
+            delays.push(self.latency() + extra);
+        }
+        Fate::Deliver(delays)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn packet(from: usize, to: usize) -> PacketInfo {
+        PacketInfo {
+            from: NodeId(from),
+            to: NodeId(to),
+            reliable: false,
+            len: 100,
+        }
+    }
+
+    #[test]
+    fn partition_blocks_both_ways_and_heal_restores() {
+        let mut net = Network::new(LinkConfig::default(), ChaCha8Rng::seed_from_u64(1));
+        net.partition(&[vec![NodeId(0), NodeId(1)], vec![NodeId(2)]], 3);
+        assert!(matches!(net.route(packet(0, 1)), Fate::Deliver(_)));
+        assert_eq!(net.route(packet(0, 2)), Fate::Dropped(Drop::Partition));
+        assert_eq!(net.route(packet(2, 1)), Fate::Dropped(Drop::Partition));
+        net.heal();
+        assert!(matches!(net.route(packet(2, 1)), Fate::Deliver(_)));
+    }
+
+    #[test]
+    fn one_way_partition_blocks_one_direction_only() {
+        let mut net = Network::new(LinkConfig::default(), ChaCha8Rng::seed_from_u64(1));
+        net.partition_one_way(&[NodeId(0)], &[NodeId(1)], 3);
+        assert_eq!(net.route(packet(0, 1)), Fate::Dropped(Drop::Partition));
+        assert!(matches!(net.route(packet(1, 0)), Fate::Deliver(_)));
+        assert!(matches!(net.route(packet(0, 2)), Fate::Deliver(_)));
+    }
+
+    #[test]
+    fn loss_drops_about_the_configured_share_of_datagrams_but_no_streams() {
+        let link = LinkConfig {
+            loss: 0.25,
+            ..LinkConfig::default()
+        };
+        let mut net = Network::new(link, ChaCha8Rng::seed_from_u64(7));
+        let lost = (0..10_000)
+            .filter(|_| net.route(packet(0, 1)) == Fate::Dropped(Drop::Loss))
+            .count();
+        assert!((2_000..3_000).contains(&lost), "lost {lost} of 10000");
+        let stream = PacketInfo {
+            reliable: true,
+            ..packet(0, 1)
+        };
+        assert!((0..1_000).all(|_| matches!(net.route(stream), Fate::Deliver(_))));
+    }
+
+    #[test]
+    fn oversized_datagrams_are_dropped_and_rules_apply() {
+        let mut net = Network::new(LinkConfig::default(), ChaCha8Rng::seed_from_u64(1));
+        let big = PacketInfo {
+            len: 1401,
+            ..packet(0, 1)
+        };
+        assert_eq!(net.route(big), Fate::Dropped(Drop::Budget));
+        net.add_rule(Box::new(|p: &PacketInfo| {
+            if p.to == NodeId(1) {
+                Verdict::Drop
+            } else {
+                Verdict::Pass
+            }
+        }));
+        assert_eq!(net.route(packet(0, 1)), Fate::Dropped(Drop::Rule));
+        assert!(matches!(net.route(packet(1, 0)), Fate::Deliver(_)));
+    }
+}
