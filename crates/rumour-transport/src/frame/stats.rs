@@ -1,0 +1,127 @@
+//! Counters kept by a [`FrameCodec`](super::FrameCodec).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::FrameErrorKind;
+
+/// A snapshot of a codec's counters: frames in and out, and frames dropped by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FrameStats {
+    /// Datagram frames encoded.
+    pub packets_encoded: u64,
+    /// Stream frames encoded.
+    pub streams_encoded: u64,
+    /// Datagram frames decoded and accepted.
+    pub packets_decoded: u64,
+    /// Stream frames decoded and accepted.
+    pub streams_decoded: u64,
+    /// Messages delivered out of accepted frames (a compound datagram counts each message).
+    pub messages_decoded: u64,
+    /// Frames dropped because they ended early.
+    pub dropped_truncated: u64,
+    /// Frames dropped for a bad magic number.
+    pub dropped_bad_magic: u64,
+    /// Frames dropped for an unsupported protocol version.
+    pub dropped_unsupported_version: u64,
+    /// Frames dropped because they were malformed.
+    pub dropped_malformed: u64,
+    /// Frames dropped on a checksum mismatch.
+    pub dropped_checksum: u64,
+    /// Frames dropped because their cluster label was not ours.
+    pub dropped_label_mismatch: u64,
+    /// Frames dropped because they carried no cluster label and we require one.
+    pub dropped_missing_label: u64,
+    /// Frames dropped because a length was over a limit.
+    pub dropped_over_limit: u64,
+    /// Sealed frames dropped because this codec has no key.
+    pub dropped_sealed: u64,
+}
+
+impl FrameStats {
+    /// All frames dropped, whatever the reason.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped_truncated
+            + self.dropped_bad_magic
+            + self.dropped_unsupported_version
+            + self.dropped_malformed
+            + self.dropped_checksum
+            + self.dropped_label_mismatch
+            + self.dropped_missing_label
+            + self.dropped_over_limit
+            + self.dropped_sealed
+    }
+
+    /// Frames dropped for the given reason.
+    pub fn dropped(&self, kind: FrameErrorKind) -> u64 {
+        match kind {
+            FrameErrorKind::Truncated => self.dropped_truncated,
+            FrameErrorKind::BadMagic => self.dropped_bad_magic,
+            FrameErrorKind::UnsupportedVersion { .. } => self.dropped_unsupported_version,
+            FrameErrorKind::Malformed => self.dropped_malformed,
+            FrameErrorKind::ChecksumMismatch { .. } => self.dropped_checksum,
+            FrameErrorKind::LabelMismatch => self.dropped_label_mismatch,
+            FrameErrorKind::MissingLabel => self.dropped_missing_label,
+            FrameErrorKind::OverLimit { .. } => self.dropped_over_limit,
+            FrameErrorKind::Sealed => self.dropped_sealed,
+        }
+    }
+}
+
+/// The live counters behind [`FrameStats`]: atomics, so the codec can count through `&self`.
+#[derive(Debug, Default)]
+pub(crate) struct FrameCounters {
+    pub(crate) packets_encoded: AtomicU64,
+    pub(crate) streams_encoded: AtomicU64,
+    pub(crate) packets_decoded: AtomicU64,
+    pub(crate) streams_decoded: AtomicU64,
+    pub(crate) messages_decoded: AtomicU64,
+    dropped: [AtomicU64; DROP_REASONS],
+}
+
+const DROP_REASONS: usize = 9;
+
+const fn drop_index(kind: FrameErrorKind) -> usize {
+    match kind {
+        FrameErrorKind::Truncated => 0,
+        FrameErrorKind::BadMagic => 1,
+        FrameErrorKind::UnsupportedVersion { .. } => 2,
+        FrameErrorKind::Malformed => 3,
+        FrameErrorKind::ChecksumMismatch { .. } => 4,
+        FrameErrorKind::LabelMismatch => 5,
+        FrameErrorKind::MissingLabel => 6,
+        FrameErrorKind::OverLimit { .. } => 7,
+        FrameErrorKind::Sealed => 8,
+    }
+}
+
+pub(crate) fn bump(counter: &AtomicU64, by: u64) {
+    counter.fetch_add(by, Ordering::Relaxed);
+}
+
+impl FrameCounters {
+    pub(crate) fn count_drop(&self, kind: FrameErrorKind) {
+        bump(&self.dropped[drop_index(kind)], 1);
+    }
+
+    pub(crate) fn snapshot(&self) -> FrameStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let dropped = |i: usize| get(&self.dropped[i]);
+        FrameStats {
+            packets_encoded: get(&self.packets_encoded),
+            streams_encoded: get(&self.streams_encoded),
+            packets_decoded: get(&self.packets_decoded),
+            streams_decoded: get(&self.streams_decoded),
+            messages_decoded: get(&self.messages_decoded),
+            dropped_truncated: dropped(0),
+            dropped_bad_magic: dropped(1),
+            dropped_unsupported_version: dropped(2),
+            dropped_malformed: dropped(3),
+            dropped_checksum: dropped(4),
+            dropped_label_mismatch: dropped(5),
+            dropped_missing_label: dropped(6),
+            dropped_over_limit: dropped(7),
+            dropped_sealed: dropped(8),
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Reading the sockets: the UDP reader, the TCP accept loop, and one task per inbound
+//! connection. Every length is checked before memory is reserved for it, every read after the
+//! first byte of a message runs against the read deadline, and every drop is counted.
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::{Instant, timeout, timeout_at};
+
+use super::{Shared, wire};
+use crate::stats::incr;
+use crate::{Incoming, Kind};
+
+/// Reads UDP datagrams into one reused buffer one byte larger than `max_datagram`, so an
+/// oversized datagram is seen as such rather than silently cut.
+pub(super) async fn read_datagrams(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
+    let limit = shared.config.max_datagram;
+    let mut buf = vec![0u8; (limit + 1).min(1 << 16)];
+    loop {
+        match socket.recv_from(&mut buf).await {
+            Ok((len, _)) if len > limit => incr(&shared.counters.dropped_over_limit),
+            Ok((len, from)) => {
+                let bytes = Bytes::copy_from_slice(&buf[..len]);
+                shared.deliver(Incoming {
+                    from,
+                    kind: Kind::Datagram,
+                    bytes,
+                });
+            }
+            // ICMP errors from earlier sends (port unreachable) surface here on some systems:
+            // they concern no datagram of ours to read.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ConnectionRefused | ErrorKind::ConnectionReset
+                ) => {}
+            Err(e) => {
+                // Anything else may repeat: count it and do not spin.
+                incr(&shared.counters.dropped_io);
+                tracing::warn!(error = %e, "UDP receive failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Accepts TCP connections, refusing (closing at once) those past `max_inbound_streams`.
+pub(super) async fn accept_streams(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    conns: Arc<Mutex<JoinSet<()>>>,
+) {
+    let permits = Arc::new(Semaphore::new(shared.config.max_inbound_streams));
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Typically out of file descriptors: wait before trying again.
+                tracing::warn!(error = %e, ?backoff, "TCP accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(5);
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            incr(&shared.counters.streams_refused);
+            tracing::debug!(%peer, "refused inbound stream: too many open");
+            continue;
+        };
+        incr(&shared.counters.connections_accepted);
+        let mut conns = conns.lock().unwrap_or_else(PoisonError::into_inner);
+        while conns.try_join_next().is_some() {}
+        conns.spawn(serve_stream(shared.clone(), stream, peer, permit));
+    }
+}
+
+/// Why an inbound connection was given up.
+enum End {
+    /// The peer closed it between messages, or it was idle too long: nothing lost.
+    Closed,
+    OverLimit,
+    Timeout,
+    Malformed,
+    Io,
+}
+
+/// Reads the preamble, then messages until the connection closes or misbehaves.
+async fn serve_stream(
+    shared: Arc<Shared>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    _permit: OwnedSemaphorePermit,
+) {
+    let _ = stream.set_nodelay(true);
+    let outcome = match read_preamble(&shared, &mut stream).await {
+        Ok(from) => read_messages(&shared, &mut stream, from).await,
+        Err(end) => end,
+    };
+    let counters = &shared.counters;
+    let counter = match outcome {
+        End::Closed => return,
+        End::OverLimit => &counters.dropped_over_limit,
+        End::Timeout => &counters.dropped_timeout,
+        End::Malformed => &counters.dropped_malformed,
+        End::Io => &counters.dropped_io,
+    };
+    incr(counter);
+    tracing::debug!(%peer, "inbound stream dropped");
+}
+
+async fn read_preamble(shared: &Shared, stream: &mut TcpStream) -> Result<SocketAddr, End> {
+    let deadline = Instant::now() + shared.config.read_deadline;
+    let mut head = [0u8; wire::PREAMBLE_HEAD];
+    // A connection closed before its first byte lost nothing.
+    match timeout_at(deadline, stream.read(&mut head[..1])).await {
+        Ok(Ok(0)) => return Err(End::Closed),
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) => return Err(End::Io),
+        Err(_) => return Err(End::Timeout),
+    }
+    read_exact_by(stream, &mut head[1..], deadline).await?;
+    let rest_len = wire::preamble_rest_len(&head).ok_or(End::Malformed)?;
+    let mut rest = [0u8; 18];
+    let rest = &mut rest[..rest_len];
+    read_exact_by(stream, rest, deadline).await?;
+    wire::preamble_addr(rest).ok_or(End::Malformed)
+}
+
+async fn read_messages(shared: &Shared, stream: &mut TcpStream, from: SocketAddr) -> End {
+    loop {
+        match read_message(shared, stream).await {
+            Ok((kind, bytes)) => shared.deliver(Incoming { from, kind, bytes }),
+            Err(end) => return end,
+        }
+    }
+}
+
+/// Reads one envelope and its message. Waits up to `inbound_idle_timeout` for the first byte,
+/// then up to `read_deadline` for the rest.
+async fn read_message(shared: &Shared, stream: &mut TcpStream) -> Result<(Kind, Bytes), End> {
+    let config = &shared.config;
+    let mut head = [0u8; wire::ENVELOPE_LEN];
+    match timeout(config.inbound_idle_timeout, stream.read(&mut head[..1])).await {
+        Ok(Ok(0)) | Err(_) => return Err(End::Closed),
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) => return Err(End::Io),
+    }
+    let deadline = Instant::now() + config.read_deadline;
+    read_exact_by(stream, &mut head[1..], deadline).await?;
+    let (kind, len) = wire::parse_envelope(&head).ok_or(End::Malformed)?;
+    let limit = match kind {
+        Kind::Datagram => config.max_datagram,
+        Kind::Reliable => config.max_stream_message,
+    };
+    if len > limit {
+        return Err(End::OverLimit);
+    }
+    // Memory grows with the bytes that actually arrive, from a small start, so a peer that
+    // announces a large message and sends nothing costs almost nothing.
+    let mut buf = Vec::with_capacity(len.min(64 * 1024));
+    let mut body = (&mut *stream).take(len as u64);
+    match timeout_at(deadline, body.read_to_end(&mut buf)).await {
+        Err(_) => Err(End::Timeout),
+        Ok(Err(_)) => Err(End::Io),
+        Ok(Ok(read)) if read < len => Err(End::Io),
+        Ok(Ok(_)) => Ok((kind, Bytes::from(buf))),
+    }
+}
+
+async fn read_exact_by<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut [u8],
+    deadline: Instant,
+) -> Result<(), End> {
+    match timeout_at(deadline, reader.read_exact(buf)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(_)) => Err(End::Io),
+        Err(_) => Err(End::Timeout),
+    }
+}

@@ -1,0 +1,379 @@
+//! [`NetTransport`]: one UDP socket and one TCP listener on the same port, on tokio.
+//!
+//! - Datagrams go out as UDP datagrams (or, in TCP-only mode, over TCP).
+//! - Reliable messages go over TCP. Each peer has one writer task that owns at most one
+//!   outbound connection, opened on first use and closed after `idle_timeout` without traffic;
+//!   messages to one peer are written in order. A connection opens with a preamble carrying our
+//!   advertised address, so the receiver knows who sent what arrives on it.
+//! - Every message on a connection is preceded by an envelope: kind and length. The receiver
+//!   checks the length against `max_datagram` or `max_stream_message` before reserving memory,
+//!   reads the message within `read_deadline`, and hands it to [`Transport::recv`]'s bounded
+//!   queue (dropping and counting it if the queue is full).
+//! - At most `max_inbound_streams` inbound connections are open at once; more are closed on
+//!   accept and counted. An inbound connection idle for `inbound_idle_timeout` is closed.
+
+mod inbound;
+mod outbound;
+pub(crate) mod wire;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, watch};
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::stats::{Counters, bump, incr};
+use crate::{Incoming, Kind, Stats, Transport, TransportError};
+use outbound::Peers;
+
+/// Largest UDP payload over IPv4, the default `max_datagram`.
+pub const MAX_UDP_PAYLOAD: usize = 65_507;
+
+/// How a [`NetTransport`] binds and what it accepts. Build with [`NetConfig::new`] and adjust
+/// the public fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NetConfig {
+    /// Address for both the UDP socket and the TCP listener. Port 0 picks a free port
+    /// (the same one for both).
+    pub bind: SocketAddr,
+    /// The address peers should use to reach us. `None` means the bound address, which must
+    /// then be a specific IP (not `0.0.0.0` or `::`). Port 0 means the bound port.
+    pub advertise: Option<SocketAddr>,
+    /// Carry datagrams over TCP too, for networks that drop UDP. UDP is still bound and read,
+    /// so a node in this mode still hears peers that are not.
+    pub tcp_only: bool,
+    /// Largest datagram sent or accepted. Default [`MAX_UDP_PAYLOAD`].
+    pub max_datagram: usize,
+    /// Largest reliable message sent or accepted. Default 32 MiB; at most `u32::MAX`.
+    pub max_stream_message: usize,
+    /// Time allowed to read one inbound message (or preamble) once its first byte arrived.
+    /// Default 10 s.
+    pub read_deadline: Duration,
+    /// Time allowed to connect to a peer, and to write one message. Default 10 s.
+    pub stream_timeout: Duration,
+    /// An outbound connection unused this long is closed. Default 10 s.
+    pub idle_timeout: Duration,
+    /// An inbound connection that brings nothing this long is closed. Default 60 s (longer
+    /// than a sender's `idle_timeout`, so the sender closes first).
+    pub inbound_idle_timeout: Duration,
+    /// Most inbound TCP connections open at once. Default 128.
+    pub max_inbound_streams: usize,
+    /// Capacity of the receive queue behind [`Transport::recv`]. Default 1024.
+    pub recv_queue: usize,
+    /// Capacity of each peer's queue of messages waiting to be written. Default 256.
+    pub peer_queue: usize,
+}
+
+impl NetConfig {
+    /// Defaults for binding `bind`.
+    pub fn new(bind: SocketAddr) -> Self {
+        Self {
+            bind,
+            advertise: None,
+            tcp_only: false,
+            max_datagram: MAX_UDP_PAYLOAD,
+            max_stream_message: crate::frame::DEFAULT_MAX_MESSAGE,
+            read_deadline: Duration::from_secs(10),
+            stream_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(10),
+            inbound_idle_timeout: Duration::from_secs(60),
+            max_inbound_streams: 128,
+            recv_queue: 1024,
+            peer_queue: 256,
+        }
+    }
+
+    fn validate(&self) -> Result<(), TransportError> {
+        let bad = |field, reason| Err(TransportError::Config { field, reason });
+        let durations = [
+            ("read_deadline", self.read_deadline),
+            ("stream_timeout", self.stream_timeout),
+            ("idle_timeout", self.idle_timeout),
+            ("inbound_idle_timeout", self.inbound_idle_timeout),
+        ];
+        if let Some((field, _)) = durations.iter().find(|(_, d)| d.is_zero()) {
+            return bad(field, "must be more than zero");
+        }
+        let counts = [
+            ("max_datagram", self.max_datagram),
+            ("max_stream_message", self.max_stream_message),
+            ("max_inbound_streams", self.max_inbound_streams),
+            ("recv_queue", self.recv_queue),
+            ("peer_queue", self.peer_queue),
+        ];
+        if let Some((field, _)) = counts.iter().find(|(_, n)| *n == 0) {
+            return bad(field, "must be more than zero");
+        }
+        if let Some((field, _)) = counts[..2].iter().find(|(_, n)| *n > u32::MAX as usize) {
+            return bad(field, "must fit in 32 bits");
+        }
+        // Refuse an unusable advertise address before binding anything.
+        advertise_addr(self.advertise, self.bind).map(drop)
+    }
+}
+
+/// What the background tasks share with the handle.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: NetConfig,
+    pub(crate) local: SocketAddr,
+    pub(crate) advertise: SocketAddr,
+    pub(crate) counters: Counters,
+    queue: mpsc::Sender<Incoming>,
+}
+
+impl Shared {
+    /// Hands a message to `recv`'s queue, or drops and counts it if the queue is full.
+    pub(crate) fn deliver(&self, incoming: Incoming) {
+        let (kind, len) = (incoming.kind, incoming.bytes.len() as u64);
+        match self.queue.try_send(incoming) {
+            Ok(()) => {
+                incr(match kind {
+                    Kind::Datagram => &self.counters.datagrams_in,
+                    Kind::Reliable => &self.counters.reliable_in,
+                });
+                bump(&self.counters.bytes_in, len);
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => incr(&self.counters.dropped_queue_full),
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+}
+
+/// UDP + TCP transport on tokio. See the [module docs](self) for how it uses its sockets.
+///
+/// Dropping it without [`shutdown`](Transport::shutdown) also stops its tasks, but does not
+/// wait for them.
+#[derive(Debug)]
+pub struct NetTransport {
+    shared: Arc<Shared>,
+    udp: RwLock<Option<Arc<UdpSocket>>>,
+    rx: tokio::sync::Mutex<mpsc::Receiver<Incoming>>,
+    closed: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    conns: Arc<Mutex<JoinSet<()>>>,
+    peers: Peers,
+}
+
+impl NetTransport {
+    /// Binds the UDP socket and the TCP listener and starts reading them.
+    pub async fn bind(config: NetConfig) -> Result<Self, TransportError> {
+        config.validate()?;
+        let (udp, tcp) = bind_pair(config.bind).await?;
+        let local = udp.local_addr().map_err(|source| TransportError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+        let advertise = advertise_addr(config.advertise, local)?;
+        let (queue, rx) = mpsc::channel(config.recv_queue);
+        let shared = Arc::new(Shared {
+            config,
+            local,
+            advertise,
+            counters: Counters::default(),
+            queue,
+        });
+        let udp = Arc::new(udp);
+        let conns = Arc::new(Mutex::new(JoinSet::new()));
+        let tasks = vec![
+            tokio::spawn(inbound::read_datagrams(shared.clone(), udp.clone())),
+            tokio::spawn(inbound::accept_streams(shared.clone(), tcp, conns.clone())),
+        ];
+        tracing::debug!(%local, %advertise, "transport bound");
+        Ok(Self {
+            peers: Peers::new(shared.clone()),
+            shared,
+            udp: RwLock::new(Some(udp)),
+            rx: tokio::sync::Mutex::new(rx),
+            closed: watch::Sender::new(false),
+            tasks: Mutex::new(tasks),
+            conns,
+        })
+    }
+
+    /// The configuration it was bound with.
+    pub fn config(&self) -> &NetConfig {
+        &self.shared.config
+    }
+
+    fn check_open(&self) -> Result<(), TransportError> {
+        if *self.closed.borrow() {
+            Err(TransportError::Shutdown)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn check_len(
+        &self,
+        what: &'static str,
+        len: usize,
+        limit: usize,
+    ) -> Result<(), TransportError> {
+        if len > limit {
+            incr(&self.shared.counters.send_errors);
+            return Err(TransportError::OverLimit { what, len, limit });
+        }
+        Ok(())
+    }
+
+    fn abort_all(&self) -> Vec<JoinHandle<()>> {
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(PoisonError::into_inner));
+        tasks.iter().for_each(JoinHandle::abort);
+        tasks
+    }
+}
+
+impl Drop for NetTransport {
+    fn drop(&mut self) {
+        self.abort_all();
+        self.peers.abort_all();
+        // Dropping the JoinSet of connections aborts them.
+    }
+}
+
+#[async_trait]
+impl Transport for NetTransport {
+    fn local_addr(&self) -> SocketAddr {
+        self.shared.local
+    }
+
+    fn advertise_addr(&self) -> SocketAddr {
+        self.shared.advertise
+    }
+
+    async fn send_datagram(&self, to: SocketAddr, bytes: Bytes) -> Result<(), TransportError> {
+        self.check_open()?;
+        self.check_len("datagram", bytes.len(), self.shared.config.max_datagram)?;
+        if self.shared.config.tcp_only {
+            return self.peers.enqueue_datagram(to, bytes);
+        }
+        let socket = self
+            .udp
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let socket = socket.ok_or(TransportError::Shutdown)?;
+        let counters = &self.shared.counters;
+        match socket.send_to(&bytes, to).await {
+            Ok(_) => {
+                incr(&counters.datagrams_out);
+                bump(&counters.bytes_out, bytes.len() as u64);
+                Ok(())
+            }
+            Err(source) => {
+                incr(&counters.send_errors);
+                Err(TransportError::Io {
+                    op: "send datagram to",
+                    addr: to,
+                    source,
+                })
+            }
+        }
+    }
+
+    async fn send_reliable(&self, to: SocketAddr, bytes: Bytes) -> Result<(), TransportError> {
+        self.check_open()?;
+        self.check_len(
+            "reliable message",
+            bytes.len(),
+            self.shared.config.max_stream_message,
+        )?;
+        self.peers.send_reliable(to, bytes).await
+    }
+
+    async fn recv(&self) -> Result<Incoming, TransportError> {
+        let mut closed = self.closed.subscribe();
+        let mut rx = self.rx.lock().await;
+        tokio::select! {
+            biased;
+            _ = closed.wait_for(|closed| *closed) => Err(TransportError::Shutdown),
+            incoming = rx.recv() => incoming.ok_or(TransportError::Shutdown),
+        }
+    }
+
+    async fn shutdown(&self) {
+        self.closed.send_replace(true);
+        self.udp
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        for task in self.abort_all() {
+            let _ = task.await;
+        }
+        let mut conns =
+            std::mem::take(&mut *self.conns.lock().unwrap_or_else(PoisonError::into_inner));
+        conns.shutdown().await;
+        self.peers.shutdown().await;
+        tracing::debug!(local = %self.shared.local, "transport shut down");
+    }
+
+    fn stats(&self) -> Stats {
+        self.shared.counters.snapshot()
+    }
+}
+
+/// Binds UDP, then TCP on the same port. With port 0 the kernel picks UDP's port, which TCP may
+/// find taken: then both are dropped and the pair is tried again, a few times.
+async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), TransportError> {
+    const ATTEMPTS: usize = 10;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let udp = UdpSocket::bind(addr)
+            .await
+            .map_err(|source| TransportError::Bind { addr, source })?;
+        let port = udp
+            .local_addr()
+            .map_err(|source| TransportError::Bind { addr, source })?
+            .port();
+        let tcp_addr = SocketAddr::new(addr.ip(), port);
+        match TcpListener::bind(tcp_addr).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e)
+                if addr.port() == 0
+                    && attempt < ATTEMPTS
+                    && e.kind() == std::io::ErrorKind::AddrInUse =>
+            {
+                tracing::debug!(port, "TCP port taken, picking another");
+            }
+            Err(source) => {
+                return Err(TransportError::Bind {
+                    addr: tcp_addr,
+                    source,
+                });
+            }
+        }
+    }
+}
+
+fn advertise_addr(
+    advertise: Option<SocketAddr>,
+    local: SocketAddr,
+) -> Result<SocketAddr, TransportError> {
+    let mut addr = match advertise {
+        Some(addr) => addr,
+        None if local.ip().is_unspecified() => {
+            return Err(TransportError::Config {
+                field: "advertise",
+                reason: "must be set when binding an unspecified address (0.0.0.0 or ::)",
+            });
+        }
+        None => local,
+    };
+    if addr.ip().is_unspecified() {
+        return Err(TransportError::Config {
+            field: "advertise",
+            reason: "must be a specific IP",
+        });
+    }
+    if addr.port() == 0 {
+        addr.set_port(local.port());
+    }
+    Ok(addr)
+}

@@ -1,0 +1,91 @@
+//! Transport counters: packets and bytes in and out, drops by reason.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident,)*) => {
+        /// A snapshot of a transport's counters, from [`Transport::stats`](crate::Transport::stats).
+        /// Fields that do not apply to a transport stay zero (for example `dropped_loss` on a
+        /// real network).
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub struct Stats {
+            $($(#[$doc])* pub $name: u64,)*
+        }
+
+        /// The live, atomic counters behind [`Stats`].
+        #[derive(Debug, Default)]
+        pub(crate) struct Counters {
+            $(pub(crate) $name: AtomicU64,)*
+        }
+
+        impl Counters {
+            pub(crate) fn snapshot(&self) -> Stats {
+                Stats { $($name: self.$name.load(Ordering::Relaxed),)* }
+            }
+        }
+    };
+}
+
+counters! {
+    /// Datagrams handed to the network.
+    datagrams_out,
+    /// Datagrams handed to [`recv`](crate::Transport::recv)'s queue.
+    datagrams_in,
+    /// Reliable messages written to the network.
+    reliable_out,
+    /// Reliable messages handed to [`recv`](crate::Transport::recv)'s queue.
+    reliable_in,
+    /// Payload bytes sent (datagrams and reliable messages, without transport envelopes).
+    bytes_out,
+    /// Payload bytes received and queued.
+    bytes_in,
+    /// Outbound connections opened.
+    connections_opened,
+    /// Inbound connections accepted.
+    connections_accepted,
+    /// Inbound connections refused because `max_inbound_streams` were already open.
+    streams_refused,
+    /// Inbound input rejected because a length was over a limit (read no further).
+    dropped_over_limit,
+    /// Inbound messages abandoned because the read deadline passed.
+    dropped_timeout,
+    /// Inbound messages dropped because the receive queue was full.
+    dropped_queue_full,
+    /// Inbound connections dropped for a malformed preamble or envelope.
+    dropped_malformed,
+    /// Inbound messages lost to a socket error or a connection closed mid-message.
+    dropped_io,
+    /// Datagrams lost to the in-memory network's simulated loss.
+    dropped_loss,
+    /// Messages dropped by an in-memory network partition.
+    dropped_partition,
+    /// Datagrams sent to an address where no in-memory endpoint is bound.
+    dropped_no_route,
+    /// Sends that failed (the caller got an error, or a queued datagram could not be written).
+    send_errors,
+}
+
+impl Stats {
+    /// All inbound input dropped, whatever the reason (refused streams not included).
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped_over_limit
+            + self.dropped_timeout
+            + self.dropped_queue_full
+            + self.dropped_malformed
+            + self.dropped_io
+            + self.dropped_loss
+            + self.dropped_partition
+            + self.dropped_no_route
+    }
+}
+
+/// Adds `by` to a counter.
+pub(crate) fn bump(counter: &AtomicU64, by: u64) {
+    counter.fetch_add(by, Ordering::Relaxed);
+}
+
+/// Adds one to a counter.
+pub(crate) fn incr(counter: &AtomicU64) {
+    bump(counter, 1);
+}
