@@ -76,6 +76,8 @@ pub struct NodeSeed {
     pub rng: ChaCha8Rng,
     /// The virtual time of its start.
     pub now: Instant,
+    /// Virtual time since the start of the simulation.
+    pub elapsed: Duration,
     /// 0 at first start, +1 on each restart.
     pub generation: u32,
 }
@@ -314,6 +316,7 @@ impl<M: Machine> Sim<M> {
             addr,
             rng: node_rng(self.seed, id, 0),
             now: self.now(),
+            elapsed: self.now,
             generation: 0,
         };
         let machine = (self.factory)(seed);
@@ -639,6 +642,7 @@ impl<M: Machine> Sim<M> {
             addr: self.slots[id.0].addr,
             rng: node_rng(self.seed, id, generation),
             now: self.now(),
+            elapsed: self.now,
             generation,
         };
         let machine = (self.factory)(seed);

@@ -1,0 +1,77 @@
+//! Settings of a [`Node`](crate::Node).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rumour_ring::{LifecyclerConfig, Timestamp};
+use rumour_transport::frame::FrameConfig;
+
+use crate::Profile;
+
+/// The wall-clock time (Unix milliseconds) the simulator calls its start: 2026-01-01T00:00:00Z.
+pub const SIM_EPOCH: Timestamp = Timestamp(1_767_225_600_000);
+
+/// The key under which the node's ring lives in the KV store (dskit's default ring key).
+pub const DEFAULT_RING_KEY: &str = "ring";
+
+/// Everything a [`Node`](crate::Node) needs to start.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// The member name, unique in the cluster.
+    pub name: String,
+    /// The address other members reach this node at (UDP and TCP).
+    pub addr: SocketAddr,
+    /// Metadata gossiped with the member.
+    pub meta: Bytes,
+    /// SWIM settings. The node drives the gossip tick itself, so `gossip_interval` is used
+    /// for the node's tick and SWIM's own is turned off.
+    pub swim: rumour_swim::Config,
+    /// KV store settings. The node drives gossip and pull-push, so the store's own ticks are
+    /// turned off.
+    pub gossip: rumour_gossip::Config,
+    /// Transport framing: cluster label, packet budget.
+    pub frame: FrameConfig,
+    /// Registers this node as an instance in the ring, heartbeats it, and marks it Left on leave.
+    pub ring: Option<LifecyclerConfig>,
+    /// The KV key of the ring.
+    pub ring_key: String,
+    /// The wall-clock time at a given instant: `(instant, unix millis)`. The node derives wall
+    /// time from `now` with it and never reads a clock.
+    pub wall_epoch: Option<(Instant, Timestamp)>,
+}
+
+impl NodeConfig {
+    /// A node named `name` at `addr` with the settings of `profile`, no ring instance, no
+    /// cluster label, and the simulator's wall-clock epoch.
+    #[must_use]
+    pub fn new(name: impl Into<String>, addr: SocketAddr, profile: Profile) -> NodeConfig {
+        NodeConfig {
+            name: name.into(),
+            addr,
+            meta: Bytes::new(),
+            swim: profile.swim(),
+            gossip: profile.gossip(addr),
+            frame: FrameConfig::default(),
+            ring: None,
+            ring_key: DEFAULT_RING_KEY.to_string(),
+            wall_epoch: None,
+        }
+    }
+
+    /// Registers this node in the ring under its own name, with default lifecycler settings.
+    #[must_use]
+    pub fn with_ring_instance(mut self) -> NodeConfig {
+        self.ring = Some(LifecyclerConfig::new(&self.name, self.addr.to_string(), ""));
+        self
+    }
+
+    /// The gossip period the node's tick uses.
+    #[must_use]
+    pub fn gossip_interval(&self) -> Duration {
+        self.swim
+            .gossip_interval()
+            .or(self.gossip.gossip_interval)
+            .unwrap_or(Duration::from_millis(200))
+    }
+}

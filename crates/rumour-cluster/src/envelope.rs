@@ -1,0 +1,147 @@
+//! How a node shares one datagram or one stream between its layers.
+//!
+//! Every message inside a transport frame starts with a one-byte [`Channel`] tag saying which
+//! layer it is for. A datagram is a (compound) frame of such messages. A stream carries one
+//! frame whose body is a sequence of `channel (1 byte) | length (LEB128) | bytes` parts, so a
+//! pull-push opening can carry SWIM's member table and the KV store's digests together.
+
+use crate::error::Error;
+
+/// Which layer a message belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Channel {
+    /// SWIM membership (`rumour-swim`).
+    Swim = 0,
+    /// The replicated KV store (`rumour-gossip`).
+    Gossip = 1,
+}
+
+impl Channel {
+    fn from_tag(tag: u8) -> Option<Channel> {
+        match tag {
+            0 => Some(Channel::Swim),
+            1 => Some(Channel::Gossip),
+            _ => None,
+        }
+    }
+}
+
+/// A datagram message: the channel tag, then the layer's bytes.
+pub fn tag(channel: Channel, message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + 1);
+    out.push(channel as u8);
+    out.extend_from_slice(message);
+    out
+}
+
+/// Splits a datagram message into its channel and the layer's bytes.
+pub fn untag(message: &[u8]) -> Result<(Channel, &[u8]), Error> {
+    let (&first, rest) = message.split_first().ok_or(Error::Envelope {
+        offset: 0,
+        reason: "empty message",
+    })?;
+    let channel = Channel::from_tag(first).ok_or(Error::Envelope {
+        offset: 0,
+        reason: "unknown channel",
+    })?;
+    Ok((channel, rest))
+}
+
+/// Encodes the parts of one stream message.
+pub fn encode_stream(parts: &[(Channel, &[u8])]) -> Vec<u8> {
+    let len: usize = parts.iter().map(|(_, p)| p.len() + 11).sum();
+    let mut out = Vec::with_capacity(len);
+    for (channel, part) in parts {
+        out.push(*channel as u8);
+        let mut n = part.len() as u64;
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                break;
+            }
+            out.push(byte | 0x80);
+        }
+        out.extend_from_slice(part);
+    }
+    out
+}
+
+/// Decodes the parts of one stream message; every length is checked against what is left.
+pub fn decode_stream(mut bytes: &[u8]) -> Result<Vec<(Channel, &[u8])>, Error> {
+    let total = bytes.len();
+    let mut parts = Vec::new();
+    while !bytes.is_empty() {
+        let offset = total - bytes.len();
+        let (channel, rest) = untag(bytes).map_err(|_| Error::Envelope {
+            offset,
+            reason: "unknown channel",
+        })?;
+        let (len, used) = read_varint(rest).ok_or(Error::Envelope {
+            offset: offset + 1,
+            reason: "bad length",
+        })?;
+        let rest = &rest[used..];
+        if len > rest.len() as u64 {
+            return Err(Error::Envelope {
+                offset: offset + 1,
+                reason: "length past the end",
+            });
+        }
+        let (part, tail) = rest.split_at(len as usize);
+        parts.push((channel, part));
+        bytes = tail;
+    }
+    Ok(parts)
+}
+
+fn read_varint(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for (i, &byte) in bytes.iter().enumerate().take(10) {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn stream_parts_round_trip() {
+        let big = vec![7u8; 300];
+        let parts = [
+            (Channel::Swim, &b"abc"[..]),
+            (Channel::Gossip, &big[..]),
+            (Channel::Swim, &b""[..]),
+        ];
+        let bytes = encode_stream(&parts);
+        assert_eq!(decode_stream(&bytes).unwrap(), parts.to_vec());
+    }
+
+    #[test]
+    fn unknown_channel_and_overlong_length_are_errors() {
+        assert!(untag(&[9, 1, 2]).is_err());
+        assert!(untag(&[]).is_err());
+        assert!(decode_stream(&[0, 5, 1, 2]).is_err());
+        assert!(
+            decode_stream(&[
+                0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff
+            ])
+            .is_err()
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = decode_stream(&bytes);
+            let _ = untag(&bytes);
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! Errors of the cluster crate.
+
+/// What went wrong in a node, and where.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The SWIM layer refused a command or its configuration.
+    #[error("membership: {0}")]
+    Swim(#[from] rumour_swim::Error),
+    /// The KV layer refused a command.
+    #[error("kv store: {0}")]
+    Gossip(#[from] rumour_gossip::Error),
+    /// The ring refused a value.
+    #[error("ring: {0}")]
+    Ring(#[from] rumour_ring::Error),
+    /// A frame could not be encoded (a stream message over the size limit).
+    #[error("frame: {0}")]
+    Frame(#[from] rumour_transport::FrameError),
+    /// A message inside a frame had a bad channel tag or length.
+    #[error("bad envelope at byte {offset}: {reason}")]
+    Envelope {
+        /// Byte offset inside the frame body.
+        offset: usize,
+        /// What was wrong.
+        reason: &'static str,
+    },
+}

@@ -1,0 +1,69 @@
+//! What a node reports.
+
+use rumour_swim::{Event as SwimEvent, Member};
+
+/// A change a node reports to its user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NodeEvent {
+    /// A member joined (or came back).
+    MemberJoined {
+        /// Its name.
+        name: String,
+    },
+    /// A member changed its metadata or address, or cleared a suspicion.
+    MemberUpdated {
+        /// Its name.
+        name: String,
+    },
+    /// A member is suspected of having failed.
+    MemberSuspected {
+        /// Its name.
+        name: String,
+    },
+    /// A member was declared failed.
+    MemberFailed {
+        /// Its name.
+        name: String,
+    },
+    /// A member left gracefully.
+    MemberLeft {
+        /// Its name.
+        name: String,
+    },
+    /// This node refuted an accusation against itself.
+    RefutedSelf,
+    /// The local health score changed.
+    HealthScoreChanged {
+        /// The new score (0 is healthy).
+        score: u32,
+    },
+    /// A watched key of the KV store changed.
+    KeyChanged {
+        /// The key.
+        key: String,
+    },
+}
+
+fn name(member: &Member) -> String {
+    member.name.as_str().to_string()
+}
+
+impl NodeEvent {
+    /// The node event for a SWIM event, if users see one.
+    #[must_use]
+    pub fn from_swim(event: &SwimEvent) -> Option<NodeEvent> {
+        Some(match event {
+            SwimEvent::MemberJoined(m) => NodeEvent::MemberJoined { name: name(m) },
+            SwimEvent::MemberUpdated(m) => NodeEvent::MemberUpdated { name: name(m) },
+            SwimEvent::MemberSuspected(m) => NodeEvent::MemberSuspected { name: name(m) },
+            SwimEvent::MemberFailed(m) => NodeEvent::MemberFailed { name: name(m) },
+            SwimEvent::MemberLeft(m) => NodeEvent::MemberLeft { name: name(m) },
+            SwimEvent::RefutedSelf { .. } => NodeEvent::RefutedSelf,
+            SwimEvent::HealthScoreChanged { score } => {
+                NodeEvent::HealthScoreChanged { score: *score }
+            }
+            _ => return None,
+        })
+    }
+}

@@ -1,0 +1,627 @@
+//! The composed node: SWIM, the KV store and the ring behind one sans-IO vocabulary.
+
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rumour_gossip::Gossip;
+use rumour_ring::{Instance, Lifecycler, Ring, State as InstanceState, Timestamp, Tokens};
+use rumour_swim::{Event as SwimEvent, Member, NodeName, PullPush, State, Swim};
+use rumour_transport::frame::FrameCodec;
+
+use crate::config::{NodeConfig, SIM_EPOCH};
+use crate::envelope::{self, Channel};
+use crate::error::Error;
+use crate::event::NodeEvent;
+use crate::sim::{Machine, Transmit};
+
+/// Most events a node holds for its user; past it the oldest is dropped and counted.
+const EVENT_CAPACITY: usize = 4096;
+/// Slack kept free in every datagram for the one-byte channel tag's effect on length prefixes.
+const TAG_SLACK: usize = 8;
+
+/// Counters of a node (its layers keep their own too: [`Node::swim`], [`Node::gossip`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Suspicions this node raised.
+    pub suspicions: u64,
+    /// Refutations of accusations against this node.
+    pub refutations: u64,
+    /// Datagrams sent.
+    pub datagrams_sent: u64,
+    /// Streams sent.
+    pub streams_sent: u64,
+    /// Bytes sent, frames included.
+    pub bytes_sent: u64,
+    /// Frames dropped on receipt (checksum, label, structure).
+    pub frames_dropped: u64,
+    /// Messages a layer refused (bad bytes, unknown channel).
+    pub messages_refused: u64,
+    /// Events dropped because nobody read them.
+    pub events_dropped: u64,
+    /// Ring writes that failed (for example no free tokens).
+    pub ring_errors: u64,
+}
+
+/// A rumour node as a sans-IO state machine. See the crate documentation for the driving loop.
+///
+/// Call order: after any `handle_*` call or command, drain [`Node::poll_transmit`] and
+/// [`Node::poll_event`], then sleep until [`Node::poll_timeout`] and call
+/// [`Node::handle_timeout`].
+pub struct Node {
+    swim: Swim,
+    gossip: Gossip,
+    frame: FrameCodec,
+    lifecycler: Option<Lifecycler>,
+    ring_key: String,
+    gossip_interval: Duration,
+    gossip_nodes: usize,
+    next_gossip: Instant,
+    next_heartbeat: Option<Instant>,
+    outbox: VecDeque<Transmit>,
+    events: VecDeque<NodeEvent>,
+    stats: NodeStats,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("name", &self.swim.local_name())
+            .field("alive", &self.swim.num_alive())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl Node {
+    /// A node started at `now`, drawing every random choice from `rng`.
+    ///
+    /// # Errors
+    /// A configuration the layers refuse (name, metadata, instance id).
+    pub fn new(config: NodeConfig, mut rng: ChaCha8Rng, now: Instant) -> Result<Node, Error> {
+        let frame = FrameCodec::new(config.frame.clone());
+        let frame_overhead = frame.header_len() + TAG_SLACK;
+        let gossip_interval = config.gossip_interval();
+        let gossip_nodes = config.swim.gossip_nodes().get();
+        let swim_config = config
+            .swim
+            .to_builder()
+            .gossip_interval(None)
+            .frame_overhead(frame_overhead)
+            .packet_budget(
+                std::num::NonZeroUsize::new(frame.packet_budget())
+                    .unwrap_or(config.swim.packet_budget()),
+            )
+            .build()?;
+        let mut gossip_config = config.gossip.clone();
+        gossip_config.gossip_interval = None;
+        gossip_config.pullpush_interval = None;
+        gossip_config.frame_overhead = frame_overhead;
+        gossip_config.packet_budget = frame.packet_budget();
+        gossip_config.advertise_addr = config.addr;
+        let child = |rng: &mut ChaCha8Rng| ChaCha8Rng::seed_from_u64(rng.next_u64());
+        let (swim_rng, gossip_rng, ring_rng) = (child(&mut rng), child(&mut rng), child(&mut rng));
+        let swim = Swim::new(
+            now,
+            swim_config,
+            NodeName::new(config.name.clone())?,
+            config.addr,
+            config.meta.clone(),
+            swim_rng,
+        )?;
+        let epoch = config.wall_epoch.unwrap_or((now, SIM_EPOCH));
+        let mut gossip = Gossip::new(gossip_config, gossip_rng, epoch);
+        gossip.register::<Ring>();
+        let lifecycler = config
+            .ring
+            .clone()
+            .map(|c| Lifecycler::new(c, ring_rng))
+            .transpose()?;
+        let mut node = Node {
+            swim,
+            gossip,
+            frame,
+            next_heartbeat: lifecycler.as_ref().map(|_| now),
+            lifecycler,
+            ring_key: config.ring_key,
+            gossip_interval,
+            gossip_nodes,
+            next_gossip: now + gossip_interval,
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: NodeStats::default(),
+        };
+        node.register_in_ring(now);
+        node.pump(now);
+        Ok(node)
+    }
+
+    // ---- getters ------------------------------------------------------------------------------
+
+    /// This node's member name.
+    pub fn name(&self) -> &str {
+        self.swim.local_name().as_str()
+    }
+
+    /// The membership layer.
+    pub fn swim(&self) -> &Swim {
+        &self.swim
+    }
+
+    /// The KV store.
+    pub fn gossip(&self) -> &Gossip {
+        &self.gossip
+    }
+
+    /// Every known member, sorted by name.
+    pub fn members(&self) -> impl Iterator<Item = &Member> {
+        self.swim.members()
+    }
+
+    /// Members this node considers alive, itself included.
+    pub fn num_alive(&self) -> usize {
+        self.swim.num_alive()
+    }
+
+    /// Whether this node lists `name` as alive.
+    pub fn sees_alive(&self, name: &str) -> bool {
+        self.swim
+            .member(name)
+            .is_some_and(|m| m.state == State::Alive)
+    }
+
+    /// The state this node holds for member `name`.
+    pub fn member_state(&self, name: &str) -> Option<State> {
+        self.swim.member(name).map(|m| m.state)
+    }
+
+    /// The ring, if the store holds one.
+    pub fn ring(&self) -> Option<Ring> {
+        self.gossip.get::<Ring>(&self.ring_key)
+    }
+
+    /// Whether the ring holds instance `id` in the Active state.
+    pub fn ring_has_active(&self, id: &str) -> bool {
+        self.ring()
+            .and_then(|r| r.instance(id).map(|i| i.state() == InstanceState::Active))
+            .unwrap_or(false)
+    }
+
+    /// A hash of the ring's topology: instance ids, states and tokens, not heartbeats. Equal
+    /// topologies give equal hashes within one process.
+    pub fn ring_topology_digest(&self) -> u64 {
+        let mut hasher = std::hash::DefaultHasher::new();
+        if let Some(ring) = self.ring() {
+            for instance in ring.instances() {
+                instance.id().hash(&mut hasher);
+                instance.state().as_str().hash(&mut hasher);
+                instance.tokens().as_slice().hash(&mut hasher);
+            }
+        }
+        hasher.finish()
+    }
+
+    /// The node's counters.
+    pub fn stats(&self) -> NodeStats {
+        let swim = self.swim.stats();
+        NodeStats {
+            suspicions: swim.suspicions,
+            refutations: swim.refutations,
+            frames_dropped: self.frame.stats().dropped_total(),
+            ..self.stats.clone()
+        }
+    }
+
+    /// The transport frame codec (its counters count dropped frames by reason).
+    pub fn frame(&self) -> &FrameCodec {
+        &self.frame
+    }
+
+    // ---- commands -----------------------------------------------------------------------------
+
+    /// Joins the cluster through `seeds` (a full-state exchange with each, KV store included).
+    pub fn join(&mut self, now: Instant, seeds: &[SocketAddr]) {
+        if let Err(error) = self.swim.join(now, seeds) {
+            tracing::warn!(%error, "join refused");
+        }
+        self.pump(now);
+    }
+
+    /// Leaves the cluster: the ring instance becomes Left and the member says goodbye.
+    ///
+    /// # Errors
+    /// The membership layer refused (for example the node already left).
+    pub fn leave(&mut self, now: Instant) -> Result<(), Error> {
+        if let Some(lifecycler) = self.lifecycler.as_mut() {
+            let result = self.gossip.cas::<Ring>(now, &self.ring_key, |current| {
+                Some(lifecycler.unregister(current.unwrap_or(&Ring::new())))
+            });
+            if result.is_err() {
+                self.stats.ring_errors += 1;
+            }
+            self.next_heartbeat = None;
+        }
+        let result = self.swim.leave(now);
+        self.pump(now);
+        Ok(result?)
+    }
+
+    /// Compare-and-swap on the ring (see [`Gossip::cas`]).
+    ///
+    /// # Errors
+    /// The store refused (retries exhausted, codec mismatch).
+    pub fn cas_ring(
+        &mut self,
+        now: Instant,
+        f: impl FnMut(Option<&Ring>) -> Option<Ring>,
+    ) -> Result<(), Error> {
+        let result = self.gossip.cas::<Ring>(now, &self.ring_key, f);
+        self.pump(now);
+        result.map(|_| ()).map_err(Error::from)
+    }
+
+    /// Writes a small marker value under `key` (a one-instance ring named after the key), for
+    /// dissemination measurements.
+    pub fn put_marker(&mut self, now: Instant, key: &str) {
+        let wall = self.gossip.wall_time(now);
+        let result = self.gossip.cas::<Ring>(now, key, |_| {
+            let mut ring = Ring::new();
+            let instance = Instance::new(
+                "marker",
+                "",
+                InstanceState::Active,
+                Tokens::new(vec![1]),
+                wall,
+            );
+            ring.set_instance(key, instance).ok()?;
+            Some(ring)
+        });
+        if result.is_err() {
+            self.stats.ring_errors += 1;
+        }
+        self.pump(now);
+    }
+
+    /// Whether the store holds the marker `key`.
+    pub fn has_marker(&self, key: &str) -> bool {
+        self.gossip.entry(key).is_some()
+    }
+
+    // ---- inputs -------------------------------------------------------------------------------
+
+    /// A datagram arrived.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        let Ok(messages) = self.frame.decode_packet(bytes) else {
+            return; // counted by the frame codec
+        };
+        for message in messages {
+            let result = match envelope::untag(message) {
+                Ok((Channel::Swim, body)) => self
+                    .swim
+                    .handle_packet(now, from, body)
+                    .map_err(Error::from),
+                Ok((Channel::Gossip, body)) => self
+                    .gossip
+                    .handle_packet(now, from, body)
+                    .map_err(Error::from),
+                Err(error) => Err(error),
+            };
+            if result.is_err() {
+                self.stats.messages_refused += 1;
+            }
+        }
+        self.pump(now);
+    }
+
+    /// A reliable message arrived.
+    pub fn handle_stream(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        let Ok(body) = self.frame.decode_stream(bytes) else {
+            return; // counted by the frame codec
+        };
+        match envelope::decode_stream(body) {
+            Ok(parts) => {
+                for (channel, part) in parts {
+                    let result = match channel {
+                        Channel::Swim => self
+                            .swim
+                            .handle_stream(now, from, part)
+                            .map_err(Error::from),
+                        Channel::Gossip => self
+                            .gossip
+                            .handle_stream(now, from, part)
+                            .map_err(Error::from),
+                    };
+                    if result.is_err() {
+                        self.stats.messages_refused += 1;
+                    }
+                }
+            }
+            Err(_) => self.stats.messages_refused += 1,
+        }
+        self.pump(now);
+    }
+
+    /// Time passed: probes, gossip ticks, pull-push, ring heartbeats.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.swim.poll_timeout().is_some_and(|t| t <= now) {
+            self.swim.handle_timeout(now);
+        }
+        if self.gossip.poll_timeout().is_some_and(|t| t <= now) {
+            self.gossip.handle_timeout(now);
+        }
+        if self.next_gossip <= now {
+            self.next_gossip = now + self.gossip_interval;
+            self.gossip_tick(now);
+        }
+        if self.next_heartbeat.is_some_and(|t| t <= now) {
+            self.heartbeat(now);
+        }
+        self.pump(now);
+    }
+
+    // ---- outputs ------------------------------------------------------------------------------
+
+    /// The next framed message to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.outbox.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<NodeEvent> {
+        self.events.pop_front()
+    }
+
+    /// When to call [`Node::handle_timeout`] next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.swim.poll_timeout(),
+            self.gossip.poll_timeout(),
+            Some(self.next_gossip),
+            self.next_heartbeat,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    // ---- internals ----------------------------------------------------------------------------
+
+    fn register_in_ring(&mut self, now: Instant) {
+        let Some(lifecycler) = self.lifecycler.as_mut() else {
+            return;
+        };
+        let wall = self.gossip.wall_time(now);
+        let result = self.gossip.cas::<Ring>(now, &self.ring_key, |current| {
+            lifecycler
+                .register(current.unwrap_or(&Ring::new()), wall)
+                .ok()
+        });
+        if result.is_err() {
+            self.stats.ring_errors += 1;
+        }
+    }
+
+    fn heartbeat(&mut self, now: Instant) {
+        let Some(lifecycler) = self.lifecycler.as_mut() else {
+            self.next_heartbeat = None;
+            return;
+        };
+        let period = lifecycler.config().heartbeat_period;
+        let wall = self.gossip.wall_time(now);
+        let result = self.gossip.cas::<Ring>(now, &self.ring_key, |current| {
+            lifecycler
+                .heartbeat(current.unwrap_or(&Ring::new()), wall)
+                .ok()
+                .flatten()
+        });
+        if result.is_err() {
+            self.stats.ring_errors += 1;
+        }
+        if let Some(desired) =
+            lifecycler_forget(self.lifecycler.as_ref(), self.ring().as_ref(), wall)
+        {
+            let _ = self
+                .gossip
+                .cas::<Ring>(now, &self.ring_key, |_| Some(desired.clone()));
+        }
+        self.next_heartbeat = Some(now + period);
+    }
+
+    /// One gossip round: SWIM updates and KV changes to `gossip_nodes` members, packed together.
+    fn gossip_tick(&mut self, now: Instant) {
+        let members = self.swim.num_alive();
+        let budget = self.swim.config().datagram_budget();
+        for to in self.swim.gossip_targets(now, self.gossip_nodes) {
+            let mut parts: Vec<(Channel, Bytes)> = self
+                .swim
+                .fill_broadcasts(budget)
+                .into_iter()
+                .map(|m| (Channel::Swim, m))
+                .collect();
+            let used: usize = parts
+                .iter()
+                .map(|(_, m)| rumour_swim::packed_len(m.len()))
+                .sum();
+            parts.extend(
+                self.gossip
+                    .fill_broadcasts(members, budget.saturating_sub(used))
+                    .into_iter()
+                    .map(|m| (Channel::Gossip, m)),
+            );
+            self.send_datagram(to, &parts);
+            for large in self.gossip.fill_stream_broadcasts(members) {
+                self.send_stream(to, &[(Channel::Gossip, large)]);
+            }
+        }
+    }
+
+    /// Moves what the layers produced into the node's outbox and events.
+    fn pump(&mut self, now: Instant) {
+        while let Some(event) = self.swim.poll_event() {
+            self.membership_changed(now, &event);
+            if let Some(event) = NodeEvent::from_swim(&event) {
+                self.push_event(event);
+            }
+        }
+        while let Some(event) = self.gossip.poll_event() {
+            if let rumour_gossip::Event::Changed { key, .. } = event {
+                self.push_event(NodeEvent::KeyChanged { key });
+            }
+        }
+        let members = self.swim.num_alive();
+        let budget = self.swim.config().datagram_budget();
+        while let Some(t) = self.swim.poll_transmit() {
+            let mut parts: Vec<(Channel, Bytes)> = t
+                .messages
+                .iter()
+                .map(|m| (Channel::Swim, m.clone()))
+                .collect();
+            if t.reliable {
+                if let Some(PullPush::Request { join }) = t.pullpush {
+                    if let Some(opening) = self.gossip.start_pullpush(now, t.to, join) {
+                        parts.push((Channel::Gossip, opening));
+                    }
+                }
+                self.send_stream(t.to, &parts);
+            } else {
+                let room = budget.saturating_sub(t.packed_len());
+                parts.extend(
+                    self.gossip
+                        .fill_broadcasts(members, room)
+                        .into_iter()
+                        .map(|m| (Channel::Gossip, m)),
+                );
+                self.send_datagram(t.to, &parts);
+            }
+        }
+        while let Some(t) = self.gossip.poll_transmit() {
+            let mut parts: Vec<(Channel, Bytes)> = t
+                .messages
+                .iter()
+                .map(|m| (Channel::Gossip, m.clone()))
+                .collect();
+            if t.reliable {
+                self.send_stream(t.to, &parts);
+            } else {
+                let used: usize = t
+                    .messages
+                    .iter()
+                    .map(|m| rumour_swim::packed_len(m.len()))
+                    .sum();
+                parts.extend(
+                    self.swim
+                        .fill_broadcasts(budget.saturating_sub(used))
+                        .into_iter()
+                        .map(|m| (Channel::Swim, m)),
+                );
+                self.send_datagram(t.to, &parts);
+            }
+        }
+    }
+
+    /// Tells the KV store which peers exist.
+    fn membership_changed(&mut self, now: Instant, event: &SwimEvent) {
+        match event {
+            SwimEvent::MemberJoined(m) | SwimEvent::MemberUpdated(m) if m.state == State::Alive => {
+                self.gossip.handle_peer_up(now, m.addr);
+            }
+            SwimEvent::MemberFailed(m) | SwimEvent::MemberLeft(m) => {
+                self.gossip.handle_peer_down(now, m.addr)
+            }
+            _ => {}
+        }
+    }
+
+    fn push_event(&mut self, event: NodeEvent) {
+        if self.events.len() >= EVENT_CAPACITY {
+            self.events.pop_front();
+            self.stats.events_dropped += 1;
+        }
+        self.events.push_back(event);
+    }
+
+    /// Frames `parts` into as few datagrams as the packet budget allows.
+    fn send_datagram(&mut self, to: SocketAddr, parts: &[(Channel, Bytes)]) {
+        let budget = self.frame.packet_budget();
+        let mut batch: Vec<Vec<u8>> = Vec::new();
+        for (channel, message) in parts {
+            let tagged = envelope::tag(*channel, message);
+            batch.push(tagged);
+            let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+            if batch.len() > 1 && self.frame.packet_len(&refs) > budget {
+                let last = batch.pop().expect("just pushed");
+                self.flush_datagram(to, &batch);
+                batch = vec![last];
+            }
+        }
+        if !batch.is_empty() {
+            self.flush_datagram(to, &batch);
+        }
+    }
+
+    fn flush_datagram(&mut self, to: SocketAddr, batch: &[Vec<u8>]) {
+        let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+        let bytes = Bytes::from(self.frame.encode_packet(&refs));
+        self.stats.datagrams_sent += 1;
+        self.stats.bytes_sent += bytes.len() as u64;
+        self.outbox.push_back(Transmit {
+            to,
+            reliable: false,
+            bytes,
+        });
+    }
+
+    fn send_stream(&mut self, to: SocketAddr, parts: &[(Channel, Bytes)]) {
+        let refs: Vec<(Channel, &[u8])> = parts.iter().map(|(c, m)| (*c, &m[..])).collect();
+        match self.frame.encode_stream(&envelope::encode_stream(&refs)) {
+            Ok(bytes) => {
+                self.stats.streams_sent += 1;
+                self.stats.bytes_sent += bytes.len() as u64;
+                self.outbox.push_back(Transmit {
+                    to,
+                    reliable: true,
+                    bytes: Bytes::from(bytes),
+                });
+            }
+            Err(error) => {
+                tracing::warn!(%error, %to, "stream message over the size limit, not sent")
+            }
+        }
+    }
+}
+
+/// The auto-forget write of a lifecycler, if it has one due.
+fn lifecycler_forget(
+    lifecycler: Option<&Lifecycler>,
+    ring: Option<&Ring>,
+    wall: Timestamp,
+) -> Option<Ring> {
+    lifecycler?.forget_unhealthy(ring?, wall)
+}
+
+impl Machine for Node {
+    type Event = NodeEvent;
+
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        Node::handle_datagram(self, now, from, bytes);
+    }
+    fn handle_stream(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        Node::handle_stream(self, now, from, bytes);
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Node::handle_timeout(self, now);
+    }
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        Node::poll_transmit(self)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        Node::poll_timeout(self)
+    }
+    fn poll_event(&mut self) -> Option<NodeEvent> {
+        Node::poll_event(self)
+    }
+}

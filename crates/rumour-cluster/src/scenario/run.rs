@@ -1,0 +1,382 @@
+//! The scenario runner.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::{Report, Scenario, ScenarioConfig, Spread};
+use crate::sim::{Fault, LinkConfig, NodeId, NodeSeed, Sim, SimError};
+use crate::{Node, NodeConfig, NodeEvent};
+
+/// Failure declarations seen during a run: `(observer, subject) -> first time`.
+type Failures = Rc<RefCell<BTreeMap<(NodeId, String), Duration>>>;
+
+struct Cluster {
+    sim: Sim<Node>,
+    failures: Failures,
+    config: ScenarioConfig,
+    started: Instant,
+}
+
+/// The wall-clock time `elapsed` after the start of a simulation.
+fn sim_wall(elapsed: Duration) -> rumour_ring::Timestamp {
+    rumour_ring::Timestamp(crate::config::SIM_EPOCH.0 + elapsed.as_millis() as u64)
+}
+
+/// The name of node `id` in scenario clusters.
+fn name_of(id: NodeId) -> String {
+    format!("node-{}", id.0)
+}
+
+impl Cluster {
+    /// `config.nodes` nodes; all but node 0 join node 0 at once. With `ring`, every node
+    /// registers itself in the ring.
+    fn new(config: &ScenarioConfig, ring: bool) -> Cluster {
+        let profile = config.profile;
+        let seed_addr = crate::sim::node_addr(NodeId(0));
+        let other_seed = crate::sim::node_addr(NodeId(1));
+        let factory = Box::new(move |seed: NodeSeed| {
+            let mut node_config = NodeConfig::new(name_of(seed.id), seed.addr, profile);
+            if ring {
+                node_config = node_config.with_ring_instance();
+            }
+            node_config.wall_epoch = Some((seed.now, sim_wall(seed.elapsed)));
+            let mut node = Node::new(node_config, seed.rng, seed.now)
+                .expect("scenario configurations are valid");
+            let join = if seed.id == NodeId(0) {
+                other_seed
+            } else {
+                seed_addr
+            };
+            if seed.id != NodeId(0) || seed.generation > 0 {
+                node.join(seed.now, &[join]);
+            }
+            node
+        });
+        let mut sim = Sim::new(config.seed, LinkConfig::default(), factory);
+        sim.set_replay(config.replay());
+        let failures: Failures = Rc::default();
+        let sink = failures.clone();
+        sim.set_event_sink(Box::new(move |id, at, event| {
+            if let NodeEvent::MemberFailed { name } = event {
+                sink.borrow_mut().entry((id, name)).or_insert(at);
+            }
+        }));
+        for _ in 0..config.nodes {
+            sim.add_node();
+        }
+        Cluster {
+            sim,
+            failures,
+            config: *config,
+            started: Instant::now(),
+        }
+    }
+
+    /// Whether every running node lists `expected` members alive.
+    fn one_view(sim: &Sim<Node>, expected: usize) -> bool {
+        sim.running().all(|(_, node)| node.num_alive() == expected)
+    }
+
+    /// Runs until every node lists every node alive; the virtual time it took.
+    fn converge(&mut self, limit: Duration) -> Result<Option<Duration>, SimError> {
+        let n = self.config.nodes;
+        self.sim.run_until(limit, Duration::from_millis(50), |sim| {
+            Cluster::one_view(sim, n)
+        })
+    }
+
+    fn set_loss(&mut self, loss: f64) {
+        self.sim.apply(Fault::SetLink(LinkConfig {
+            loss,
+            ..LinkConfig::default()
+        }));
+    }
+
+    /// A seeded pick of a node other than node 0 (the seed).
+    fn pick(&self, salt: u64) -> NodeId {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed ^ salt);
+        NodeId(rng.gen_range(1..self.config.nodes))
+    }
+
+    /// Distinct healthy members declared failed, and all such declarations.
+    fn false_positives(&self, healthy: impl Fn(&str) -> bool) -> (u64, u64) {
+        let failures = self.failures.borrow();
+        let mut subjects: Vec<&String> = failures
+            .keys()
+            .map(|(_, s)| s)
+            .filter(|s| healthy(s))
+            .collect();
+        let declarations = subjects.len() as u64;
+        subjects.dedup();
+        (subjects.len() as u64, declarations)
+    }
+
+    fn report(&self, converged: bool) -> Report {
+        let simulated = self.sim.elapsed().as_secs_f64();
+        let wall = self.started.elapsed().as_secs_f64();
+        let n = self.config.nodes as f64;
+        let stats = self.sim.stats();
+        let (suspicions, refutations) = self.sim.running().fold((0, 0), |(s, r), (_, node)| {
+            let st = node.stats();
+            (s + st.suspicions, r + st.refutations)
+        });
+        Report {
+            scenario: self.config.scenario.name().to_string(),
+            nodes: self.config.nodes,
+            seed: self.config.seed,
+            profile: self.config.profile.name().to_string(),
+            loss: self.config.loss.unwrap_or(0.0),
+            converged,
+            suspicions,
+            refutations,
+            messages_per_node_s: (stats.datagrams_sent + stats.streams_sent) as f64
+                / n
+                / simulated.max(1e-9),
+            bytes_per_node_s: stats.bytes_sent as f64 / n / simulated.max(1e-9),
+            simulated_seconds: simulated,
+            wall_seconds: wall,
+            node_seconds_per_wall_second: simulated * n / wall.max(1e-9),
+            replay: self.config.replay(),
+            ..Report::default()
+        }
+    }
+}
+
+/// Runs one scenario. `progress` is told the share done, from 0 to 1, now and then.
+pub fn run(config: &ScenarioConfig, progress: &mut dyn FnMut(f64)) -> Result<Report, SimError> {
+    assert!(config.nodes >= 3, "scenarios need at least 3 nodes");
+    progress(0.0);
+    let report = match config.scenario {
+        Scenario::Join => join(config),
+        Scenario::Update => update(config),
+        Scenario::Crash => crash(config),
+        Scenario::Loss => loss(config, progress),
+        Scenario::Slow => slow(config),
+        Scenario::Partition => partition(config),
+        Scenario::Churn => churn(config, progress),
+        Scenario::Ring => ring(config),
+    };
+    progress(1.0);
+    report
+}
+
+const JOIN_LIMIT: Duration = Duration::from_secs(300);
+
+fn join(config: &ScenarioConfig) -> Result<Report, SimError> {
+    let mut cluster = Cluster::new(config, false);
+    cluster.set_loss(config.loss.unwrap_or(0.0));
+    let took = cluster.converge(JOIN_LIMIT)?;
+    let mut report = cluster.report(took.is_some());
+    report.join_seconds = took.map(|d| d.as_secs_f64());
+    Ok(report)
+}
+
+/// A converged cluster, with `loss` set afterwards.
+fn converged(config: &ScenarioConfig, ring: bool) -> Result<(Cluster, bool), SimError> {
+    let mut cluster = Cluster::new(config, ring);
+    let ok = cluster.converge(JOIN_LIMIT)?.is_some();
+    // Let the join traffic settle before measuring.
+    cluster.sim.run_for(Duration::from_secs(5))?;
+    cluster.set_loss(config.loss.unwrap_or(0.0));
+    Ok((cluster, ok))
+}
+
+const UPDATE_KEY: &str = "scenario-update";
+
+fn update(config: &ScenarioConfig) -> Result<Report, SimError> {
+    let (mut cluster, joined) = converged(config, false)?;
+    let origin = cluster.pick(0x0u64);
+    let start = cluster.sim.elapsed();
+    cluster
+        .sim
+        .command(origin, |node, now| node.put_marker(now, UPDATE_KEY));
+    let mut seen: BTreeMap<NodeId, f64> = BTreeMap::new();
+    let n = config.nodes;
+    let limit = start + Duration::from_secs(60);
+    while seen.len() < n && cluster.sim.elapsed() < limit {
+        cluster.sim.run_for(Duration::from_millis(5))?;
+        let at = (cluster.sim.elapsed() - start).as_secs_f64();
+        for (id, node) in cluster.sim.running() {
+            if !seen.contains_key(&id) && node.has_marker(UPDATE_KEY) {
+                seen.insert(id, at);
+            }
+        }
+    }
+    let mut times: Vec<f64> = seen.into_values().collect();
+    let round = config.profile.gossip_interval().as_secs_f64();
+    let spread = Spread::of(&mut times, n, round);
+    let mut report = cluster.report(joined && spread.is_some());
+    report.dissemination = spread;
+    Ok(report)
+}
+
+fn crash(config: &ScenarioConfig) -> Result<Report, SimError> {
+    let (mut cluster, joined) = converged(config, false)?;
+    let victim = cluster.pick(0x0c4a_54u64);
+    let victim_name = name_of(victim);
+    let start = cluster.sim.elapsed();
+    cluster.sim.apply(Fault::Crash(victim));
+    let survivors = config.nodes - 1;
+    let failures = cluster.failures.clone();
+    let detected = |name: &str| failures.borrow().keys().filter(|(_, s)| s == name).count();
+    let bound = config.profile.detection_bound(config.nodes);
+    let took = cluster
+        .sim
+        .run_until(bound * 3, Duration::from_millis(10), |_| {
+            detected(&victim_name) >= survivors
+        })?;
+    let times: Vec<Duration> = cluster
+        .failures
+        .borrow()
+        .iter()
+        .filter(|((_, s), _)| *s == victim_name)
+        .map(|(_, &at)| at - start)
+        .collect();
+    let mut report = cluster.report(joined && took.is_some());
+    report.first_detection_seconds = times.iter().min().map(Duration::as_secs_f64);
+    report.full_detection_seconds = took.map(|d| d.as_secs_f64());
+    report.detection_bound_seconds = Some(bound.as_secs_f64());
+    let (fp, declarations) = cluster.false_positives(|s| s != victim_name);
+    report.false_positives = Some(fp);
+    report.false_positive_declarations = Some(declarations);
+    Ok(report)
+}
+
+fn loss(config: &ScenarioConfig, progress: &mut dyn FnMut(f64)) -> Result<Report, SimError> {
+    let config = ScenarioConfig {
+        loss: Some(config.loss.unwrap_or(0.1)),
+        ..*config
+    };
+    let (mut cluster, joined) = converged(&config, false)?;
+    let minutes = 10;
+    for minute in 0..minutes {
+        cluster.sim.run_for(Duration::from_secs(60))?;
+        progress(f64::from(minute + 1) / f64::from(minutes));
+    }
+    let (fp, declarations) = cluster.false_positives(|_| true);
+    let mut report = cluster.report(joined);
+    report.false_positives = Some(fp);
+    report.false_positive_declarations = Some(declarations);
+    Ok(report)
+}
+
+fn slow(config: &ScenarioConfig) -> Result<Report, SimError> {
+    let (mut cluster, joined) = converged(config, false)?;
+    let slow = cluster.pick(0x510u64);
+    let slow_name = name_of(slow);
+    cluster.sim.apply(Fault::Slow(slow, Duration::from_secs(2)));
+    cluster.sim.run_for(Duration::from_secs(60))?;
+    cluster.sim.apply(Fault::Slow(slow, Duration::ZERO));
+    cluster.sim.run_for(Duration::from_secs(10))?;
+    let (fp, declarations) = cluster.false_positives(|s| s != slow_name);
+    let slow_failed = cluster
+        .failures
+        .borrow()
+        .keys()
+        .any(|(_, s)| *s == slow_name);
+    let mut report = cluster.report(joined);
+    report.false_positives = Some(fp);
+    report.false_positive_declarations = Some(declarations);
+    report.slow_member_declared_failed = Some(slow_failed);
+    Ok(report)
+}
+
+/// Whether every running node's ring holds every running node's instance, active, and all
+/// replicas agree on the ring's topology (heartbeats aside).
+fn rings_agree(sim: &Sim<Node>) -> bool {
+    let mut digests = sim.running().map(|(_, node)| node.ring_topology_digest());
+    let Some(first) = digests.next() else {
+        return true;
+    };
+    if !digests.all(|d| d == first) {
+        return false;
+    }
+    let names: Vec<String> = sim.running().map(|(id, _)| name_of(id)).collect();
+    sim.running()
+        .all(|(_, node)| names.iter().all(|name| node.ring_has_active(name)))
+}
+
+/// Instances missing or not active in some replica although their node runs.
+fn lost_instances(sim: &Sim<Node>) -> u64 {
+    let names: Vec<String> = sim.running().map(|(id, _)| name_of(id)).collect();
+    names
+        .iter()
+        .filter(|name| sim.running().any(|(_, node)| !node.ring_has_active(name)))
+        .count() as u64
+}
+
+/// Running members that some node does not list as alive.
+fn zombies(sim: &Sim<Node>) -> u64 {
+    let names: Vec<String> = sim.running().map(|(id, _)| name_of(id)).collect();
+    names
+        .iter()
+        .filter(|name| sim.running().any(|(_, node)| !node.sees_alive(name)))
+        .count() as u64
+}
+
+fn heal_report(mut cluster: Cluster, joined: bool, limit: Duration) -> Result<Report, SimError> {
+    let n = cluster.config.nodes;
+    let took = cluster
+        .sim
+        .run_until(limit, Duration::from_millis(100), |sim| {
+            Cluster::one_view(sim, n) && rings_agree(sim)
+        })?;
+    let mut report = cluster.report(joined && took.is_some());
+    report.heal_seconds = took.map(|d| d.as_secs_f64());
+    report.lost_instances = Some(lost_instances(&cluster.sim));
+    report.zombies = Some(zombies(&cluster.sim));
+    Ok(report)
+}
+
+fn partition(config: &ScenarioConfig) -> Result<Report, SimError> {
+    let (mut cluster, joined) = converged(config, true)?;
+    let n = config.nodes;
+    let (left, right): (Vec<NodeId>, Vec<NodeId>) = (0..n).map(NodeId).partition(|id| id.0 < n / 2);
+    cluster.sim.apply(Fault::Partition(vec![left, right]));
+    cluster.sim.run_for(Duration::from_secs(60))?;
+    cluster.sim.apply(Fault::Heal);
+    heal_report(cluster, joined, Duration::from_secs(300))
+}
+
+fn churn(config: &ScenarioConfig, progress: &mut dyn FnMut(f64)) -> Result<Report, SimError> {
+    let (mut cluster, joined) = converged(config, true)?;
+    let n = config.nodes;
+    let gap = Duration::from_secs(2);
+    for i in 0..n {
+        cluster.sim.apply(Fault::Crash(NodeId(i)));
+        cluster.sim.run_for(Duration::from_millis(500))?;
+        cluster.sim.apply(Fault::Restart(NodeId(i)));
+        cluster.sim.run_for(gap)?;
+        progress((i + 1) as f64 / n as f64);
+    }
+    heal_report(cluster, joined, Duration::from_secs(300))
+}
+
+fn ring(config: &ScenarioConfig) -> Result<Report, SimError> {
+    let mut cluster = Cluster::new(config, true);
+    cluster.set_loss(config.loss.unwrap_or(0.0));
+    let took = cluster
+        .sim
+        .run_until(JOIN_LIMIT, Duration::from_millis(100), rings_agree)?;
+    // Measure steady-state cost over one minute of heartbeats.
+    let before = cluster.sim.stats().clone();
+    let t0 = cluster.sim.elapsed();
+    cluster.sim.run_for(Duration::from_secs(60))?;
+    let secs = (cluster.sim.elapsed() - t0).as_secs_f64();
+    let after = cluster.sim.stats().clone();
+    let mut report = cluster.report(took.is_some());
+    let nodes = config.nodes as f64;
+    report.bytes_per_node_s = (after.bytes_sent - before.bytes_sent) as f64 / nodes / secs;
+    report.messages_per_node_s = ((after.datagrams_sent + after.streams_sent)
+        - (before.datagrams_sent + before.streams_sent)) as f64
+        / nodes
+        / secs;
+    report.ring_converged_seconds = took.map(|d| d.as_secs_f64());
+    report.lost_instances = Some(lost_instances(&cluster.sim));
+    Ok(report)
+}

@@ -1,0 +1,8 @@
+//! rumour: cluster membership, failure detection and gossip-replicated state.
+//!
+//! This thin crate re-exports [`rumour_cluster`] (the composed `Node`, the simulator and its
+//! scenarios) and ships the `rumour` binary. The layers underneath are usable on their own:
+//! [`rumour_cluster::transport`], [`rumour_cluster::swim`], [`rumour_cluster::ring`] and
+//! [`rumour_cluster::gossip`].
+
+pub use rumour_cluster::*;
