@@ -1,0 +1,246 @@
+//! Dissemination queues: changes waiting to be gossiped, built on `rumour_swim`'s
+//! transmit-limited [`BroadcastQueue`].
+//!
+//! Changes computed by a local compare-and-swap or delete go on the *local* queue, changes
+//! computed while merging received ones on the *forwarded* queue; a fill drains the local queue
+//! first. A queued change is invalidated by a newer one for the same key whose content (entry
+//! names) is a superset of it. A change too large for one datagram waits in a third pair of
+//! queues and goes over a stream, whole.
+
+use bytes::Bytes;
+use rumour_swim::broadcast::{Broadcast, BroadcastQueue, QueueStats};
+
+use crate::message::packed_len;
+use crate::store::Version;
+
+/// One queued change: the KV key, the entry names it carries, the key's node-local version when
+/// it was made, and the encoded [`Message::Change`](crate::message::Message::Change).
+#[derive(Clone, Debug)]
+pub struct KvBroadcast {
+    key: String,
+    content: Vec<String>,
+    version: Version,
+    message: Bytes,
+}
+
+impl KvBroadcast {
+    /// A queued change; `content` may come in any order.
+    #[must_use]
+    pub fn new(key: String, mut content: Vec<String>, version: Version, message: Bytes) -> Self {
+        content.sort_unstable();
+        content.dedup();
+        KvBroadcast {
+            key,
+            content,
+            version,
+            message,
+        }
+    }
+
+    /// The entry names the change carries, sorted.
+    #[must_use]
+    pub fn content(&self) -> &[String] {
+        &self.content
+    }
+
+    /// The key's node-local version when the change was made.
+    #[must_use]
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The encoded message.
+    #[must_use]
+    pub fn message(&self) -> &Bytes {
+        &self.message
+    }
+}
+
+impl Broadcast for KvBroadcast {
+    type Key = String;
+
+    fn key(&self) -> &String {
+        &self.key
+    }
+
+    fn payload(&self) -> &[u8] {
+        &self.message
+    }
+
+    /// dskit's rule: a newer change (version at least as high) whose content is a superset of
+    /// the older one's makes it obsolete.
+    fn invalidates(&self, older: &Self) -> bool {
+        self.version >= older.version && is_superset(&self.content, &older.content)
+    }
+}
+
+/// Whether sorted `big` holds every element of sorted `small`.
+fn is_superset(big: &[String], small: &[String]) -> bool {
+    let mut big = big.iter();
+    small
+        .iter()
+        .all(|name| big.any(|candidate| candidate == name))
+}
+
+/// Which queue a change goes on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Made by this node (CAS, delete): sent first.
+    Local,
+    /// Computed while merging a received change.
+    Forwarded,
+}
+
+/// The local and forwarded queues, for datagrams and for oversized changes.
+pub(crate) struct Outbox {
+    local: BroadcastQueue<KvBroadcast>,
+    forwarded: BroadcastQueue<KvBroadcast>,
+    large_local: BroadcastQueue<KvBroadcast>,
+    large_forwarded: BroadcastQueue<KvBroadcast>,
+    datagram_budget: usize,
+}
+
+impl Outbox {
+    pub(crate) fn new(retransmit_mult: u32, capacity: usize, datagram_budget: usize) -> Self {
+        Outbox {
+            local: BroadcastQueue::new(retransmit_mult, capacity),
+            forwarded: BroadcastQueue::new(retransmit_mult, capacity),
+            large_local: BroadcastQueue::new(retransmit_mult, capacity),
+            large_forwarded: BroadcastQueue::new(retransmit_mult, capacity),
+            datagram_budget,
+        }
+    }
+
+    pub(crate) fn push(&mut self, broadcast: KvBroadcast, origin: Origin) {
+        let large = packed_len(broadcast.message.len()) > self.datagram_budget;
+        let queue = match (origin, large) {
+            (Origin::Local, false) => &mut self.local,
+            (Origin::Forwarded, false) => &mut self.forwarded,
+            (Origin::Local, true) => &mut self.large_local,
+            (Origin::Forwarded, true) => &mut self.large_forwarded,
+        };
+        queue.enqueue(broadcast);
+    }
+
+    /// Messages for one datagram of `budget` bytes: local changes first.
+    pub(crate) fn fill(&mut self, members: usize, budget: usize) -> Vec<Bytes> {
+        let mut out: Vec<Bytes> = self
+            .local
+            .fill(members, budget, packed_len)
+            .into_iter()
+            .map(|b| b.message)
+            .collect();
+        let used: usize = out.iter().map(|m| packed_len(m.len())).sum();
+        out.extend(
+            self.forwarded
+                .fill(members, budget.saturating_sub(used), packed_len)
+                .into_iter()
+                .map(|b| b.message),
+        );
+        out
+    }
+
+    /// Oversized changes for one peer, each to go over its own stream: local ones first.
+    pub(crate) fn fill_large(&mut self, members: usize) -> Vec<Bytes> {
+        let mut out: Vec<Bytes> = Vec::new();
+        for queue in [&mut self.large_local, &mut self.large_forwarded] {
+            out.extend(
+                queue
+                    .fill(members, usize::MAX, |len| len)
+                    .into_iter()
+                    .map(|b| b.message),
+            );
+        }
+        out
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.local.is_empty()
+            && self.forwarded.is_empty()
+            && self.large_local.is_empty()
+            && self.large_forwarded.is_empty()
+    }
+
+    /// Queued changes: (local, forwarded), oversized ones included.
+    pub(crate) fn lens(&self) -> (usize, usize) {
+        (
+            self.local.len() + self.large_local.len(),
+            self.forwarded.len() + self.large_forwarded.len(),
+        )
+    }
+
+    /// Counters: (local, forwarded), oversized ones included.
+    pub(crate) fn stats(&self) -> (QueueStats, QueueStats) {
+        (
+            add(self.local.stats(), self.large_local.stats()),
+            add(self.forwarded.stats(), self.large_forwarded.stats()),
+        )
+    }
+
+    /// The queued changes in sending order, local ones first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &KvBroadcast> {
+        self.local
+            .iter()
+            .chain(self.large_local.iter())
+            .chain(self.forwarded.iter())
+            .chain(self.large_forwarded.iter())
+    }
+}
+
+fn add(a: QueueStats, b: QueueStats) -> QueueStats {
+    QueueStats {
+        enqueued: a.enqueued + b.enqueued,
+        invalidated: a.invalidated + b.invalidated,
+        dropped: a.dropped + b.dropped,
+        finished: a.finished + b.finished,
+        transmitted: a.transmitted + b.transmitted,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(key: &str, names: &[&str], version: u64, len: usize) -> KvBroadcast {
+        KvBroadcast::new(
+            key.into(),
+            names.iter().map(|n| n.to_string()).collect(),
+            Version(version),
+            Bytes::from(vec![0u8; len]),
+        )
+    }
+
+    #[test]
+    fn a_newer_change_with_a_superset_of_entries_invalidates_the_older_one() {
+        let older = change("ring", &["a", "b"], 3, 10);
+        assert!(change("ring", &["c", "b", "a"], 4, 10).invalidates(&older));
+        assert!(change("ring", &["a", "b"], 3, 10).invalidates(&older));
+        assert!(!change("ring", &["a"], 4, 10).invalidates(&older));
+        assert!(!change("ring", &["a", "b", "c"], 2, 10).invalidates(&older));
+        assert!(change("ring", &["a"], 4, 10).invalidates(&change("ring", &[], 1, 3)));
+    }
+
+    #[test]
+    fn oversized_changes_wait_apart_and_leave_whole() {
+        let mut outbox = Outbox::new(4, 16, 100);
+        outbox.push(change("big", &["x"], 1, 500), Origin::Forwarded);
+        outbox.push(change("small", &["y"], 1, 20), Origin::Forwarded);
+        assert_eq!(outbox.lens(), (0, 2));
+        let datagram = outbox.fill(3, 100);
+        assert_eq!(datagram.len(), 1);
+        assert_eq!(datagram[0].len(), 20);
+        let large = outbox.fill_large(3);
+        assert_eq!(large.len(), 1);
+        assert_eq!(large[0].len(), 500);
+    }
+
+    #[test]
+    fn local_changes_fill_the_datagram_before_forwarded_ones() {
+        let mut outbox = Outbox::new(4, 16, 1000);
+        outbox.push(change("f", &["x"], 1, 60), Origin::Forwarded);
+        outbox.push(change("l", &["y"], 1, 50), Origin::Local);
+        let datagram = outbox.fill(3, 60);
+        assert_eq!(datagram.len(), 1);
+        assert_eq!(datagram[0].len(), 50, "the local change goes first");
+    }
+}

@@ -1,0 +1,187 @@
+//! Settings of the gossip machine. Names and defaults follow dskit's `-memberlist.*` flags.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Settings of a [`Gossip`](crate::Gossip) machine.
+///
+/// [`Config::lan`] gives dskit's defaults (memberlist's LAN profile); [`Config::wan`] and
+/// [`Config::local`] the other memberlist profiles. Durations of zero switch a feature off where
+/// the field says so.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The address peers reach this node at; written into the messages that need a reply.
+    pub advertise_addr: SocketAddr,
+    /// How often to send queued changes to `gossip_nodes` random peers (200 ms). `None` (or
+    /// zero): the embedder drives dissemination through
+    /// [`Gossip::fill_broadcasts`](crate::Gossip::fill_broadcasts).
+    pub gossip_interval: Option<Duration>,
+    /// How many random peers each gossip tick sends to (3).
+    pub gossip_nodes: usize,
+    /// How often to reconcile the whole store with one random alive peer (30 s), scaled up above
+    /// 32 members like memberlist. `None` (or zero) disables the periodic exchange; the embedder
+    /// may still call [`Gossip::start_pullpush`](crate::Gossip::start_pullpush).
+    pub pullpush_interval: Option<Duration>,
+    /// How long an outgoing or incoming pull-push may take before it is abandoned (10 s, the
+    /// memberlist LAN stream timeout).
+    pub pullpush_timeout: Duration,
+    /// Incoming pull-push exchanges served at once; more are refused and counted (16).
+    pub max_incoming_pullpush: usize,
+    /// Each change is sent `retransmit_mult * ceil(log10(n + 1))` times (4).
+    pub retransmit_mult: u32,
+    /// How long a peer reported down is still gossiped to, so it can catch up (30 s).
+    pub gossip_to_the_dead_time: Duration,
+    /// Tombstones inside values older than this are forgotten, and received ones older than
+    /// this are neither applied nor forwarded (5 min; zero keeps tombstones forever).
+    pub left_ingesters_timeout: Duration,
+    /// How long a deleted key is remembered (as a deleted marker) before it is forgotten (30 s).
+    pub obsolete_entries_timeout: Duration,
+    /// Watch debounce: changed keys are collected and watchers told once per interval (zero:
+    /// at once).
+    pub notify_interval: Duration,
+    /// Byte budget of each of the two message histories (sent and received); zero turns the
+    /// history off.
+    pub message_history_bytes: usize,
+    /// Largest datagram the transport sends (1400).
+    pub packet_budget: usize,
+    /// Bytes of each datagram taken by the transport frame (16); changes are packed into
+    /// `packet_budget - frame_overhead` bytes, bigger ones go over a stream.
+    pub frame_overhead: usize,
+    /// Attempts of [`Gossip::cas`](crate::Gossip::cas) before it gives up on conflicts (10).
+    pub max_cas_retries: u32,
+    /// Capacity of each broadcast queue; past it the most-sent change is dropped and counted
+    /// (4096).
+    pub queue_capacity: usize,
+    /// Pending notifications a prefix watch may hold before it loses some and is told it lagged
+    /// (128, dskit's `watch-prefix-buffer-size`).
+    pub watch_buffer: usize,
+    /// Largest gossip message accepted from a packet or a stream (64 MiB).
+    pub max_message_bytes: usize,
+    /// How often deleted keys and old tombstones are swept (1 s).
+    pub cleanup_interval: Duration,
+}
+
+impl Config {
+    /// dskit's defaults (memberlist's LAN profile).
+    #[must_use]
+    pub fn lan(advertise_addr: SocketAddr) -> Config {
+        Config {
+            advertise_addr,
+            gossip_interval: Some(Duration::from_millis(200)),
+            gossip_nodes: 3,
+            pullpush_interval: Some(Duration::from_secs(30)),
+            pullpush_timeout: Duration::from_secs(10),
+            max_incoming_pullpush: 16,
+            retransmit_mult: 4,
+            gossip_to_the_dead_time: Duration::from_secs(30),
+            left_ingesters_timeout: Duration::from_secs(5 * 60),
+            obsolete_entries_timeout: Duration::from_secs(30),
+            notify_interval: Duration::ZERO,
+            message_history_bytes: 0,
+            packet_budget: 1400,
+            frame_overhead: 16,
+            max_cas_retries: 10,
+            queue_capacity: 4096,
+            watch_buffer: 128,
+            max_message_bytes: 64 << 20,
+            cleanup_interval: Duration::from_secs(1),
+        }
+    }
+
+    /// memberlist's WAN profile: slower gossip and pull-push, longer memory of the dead.
+    #[must_use]
+    pub fn wan(advertise_addr: SocketAddr) -> Config {
+        Config {
+            gossip_interval: Some(Duration::from_millis(500)),
+            gossip_nodes: 4,
+            pullpush_interval: Some(Duration::from_secs(60)),
+            pullpush_timeout: Duration::from_secs(30),
+            gossip_to_the_dead_time: Duration::from_secs(60),
+            ..Config::lan(advertise_addr)
+        }
+    }
+
+    /// memberlist's local (loopback) profile: faster everything.
+    #[must_use]
+    pub fn local(advertise_addr: SocketAddr) -> Config {
+        Config {
+            gossip_interval: Some(Duration::from_millis(100)),
+            pullpush_interval: Some(Duration::from_secs(15)),
+            pullpush_timeout: Duration::from_secs(1),
+            retransmit_mult: 2,
+            gossip_to_the_dead_time: Duration::from_secs(15),
+            ..Config::lan(advertise_addr)
+        }
+    }
+
+    /// The bytes of a datagram left for gossip messages: `packet_budget - frame_overhead`.
+    #[must_use]
+    pub fn datagram_budget(&self) -> usize {
+        self.packet_budget.saturating_sub(self.frame_overhead)
+    }
+
+    /// The gossip interval if the machine drives gossip itself.
+    pub(crate) fn gossip_period(&self) -> Option<Duration> {
+        self.gossip_interval.filter(|d| !d.is_zero())
+    }
+
+    /// The base pull-push interval if the machine drives pull-push itself.
+    pub(crate) fn pullpush_period(&self) -> Option<Duration> {
+        self.pullpush_interval.filter(|d| !d.is_zero())
+    }
+}
+
+/// memberlist's `pushPullScale`: the pull-push interval for a cluster of `members` nodes (self
+/// included). Up to 32 members it is `interval`; above, `interval * (ceil(log2 n) - 4)`, i.e.
+/// `interval * (ceil(log2 n - log2 32) + 1)`.
+#[must_use]
+pub fn pullpush_scale(interval: Duration, members: usize) -> Duration {
+    const THRESHOLD: usize = 32;
+    if members <= THRESHOLD {
+        return interval;
+    }
+    // ceil(log2 n) for n > 32, computed in integers.
+    let ceil_log2 = usize::BITS - (members - 1).leading_zeros();
+    interval.saturating_mul(ceil_log2 - 4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pullpush_interval_scales_like_memberlist_above_32_members() {
+        let base = Duration::from_secs(30);
+        let table = [
+            (1, 30),
+            (32, 30),
+            (33, 60),
+            (64, 60),
+            (65, 90),
+            (100, 90),
+            (128, 90),
+            (129, 120),
+            (1000, 180),
+            (2000, 210),
+            (10_000, 300),
+        ];
+        for (n, secs) in table {
+            assert_eq!(
+                pullpush_scale(base, n),
+                Duration::from_secs(secs),
+                "n = {n}"
+            );
+        }
+    }
+
+    #[test]
+    fn zero_intervals_switch_the_timers_off() {
+        let mut config = Config::lan("127.0.0.1:7946".parse().unwrap());
+        assert!(config.gossip_period().is_some());
+        config.gossip_interval = Some(Duration::ZERO);
+        config.pullpush_interval = None;
+        assert!(config.gossip_period().is_none());
+        assert!(config.pullpush_period().is_none());
+        assert_eq!(config.datagram_budget(), 1384);
+    }
+}

@@ -1,0 +1,710 @@
+//! The gossip machine: the replicated store, its dissemination and its reconciliation, driven by
+//! the caller's clock and I/O.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand::Rng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use rumour_ring::{Codec, Mergeable, Timestamp, TypedCodec, Value};
+
+use crate::broadcast::{KvBroadcast, Origin, Outbox};
+use crate::config::{Config, pullpush_scale};
+use crate::error::Error;
+use crate::history::{HistoryRecord, MessageHistory};
+use crate::message::{KeyChange, Message, MessageKind};
+use crate::pullpush::Sessions;
+use crate::stats::Stats;
+use crate::store::{Applied, EntryRef, Store, Version, change_message};
+use crate::watch::{Event, WatchId, Watchers};
+
+/// Bytes to send: one or more gossip messages (unframed) for one peer. Unreliable transmits fit
+/// one datagram once packed (see [`packed_len`](crate::packed_len)); reliable ones go over a
+/// stream, one message after the other.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// The peer.
+    pub to: SocketAddr,
+    /// Whether the messages must go over a reliable stream.
+    pub reliable: bool,
+    /// The encoded messages.
+    pub messages: Vec<Bytes>,
+}
+
+/// What the machine knows of a peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerState {
+    /// Alive: a gossip and pull-push target.
+    Alive,
+    /// Reported dead or left at `since`; still gossiped to for `gossip_to_the_dead_time`.
+    Down {
+        /// When it was reported down.
+        since: Instant,
+    },
+}
+
+/// A value read for a compare-and-swap, with the key's version at the time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Versioned<T> {
+    /// The value without tombstones; `None` if the key is absent or deleted.
+    pub value: Option<T>,
+    /// The key's version, to pass to [`Gossip::cas_versioned`].
+    pub version: Version,
+}
+
+/// What a compare-and-swap did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CasOutcome {
+    /// Nothing changed (the function returned `None`, or the desired state added nothing).
+    Unchanged,
+    /// The store changed; the change is queued for gossip.
+    Updated {
+        /// The key's new version.
+        version: Version,
+    },
+}
+
+/// The gossip machine. See the crate documentation for the driving loop.
+///
+/// Call order: after any `handle_*` call or command, drain [`Gossip::poll_transmit`] and
+/// [`Gossip::poll_event`], then sleep until [`Gossip::poll_timeout`] and call
+/// [`Gossip::handle_timeout`].
+pub struct Gossip {
+    pub(crate) config: Config,
+    pub(crate) rng: ChaCha8Rng,
+    epoch: (Instant, Timestamp),
+    pub(crate) store: Store,
+    outbox: Outbox,
+    watchers: Watchers,
+    history: MessageHistory,
+    pub(crate) stats: Stats,
+    peers: BTreeMap<SocketAddr, PeerState>,
+    pub(crate) sessions: Sessions,
+    pub(crate) transmits: VecDeque<Transmit>,
+    next_gossip: Option<Instant>,
+    next_pullpush: Option<Instant>,
+    next_cleanup: Instant,
+}
+
+impl fmt::Debug for Gossip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Gossip")
+            .field("advertise_addr", &self.config.advertise_addr)
+            .field("keys", &self.store.len())
+            .field("peers", &self.peers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A random instant in `[start, start + period)`.
+fn staggered(rng: &mut ChaCha8Rng, start: Instant, period: Duration) -> Instant {
+    let millis = u64::try_from(period.as_millis()).unwrap_or(u64::MAX).max(1);
+    start + Duration::from_millis(rng.gen_range(0..millis))
+}
+
+impl Gossip {
+    /// A machine with an empty store. `epoch` ties the caller's monotonic clock to wall time:
+    /// the wall time at `now` is `epoch.1 + (now - epoch.0)`. Timers start at `epoch.0`, each
+    /// first tick at a random point of its first period.
+    #[must_use]
+    pub fn new(config: Config, mut rng: ChaCha8Rng, epoch: (Instant, Timestamp)) -> Gossip {
+        let start = epoch.0;
+        let next_gossip = config
+            .gossip_period()
+            .map(|period| staggered(&mut rng, start, period));
+        let next_pullpush = config
+            .pullpush_period()
+            .map(|period| staggered(&mut rng, start, period));
+        Gossip {
+            outbox: Outbox::new(
+                config.retransmit_mult,
+                config.queue_capacity,
+                config.datagram_budget(),
+            ),
+            watchers: Watchers::new(config.notify_interval, config.watch_buffer),
+            history: MessageHistory::new(config.message_history_bytes),
+            sessions: Sessions::new(config.max_incoming_pullpush, config.pullpush_timeout),
+            next_cleanup: start + config.cleanup_interval,
+            next_gossip,
+            next_pullpush,
+            config,
+            rng,
+            epoch,
+            store: Store::default(),
+            stats: Stats::default(),
+            peers: BTreeMap::new(),
+            transmits: VecDeque::new(),
+        }
+    }
+
+    /// The settings.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The wall time at `now`.
+    #[must_use]
+    pub fn wall_time(&self, now: Instant) -> Timestamp {
+        let elapsed = now.saturating_duration_since(self.epoch.0).as_millis();
+        Timestamp(
+            self.epoch
+                .1
+                .0
+                .saturating_add(u64::try_from(elapsed).unwrap_or(u64::MAX)),
+        )
+    }
+
+    fn tombstone_cutoff(&self, wall: Timestamp) -> Option<Timestamp> {
+        let timeout = self.config.left_ingesters_timeout;
+        (!timeout.is_zero()).then(|| wall.saturating_sub_millis(millis(timeout)))
+    }
+
+    // ---- codecs -------------------------------------------------------------------------
+
+    /// Registers the codec of `T`, so received values of that type are decoded.
+    pub fn register<T: Mergeable>(&mut self) {
+        if !self.store.has_codec(T::CODEC_ID) {
+            self.store.register_codec(Box::new(TypedCodec::<T>::new()));
+        }
+    }
+
+    /// Registers a codec (replacing one with the same id).
+    pub fn register_codec(&mut self, codec: Box<dyn Codec>) {
+        self.store.register_codec(codec);
+    }
+
+    // ---- membership input ---------------------------------------------------------------
+
+    /// `addr` is alive: a gossip and pull-push target. This node's own address is ignored.
+    pub fn handle_peer_up(&mut self, now: Instant, addr: SocketAddr) {
+        let _ = now;
+        if addr != self.config.advertise_addr {
+            self.peers.insert(addr, PeerState::Alive);
+        }
+    }
+
+    /// `addr` died or left: it stays a gossip target (never a pull-push one) for
+    /// `gossip_to_the_dead_time`, then is forgotten.
+    pub fn handle_peer_down(&mut self, now: Instant, addr: SocketAddr) {
+        if let Some(state) = self.peers.get_mut(&addr) {
+            if *state == PeerState::Alive {
+                *state = PeerState::Down { since: now };
+            }
+        }
+    }
+
+    /// The peers known, alive or recently down.
+    pub fn peers(&self) -> impl Iterator<Item = (SocketAddr, PeerState)> + '_ {
+        self.peers.iter().map(|(addr, state)| (*addr, *state))
+    }
+
+    fn gossip_targets(&self, now: Instant) -> Vec<SocketAddr> {
+        let window = self.config.gossip_to_the_dead_time;
+        self.peers
+            .iter()
+            .filter(|(_, state)| match state {
+                PeerState::Alive => true,
+                PeerState::Down { since } => now.saturating_duration_since(*since) < window,
+            })
+            .map(|(addr, _)| *addr)
+            .collect()
+    }
+
+    fn alive_peers(&self) -> Vec<SocketAddr> {
+        self.peers
+            .iter()
+            .filter(|(_, state)| **state == PeerState::Alive)
+            .map(|(addr, _)| *addr)
+            .collect()
+    }
+
+    /// Up to `n` distinct random elements of `candidates`.
+    fn pick(&mut self, mut candidates: Vec<SocketAddr>, n: usize) -> Vec<SocketAddr> {
+        let n = n.min(candidates.len());
+        let (picked, _) = candidates.partial_shuffle(&mut self.rng, n);
+        picked.to_vec()
+    }
+
+    // ---- I/O input ----------------------------------------------------------------------
+
+    /// Handles one gossip message received in a datagram (the embedder removed its framing).
+    /// Bad input returns an error, is counted, and changes nothing.
+    pub fn handle_packet(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        bytes: &[u8],
+    ) -> Result<(), Error> {
+        self.handle_message(now, from, bytes)
+    }
+
+    /// Handles one gossip message received over a reliable stream (a pull-push step, or a
+    /// change too large for a datagram).
+    pub fn handle_stream(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        bytes: &[u8],
+    ) -> Result<(), Error> {
+        self.handle_message(now, from, bytes)
+    }
+
+    fn handle_message(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        bytes: &[u8],
+    ) -> Result<(), Error> {
+        if bytes.len() > self.config.max_message_bytes {
+            self.stats.invalid += 1;
+            return Err(Error::TooLarge {
+                from,
+                len: bytes.len(),
+                max: self.config.max_message_bytes,
+            });
+        }
+        let message = Message::decode(bytes).map_err(|e| {
+            self.stats.invalid += 1;
+            Error::Decode {
+                from,
+                reason: e.to_string(),
+            }
+        })?;
+        self.stats.received.add(message.kind(), bytes.len());
+        match message {
+            Message::Change(change) => self.receive_change(now, change, true, Some(bytes)),
+            other => self.handle_pullpush(now, other),
+        }
+    }
+
+    /// Merges one received change; what it changed is forwarded if `forward`.
+    pub(crate) fn receive_change(
+        &mut self,
+        now: Instant,
+        change: KeyChange,
+        forward: bool,
+        raw: Option<&[u8]>,
+    ) -> Result<(), Error> {
+        if change.key.is_empty() {
+            self.stats.invalid += 1;
+            return Err(Error::EmptyKey);
+        }
+        let incoming = match &change.value {
+            None => None,
+            Some(bytes) => match self.store.decode(&change.key, &change.codec, bytes) {
+                Ok(Some(value)) => Some(value),
+                Ok(None) => {
+                    self.stats.unknown_codec += 1;
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.stats.invalid += 1;
+                    return Err(e);
+                }
+            },
+        };
+        let record = self.history.enabled().then(|| HistoryRecord {
+            id: 0,
+            at: self.wall_time(now),
+            key: change.key.clone(),
+            codec: change.codec.clone(),
+            value_len: change.value.as_ref().map_or(0, Bytes::len),
+            version_after: Version(0),
+            changes: incoming.as_ref().map(|v| v.content()).unwrap_or_default(),
+            message: raw.map_or_else(
+                || Message::Change(change.clone()).encode(),
+                Bytes::copy_from_slice,
+            ),
+        });
+        let cutoff = self.tombstone_cutoff(self.wall_time(now));
+        let applied = self
+            .store
+            .apply_remote(&change.key, incoming, change.marker, cutoff)
+            .inspect_err(|_| self.stats.invalid += 1)?;
+        if let Some(mut record) = record {
+            record.version_after = applied.as_ref().map_or(Version(0), |a| a.version);
+            self.history.record(false, record);
+        }
+        let Some(applied) = applied else {
+            self.stats.merges_unchanged += 1;
+            return Ok(());
+        };
+        self.stats.merges += 1;
+        self.watchers.changed(now, &change.key);
+        if forward {
+            self.queue_change(now, &change.key, applied, Origin::Forwarded);
+        }
+        Ok(())
+    }
+
+    /// Encodes the change `applied` made to `key` and queues it for gossip.
+    fn queue_change(&mut self, now: Instant, key: &str, applied: Applied, origin: Origin) {
+        let codec = self.store.entry(key).map_or("", |e| e.codec());
+        let kc = change_message(key, codec, applied.change.as_deref(), applied.marker);
+        let value_len = kc.value.as_ref().map_or(0, Bytes::len);
+        let content = applied
+            .change
+            .as_ref()
+            .map(|c| c.content())
+            .unwrap_or_default();
+        let message = Message::Change(kc).encode();
+        if self.history.enabled() {
+            let record = HistoryRecord {
+                id: 0,
+                at: self.wall_time(now),
+                key: key.to_owned(),
+                codec: codec.to_owned(),
+                value_len,
+                version_after: applied.version,
+                changes: content.clone(),
+                message: message.clone(),
+            };
+            self.history.record(true, record);
+        }
+        let broadcast = KvBroadcast::new(key.to_owned(), content, applied.version, message);
+        self.outbox.push(broadcast, origin);
+    }
+
+    pub(crate) fn encode_sent(&mut self, message: &Message) -> Bytes {
+        let bytes = message.encode();
+        self.stats.sent.add(message.kind(), bytes.len());
+        bytes
+    }
+
+    // ---- timers ---------------------------------------------------------------------------
+
+    /// Runs the timers due at `now`: gossip tick, periodic pull-push, expiry of exchanges,
+    /// sweeping of deleted keys and old tombstones, debounced watch notifications.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.stats.pullpush_timeouts += self.sessions.expire(now);
+        if let (Some(at), Some(period)) = (self.next_gossip, self.config.gossip_period()) {
+            if at <= now {
+                self.gossip_tick(now);
+                let next = at + period;
+                self.next_gossip = Some(if next <= now { now + period } else { next });
+            }
+        }
+        if let (Some(at), Some(period)) = (self.next_pullpush, self.config.pullpush_period()) {
+            if at <= now {
+                let alive = self.alive_peers();
+                self.next_pullpush = Some(now + pullpush_scale(period, alive.len() + 1));
+                if let Some(&peer) = self.pick(alive, 1).first() {
+                    if let Some(bytes) = self.start_pullpush(now, peer, false) {
+                        self.transmits.push_back(Transmit {
+                            to: peer,
+                            reliable: true,
+                            messages: vec![bytes],
+                        });
+                    }
+                }
+            }
+        }
+        if self.next_cleanup <= now {
+            self.next_cleanup = now + self.config.cleanup_interval.max(Duration::from_millis(1));
+            self.cleanup(now);
+        }
+        self.watchers.handle_timeout(now);
+    }
+
+    fn cleanup(&mut self, now: Instant) {
+        let wall = self.wall_time(now);
+        let obsolete = wall.saturating_sub_millis(millis(self.config.obsolete_entries_timeout));
+        let sweep = self.store.sweep(obsolete, self.tombstone_cutoff(wall));
+        self.stats.tombstones_removed += sweep.tombstones_removed;
+        self.stats.keys_forgotten += sweep.keys_forgotten;
+        let window = self.config.gossip_to_the_dead_time;
+        self.peers.retain(|_, state| match state {
+            PeerState::Alive => true,
+            PeerState::Down { since } => now.saturating_duration_since(*since) < window,
+        });
+    }
+
+    /// Sends the next batch of queued changes to up to `gossip_nodes` random peers.
+    fn gossip_tick(&mut self, now: Instant) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        let candidates = self.gossip_targets(now);
+        let members = candidates.len() + 1;
+        let budget = self.config.datagram_budget();
+        for to in self.pick(candidates, self.config.gossip_nodes) {
+            let messages = self.fill_broadcasts(members, budget);
+            if !messages.is_empty() {
+                self.transmits.push_back(Transmit {
+                    to,
+                    reliable: false,
+                    messages,
+                });
+            }
+            for message in self.fill_stream_broadcasts(members) {
+                self.transmits.push_back(Transmit {
+                    to,
+                    reliable: true,
+                    messages: vec![message],
+                });
+            }
+        }
+    }
+
+    /// When [`Gossip::handle_timeout`] next needs to run, if ever.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let gossip = self.next_gossip.filter(|_| !self.outbox.is_empty());
+        let cleanup = (self.store.len() > 0 || !self.peers.is_empty()).then_some(self.next_cleanup);
+        [
+            gossip,
+            self.next_pullpush,
+            cleanup,
+            self.sessions.poll_timeout(),
+            self.watchers.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    // ---- output -----------------------------------------------------------------------------
+
+    /// The next bytes to send.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next watch notification.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.watchers.poll()
+    }
+
+    /// Queued changes for one datagram with `budget` bytes free (each message costs
+    /// [`packed_len`](crate::packed_len)), local changes first; `members` is the cluster size
+    /// for the retransmit limit. For embedders that piggyback changes on their own packets.
+    pub fn fill_broadcasts(&mut self, members: usize, budget: usize) -> Vec<Bytes> {
+        let messages = self.outbox.fill(members, budget);
+        for message in &messages {
+            self.stats.sent.add(MessageKind::Change, message.len());
+        }
+        messages
+    }
+
+    /// Queued changes too large for a datagram, for one peer: send each over its own stream.
+    pub fn fill_stream_broadcasts(&mut self, members: usize) -> Vec<Bytes> {
+        let messages = self.outbox.fill_large(members);
+        for message in &messages {
+            self.stats.sent.add(MessageKind::Change, message.len());
+            self.stats.streamed_changes += 1;
+        }
+        messages
+    }
+
+    /// Whether changes are waiting to be gossiped.
+    #[must_use]
+    pub fn has_broadcasts(&self) -> bool {
+        !self.outbox.is_empty()
+    }
+
+    /// The queued changes in sending order, local ones first.
+    pub fn queued(&self) -> impl Iterator<Item = &KvBroadcast> {
+        self.outbox.iter()
+    }
+
+    /// The peer of the pull-push this node opened, while it is in progress.
+    #[must_use]
+    pub fn pullpush_in_flight(&self) -> Option<SocketAddr> {
+        self.sessions.outgoing_peer()
+    }
+
+    // ---- the store ----------------------------------------------------------------------------
+
+    /// The value of `key` without tombstones; `None` if the key is absent, deleted, or holds
+    /// another type.
+    #[must_use]
+    pub fn get<T: Mergeable>(&self, key: &str) -> Option<T> {
+        let entry = self.store.entry(key).filter(|e| !e.is_deleted())?;
+        let mut value = entry.value.as_any().downcast_ref::<T>()?.clone();
+        value.remove_tombstones(Timestamp(u64::MAX));
+        Some(value)
+    }
+
+    /// The value of `key` without tombstones, whatever its type.
+    #[must_use]
+    pub fn get_value(&self, key: &str) -> Option<Box<dyn Value>> {
+        let entry = self.store.entry(key).filter(|e| !e.is_deleted())?;
+        let mut value = entry.value.clone_box();
+        value.remove_tombstones(Timestamp(u64::MAX));
+        Some(value)
+    }
+
+    /// The stored entry of `key` as it is (tombstones included, deleted keys too).
+    #[must_use]
+    pub fn entry(&self, key: &str) -> Option<EntryRef<'_>> {
+        self.store.entry(key)
+    }
+
+    /// Every stored entry, in key order (for the status page).
+    pub fn entries(&self) -> impl Iterator<Item = (&str, EntryRef<'_>)> {
+        self.store.entries()
+    }
+
+    /// The keys starting with `prefix` that are not deleted, in order.
+    #[must_use]
+    pub fn list(&self, prefix: &str) -> Vec<String> {
+        self.store.list(prefix)
+    }
+
+    /// Reads `key` for [`Gossip::cas_versioned`]: its value (tombstones stripped) and version.
+    pub fn read<T: Mergeable>(&self, key: &str) -> Result<Versioned<T>, Error> {
+        let Some(entry) = self.store.entry(key) else {
+            return Ok(Versioned {
+                value: None,
+                version: Version(0),
+            });
+        };
+        let Some(value) = entry.value.as_any().downcast_ref::<T>() else {
+            return Err(Error::CodecMismatch {
+                key: key.to_owned(),
+                stored: entry.codec().to_owned(),
+                offered: T::CODEC_ID.to_owned(),
+            });
+        };
+        let value = (!entry.is_deleted()).then(|| {
+            let mut value = value.clone();
+            value.remove_tombstones(Timestamp(u64::MAX));
+            value
+        });
+        Ok(Versioned {
+            value,
+            version: entry.version,
+        })
+    }
+
+    /// Compare-and-swap: `f` gets the current value (tombstones stripped, `None` if absent or
+    /// deleted) and returns the desired full state, or `None` to change nothing. The desired
+    /// state is merged in local-CAS mode (entries it lacks become tombstones) and the change is
+    /// queued for gossip, ahead of forwarded changes. `f` may run again if the key changed
+    /// meanwhile, up to `max_cas_retries` times; `T`'s codec is registered if it was not.
+    pub fn cas<T: Mergeable>(
+        &mut self,
+        now: Instant,
+        key: &str,
+        mut f: impl FnMut(Option<&T>) -> Option<T>,
+    ) -> Result<CasOutcome, Error> {
+        let attempts = self.config.max_cas_retries.max(1);
+        for _ in 0..attempts {
+            let current = self.read::<T>(key)?;
+            let Some(desired) = f(current.value.as_ref()) else {
+                return Ok(CasOutcome::Unchanged);
+            };
+            match self.cas_versioned(now, key, current.version, desired) {
+                Err(Error::CasConflict { .. }) => continue,
+                outcome => return outcome,
+            }
+        }
+        Err(Error::CasRetriesExhausted {
+            key: key.to_owned(),
+            attempts,
+        })
+    }
+
+    /// The second half of a compare-and-swap whose first half ([`Gossip::read`]) ran
+    /// elsewhere: writes `desired` if `key` is still at `expected`, else fails with
+    /// [`Error::CasConflict`] (read again and retry, at most `max_cas_retries` times).
+    pub fn cas_versioned<T: Mergeable>(
+        &mut self,
+        now: Instant,
+        key: &str,
+        expected: Version,
+        desired: T,
+    ) -> Result<CasOutcome, Error> {
+        if key.is_empty() {
+            return Err(Error::EmptyKey);
+        }
+        self.register::<T>();
+        self.stats.cas_attempts += 1;
+        let wall = self.wall_time(now);
+        let cutoff = self.tombstone_cutoff(wall);
+        let applied = self
+            .store
+            .apply_local(key, Box::new(desired), expected, wall, cutoff)
+            .inspect_err(|e| {
+                if matches!(e, Error::CasConflict { .. }) {
+                    self.stats.cas_conflicts += 1;
+                }
+            })?;
+        let Some(applied) = applied else {
+            return Ok(CasOutcome::Unchanged);
+        };
+        self.stats.cas_successes += 1;
+        let version = applied.version;
+        self.watchers.changed(now, key);
+        self.queue_change(now, key, applied, Origin::Local);
+        Ok(CasOutcome::Updated { version })
+    }
+
+    /// Deletes `key`: it reads as absent at once, the deletion is gossiped, and the key is
+    /// forgotten `obsolete_entries_timeout` later. False if it was absent or already deleted.
+    pub fn delete(&mut self, now: Instant, key: &str) -> bool {
+        let Some(applied) = self.store.delete(key, self.wall_time(now)) else {
+            return false;
+        };
+        self.stats.deletes += 1;
+        self.watchers.changed(now, key);
+        self.queue_change(now, key, applied, Origin::Local);
+        true
+    }
+
+    /// Watches one key: an [`Event::Changed`] each time it changes (coalesced).
+    pub fn watch_key(&mut self, key: &str) -> WatchId {
+        self.watchers.watch_key(key)
+    }
+
+    /// Watches every key starting with `prefix`.
+    pub fn watch_prefix(&mut self, prefix: &str) -> WatchId {
+        self.watchers.watch_prefix(prefix)
+    }
+
+    /// Stops a watch; false if there was none.
+    pub fn unwatch(&mut self, watch: WatchId) -> bool {
+        self.watchers.unwatch(watch)
+    }
+
+    // ---- observation --------------------------------------------------------------------------
+
+    /// The counters.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        let (local, forwarded) = self.outbox.stats();
+        let (local_queued, forwarded_queued) = self.outbox.lens();
+        Stats {
+            local_queue: local,
+            forwarded_queue: forwarded,
+            local_queued,
+            forwarded_queued,
+            watch_drops: self.watchers.dropped(),
+            watch_coalesced: self.watchers.coalesced(),
+            keys: self.store.len(),
+            ..self.stats
+        }
+    }
+
+    /// The message history (empty unless `message_history_bytes` > 0).
+    #[must_use]
+    pub fn history(&self) -> &MessageHistory {
+        &self.history
+    }
+
+    /// Forgets the message history.
+    pub fn clear_history(&mut self) {
+        self.history.clear();
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,557 @@
+//! Pull-push: reconciling the whole store with one peer, coarse to fine.
+//!
+//! On join, both sides exchange their whole store ([`Message::FullState`]). The periodic
+//! exchange compares digests and sends only what differs:
+//!
+//! 1. opener → responder: [`Message::Summary`], one hash over every key's hash. Equal stores stop
+//!    here: the responder answers [`Message::Done`] (two messages of a few dozen bytes, whatever
+//!    the store holds);
+//! 2. responder → opener: [`Message::KeyHashes`], the hash of every key's canonical encoding;
+//! 3. opener → responder: [`Message::Digests`]: whole values for keys the responder lacks (and for
+//!    differing keys whose type offers no entry digests), the keys it wants whole, and per-entry
+//!    digests (for the ring: instance id and version hash) of the other differing keys;
+//! 4. responder → opener: [`Message::Entries`]: the entries it holds that differ, and the names of
+//!    the entries it wants;
+//! 5. opener → responder: [`Message::Entries`] with the wanted entries (only if any were wanted).
+//!
+//! Received values are merged like gossiped changes, and what they changed is forwarded by
+//! gossip, except what a joining node learns from its join answer (the cluster already has it).
+//! A node runs at most one exchange it opened at a time and serves at most
+//! `max_incoming_pullpush` at once; both kinds are abandoned after `pullpush_timeout`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand::Rng;
+
+use crate::error::Error;
+use crate::gossip::{Gossip, Transmit};
+use crate::message::{KeyChange, KeyDigests, KeyHash, Message, Session, Wanted};
+use crate::store::change_message;
+
+/// FNV-1a, 64 bits: the hash of keys and of the whole store. Defined here byte for byte so that
+/// every build of rumour computes the same digests.
+pub(crate) struct Fnv(u64);
+
+impl Fnv {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0100_0000_01b3;
+
+    pub(crate) fn new() -> Fnv {
+        Fnv(Self::OFFSET)
+    }
+
+    pub(crate) fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 ^= u64::from(byte);
+            self.0 = self.0.wrapping_mul(Self::PRIME);
+        }
+    }
+
+    pub(crate) fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+struct Outgoing {
+    peer: SocketAddr,
+    id: u64,
+    join: bool,
+    deadline: Instant,
+}
+
+/// The exchanges in progress: at most one opened here, a bounded number served.
+pub(crate) struct Sessions {
+    outgoing: Option<Outgoing>,
+    incoming: BTreeMap<(SocketAddr, u64), Instant>,
+    max_incoming: usize,
+    timeout: Duration,
+}
+
+impl Sessions {
+    pub(crate) fn new(max_incoming: usize, timeout: Duration) -> Self {
+        Sessions {
+            outgoing: None,
+            incoming: BTreeMap::new(),
+            max_incoming,
+            timeout,
+        }
+    }
+
+    /// Whether an exchange opened here is in progress.
+    pub(crate) fn busy(&self) -> bool {
+        self.outgoing.is_some()
+    }
+
+    /// The peer of the exchange opened here, if one is in progress.
+    pub(crate) fn outgoing_peer(&self) -> Option<SocketAddr> {
+        self.outgoing.as_ref().map(|out| out.peer)
+    }
+
+    /// The outgoing exchange `id`, if it is the one in progress: whether it is a join.
+    fn outgoing(&self, id: u64) -> Option<bool> {
+        self.outgoing
+            .as_ref()
+            .filter(|out| out.id == id)
+            .map(|out| out.join)
+    }
+
+    fn open_incoming(&mut self, now: Instant, session: Session) -> bool {
+        if self.incoming.len() >= self.max_incoming {
+            return false;
+        }
+        self.incoming
+            .insert((session.from, session.id), now + self.timeout);
+        true
+    }
+
+    fn has_incoming(&self, session: Session) -> bool {
+        self.incoming.contains_key(&(session.from, session.id))
+    }
+
+    fn close_incoming(&mut self, session: Session) {
+        self.incoming.remove(&(session.from, session.id));
+    }
+
+    /// Abandons exchanges past their deadline; returns how many.
+    pub(crate) fn expire(&mut self, now: Instant) -> u64 {
+        let before = self.incoming.len();
+        self.incoming.retain(|_, deadline| *deadline > now);
+        let mut expired = (before - self.incoming.len()) as u64;
+        if self
+            .outgoing
+            .as_ref()
+            .is_some_and(|out| out.deadline <= now)
+        {
+            self.outgoing = None;
+            expired += 1;
+        }
+        expired
+    }
+
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        let incoming = self.incoming.values().min().copied();
+        let outgoing = self.outgoing.as_ref().map(|out| out.deadline);
+        incoming.into_iter().chain(outgoing).min()
+    }
+}
+
+/// What the opener sends after comparing key hashes.
+#[derive(Default)]
+struct Plan {
+    push: Vec<KeyChange>,
+    want: Vec<String>,
+    keys: Vec<KeyDigests>,
+}
+
+impl Gossip {
+    /// Opens a pull-push with `peer` and returns its first message, for the embedder to send
+    /// reliably (possibly bundled with the membership table); `None` if an exchange opened here
+    /// is still in progress. With `join`, the whole store is sent and the peer answers with its
+    /// own; otherwise the digest exchange of the module documentation starts. The answers come
+    /// back through [`Gossip::handle_stream`], further messages leave through
+    /// [`Gossip::poll_transmit`]; an exchange that does not finish within `pullpush_timeout` is
+    /// abandoned.
+    pub fn start_pullpush(&mut self, now: Instant, peer: SocketAddr, join: bool) -> Option<Bytes> {
+        if self.sessions.busy() {
+            return None;
+        }
+        let id = self.rng.r#gen::<u64>();
+        self.sessions.outgoing = Some(Outgoing {
+            peer,
+            id,
+            join,
+            deadline: now + self.config.pullpush_timeout,
+        });
+        self.stats.pullpush_started += 1;
+        let session = self.session(id);
+        let message = if join {
+            Message::FullState {
+                session,
+                request: true,
+                entries: self.store.all(),
+            }
+        } else {
+            let (root, keys) = self.store.root_hash();
+            Message::Summary {
+                session,
+                root,
+                keys,
+            }
+        };
+        Some(self.encode_sent(&message))
+    }
+
+    fn session(&self, id: u64) -> Session {
+        Session {
+            from: self.config.advertise_addr,
+            id,
+        }
+    }
+
+    fn reply(&mut self, to: SocketAddr, message: &Message) {
+        let bytes = self.encode_sent(message);
+        self.transmits.push_back(Transmit {
+            to,
+            reliable: true,
+            messages: vec![bytes],
+        });
+    }
+
+    fn complete_outgoing(&mut self) {
+        self.sessions.outgoing = None;
+        self.stats.pullpush_completed += 1;
+    }
+
+    /// Merges every value of a pull-push message; returns the first error after trying all.
+    fn merge_all(
+        &mut self,
+        now: Instant,
+        values: Vec<KeyChange>,
+        forward: bool,
+    ) -> Result<(), Error> {
+        let mut first = Ok(());
+        for change in values {
+            if let Err(e) = self.receive_change(now, change, forward, None) {
+                first = first.and(Err(e));
+            }
+        }
+        first
+    }
+
+    /// Handles one pull-push message (anything but a [`Message::Change`]).
+    pub(crate) fn handle_pullpush(&mut self, now: Instant, message: Message) -> Result<(), Error> {
+        match message {
+            Message::Change(change) => self.receive_change(now, change, true, None),
+            Message::FullState {
+                session,
+                request: true,
+                entries,
+            } => {
+                self.stats.pullpush_served += 1;
+                let answer = Message::FullState {
+                    session: self.session(session.id),
+                    request: false,
+                    entries: self.store.all(),
+                };
+                self.reply(session.from, &answer);
+                self.merge_all(now, entries, true)
+            }
+            Message::FullState {
+                session,
+                request: false,
+                entries,
+            } => match self.sessions.outgoing(session.id) {
+                Some(join) => {
+                    self.complete_outgoing();
+                    self.merge_all(now, entries, !join)
+                }
+                None => self.unexpected(),
+            },
+            Message::Summary { session, root, .. } => {
+                self.answer_summary(now, session, root);
+                Ok(())
+            }
+            Message::KeyHashes { session, keys } => {
+                if self.sessions.outgoing(session.id).is_none() {
+                    return self.unexpected();
+                }
+                self.answer_key_hashes(session, keys);
+                Ok(())
+            }
+            Message::Digests {
+                session,
+                push,
+                want,
+                keys,
+            } => {
+                if !self.sessions.has_incoming(session) {
+                    return self.unexpected();
+                }
+                let merged = self.merge_all(now, push, true);
+                self.answer_digests(now, session, &want, &keys);
+                merged
+            }
+            Message::Entries {
+                session,
+                values,
+                want,
+            } => self.handle_entries(now, session, values, &want),
+            Message::Done { session } => {
+                if self.sessions.outgoing(session.id).is_some() {
+                    self.complete_outgoing();
+                    Ok(())
+                } else if self.sessions.has_incoming(session) {
+                    self.sessions.close_incoming(session);
+                    Ok(())
+                } else {
+                    self.unexpected()
+                }
+            }
+        }
+    }
+
+    fn unexpected(&mut self) -> Result<(), Error> {
+        self.stats.pullpush_unexpected += 1;
+        Ok(())
+    }
+
+    /// Step 2: equal root hashes end the exchange; otherwise send every key's hash.
+    fn answer_summary(&mut self, now: Instant, session: Session, root: u64) {
+        let me = self.session(session.id);
+        let (mine, _) = self.store.root_hash();
+        if mine == root {
+            self.stats.pullpush_served += 1;
+            self.reply(session.from, &Message::Done { session: me });
+        } else if self.sessions.open_incoming(now, session) {
+            self.stats.pullpush_served += 1;
+            let keys = self.store.key_hashes();
+            self.reply(session.from, &Message::KeyHashes { session: me, keys });
+        } else {
+            // Busy: end the exchange at once rather than let the opener wait for its timeout.
+            self.stats.pullpush_refused += 1;
+            self.reply(session.from, &Message::Done { session: me });
+        }
+    }
+
+    /// Step 3: compare key hashes and send what differs.
+    fn answer_key_hashes(&mut self, session: Session, theirs: Vec<KeyHash>) {
+        let plan = self.plan(theirs);
+        let me = self.session(session.id);
+        if plan.push.is_empty() && plan.want.is_empty() && plan.keys.is_empty() {
+            self.complete_outgoing();
+            self.reply(session.from, &Message::Done { session: me });
+            return;
+        }
+        let message = Message::Digests {
+            session: me,
+            push: plan.push,
+            want: plan.want,
+            keys: plan.keys,
+        };
+        self.reply(session.from, &message);
+    }
+
+    fn plan(&mut self, theirs: Vec<KeyHash>) -> Plan {
+        let theirs: BTreeMap<String, u64> =
+            theirs.into_iter().map(|kh| (kh.key, kh.hash)).collect();
+        let mine = self.store.key_hashes();
+        let mut plan = Plan::default();
+        for KeyHash { key, hash } in &mine {
+            let deleted = self.store.marker(key).is_some_and(|m| m.deleted);
+            match theirs.get(key) {
+                // A peer ignores deletions of keys it does not hold: do not send them.
+                None if deleted => {}
+                None => plan.push.extend(self.store.whole(key)),
+                Some(their_hash) if their_hash == hash => {}
+                Some(_) => match (self.store.entry_digests(key), self.store.entry(key)) {
+                    (Some(entries), Some(entry)) => plan.keys.push(KeyDigests {
+                        key: key.clone(),
+                        codec: entry.codec().to_owned(),
+                        marker: entry.marker,
+                        entries,
+                    }),
+                    _ => {
+                        plan.push.extend(self.store.whole(key));
+                        plan.want.push(key.clone());
+                    }
+                },
+            }
+        }
+        let mine: BTreeSet<&str> = mine.iter().map(|kh| kh.key.as_str()).collect();
+        plan.want.extend(
+            theirs
+                .into_keys()
+                .filter(|key| !mine.contains(key.as_str())),
+        );
+        plan
+    }
+
+    /// Step 4: send the entries that differ and ask for the ones wanted.
+    fn answer_digests(
+        &mut self,
+        now: Instant,
+        session: Session,
+        want: &[String],
+        keys: &[KeyDigests],
+    ) {
+        let mut values: Vec<KeyChange> = want.iter().filter_map(|k| self.store.whole(k)).collect();
+        let mut wanted = Vec::new();
+        for digests in keys {
+            // Take the opener's marker first; send ours back only if it is newer.
+            let marker_only = change_message(&digests.key, &digests.codec, None, digests.marker);
+            let _ = self.receive_change(now, marker_only, true, None);
+            let theirs: BTreeMap<&str, u64> = digests
+                .entries
+                .iter()
+                .map(|d| (d.name.as_str(), d.hash))
+                .collect();
+            let Some(mine) = self.store.entry_digests(&digests.key) else {
+                values.extend(self.store.whole(&digests.key));
+                wanted.push(Wanted {
+                    key: digests.key.clone(),
+                    names: theirs.keys().map(|n| (*n).to_owned()).collect(),
+                });
+                continue;
+            };
+            let mine: BTreeMap<&str, u64> =
+                mine.iter().map(|d| (d.name.as_str(), d.hash)).collect();
+            let send = differing(&mine, &theirs);
+            let want = differing(&theirs, &mine);
+            if !send.is_empty() {
+                values.extend(self.store.selected(&digests.key, &send));
+            } else if let Some(entry) = self.store.entry(&digests.key) {
+                if entry.marker > digests.marker {
+                    values.push(change_message(
+                        &digests.key,
+                        entry.codec(),
+                        None,
+                        entry.marker,
+                    ));
+                }
+            }
+            if !want.is_empty() {
+                wanted.push(Wanted {
+                    key: digests.key.clone(),
+                    names: want,
+                });
+            }
+        }
+        let me = self.session(session.id);
+        if wanted.is_empty() {
+            self.sessions.close_incoming(session);
+            if values.is_empty() {
+                self.reply(session.from, &Message::Done { session: me });
+                return;
+            }
+        }
+        let message = Message::Entries {
+            session: me,
+            values,
+            want: wanted,
+        };
+        self.reply(session.from, &message);
+    }
+
+    /// Steps 5 and 6: merge the entries; the opener answers what was wanted.
+    fn handle_entries(
+        &mut self,
+        now: Instant,
+        session: Session,
+        values: Vec<KeyChange>,
+        want: &[Wanted],
+    ) -> Result<(), Error> {
+        if self.sessions.outgoing(session.id).is_some() {
+            self.complete_outgoing();
+            let theirs = self.entry_hashes(&values);
+            let merged = self.merge_all(now, values, true);
+            if !want.is_empty() {
+                let values = want
+                    .iter()
+                    .filter_map(|w| {
+                        let names = self.still_wanted(w, theirs.get(w.key.as_str()));
+                        (!names.is_empty()).then(|| self.store.selected(&w.key, &names))?
+                    })
+                    .collect();
+                let message = Message::Entries {
+                    session: self.session(session.id),
+                    values,
+                    want: Vec::new(),
+                };
+                self.reply(session.from, &message);
+            }
+            merged
+        } else if self.sessions.has_incoming(session) {
+            self.sessions.close_incoming(session);
+            self.merge_all(now, values, true)
+        } else {
+            self.unexpected()
+        }
+    }
+}
+
+impl Gossip {
+    /// The entry hashes of the values a peer sent, by key and entry name.
+    fn entry_hashes(&self, values: &[KeyChange]) -> BTreeMap<String, BTreeMap<String, u64>> {
+        let mut hashes = BTreeMap::new();
+        for change in values {
+            let Some(bytes) = &change.value else { continue };
+            let Ok(Some(value)) = self.store.decode(&change.key, &change.codec, bytes) else {
+                continue;
+            };
+            if let Some(digests) = value.entry_digests() {
+                let entry: &mut BTreeMap<String, u64> =
+                    hashes.entry(change.key.clone()).or_default();
+                entry.extend(digests.into_iter().map(|d| (d.name, d.hash)));
+            }
+        }
+        hashes
+    }
+
+    /// The wanted names of `w` whose entry here, after merging what the peer sent (`theirs`),
+    /// still differs from the peer's: an entry the merge made equal to the peer's is not sent
+    /// back.
+    fn still_wanted(&self, w: &Wanted, theirs: Option<&BTreeMap<String, u64>>) -> Vec<String> {
+        let (Some(theirs), Some(mine)) = (theirs, self.store.entry_digests(&w.key)) else {
+            return w.names.clone();
+        };
+        let mine: BTreeMap<&str, u64> = mine.iter().map(|d| (d.name.as_str(), d.hash)).collect();
+        w.names
+            .iter()
+            .filter(|name| theirs.get(name.as_str()) != mine.get(name.as_str()))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Names in `a` whose hash differs from `b`'s or that `b` lacks.
+fn differing(a: &BTreeMap<&str, u64>, b: &BTreeMap<&str, u64>) -> Vec<String> {
+    a.iter()
+        .filter(|(name, hash)| b.get(*name) != Some(*hash))
+        .map(|(name, _)| (*name).to_owned())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv_matches_the_published_test_vectors() {
+        let hash = |s: &str| {
+            let mut fnv = Fnv::new();
+            fnv.write(s.as_bytes());
+            fnv.finish()
+        };
+        assert_eq!(hash(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(hash("a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(hash("foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn only_one_outgoing_exchange_and_a_bounded_number_incoming() {
+        let now = Instant::now();
+        let mut sessions = Sessions::new(1, Duration::from_secs(10));
+        let a = Session {
+            from: "127.0.0.1:1".parse().unwrap(),
+            id: 1,
+        };
+        let b = Session { id: 2, ..a };
+        assert!(sessions.open_incoming(now, a));
+        assert!(!sessions.open_incoming(now, b));
+        sessions.outgoing = Some(Outgoing {
+            peer: a.from,
+            id: 9,
+            join: false,
+            deadline: now + Duration::from_secs(5),
+        });
+        assert!(sessions.busy());
+        assert_eq!(sessions.poll_timeout(), Some(now + Duration::from_secs(5)));
+        assert_eq!(sessions.expire(now + Duration::from_secs(5)), 1);
+        assert!(!sessions.busy());
+        assert_eq!(sessions.expire(now + Duration::from_secs(10)), 1);
+        assert!(sessions.open_incoming(now, b));
+    }
+}

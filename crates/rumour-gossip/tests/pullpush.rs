@@ -1,0 +1,314 @@
+//! Pull-push between machines wired by hand on virtual time.
+
+mod support;
+
+use std::time::Duration;
+
+use rumour_gossip::{Config, Message, MessageKind};
+use rumour_ring::Mergeable;
+use support::{GSet, LwwMap, Net, addr};
+
+fn manual(config: Config) -> Config {
+    Config {
+        gossip_interval: None,
+        pullpush_interval: None,
+        ..config
+    }
+}
+
+/// Runs one pull-push opened by `from` with `to` to its end; returns the log index it began at.
+fn pullpush(net: &mut Net, from: usize, to: usize, join: bool) -> usize {
+    let begin = net.log.len();
+    let now = net.now;
+    let opening = net.nodes[from]
+        .start_pullpush(now, addr(to), join)
+        .expect("no exchange in progress");
+    net.send(from, to, true, opening);
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(
+        net.nodes[from].pullpush_in_flight(),
+        None,
+        "the exchange finished"
+    );
+    begin
+}
+
+fn bytes(delivered: &[support::Delivered]) -> usize {
+    delivered.iter().map(|d| d.bytes.len()).sum()
+}
+
+/// Two machines holding the same store: `keys` keys of `entries` entries each.
+fn in_sync(keys: usize, entries: usize) -> Net {
+    let mut net = Net::new(2, manual);
+    let now = net.now;
+    for k in 0..keys {
+        net.nodes[0]
+            .cas(now, &format!("key-{k}"), |_: Option<&LwwMap>| {
+                Some(LwwMap::filled(entries))
+            })
+            .unwrap();
+    }
+    pullpush(&mut net, 0, 1, true);
+    net
+}
+
+#[test]
+fn a_change_reaches_every_machine_through_pullpush_alone() {
+    let mut net = Net::new(6, |c| Config {
+        gossip_interval: None,
+        pullpush_interval: Some(Duration::from_secs(1)),
+        ..c
+    });
+    let now = net.now;
+    net.nodes[3]
+        .cas(now, "ring", |_: Option<&LwwMap>| {
+            Some(LwwMap::default().with("inst-3", "active"))
+        })
+        .unwrap();
+    let took = net
+        .run_until(Duration::from_secs(60), |net| {
+            net.nodes.iter().all(|n| n.get::<LwwMap>("ring").is_some())
+        })
+        .expect("every machine got the change");
+    assert!(
+        net.log
+            .iter()
+            .all(|d| d.reliable && d.message().kind() != MessageKind::Change),
+        "pull-push alone, no gossip"
+    );
+    assert!(took <= Duration::from_secs(10), "took {took:?}");
+}
+
+#[test]
+fn a_digest_exchange_between_equal_stores_sends_no_values() {
+    let mut net = in_sync(5, 1000);
+    let begin = pullpush(&mut net, 0, 1, false);
+    let exchange = net.since(begin);
+    let kinds: Vec<_> = exchange.iter().map(|d| d.message().kind()).collect();
+    assert_eq!(kinds, [MessageKind::Summary, MessageKind::Done]);
+    let total = bytes(exchange);
+    assert!(total < 100, "{total} bytes");
+    println!(
+        "in-sync pull-push, 5 keys x 1000 entries: {total} bytes in {} messages",
+        kinds.len()
+    );
+    let stats = net.nodes[0].stats();
+    assert_eq!(stats.pullpush_completed, 2);
+    assert_eq!(stats.merges, 0);
+}
+
+#[test]
+fn pullpush_sends_only_the_entries_that_differ_both_ways() {
+    let mut net = in_sync(1, 1000);
+    let now = net.now;
+    net.nodes[0]
+        .cas(now, "key-0", |cur: Option<&LwwMap>| {
+            Some(cur.unwrap().with("e0001", "changed on 0"))
+        })
+        .unwrap();
+    net.nodes[1]
+        .cas(now, "key-0", |cur: Option<&LwwMap>| {
+            Some(cur.unwrap().with("e0999", "changed on 1"))
+        })
+        .unwrap();
+    let begin = pullpush(&mut net, 0, 1, false);
+    for node in &net.nodes {
+        let map = node.get::<LwwMap>("key-0").unwrap();
+        assert_eq!(map.value("e0001"), Some("changed on 0"));
+        assert_eq!(map.value("e0999"), Some("changed on 1"));
+    }
+    let exchange = net.since(begin);
+    let kinds: Vec<_> = exchange.iter().map(|d| d.message().kind()).collect();
+    assert_eq!(
+        kinds,
+        [
+            MessageKind::Summary,
+            MessageKind::KeyHashes,
+            MessageKind::Digests,
+            MessageKind::Entries,
+            MessageKind::Entries
+        ]
+    );
+    // The responder sends its two differing entries (it cannot tell whose are newer); the
+    // opener then sends back only the one the responder still lacks.
+    let entries: Vec<Vec<String>> = exchange
+        .iter()
+        .filter_map(|d| match d.message() {
+            Message::Entries { values, .. } => {
+                assert_eq!(values.len(), 1, "one key");
+                let value = LwwMap::decode(values[0].value.as_ref().unwrap()).unwrap();
+                Some(value.0.into_keys().collect())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(entries, [vec!["e0001", "e0999"], vec!["e0001"]]);
+    let whole = LwwMap::filled(1000).encode().len();
+    assert!(
+        bytes(exchange) < whole,
+        "{} bytes vs {whole} for the value",
+        bytes(exchange)
+    );
+}
+
+#[test]
+fn keys_missing_on_either_side_are_exchanged() {
+    let mut net = Net::new(2, manual);
+    let now = net.now;
+    net.nodes[0]
+        .cas(now, "only-0", |_: Option<&GSet>| Some(GSet::of(&["a"])))
+        .unwrap();
+    net.nodes[1]
+        .cas(now, "only-1", |_: Option<&GSet>| Some(GSet::of(&["b"])))
+        .unwrap();
+    pullpush(&mut net, 0, 1, false);
+    for node in &net.nodes {
+        assert_eq!(node.list(""), ["only-0", "only-1"]);
+    }
+}
+
+#[test]
+fn a_type_without_entry_digests_falls_back_to_the_whole_value() {
+    let mut net = Net::new(2, manual);
+    let now = net.now;
+    net.nodes[0]
+        .cas(now, "set", |_: Option<&GSet>| {
+            Some(GSet::of(&["a", "shared"]))
+        })
+        .unwrap();
+    net.nodes[1]
+        .cas(now, "set", |_: Option<&GSet>| {
+            Some(GSet::of(&["b", "shared"]))
+        })
+        .unwrap();
+    let begin = pullpush(&mut net, 0, 1, false);
+    for node in &net.nodes {
+        assert_eq!(
+            node.get::<GSet>("set"),
+            Some(GSet::of(&["a", "b", "shared"]))
+        );
+    }
+    let digests = net
+        .since(begin)
+        .iter()
+        .find_map(|d| match d.message() {
+            Message::Digests {
+                push, want, keys, ..
+            } => Some((push, want, keys)),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(digests.0.len(), 1, "the whole value pushed");
+    assert_eq!(digests.1, ["set"], "and the whole value wanted");
+    assert!(digests.2.is_empty());
+}
+
+#[test]
+fn a_deletion_reconciles_through_its_marker() {
+    let mut net = in_sync(2, 10);
+    let now = net.now + Duration::from_millis(5);
+    assert!(net.nodes[0].delete(now, "key-1"));
+    pullpush(&mut net, 1, 0, false);
+    assert_eq!(net.nodes[1].get::<LwwMap>("key-1"), None);
+    assert!(net.nodes[1].entry("key-1").unwrap().is_deleted());
+    let begin = pullpush(&mut net, 0, 1, false);
+    assert_eq!(net.since(begin).len(), 2, "in sync again");
+}
+
+#[test]
+fn join_exchanges_the_whole_store_both_ways() {
+    let mut net = Net::new(2, manual);
+    let now = net.now;
+    net.nodes[0]
+        .cas(now, "joiner", |_: Option<&LwwMap>| Some(LwwMap::filled(3)))
+        .unwrap();
+    net.nodes[1]
+        .cas(now, "cluster", |_: Option<&LwwMap>| Some(LwwMap::filled(5)))
+        .unwrap();
+    let queued_before = net.nodes[0].queued().count();
+    let begin = pullpush(&mut net, 0, 1, true);
+    let kinds: Vec<_> = net
+        .since(begin)
+        .iter()
+        .map(|d| d.message().kind())
+        .collect();
+    assert_eq!(kinds, [MessageKind::FullState, MessageKind::FullState]);
+    for node in &net.nodes {
+        assert_eq!(node.list(""), ["cluster", "joiner"]);
+    }
+    // The joiner does not re-gossip what the cluster told it; the cluster spreads the joiner's.
+    assert_eq!(net.nodes[0].queued().count(), queued_before);
+    assert!(net.nodes[1].queued().any(|b| b.content().len() == 3));
+}
+
+#[test]
+fn only_one_outgoing_pullpush_at_a_time_and_a_lost_one_times_out() {
+    let mut net = Net::new(3, manual);
+    let now = net.now;
+    assert!(net.nodes[0].start_pullpush(now, addr(1), false).is_some());
+    assert!(net.nodes[0].start_pullpush(now, addr(2), true).is_none());
+    assert_eq!(net.nodes[0].pullpush_in_flight(), Some(addr(1)));
+    net.nodes[0].handle_timeout(now + Duration::from_millis(9_999));
+    assert_eq!(net.nodes[0].pullpush_in_flight(), Some(addr(1)));
+    let deadline = now + Duration::from_secs(10);
+    net.nodes[0].handle_timeout(deadline);
+    assert_eq!(net.nodes[0].pullpush_in_flight(), None);
+    assert_eq!(net.nodes[0].stats().pullpush_timeouts, 1);
+    assert!(
+        net.nodes[0]
+            .start_pullpush(deadline, addr(2), false)
+            .is_some()
+    );
+}
+
+#[test]
+fn incoming_pullpush_exchanges_are_bounded() {
+    let mut net = Net::new(3, |c| Config {
+        max_incoming_pullpush: 1,
+        ..manual(c)
+    });
+    let now = net.now;
+    net.nodes[2]
+        .cas(now, "k", |_: Option<&GSet>| Some(GSet::of(&["x"])))
+        .unwrap();
+    let first = net.nodes[0].start_pullpush(now, addr(2), false).unwrap();
+    let second = net.nodes[1].start_pullpush(now, addr(2), false).unwrap();
+    net.nodes[2].handle_stream(now, addr(0), &first).unwrap();
+    net.nodes[2].handle_stream(now, addr(1), &second).unwrap();
+    let replies: Vec<_> = std::iter::from_fn(|| net.nodes[2].poll_transmit()).collect();
+    let kinds: Vec<_> = replies
+        .iter()
+        .map(|t| (t.to, Message::decode(&t.messages[0]).unwrap().kind()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (addr(0), MessageKind::KeyHashes),
+            (addr(1), MessageKind::Done)
+        ]
+    );
+    assert_eq!(net.nodes[2].stats().pullpush_refused, 1);
+    // The refused opener is released at once.
+    net.nodes[1]
+        .handle_stream(now, addr(2), &replies[1].messages[0])
+        .unwrap();
+    assert_eq!(net.nodes[1].pullpush_in_flight(), None);
+}
+
+#[test]
+fn a_reply_to_no_exchange_in_progress_is_ignored_and_counted() {
+    let mut net = Net::new(2, manual);
+    let now = net.now;
+    net.nodes[1]
+        .cas(now, "k", |_: Option<&GSet>| Some(GSet::of(&["x"])))
+        .unwrap();
+    let opening = net.nodes[0].start_pullpush(now, addr(1), false).unwrap();
+    net.nodes[1].handle_stream(now, addr(0), &opening).unwrap();
+    let reply = net.nodes[1].poll_transmit().unwrap();
+    net.nodes[0].handle_timeout(now + Duration::from_secs(11));
+    net.nodes[0]
+        .handle_stream(now, addr(1), &reply.messages[0])
+        .unwrap();
+    assert_eq!(net.nodes[0].stats().pullpush_unexpected, 1);
+    assert!(net.nodes[0].poll_transmit().is_none());
+}

@@ -1,0 +1,412 @@
+//! Test CRDTs and a hand-wired network of gossip machines on virtual time.
+#![allow(dead_code, missing_docs)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rumour_gossip::{Config, Gossip, Message};
+use rumour_ring::{EntryDigest, Mergeable, Timestamp, Tombstones};
+use serde::{Deserialize, Serialize};
+
+/// The wall time of the virtual epoch.
+pub const EPOCH_MILLIS: u64 = 1_700_000_000_000;
+
+fn decode_error() -> rumour_ring::Error {
+    rumour_ring::Error::Decode {
+        what: "test value",
+        offset: 0,
+        reason: "postcard",
+    }
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// One entry of an [`LwwMap`]: the greater `(version, deleted, value, updated)` wins.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Slot {
+    pub version: u64,
+    pub deleted: bool,
+    pub value: String,
+    pub updated: u64,
+}
+
+/// A map of name -> last-writer-wins slot, with tombstones, entry digests and selection.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LwwMap(pub BTreeMap<String, Slot>);
+
+impl LwwMap {
+    /// A copy with `name` set to `value` at the next version.
+    pub fn with(&self, name: &str, value: &str) -> LwwMap {
+        let mut map = self.clone();
+        let version = map.0.get(name).map_or(0, |s| s.version) + 1;
+        map.0.insert(
+            name.to_owned(),
+            Slot {
+                version,
+                deleted: false,
+                value: value.to_owned(),
+                updated: 0,
+            },
+        );
+        map
+    }
+
+    /// A copy without `name` (a local CAS turns it into a tombstone).
+    pub fn without(&self, name: &str) -> LwwMap {
+        let mut map = self.clone();
+        map.0.remove(name);
+        map
+    }
+
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .filter(|s| !s.deleted)
+            .map(|s| s.value.as_str())
+    }
+
+    /// A map of `n` entries `e0000..`, each at version 1.
+    pub fn filled(n: usize) -> LwwMap {
+        (0..n).fold(LwwMap::default(), |m, i| {
+            m.with(&format!("e{i:04}"), &format!("value {i}"))
+        })
+    }
+
+    /// A tombstone for `name` at `version`, stamped `updated`.
+    pub fn tombstone(name: &str, version: u64, updated: u64) -> LwwMap {
+        let mut map = LwwMap::default();
+        map.0.insert(
+            name.to_owned(),
+            Slot {
+                version,
+                deleted: true,
+                value: String::new(),
+                updated,
+            },
+        );
+        map
+    }
+}
+
+impl Mergeable for LwwMap {
+    const CODEC_ID: &'static str = "lww";
+
+    fn merge(&mut self, other: &Self, local_cas: Option<Timestamp>) -> Option<Self> {
+        let mut change = BTreeMap::new();
+        for (name, theirs) in &other.0 {
+            if self.0.get(name).is_none_or(|mine| theirs > mine) {
+                self.0.insert(name.clone(), theirs.clone());
+                change.insert(name.clone(), theirs.clone());
+            }
+        }
+        if let Some(now) = local_cas {
+            for (name, mine) in &mut self.0 {
+                if !other.0.contains_key(name) && !mine.deleted {
+                    *mine = Slot {
+                        version: mine.version + 1,
+                        deleted: true,
+                        value: String::new(),
+                        updated: now.0,
+                    };
+                    change.insert(name.clone(), mine.clone());
+                }
+            }
+        }
+        (!change.is_empty()).then_some(LwwMap(change))
+    }
+
+    fn content(&self) -> Vec<String> {
+        self.0.keys().cloned().collect()
+    }
+
+    fn remove_tombstones(&mut self, older_than: Timestamp) -> Tombstones {
+        let before = self.0.len();
+        self.0
+            .retain(|_, s| !(s.deleted && s.updated < older_than.0));
+        let remaining = self.0.values().filter(|s| s.deleted).count();
+        Tombstones {
+            remaining,
+            removed: before - self.0.len(),
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(&self.0).unwrap()
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, rumour_ring::Error> {
+        postcard::from_bytes(bytes)
+            .map(LwwMap)
+            .map_err(|_| decode_error())
+    }
+
+    fn entry_digests(&self) -> Option<Vec<EntryDigest>> {
+        Some(
+            self.0
+                .iter()
+                .map(|(name, slot)| EntryDigest {
+                    name: name.clone(),
+                    hash: fnv(&postcard::to_allocvec(slot).unwrap()),
+                })
+                .collect(),
+        )
+    }
+
+    fn select(&self, names: &[String]) -> Option<Self> {
+        Some(LwwMap(
+            names
+                .iter()
+                .filter_map(|n| self.0.get(n).map(|s| (n.clone(), s.clone())))
+                .collect(),
+        ))
+    }
+}
+
+/// A grow-only set: no tombstones, no entry digests (pull-push falls back to whole values).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GSet(pub BTreeSet<String>);
+
+impl GSet {
+    pub fn of(items: &[&str]) -> GSet {
+        GSet(items.iter().map(|s| (*s).to_owned()).collect())
+    }
+}
+
+impl Mergeable for GSet {
+    const CODEC_ID: &'static str = "gset";
+
+    fn merge(&mut self, other: &Self, _local_cas: Option<Timestamp>) -> Option<Self> {
+        let new: BTreeSet<String> = other.0.difference(&self.0).cloned().collect();
+        self.0.extend(new.iter().cloned());
+        (!new.is_empty()).then_some(GSet(new))
+    }
+
+    fn content(&self) -> Vec<String> {
+        self.0.iter().cloned().collect()
+    }
+
+    fn remove_tombstones(&mut self, _older_than: Timestamp) -> Tombstones {
+        Tombstones::default()
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(&self.0).unwrap()
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, rumour_ring::Error> {
+        postcard::from_bytes(bytes)
+            .map(GSet)
+            .map_err(|_| decode_error())
+    }
+}
+
+pub fn addr(i: usize) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7000 + i as u16))
+}
+
+/// A fresh machine at `addr(i)` with both test codecs registered.
+pub fn machine(i: usize, start: Instant, config: Config) -> Gossip {
+    let mut g = Gossip::new(
+        config,
+        ChaCha8Rng::seed_from_u64(1000 + i as u64),
+        (start, Timestamp(EPOCH_MILLIS)),
+    );
+    g.register::<LwwMap>();
+    g.register::<GSet>();
+    g
+}
+
+/// A message delivered by the [`Net`].
+#[derive(Clone, Debug)]
+pub struct Delivered {
+    pub at: Instant,
+    pub from: usize,
+    pub to: usize,
+    pub reliable: bool,
+    pub bytes: Bytes,
+}
+
+impl Delivered {
+    pub fn message(&self) -> Message {
+        Message::decode(&self.bytes).unwrap()
+    }
+}
+
+struct InFlight {
+    at: Instant,
+    seq: u64,
+    from: usize,
+    to: usize,
+    reliable: bool,
+    bytes: Bytes,
+}
+
+/// Machines wired by hand: every transmit is delivered after `latency`, in order; timers fire
+/// on virtual time.
+pub struct Net {
+    pub nodes: Vec<Gossip>,
+    pub start: Instant,
+    pub now: Instant,
+    pub latency: Duration,
+    pub log: Vec<Delivered>,
+    /// Links that drop datagrams (from, to).
+    pub cut: BTreeSet<(usize, usize)>,
+    inflight: Vec<InFlight>,
+    seq: u64,
+}
+
+impl Net {
+    /// `n` machines, every one told every other is alive.
+    pub fn new(n: usize, config: impl Fn(Config) -> Config) -> Net {
+        let start = Instant::now();
+        let nodes: Vec<Gossip> = (0..n)
+            .map(|i| machine(i, start, config(Config::lan(addr(i)))))
+            .collect();
+        let mut net = Net {
+            nodes,
+            start,
+            now: start,
+            latency: Duration::from_millis(1),
+            log: Vec::new(),
+            cut: BTreeSet::new(),
+            inflight: Vec::new(),
+            seq: 0,
+        };
+        for i in 0..n {
+            for j in 0..n {
+                if i != j {
+                    net.nodes[i].handle_peer_up(start, addr(j));
+                }
+            }
+        }
+        net
+    }
+
+    pub fn index(&self, a: SocketAddr) -> usize {
+        (0..self.nodes.len()).find(|&i| addr(i) == a).unwrap()
+    }
+
+    /// Moves everything node `i` wants to send into flight.
+    pub fn flush(&mut self, i: usize) {
+        while let Some(t) = self.nodes[i].poll_transmit() {
+            let to = self.index(t.to);
+            for bytes in t.messages {
+                self.seq += 1;
+                self.inflight.push(InFlight {
+                    at: self.now + self.latency,
+                    seq: self.seq,
+                    from: i,
+                    to,
+                    reliable: t.reliable,
+                    bytes,
+                });
+            }
+        }
+        while self.nodes[i].poll_event().is_some() {}
+    }
+
+    /// Sends `bytes` from node `from` to node `to` as if node `from` had transmitted them.
+    pub fn send(&mut self, from: usize, to: usize, reliable: bool, bytes: Bytes) {
+        self.seq += 1;
+        self.inflight.push(InFlight {
+            at: self.now + self.latency,
+            seq: self.seq,
+            from,
+            to,
+            reliable,
+            bytes,
+        });
+    }
+
+    /// Runs the next timer or delivery due no later than `deadline`; false if there is none.
+    pub fn step(&mut self, deadline: Instant) -> bool {
+        let timer = (0..self.nodes.len())
+            .filter_map(|i| self.nodes[i].poll_timeout().map(|t| (t, i)))
+            .min();
+        let delivery = self
+            .inflight
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, f)| (f.at, f.seq))
+            .map(|(k, f)| (f.at, k));
+        match (timer, delivery) {
+            (Some((t, i)), d) if d.is_none_or(|(at, _)| t < at) => {
+                if t > deadline {
+                    return false;
+                }
+                self.now = self.now.max(t);
+                self.nodes[i].handle_timeout(self.now);
+                self.flush(i);
+            }
+            (_, Some((at, k))) => {
+                if at > deadline {
+                    return false;
+                }
+                self.now = self.now.max(at);
+                let f = self.inflight.remove(k);
+                if !f.reliable && self.cut.contains(&(f.from, f.to)) {
+                    return true;
+                }
+                let from = addr(f.from);
+                let node = &mut self.nodes[f.to];
+                let _ = if f.reliable {
+                    node.handle_stream(self.now, from, &f.bytes)
+                } else {
+                    node.handle_packet(self.now, from, &f.bytes)
+                };
+                self.log.push(Delivered {
+                    at: self.now,
+                    from: f.from,
+                    to: f.to,
+                    reliable: f.reliable,
+                    bytes: f.bytes,
+                });
+                self.flush(f.to);
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    pub fn run_for(&mut self, duration: Duration) {
+        let deadline = self.now + duration;
+        let mut steps = 0u64;
+        while self.step(deadline) {
+            steps += 1;
+            assert!(steps < 1_000_000, "livelock: a million steps");
+        }
+        self.now = deadline;
+    }
+
+    /// Runs until `done` holds or `limit` of virtual time passed; returns the time it took.
+    pub fn run_until(
+        &mut self,
+        limit: Duration,
+        mut done: impl FnMut(&Net) -> bool,
+    ) -> Option<Duration> {
+        let begin = self.now;
+        let deadline = begin + limit;
+        let mut steps = 0u64;
+        while !done(self) {
+            if !self.step(deadline) {
+                return None;
+            }
+            steps += 1;
+            assert!(steps < 1_000_000, "livelock: a million steps");
+        }
+        Some(self.now - begin)
+    }
+
+    /// Everything delivered since `index` in the log.
+    pub fn since(&self, index: usize) -> &[Delivered] {
+        &self.log[index..]
+    }
+}
