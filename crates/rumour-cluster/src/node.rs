@@ -472,7 +472,6 @@ impl Node {
                 self.push_event(NodeEvent::KeyChanged { key });
             }
         }
-        let members = self.swim.num_alive();
         let budget = self.swim.config().datagram_budget();
         while let Some(t) = self.swim.poll_transmit() {
             let mut parts: Vec<(Channel, Bytes)> = t
@@ -489,6 +488,7 @@ impl Node {
                 self.send_stream(t.to, &parts);
             } else {
                 let room = budget.saturating_sub(t.packed_len());
+                let members = self.swim.num_alive();
                 parts.extend(
                     self.gossip
                         .fill_broadcasts(members, room)
@@ -547,16 +547,19 @@ impl Node {
     /// Frames `parts` into as few datagrams as the packet budget allows.
     fn send_datagram(&mut self, to: SocketAddr, parts: &[(Channel, Bytes)]) {
         let budget = self.frame.packet_budget();
+        let header = self.frame.header_len();
         let mut batch: Vec<Vec<u8>> = Vec::new();
+        let mut len = header;
         for (channel, message) in parts {
             let tagged = envelope::tag(*channel, message);
-            batch.push(tagged);
-            let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
-            if batch.len() > 1 && self.frame.packet_len(&refs) > budget {
-                let last = batch.pop().expect("just pushed");
+            let cost = FrameCodec::packed_len(tagged.len());
+            if !batch.is_empty() && len + cost > budget {
                 self.flush_datagram(to, &batch);
-                batch = vec![last];
+                batch.clear();
+                len = header;
             }
+            len += cost;
+            batch.push(tagged);
         }
         if !batch.is_empty() {
             self.flush_datagram(to, &batch);

@@ -190,7 +190,7 @@ const UPDATE_KEY: &str = "scenario-update";
 
 fn update(config: &ScenarioConfig) -> Result<Report, SimError> {
     let (mut cluster, joined) = converged(config, false)?;
-    let origin = cluster.pick(0x0u64);
+    let origin = cluster.pick(0);
     let start = cluster.sim.elapsed();
     cluster
         .sim
@@ -217,7 +217,7 @@ fn update(config: &ScenarioConfig) -> Result<Report, SimError> {
 
 fn crash(config: &ScenarioConfig) -> Result<Report, SimError> {
     let (mut cluster, joined) = converged(config, false)?;
-    let victim = cluster.pick(0x0c4a_54u64);
+    let victim = cluster.pick(0xc4a5);
     let victim_name = name_of(victim);
     let start = cluster.sim.elapsed();
     cluster.sim.apply(Fault::Crash(victim));
@@ -267,7 +267,7 @@ fn loss(config: &ScenarioConfig, progress: &mut dyn FnMut(f64)) -> Result<Report
 
 fn slow(config: &ScenarioConfig) -> Result<Report, SimError> {
     let (mut cluster, joined) = converged(config, false)?;
-    let slow = cluster.pick(0x510u64);
+    let slow = cluster.pick(0x510);
     let slow_name = name_of(slow);
     cluster.sim.apply(Fault::Slow(slow, Duration::from_secs(2)));
     cluster.sim.run_for(Duration::from_secs(60))?;
