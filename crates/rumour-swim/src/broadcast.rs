@@ -159,12 +159,7 @@ impl<B: Broadcast> BroadcastQueue<B> {
     /// only if `cost(payload_len)` fits what is left of `budget`. `members` is the cluster size
     /// used for the retransmit limit. Each broadcast taken counts one transmit; those that reach
     /// the limit leave the queue.
-    pub fn fill(
-        &mut self,
-        members: usize,
-        budget: usize,
-        cost: impl Fn(usize) -> usize,
-    ) -> Vec<B> {
+    pub fn fill(&mut self, members: usize, budget: usize, cost: impl Fn(usize) -> usize) -> Vec<B> {
         let limit = retransmit_limit(self.retransmit_mult, members).max(1);
         let smallest = cost(0);
         let mut remaining = budget;
@@ -312,7 +307,16 @@ mod tests {
 
     #[test]
     fn retransmit_limit_matches_memberlist_table() {
-        let table = [(0, 0), (1, 4), (3, 4), (9, 4), (10, 8), (99, 8), (100, 12), (1000, 16)];
+        let table = [
+            (0, 0),
+            (1, 4),
+            (3, 4),
+            (9, 4),
+            (10, 8),
+            (99, 8),
+            (100, 12),
+            (1000, 16),
+        ];
         for (n, limit) in table {
             assert_eq!(retransmit_limit(4, n), limit, "n = {n}");
         }
@@ -327,7 +331,10 @@ mod tests {
         assert_eq!(q.len(), 2);
         assert_eq!(q.stats().invalidated, 1);
         let batch = q.fill(3, 1000, |l| l);
-        assert_eq!(batch.iter().find(|m| m.key == "a").map(|m| m.version), Some(2));
+        assert_eq!(
+            batch.iter().find(|m| m.key == "a").map(|m| m.version),
+            Some(2)
+        );
     }
 
     #[test]
@@ -348,7 +355,10 @@ mod tests {
         let first: Vec<_> = q.fill(100, 100, |l| l + 2).iter().map(|m| m.key).collect();
         assert_eq!(first.len(), 2);
         let second: Vec<_> = q.fill(100, 100, |l| l + 2).iter().map(|m| m.key).collect();
-        let unsent = ["a", "b", "c"].into_iter().find(|k| !first.contains(k)).unwrap();
+        let unsent = ["a", "b", "c"]
+            .into_iter()
+            .find(|k| !first.contains(k))
+            .unwrap();
         assert_eq!(second[0], unsent, "the never-sent broadcast goes first");
     }
 

@@ -1,0 +1,149 @@
+//! Who is in the cluster: names, incarnations, states and the member record.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// The longest node name accepted, in bytes.
+pub const MAX_NAME_LEN: usize = 255;
+
+/// A member's unique name in the cluster (1 to [`MAX_NAME_LEN`] bytes of UTF-8).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub struct NodeName(String);
+
+impl NodeName {
+    /// Checks the length of `name`.
+    pub fn new(name: impl Into<String>) -> Result<NodeName, Error> {
+        let name = name.into();
+        if name.is_empty() || name.len() > MAX_NAME_LEN {
+            return Err(Error::InvalidName {
+                len: name.len(),
+                max: MAX_NAME_LEN,
+            });
+        }
+        Ok(NodeName(name))
+    }
+
+    /// The name as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for NodeName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for NodeName {
+    type Error = Error;
+    fn try_from(name: String) -> Result<Self, Error> {
+        NodeName::new(name)
+    }
+}
+
+impl TryFrom<&str> for NodeName {
+    type Error = Error;
+    fn try_from(name: &str) -> Result<Self, Error> {
+        NodeName::new(name)
+    }
+}
+
+impl Serialize for NodeName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl fmt::Display for NodeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for NodeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+/// A member's incarnation number: raised only by the member itself, to refute an accusation
+/// or to announce new metadata. Between two claims about one member, the higher incarnation
+/// wins.
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Incarnation(pub u32);
+
+impl Incarnation {
+    /// The next incarnation (saturating at `u32::MAX`).
+    #[must_use]
+    pub fn next(self) -> Incarnation {
+        Incarnation(self.0.saturating_add(1))
+    }
+}
+
+impl fmt::Display for Incarnation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// What the local node believes about a member.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+pub enum State {
+    /// Answers probes (or has not been caught failing).
+    Alive,
+    /// Failed a probe; declared dead when its suspicion timeout expires unless it refutes.
+    Suspect,
+    /// Declared failed.
+    Dead,
+    /// Said goodbye (a dead message from itself).
+    Left,
+}
+
+impl State {
+    /// Alive or Suspect: the member is still taken to be part of the cluster.
+    #[must_use]
+    pub fn is_live(self) -> bool {
+        matches!(self, State::Alive | State::Suspect)
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            State::Alive => "alive",
+            State::Suspect => "suspect",
+            State::Dead => "dead",
+            State::Left => "left",
+        })
+    }
+}
+
+/// One member as the local node knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Member {
+    /// Unique name.
+    pub name: NodeName,
+    /// Advertised address (datagrams and streams).
+    pub addr: SocketAddr,
+    /// Application metadata, at most `Config::meta_max_size` bytes.
+    pub meta: Bytes,
+    /// Highest incarnation heard of for this member; it never goes backwards.
+    pub incarnation: Incarnation,
+    /// Current state.
+    pub state: State,
+    /// When the state last changed (local clock).
+    pub state_changed_at: Instant,
+}

@@ -1,0 +1,492 @@
+//! One test per state rule: every claim against every stored state, with lower, equal and
+//! higher incarnations, about other members and about the local node. Compiled only under
+//! `#[cfg(test)]` (see `membership.rs`).
+
+use super::*;
+
+const STORED: Incarnation = Incarnation(5);
+
+fn name(s: &str) -> NodeName {
+    NodeName::new(s).unwrap()
+}
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, 1], port))
+}
+
+fn params() -> SuspicionParams {
+    SuspicionParams {
+        k: 2,
+        min: Duration::from_secs(4),
+        max: Duration::from_secs(24),
+    }
+}
+
+fn member(n: &str, port: u16, inc: Incarnation, state: State, at: Instant) -> Member {
+    Member {
+        name: name(n),
+        addr: addr(port),
+        meta: Bytes::new(),
+        incarnation: inc,
+        state,
+        state_changed_at: at,
+    }
+}
+
+/// A table holding `self` (alive at 5) and `m` in `state` at incarnation 5.
+fn table(state: State, now: Instant) -> Membership {
+    let mut t = Membership::new(
+        member("self", 1, STORED, State::Alive, now),
+        Duration::from_secs(1),
+        None,
+    );
+    let mut m = member("m", 2, STORED, state, now);
+    m.state = state;
+    t.entries.insert(name("m"), Entry::new(m));
+    if state == State::Suspect {
+        let timer = Suspicion::new(now, name("x"), 2, params().min, params().max);
+        t.entries.get_mut(&name("m")).unwrap().suspicion = Some(timer);
+    }
+    t
+}
+
+fn alive(n: &str, inc: u32) -> Alive {
+    Alive {
+        name: name(n),
+        addr: addr(if n == "self" { 1 } else { 2 }),
+        incarnation: Incarnation(inc),
+        meta: Bytes::new(),
+    }
+}
+
+fn suspect(n: &str, inc: u32, from: &str) -> Suspect {
+    Suspect {
+        name: name(n),
+        incarnation: Incarnation(inc),
+        from: name(from),
+    }
+}
+
+fn dead(n: &str, inc: u32, from: &str) -> Dead {
+    Dead {
+        name: name(n),
+        incarnation: Incarnation(inc),
+        from: name(from),
+    }
+}
+
+fn stored(t: &Membership) -> (State, Incarnation) {
+    let m = t.get(&name("m")).unwrap();
+    (m.state, m.incarnation)
+}
+
+const ALL: [State; 4] = [State::Alive, State::Suspect, State::Dead, State::Left];
+
+#[test]
+fn alive_with_higher_incarnation_makes_any_member_alive() {
+    let now = Instant::now();
+    for state in ALL {
+        let mut t = table(state, now);
+        let outcome = t.alive(now, &alive("m", 6));
+        let expected = match state {
+            State::Alive => Outcome::Refreshed { changed: false },
+            State::Suspect => Outcome::Refreshed { changed: true },
+            State::Dead | State::Left => Outcome::Joined { new: false },
+        };
+        assert_eq!(outcome, expected, "from {state}");
+        assert_eq!(stored(&t), (State::Alive, Incarnation(6)), "from {state}");
+        assert!(t.entries[&name("m")].suspicion.is_none());
+    }
+}
+
+#[test]
+fn alive_with_equal_or_lower_incarnation_changes_nothing() {
+    let now = Instant::now();
+    for state in ALL {
+        for inc in [4, 5] {
+            let mut t = table(state, now);
+            let outcome = t.alive(now, &alive("m", inc));
+            assert_eq!(stored(&t), (state, STORED), "{state} at {inc}");
+            match state {
+                State::Alive => assert_eq!(outcome, Outcome::Ignored),
+                _ => assert!(
+                    matches!(outcome, Outcome::Accuse { to, .. } if to == addr(2)),
+                    "a stale alive about a {state} member is answered with the accusation"
+                ),
+            }
+        }
+    }
+}
+
+#[test]
+fn stale_alive_cannot_resurrect_a_dead_member() {
+    let now = Instant::now();
+    let mut t = table(State::Dead, now);
+    // An accusation at a higher incarnation raises the stored one without a transition...
+    assert_eq!(
+        t.suspect(
+            now,
+            &suspect("m", 7, "x"),
+            Evidence::Accuser(&name("x")),
+            params()
+        ),
+        Outcome::Raised
+    );
+    assert_eq!(stored(&t), (State::Dead, Incarnation(7)));
+    // ...so an alive from before that accusation cannot bring the member back.
+    t.alive(now, &alive("m", 6));
+    assert_eq!(stored(&t), (State::Dead, Incarnation(7)));
+    assert_eq!(t.alive(now, &alive("m", 8)), Outcome::Joined { new: false });
+}
+
+#[test]
+fn accusations_sent_to_a_stale_claimant_are_spaced() {
+    let now = Instant::now();
+    let mut t = table(State::Dead, now);
+    let first = t.alive(now, &alive("m", 1));
+    let Outcome::Accuse {
+        message: Message::Dead(d),
+        ..
+    } = first
+    else {
+        panic!("expected an accusation, got {first:?}");
+    };
+    assert_eq!((d.incarnation, d.from), (STORED, name("self")));
+    assert_eq!(
+        t.alive(now + Duration::from_millis(10), &alive("m", 1)),
+        Outcome::Ignored
+    );
+    assert!(matches!(
+        t.alive(now + Duration::from_secs(2), &alive("m", 1)),
+        Outcome::Accuse { .. }
+    ));
+}
+
+#[test]
+fn alive_about_an_unknown_member_inserts_it() {
+    let now = Instant::now();
+    let mut t = table(State::Alive, now);
+    assert_eq!(
+        t.alive(now, &alive("new", 1)),
+        Outcome::Joined { new: true }
+    );
+    assert_eq!(t.get(&name("new")).unwrap().state, State::Alive);
+    assert_eq!(t.len(), 3);
+}
+
+#[test]
+fn alive_with_new_metadata_is_a_change() {
+    let now = Instant::now();
+    let mut t = table(State::Alive, now);
+    let mut a = alive("m", 6);
+    a.meta = Bytes::from_static(b"zone-b");
+    assert_eq!(t.alive(now, &a), Outcome::Refreshed { changed: true });
+    assert_eq!(t.get(&name("m")).unwrap().meta, a.meta);
+}
+
+#[test]
+fn alive_from_another_address_is_a_conflict_unless_reclaimable() {
+    let now = Instant::now();
+    let later = now + Duration::from_secs(100);
+    for state in [State::Alive, State::Suspect, State::Dead] {
+        let mut t = table(state, now);
+        let mut a = alive("m", 9);
+        a.addr = addr(3);
+        assert_eq!(
+            t.alive(later, &a),
+            Outcome::Conflict {
+                known: addr(2),
+                claimed: addr(3)
+            },
+            "{state}"
+        );
+        assert_eq!(stored(&t), (state, STORED));
+    }
+    // A left member's name may be claimed from anywhere.
+    let mut t = table(State::Left, now);
+    let mut a = alive("m", 9);
+    a.addr = addr(3);
+    assert_eq!(t.alive(later, &a), Outcome::Joined { new: false });
+    assert_eq!(t.get(&name("m")).unwrap().addr, addr(3));
+    // A dead one only after dead_node_reclaim_time.
+    let mut t = table(State::Dead, now);
+    t.reclaim_time = Some(Duration::from_secs(60));
+    assert!(matches!(
+        t.alive(now + Duration::from_secs(30), &a),
+        Outcome::Conflict { .. }
+    ));
+    assert_eq!(t.alive(later, &a), Outcome::Joined { new: false });
+}
+
+#[test]
+fn reclaimed_address_with_a_low_incarnation_is_told_its_accusation() {
+    let now = Instant::now();
+    let mut t = table(State::Left, now);
+    let mut a = alive("m", 1);
+    a.addr = addr(3);
+    assert!(matches!(t.alive(now, &a), Outcome::Accuse { to, .. } if to == addr(3)));
+    assert_eq!(t.get(&name("m")).unwrap().addr, addr(3));
+    assert_eq!(stored(&t), (State::Left, STORED));
+}
+
+#[test]
+fn suspect_with_equal_or_higher_incarnation_suspects_an_alive_member() {
+    let now = Instant::now();
+    for inc in [5, 6] {
+        let mut t = table(State::Alive, now);
+        let s = suspect("m", inc, "x");
+        assert_eq!(
+            t.suspect(now, &s, Evidence::Accuser(&name("x")), params()),
+            Outcome::Suspected
+        );
+        assert_eq!(stored(&t), (State::Suspect, Incarnation(inc)));
+        assert!(t.entries[&name("m")].suspicion.is_some());
+    }
+}
+
+#[test]
+fn suspect_with_lower_incarnation_changes_nothing() {
+    let now = Instant::now();
+    for state in ALL {
+        let mut t = table(state, now);
+        let s = suspect("m", 4, "y");
+        assert_eq!(
+            t.suspect(now, &s, Evidence::Accuser(&name("y")), params()),
+            Outcome::Ignored
+        );
+        assert_eq!(stored(&t), (state, STORED));
+    }
+}
+
+#[test]
+fn suspect_of_a_suspect_confirms_only_from_new_accusers() {
+    let now = Instant::now();
+    let mut t = table(State::Suspect, now);
+    let by = |from: &str| suspect("m", 5, from);
+    let x = name("x");
+    assert_eq!(
+        t.suspect(now, &by("x"), Evidence::Accuser(&x), params()),
+        Outcome::Ignored
+    );
+    let y = name("y");
+    assert_eq!(
+        t.suspect(now, &by("y"), Evidence::Accuser(&y), params()),
+        Outcome::Confirmed
+    );
+    assert_eq!(
+        t.suspect(now, &by("y"), Evidence::Accuser(&y), params()),
+        Outcome::Ignored
+    );
+    assert_eq!(
+        t.suspect(now, &by("self"), Evidence::FullState, params()),
+        Outcome::Ignored
+    );
+    assert_eq!(stored(&t), (State::Suspect, STORED));
+}
+
+#[test]
+fn suspect_of_a_dead_or_left_member_only_raises_the_incarnation() {
+    let now = Instant::now();
+    for state in [State::Dead, State::Left] {
+        let mut t = table(state, now);
+        let x = name("x");
+        assert_eq!(
+            t.suspect(now, &suspect("m", 5, "x"), Evidence::Accuser(&x), params()),
+            Outcome::Ignored
+        );
+        assert_eq!(
+            t.suspect(now, &suspect("m", 8, "x"), Evidence::Accuser(&x), params()),
+            Outcome::Raised
+        );
+        assert_eq!(stored(&t), (state, Incarnation(8)));
+    }
+}
+
+#[test]
+fn dead_with_equal_or_higher_incarnation_kills_a_live_member() {
+    let now = Instant::now();
+    for state in [State::Alive, State::Suspect] {
+        for inc in [5, 6] {
+            let mut t = table(state, now);
+            assert_eq!(
+                t.dead(now, &dead("m", inc, "x")),
+                Outcome::Failed,
+                "{state} {inc}"
+            );
+            assert_eq!(stored(&t), (State::Dead, Incarnation(inc)));
+            assert!(t.entries[&name("m")].suspicion.is_none());
+        }
+    }
+}
+
+#[test]
+fn dead_from_the_member_itself_means_left() {
+    let now = Instant::now();
+    for state in [State::Alive, State::Suspect, State::Dead] {
+        let mut t = table(state, now);
+        assert_eq!(t.dead(now, &dead("m", 5, "m")), Outcome::Left, "{state}");
+        assert_eq!(stored(&t), (State::Left, STORED));
+    }
+}
+
+#[test]
+fn dead_with_lower_incarnation_changes_nothing() {
+    let now = Instant::now();
+    for state in ALL {
+        let mut t = table(state, now);
+        assert_eq!(t.dead(now, &dead("m", 4, "x")), Outcome::Ignored);
+        assert_eq!(t.dead(now, &dead("m", 4, "m")), Outcome::Ignored);
+        assert_eq!(stored(&t), (state, STORED));
+    }
+}
+
+#[test]
+fn dead_of_a_dead_or_left_member_only_raises_the_incarnation() {
+    let now = Instant::now();
+    let mut t = table(State::Dead, now);
+    assert_eq!(t.dead(now, &dead("m", 5, "x")), Outcome::Ignored);
+    assert_eq!(t.dead(now, &dead("m", 9, "x")), Outcome::Raised);
+    assert_eq!(stored(&t), (State::Dead, Incarnation(9)));
+    let mut t = table(State::Left, now);
+    assert_eq!(t.dead(now, &dead("m", 5, "m")), Outcome::Ignored);
+    assert_eq!(t.dead(now, &dead("m", 9, "x")), Outcome::Raised);
+    assert_eq!(stored(&t), (State::Left, Incarnation(9)));
+}
+
+#[test]
+fn claims_about_unknown_members_are_ignored() {
+    let now = Instant::now();
+    let mut t = table(State::Alive, now);
+    let x = name("x");
+    assert_eq!(
+        t.suspect(
+            now,
+            &suspect("ghost", 1, "x"),
+            Evidence::Accuser(&x),
+            params()
+        ),
+        Outcome::Ignored
+    );
+    assert_eq!(t.dead(now, &dead("ghost", 1, "x")), Outcome::Ignored);
+    assert!(t.get(&name("ghost")).is_none());
+}
+
+#[test]
+fn accusations_about_self_at_equal_or_higher_incarnation_are_refuted() {
+    let now = Instant::now();
+    let x = name("x");
+    for inc in [5, 7] {
+        let mut t = table(State::Alive, now);
+        let accused = Incarnation(inc);
+        let s = suspect("self", inc, "x");
+        assert_eq!(
+            t.suspect(now, &s, Evidence::Accuser(&x), params()),
+            Outcome::Refute { accused }
+        );
+        assert_eq!(
+            t.dead(now, &dead("self", inc, "x")),
+            Outcome::Refute { accused }
+        );
+        assert_eq!(
+            t.dead(now, &dead("self", inc, "self")),
+            Outcome::Refute { accused }
+        );
+    }
+}
+
+#[test]
+fn accusations_about_self_at_lower_incarnation_are_ignored() {
+    let now = Instant::now();
+    let mut t = table(State::Alive, now);
+    let x = name("x");
+    assert_eq!(
+        t.suspect(
+            now,
+            &suspect("self", 4, "x"),
+            Evidence::Accuser(&x),
+            params()
+        ),
+        Outcome::Ignored
+    );
+    assert_eq!(t.dead(now, &dead("self", 4, "x")), Outcome::Ignored);
+    assert_eq!(t.local().state, State::Alive);
+}
+
+#[test]
+fn alive_about_self_is_refuted_only_when_newer_or_different() {
+    let now = Instant::now();
+    let mut t = table(State::Alive, now);
+    assert_eq!(t.alive(now, &alive("self", 4)), Outcome::Ignored);
+    assert_eq!(t.alive(now, &alive("self", 5)), Outcome::Ignored);
+    assert_eq!(
+        t.alive(now, &alive("self", 6)),
+        Outcome::Refute {
+            accused: Incarnation(6)
+        }
+    );
+    let mut other_meta = alive("self", 5);
+    other_meta.meta = Bytes::from_static(b"old life");
+    assert_eq!(
+        t.alive(now, &other_meta),
+        Outcome::Refute { accused: STORED }
+    );
+}
+
+#[test]
+fn remote_dead_in_a_full_state_is_taken_as_suspect() {
+    let now = Instant::now();
+    let mut t = table(State::Alive, now);
+    let remote = MemberState {
+        name: name("m"),
+        addr: addr(2),
+        incarnation: STORED,
+        meta: Bytes::new(),
+        state: State::Dead,
+    };
+    let (outcome, _) = t.merge(now, &remote, params());
+    assert_eq!(outcome, Outcome::Suspected);
+    assert_eq!(stored(&t), (State::Suspect, STORED));
+    let left = MemberState {
+        state: State::Left,
+        ..remote
+    };
+    assert_eq!(t.merge(now, &left, params()).0, Outcome::Left);
+}
+
+#[test]
+fn reaping_removes_only_expired_dead_and_left_members() {
+    let now = Instant::now();
+    let mut t = table(State::Dead, now);
+    t.entries.insert(
+        name("l"),
+        Entry::new(member("l", 3, STORED, State::Left, now)),
+    );
+    t.entries.insert(
+        name("a"),
+        Entry::new(member("a", 4, STORED, State::Alive, now)),
+    );
+    assert!(
+        t.reap(now + Duration::from_secs(10), Duration::from_secs(30))
+            .is_empty()
+    );
+    let reaped = t.reap(now + Duration::from_secs(30), Duration::from_secs(30));
+    let names: Vec<_> = reaped.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["l", "m"]);
+    assert_eq!(t.len(), 2);
+}
+
+#[test]
+fn the_suspicion_index_follows_every_transition() {
+    let now = Instant::now();
+    let mut t = table(State::Alive, now);
+    let x = name("x");
+    t.suspect(now, &suspect("m", 5, "x"), Evidence::Accuser(&x), params());
+    assert_eq!(t.suspects(), [name("m")]);
+    assert_eq!(t.suspicion_deadlines().count(), 1);
+    t.alive(now, &alive("m", 6));
+    assert!(t.suspects().is_empty(), "a refutation clears the timer");
+    t.suspect(now, &suspect("m", 6, "x"), Evidence::Accuser(&x), params());
+    t.dead(now, &dead("m", 6, "x"));
+    assert!(t.suspects().is_empty(), "a death clears the timer");
+    assert_eq!(t.suspicion_deadlines().count(), 0);
+}

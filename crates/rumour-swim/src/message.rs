@@ -1,0 +1,407 @@
+//! Wire messages: serde types encoded with postcard, one message per call.
+//!
+//! The transport frames messages (and packs several into one datagram); this module only
+//! encodes and decodes one message. Decoding never panics and bounds every length: a name is
+//! at most [`MAX_NAME_LEN`] bytes, metadata at most [`MAX_META_LEN`], a full state at most
+//! [`MAX_STATE_MEMBERS`] members. `docs/protocol.md` gives the byte layout.
+
+use std::fmt;
+use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::member::{Incarnation, MAX_NAME_LEN, NodeName, State};
+
+/// The most metadata bytes any message may carry (the configured limit is usually lower).
+pub const MAX_META_LEN: usize = 16 * 1024;
+
+/// The most members one full-state exchange may carry.
+pub const MAX_STATE_MEMBERS: usize = 1 << 20;
+
+/// Bytes one message of `len` bytes costs inside a datagram: the Node adds a one-byte channel
+/// tag and a LEB128 length in front of it.
+#[must_use]
+pub fn packed_len(len: usize) -> usize {
+    len + varint_len(len) + 1
+}
+
+/// Bytes of the LEB128 (postcard varint) encoding of `n`.
+#[must_use]
+pub fn varint_len(n: usize) -> usize {
+    let bits = usize::BITS - n.leading_zeros();
+    (bits.max(1) as usize).div_ceil(7)
+}
+
+/// One swim message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// A probe: "are you there?" Answered with an [`Ack`].
+    Ping(Ping),
+    /// "Probe `target` for me": sent to helpers after a direct probe went unanswered.
+    IndirectPing(IndirectPing),
+    /// Answer to a ping (or relayed by a helper).
+    Ack(Ack),
+    /// A helper's "I asked, the target did not answer in time".
+    Nack(Nack),
+    /// A member is alive at an incarnation, with its address and metadata.
+    Alive(Alive),
+    /// A member is suspected of having failed.
+    Suspect(Suspect),
+    /// A member is declared dead (`from == name`: it left).
+    Dead(Dead),
+    /// A full-state exchange (join, anti-entropy), on streams only.
+    State(StateExchange),
+}
+
+/// The type of a [`Message`], for errors and statistics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// [`Message::Ping`].
+    Ping,
+    /// [`Message::IndirectPing`].
+    IndirectPing,
+    /// [`Message::Ack`].
+    Ack,
+    /// [`Message::Nack`].
+    Nack,
+    /// [`Message::Alive`].
+    Alive,
+    /// [`Message::Suspect`].
+    Suspect,
+    /// [`Message::Dead`].
+    Dead,
+    /// [`Message::State`].
+    State,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Ping => "ping",
+            Kind::IndirectPing => "indirect-ping",
+            Kind::Ack => "ack",
+            Kind::Nack => "nack",
+            Kind::Alive => "alive",
+            Kind::Suspect => "suspect",
+            Kind::Dead => "dead",
+            Kind::State => "state",
+        })
+    }
+}
+
+/// A direct probe. It carries the sender's own [`Alive`], so the target learns of a member it
+/// missed, or tells a restarted member that it is held dead at a higher incarnation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ping {
+    /// Sequence number echoed by the ack.
+    pub seq: u32,
+    /// Name of the member the sender means to probe (a different member at that address
+    /// ignores the ping).
+    pub target: NodeName,
+    /// The sender, as it announces itself; acks go to `source.addr`.
+    pub source: Alive,
+}
+
+/// A request to probe `target` on the sender's behalf.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndirectPing {
+    /// The requester's sequence number, echoed in the relayed ack or nack.
+    pub seq: u32,
+    /// Name of the member to probe.
+    pub target: NodeName,
+    /// Its address.
+    pub target_addr: SocketAddr,
+    /// Whether the requester wants a nack when the target stays silent.
+    pub nack: bool,
+    /// The requester; the ack or nack goes to `source.addr`.
+    pub source: Alive,
+}
+
+/// A probe answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    /// The ping's sequence number.
+    pub seq: u32,
+}
+
+/// A helper's report that the target of an indirect probe did not answer within the probe
+/// timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Nack {
+    /// The indirect ping's sequence number.
+    pub seq: u32,
+}
+
+/// "`name` is alive at `incarnation`", with its address and metadata.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alive {
+    /// The member.
+    pub name: NodeName,
+    /// Its advertised address.
+    pub addr: SocketAddr,
+    /// Its incarnation.
+    pub incarnation: Incarnation,
+    /// Its metadata.
+    pub meta: Bytes,
+}
+
+/// "`from` suspects `name` at `incarnation`".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suspect {
+    /// The suspected member.
+    pub name: NodeName,
+    /// The incarnation it is suspected at.
+    pub incarnation: Incarnation,
+    /// The accuser (each distinct accuser is one confirmation).
+    pub from: NodeName,
+}
+
+/// "`from` declares `name` dead at `incarnation`"; `from == name` means `name` left.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dead {
+    /// The member.
+    pub name: NodeName,
+    /// The incarnation it is declared dead at.
+    pub incarnation: Incarnation,
+    /// Who declares it.
+    pub from: NodeName,
+}
+
+/// Whether a full-state exchange asks or answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Exchange {
+    /// Sent first; the receiver answers with its own state.
+    Request,
+    /// The answer; nothing follows.
+    Reply,
+}
+
+/// A member table, sent over a stream for a join or a periodic pull-push.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateExchange {
+    /// Request or reply.
+    pub exchange: Exchange,
+    /// Whether the exchange is a join (the reply echoes it).
+    pub join: bool,
+    /// The sender's name.
+    pub source: NodeName,
+    /// Where to send the reply (streams arrive from ephemeral ports).
+    pub source_addr: SocketAddr,
+    /// Every member the sender holds, itself and dead members not yet reaped included.
+    pub members: Vec<MemberState>,
+}
+
+/// One entry of a [`StateExchange`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberState {
+    /// The member.
+    pub name: NodeName,
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Its incarnation.
+    pub incarnation: Incarnation,
+    /// Its metadata.
+    pub meta: Bytes,
+    /// The sender's view of its state.
+    pub state: State,
+}
+
+impl Message {
+    /// The message's type.
+    #[must_use]
+    pub fn kind(&self) -> Kind {
+        match self {
+            Message::Ping(_) => Kind::Ping,
+            Message::IndirectPing(_) => Kind::IndirectPing,
+            Message::Ack(_) => Kind::Ack,
+            Message::Nack(_) => Kind::Nack,
+            Message::Alive(_) => Kind::Alive,
+            Message::Suspect(_) => Kind::Suspect,
+            Message::Dead(_) => Kind::Dead,
+            Message::State(_) => Kind::State,
+        }
+    }
+
+    /// Postcard encoding of the message.
+    #[must_use]
+    pub fn encode(&self) -> Bytes {
+        Bytes::from(postcard::to_allocvec(self).expect("swim messages always serialize"))
+    }
+
+    /// Decodes exactly one message from `bytes`, checking every protocol limit.
+    pub fn decode(bytes: &[u8]) -> Result<Message, Error> {
+        let (message, rest) =
+            postcard::take_from_bytes::<Message>(bytes).map_err(|source| Error::Decode {
+                len: bytes.len(),
+                source,
+            })?;
+        if !rest.is_empty() {
+            return Err(Error::TrailingBytes {
+                kind: message.kind(),
+                trailing: rest.len(),
+            });
+        }
+        message.check_limits()?;
+        Ok(message)
+    }
+
+    /// Length of the largest metadata the message carries (0 if none).
+    #[must_use]
+    pub fn largest_meta(&self) -> usize {
+        match self {
+            Message::Ping(Ping { source, .. })
+            | Message::IndirectPing(IndirectPing { source, .. }) => source.meta.len(),
+            Message::Alive(alive) => alive.meta.len(),
+            Message::State(state) => state
+                .members
+                .iter()
+                .map(|m| m.meta.len())
+                .max()
+                .unwrap_or(0),
+            Message::Ack(_) | Message::Nack(_) | Message::Suspect(_) | Message::Dead(_) => 0,
+        }
+    }
+
+    fn check_limits(&self) -> Result<(), Error> {
+        let invalid = |reason| {
+            Err(Error::Invalid {
+                kind: self.kind(),
+                reason,
+            })
+        };
+        match self {
+            Message::State(state) if state.members.len() > MAX_STATE_MEMBERS => {
+                invalid("too many members")
+            }
+            _ if self.largest_meta() > MAX_META_LEN => {
+                invalid("metadata is over the protocol limit")
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Encoded length of the largest ping a node with `meta_max_size` bytes of metadata can send
+/// (longest names, IPv6 address, largest sequence and incarnation numbers).
+#[must_use]
+pub fn largest_ping_len(meta_max_size: usize) -> usize {
+    let name = NodeName::new("n".repeat(MAX_NAME_LEN)).expect("longest valid name");
+    let addr = SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::LOCALHOST, u16::MAX, 0, 0));
+    let ping = Message::Ping(Ping {
+        seq: u32::MAX,
+        target: name.clone(),
+        source: Alive {
+            name,
+            addr,
+            incarnation: Incarnation(u32::MAX),
+            meta: Bytes::from(vec![0; meta_max_size]),
+        },
+    });
+    ping.encode().len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> NodeName {
+        NodeName::new(s).unwrap()
+    }
+
+    #[test]
+    fn packed_len_adds_tag_and_varint_length() {
+        assert_eq!(packed_len(0), 2);
+        assert_eq!(packed_len(127), 129);
+        assert_eq!(packed_len(128), 131);
+        assert_eq!(packed_len(16_384), 16_388);
+        assert_eq!(varint_len(usize::MAX), 10);
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        let addr: SocketAddr = "10.0.0.1:7946".parse().unwrap();
+        let alive = Alive {
+            name: name("a"),
+            addr,
+            incarnation: Incarnation(3),
+            meta: Bytes::from_static(b"zone=1"),
+        };
+        let messages = [
+            Message::Ping(Ping {
+                seq: 9,
+                target: name("b"),
+                source: alive.clone(),
+            }),
+            Message::IndirectPing(IndirectPing {
+                seq: 1,
+                target: name("c"),
+                target_addr: addr,
+                nack: true,
+                source: alive.clone(),
+            }),
+            Message::Ack(Ack { seq: 7 }),
+            Message::Nack(Nack { seq: 8 }),
+            Message::Alive(alive),
+            Message::Suspect(Suspect {
+                name: name("a"),
+                incarnation: Incarnation(2),
+                from: name("b"),
+            }),
+            Message::Dead(Dead {
+                name: name("a"),
+                incarnation: Incarnation(2),
+                from: name("a"),
+            }),
+            Message::State(StateExchange {
+                exchange: Exchange::Reply,
+                join: true,
+                source: name("a"),
+                source_addr: addr,
+                members: vec![MemberState {
+                    name: name("a"),
+                    addr,
+                    incarnation: Incarnation(1),
+                    meta: Bytes::new(),
+                    state: State::Left,
+                }],
+            }),
+        ];
+        for message in messages {
+            let bytes = message.encode();
+            assert_eq!(Message::decode(&bytes).unwrap(), message);
+        }
+    }
+
+    #[test]
+    fn trailing_bytes_are_rejected() {
+        let mut bytes = Message::Ack(Ack { seq: 1 }).encode().to_vec();
+        bytes.push(0);
+        assert!(matches!(
+            Message::decode(&bytes),
+            Err(Error::TrailingBytes { trailing: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn empty_names_are_rejected_on_decode() {
+        let bytes = Message::Suspect(Suspect {
+            name: name("a"),
+            incarnation: Incarnation(1),
+            from: name("b"),
+        })
+        .encode();
+        // Layout: variant, name length, name, incarnation, from length, from.
+        let mut broken = bytes.to_vec();
+        broken[1] = 0;
+        broken.remove(2);
+        assert!(Message::decode(&broken).is_err());
+    }
+
+    #[test]
+    fn largest_ping_fits_the_default_budget() {
+        let config = crate::Config::lan();
+        assert!(packed_len(largest_ping_len(config.meta_max_size())) <= config.datagram_budget());
+    }
+}

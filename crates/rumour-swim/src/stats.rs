@@ -1,0 +1,128 @@
+//! Counters of a [`Swim`](crate::Swim) machine, for metrics.
+
+use crate::message::Kind;
+
+/// Messages and bytes of one message type.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Messages.
+    pub messages: u64,
+    /// Encoded bytes (before framing).
+    pub bytes: u64,
+}
+
+/// [`Traffic`] per message type.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrafficByKind {
+    /// Pings (direct and reliable).
+    pub ping: Traffic,
+    /// Indirect ping requests.
+    pub indirect_ping: Traffic,
+    /// Acks.
+    pub ack: Traffic,
+    /// Nacks.
+    pub nack: Traffic,
+    /// Alive updates.
+    pub alive: Traffic,
+    /// Suspect updates.
+    pub suspect: Traffic,
+    /// Dead updates.
+    pub dead: Traffic,
+    /// Full-state exchanges.
+    pub state: Traffic,
+}
+
+impl TrafficByKind {
+    pub(crate) fn count(&mut self, kind: Kind, bytes: usize) {
+        let slot = match kind {
+            Kind::Ping => &mut self.ping,
+            Kind::IndirectPing => &mut self.indirect_ping,
+            Kind::Ack => &mut self.ack,
+            Kind::Nack => &mut self.nack,
+            Kind::Alive => &mut self.alive,
+            Kind::Suspect => &mut self.suspect,
+            Kind::Dead => &mut self.dead,
+            Kind::State => &mut self.state,
+        };
+        slot.messages += 1;
+        slot.bytes += bytes as u64;
+    }
+
+    /// Sum over all types.
+    #[must_use]
+    pub fn total(&self) -> Traffic {
+        let all = [
+            self.ping,
+            self.indirect_ping,
+            self.ack,
+            self.nack,
+            self.alive,
+            self.suspect,
+            self.dead,
+            self.state,
+        ];
+        all.iter().fold(Traffic::default(), |acc, t| Traffic {
+            messages: acc.messages + t.messages,
+            bytes: acc.bytes + t.bytes,
+        })
+    }
+}
+
+/// Counters since the machine was created.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Messages produced, by type.
+    pub sent: TrafficByKind,
+    /// Messages received and decoded, by type.
+    pub received: TrafficByKind,
+    /// Inputs rejected as undecodable or invalid.
+    pub decode_errors: u64,
+    /// Probes started.
+    pub probes: u64,
+    /// Probes that got no ack at all.
+    pub failed_probes: u64,
+    /// Probes answered only over the reliable channel (datagrams may be blocked).
+    pub reliable_only_acks: u64,
+    /// Indirect ping requests sent.
+    pub indirect_probes: u64,
+    /// Nacks received.
+    pub nacks_received: u64,
+    /// Indirect pings handled for other members.
+    pub relayed_probes: u64,
+    /// Indirect pings refused because too many were in progress.
+    pub relays_dropped: u64,
+    /// Members that became suspect.
+    pub suspicions: u64,
+    /// Independent confirmations of suspicions.
+    pub confirmations: u64,
+    /// Suspicions that expired before all expected confirmations arrived.
+    pub degraded_suspicions: u64,
+    /// Members declared dead by this node's own suspicion timer.
+    pub deaths_declared: u64,
+    /// Refutations of accusations against the local node.
+    pub refutations: u64,
+    /// Accusations sent directly to a member that announced itself with a stale incarnation.
+    pub accusations_sent: u64,
+    /// Address conflicts refused.
+    pub conflicts: u64,
+    /// Full-state exchanges started (joins, periodic, re-joins, reconnections).
+    pub pullpushes: u64,
+    /// Attempts to reach a reaped failed member (partition healing).
+    pub reconnect_attempts: u64,
+    /// Members removed from the reconnect list because it was full.
+    pub reconnect_evicted: u64,
+    /// Times the machine noticed its timers ran late (local overload) and gave slow answers
+    /// more time.
+    pub stalls: u64,
+    /// Events dropped because the event queue was full.
+    pub events_dropped: u64,
+    /// Transmits dropped because the transmit queue was full.
+    pub transmits_dropped: u64,
+    /// Broadcasts dropped because the broadcast queue was full.
+    pub broadcasts_dropped: u64,
+    /// Broadcasts queued now.
+    pub queue_depth: u64,
+    /// Events queued now.
+    pub event_queue_depth: u64,
+}

@@ -1,0 +1,506 @@
+//! The membership machine.
+
+mod dissemination;
+mod exchange;
+mod probing;
+mod rules;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand::Rng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use crate::awareness::Awareness;
+use crate::broadcast::BroadcastQueue;
+use crate::config::Config;
+use crate::error::Error;
+use crate::event::{Event, EventQueue};
+use crate::member::{Member, NodeName, State};
+use crate::membership::Membership;
+use crate::message::{Message, packed_len};
+use crate::probe::{Probe, ProbeOrder, Relays};
+use crate::reconnect::ReconnectList;
+use crate::stats::Stats;
+use crate::transmit::{Outbox, Transmit, remaining_budget};
+
+pub use dissemination::MemberUpdate;
+
+/// Indirect probes run for others at once, at most.
+const RELAY_CAPACITY: usize = 256;
+
+/// A SWIM + Lifeguard member: failure detection, dissemination and full-state exchange, as a
+/// deterministic state machine that does no I/O.
+///
+/// # Driving it
+///
+/// Vocabulary (quinn-proto's): getters on `&self`; inputs [`handle_packet`](Self::handle_packet),
+/// [`handle_stream`](Self::handle_stream), [`handle_timeout`](Self::handle_timeout); commands
+/// [`join`](Self::join), [`leave`](Self::leave), [`set_meta`](Self::set_meta); outputs
+/// [`poll_transmit`](Self::poll_transmit), [`poll_timeout`](Self::poll_timeout),
+/// [`poll_event`](Self::poll_event).
+///
+/// Call order: after construction and after **every** input or command, drain
+/// `poll_transmit` until `None` and send what it gives, drain `poll_event`, then read
+/// `poll_timeout` and call `handle_timeout(now)` once that instant has passed (calling it
+/// early is harmless). Feed every received swim message to `handle_packet` (datagram) or
+/// `handle_stream` (stream), one message per call, with the current time.
+///
+/// The machine's clocks start at the `now` given to [`new`](Self::new). Time only moves
+/// forward: a `now` earlier than one already given is taken as that one.
+///
+/// Outputs never block the machine: transmits and events wait in bounded queues whose drops
+/// are counted in [`Stats`].
+pub struct Swim {
+    config: Config,
+    rng: ChaCha8Rng,
+    members: Membership,
+    order: ProbeOrder,
+    probe: Option<Probe>,
+    relays: Relays,
+    awareness: Awareness,
+    queue: BroadcastQueue<MemberUpdate>,
+    outbox: Outbox,
+    events: EventQueue,
+    stats: Stats,
+    seq: u32,
+    timers: Timers,
+    seeds: Vec<SocketAddr>,
+    reconnect: ReconnectList,
+    /// A follow-up exchange is wanted after the next join reply.
+    followup_wanted: bool,
+    left: bool,
+    /// The latest time given to the machine; inputs never move it backwards.
+    clock: Instant,
+}
+
+/// The periodic timers; `None` when off.
+#[derive(Debug, Default)]
+struct Timers {
+    probe: Option<Instant>,
+    gossip: Option<Instant>,
+    pullpush: Option<Instant>,
+    rejoin: Option<Instant>,
+    reconnect: Option<Instant>,
+    followup: Option<Instant>,
+}
+
+impl Swim {
+    /// A machine for the member `name`, advertised at `addr`, with metadata `meta`, whose
+    /// clocks start at `now`. Fails if the metadata is over `config.meta_max_size()`.
+    pub fn new(
+        now: Instant,
+        config: Config,
+        name: NodeName,
+        addr: SocketAddr,
+        meta: impl Into<Bytes>,
+        rng: ChaCha8Rng,
+    ) -> Result<Swim, Error> {
+        let meta = meta.into();
+        check_meta(&config, &meta)?;
+        let local = Member {
+            name,
+            addr,
+            meta,
+            incarnation: crate::Incarnation(1),
+            state: State::Alive,
+            state_changed_at: now,
+        };
+        let members = Membership::new(
+            local,
+            config.probe_interval(),
+            config.dead_node_reclaim_time(),
+        );
+        let mut swim = Swim {
+            rng,
+            members,
+            order: ProbeOrder::default(),
+            probe: None,
+            relays: Relays::new(RELAY_CAPACITY),
+            awareness: Awareness::new(config.awareness_max_multiplier().get()),
+            queue: BroadcastQueue::new(
+                config.retransmit_mult().get(),
+                config.broadcast_queue_capacity().get(),
+            ),
+            outbox: Outbox::new(config.transmit_queue_capacity().get()),
+            events: EventQueue::new(config.event_queue_capacity().get()),
+            stats: Stats::default(),
+            seq: 0,
+            timers: Timers::default(),
+            seeds: Vec::new(),
+            reconnect: ReconnectList::new(config.reconnect_capacity(), config.reconnect_timeout()),
+            followup_wanted: false,
+            left: false,
+            clock: now,
+            config,
+        };
+        swim.start_clocks(now);
+        swim.broadcast_local_alive();
+        Ok(swim)
+    }
+
+    // ----- getters -----
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The local member's name.
+    #[must_use]
+    pub fn local_name(&self) -> &NodeName {
+        &self.members.local().name
+    }
+
+    /// The local member as others should see it.
+    #[must_use]
+    pub fn local_member(&self) -> &Member {
+        self.members.local()
+    }
+
+    /// Every known member (the local one and unreaped dead ones included), sorted by name.
+    pub fn members(&self) -> impl Iterator<Item = &Member> {
+        self.members.members()
+    }
+
+    /// One member by name.
+    #[must_use]
+    pub fn member(&self, name: &str) -> Option<&Member> {
+        self.members.get(name)
+    }
+
+    /// Members in state Alive, the local node included (unless it left).
+    #[must_use]
+    pub fn num_alive(&self) -> usize {
+        self.members
+            .members()
+            .filter(|m| m.state == State::Alive)
+            .count()
+    }
+
+    /// Lifeguard's local health score: 0 is healthy, up to `awareness_max_multiplier - 1`.
+    #[must_use]
+    pub fn health_score(&self) -> u32 {
+        self.awareness.score()
+    }
+
+    /// Whether [`leave`](Self::leave) was called.
+    #[must_use]
+    pub fn has_left(&self) -> bool {
+        self.left
+    }
+
+    /// Broadcasts waiting to be sent (a leaving node may wait for this to reach 0).
+    #[must_use]
+    pub fn pending_broadcasts(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Counters, with the current queue depths.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        let mut stats = self.stats;
+        stats.queue_depth = self.queue.len() as u64;
+        stats.broadcasts_dropped = self.queue.stats().dropped;
+        stats.events_dropped = self.events.dropped();
+        stats.event_queue_depth = self.events.len() as u64;
+        stats.transmits_dropped = self.outbox.dropped();
+        stats
+    }
+
+    /// Room left in `transmit` for more messages (0 for streams); see [`packed_len`].
+    #[must_use]
+    pub fn remaining_budget(&self, transmit: &Transmit) -> usize {
+        remaining_budget(transmit, self.config.datagram_budget())
+    }
+
+    // ----- outputs -----
+
+    /// The next thing to send.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.outbox.pop()
+    }
+
+    /// The next event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let t = &self.timers;
+        let probe = match &self.probe {
+            Some(p) => Some(p.indirect_at.map_or(p.deadline, |at| at.min(p.deadline))),
+            None => t.probe,
+        };
+        let suspicions = self.members.suspicion_deadlines();
+        [
+            probe,
+            t.gossip,
+            t.pullpush,
+            t.rejoin,
+            t.reconnect,
+            t.followup,
+            self.relays.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(suspicions)
+        .min()
+    }
+
+    // ----- inputs -----
+
+    /// Handles one swim message received in a datagram from `from`. Bad bytes return an
+    /// error and change nothing.
+    pub fn handle_packet(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        bytes: &[u8],
+    ) -> Result<(), Error> {
+        let message = self.decode(bytes)?;
+        let now = self.tick(now);
+        if let Message::State(_) = message {
+            self.stats.decode_errors += 1;
+            return Err(Error::WrongChannel {
+                kind: message.kind(),
+                channel: "datagram",
+            });
+        }
+        self.stats.received.count(message.kind(), bytes.len());
+        self.dispatch(now, from, message, false);
+        Ok(())
+    }
+
+    /// Handles one swim message received over a stream (`from` is the peer's ephemeral
+    /// address; replies go to the address the message carries). Bad bytes return an error and
+    /// change nothing.
+    pub fn handle_stream(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        bytes: &[u8],
+    ) -> Result<(), Error> {
+        let message = self.decode(bytes)?;
+        let now = self.tick(now);
+        if let Message::IndirectPing(_) | Message::Nack(_) = message {
+            self.stats.decode_errors += 1;
+            return Err(Error::WrongChannel {
+                kind: message.kind(),
+                channel: "stream",
+            });
+        }
+        self.stats.received.count(message.kind(), bytes.len());
+        self.dispatch(now, from, message, true);
+        Ok(())
+    }
+
+    /// Runs every timer that is due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.tick(now);
+        self.run_probe_timers(now);
+        self.run_relay_timers(now);
+        self.run_suspicion_timers(now);
+        self.run_gossip_timer(now);
+        self.run_exchange_timers(now);
+    }
+
+    // ----- commands -----
+
+    /// Joins the cluster through `seeds`: a full-state exchange with each (the local address
+    /// is skipped). The seeds are remembered and re-joined every `rejoin_interval`.
+    pub fn join(&mut self, now: Instant, seeds: &[SocketAddr]) -> Result<(), Error> {
+        if self.left {
+            return Err(Error::Left);
+        }
+        self.tick(now);
+        let own = self.members.local().addr;
+        for &seed in seeds {
+            if seed != own && !self.seeds.contains(&seed) {
+                self.seeds.push(seed);
+            }
+        }
+        self.followup_wanted = true;
+        for &seed in seeds.iter().filter(|&&s| s != own) {
+            self.send_exchange_request(seed, true);
+        }
+        Ok(())
+    }
+
+    /// Leaves the cluster: the local node becomes Left, and a dead message from itself is sent
+    /// at once to up to `leave_fanout` members and queued for gossip. Probing and exchanges
+    /// stop; keep driving the machine for a while (until [`pending_broadcasts`] is 0 or a
+    /// timeout) so that gossip carries the goodbye further. Idempotent.
+    ///
+    /// [`pending_broadcasts`]: Self::pending_broadcasts
+    pub fn leave(&mut self, now: Instant) -> Result<(), Error> {
+        if self.left {
+            return Ok(());
+        }
+        let now = self.tick(now);
+        self.left = true;
+        let me = self.members.local_mut();
+        me.state = State::Left;
+        me.state_changed_at = now;
+        let dead = Message::Dead(crate::message::Dead {
+            name: me.name.clone(),
+            incarnation: me.incarnation,
+            from: me.name.clone(),
+        });
+        self.enqueue(&dead);
+        let mut targets: Vec<SocketAddr> = self
+            .members
+            .members()
+            .filter(|m| m.state.is_live() && m.name != *self.local_name())
+            .map(|m| m.addr)
+            .collect();
+        targets.shuffle(&mut self.rng);
+        targets.truncate(self.config.leave_fanout().get());
+        for to in targets {
+            self.send_datagram(to, std::slice::from_ref(&dead));
+        }
+        self.probe = None;
+        let t = &mut self.timers;
+        t.probe = None;
+        t.pullpush = None;
+        t.rejoin = None;
+        t.reconnect = None;
+        t.followup = None;
+        Ok(())
+    }
+
+    /// Replaces the local metadata and announces it with a new incarnation. Metadata over
+    /// `meta_max_size` is an error (nothing changes).
+    pub fn set_meta(&mut self, now: Instant, meta: impl Into<Bytes>) -> Result<(), Error> {
+        let meta = meta.into();
+        check_meta(&self.config, &meta)?;
+        if self.left {
+            return Err(Error::Left);
+        }
+        self.tick(now);
+        self.members.set_local_meta(meta);
+        self.broadcast_local_alive();
+        Ok(())
+    }
+
+    // ----- internals shared by the submodules -----
+
+    fn decode(&mut self, bytes: &[u8]) -> Result<Message, Error> {
+        let decoded = Message::decode(bytes).and_then(|message| {
+            let max = self.config.meta_max_size();
+            if message.largest_meta() > max {
+                return Err(Error::Invalid {
+                    kind: message.kind(),
+                    reason: "metadata is over the configured meta_max_size",
+                });
+            }
+            Ok(message)
+        });
+        decoded.inspect_err(|_| self.stats.decode_errors += 1)
+    }
+
+    fn dispatch(&mut self, now: Instant, from: SocketAddr, message: Message, reliable: bool) {
+        match message {
+            Message::Ping(ping) => self.on_ping(now, ping, reliable),
+            Message::IndirectPing(req) => self.on_indirect_ping(now, req),
+            Message::Ack(ack) => self.on_ack(ack.seq, reliable),
+            Message::Nack(nack) => self.on_nack(nack.seq),
+            Message::Alive(alive) => self.on_alive(now, alive),
+            Message::Suspect(suspect) => self.on_suspect(now, suspect),
+            Message::Dead(dead) => self.on_dead(now, dead),
+            Message::State(state) => self.on_state(now, from, state),
+        }
+    }
+
+    /// Arms the periodic timers, each with a random initial stagger.
+    fn start_clocks(&mut self, now: Instant) {
+        let c = &self.config;
+        let (probe, gossip, pullpush) = (
+            c.probe_interval(),
+            c.gossip_interval(),
+            c.pullpush_interval(),
+        );
+        let (rejoin, reconnect) = (c.rejoin_interval(), c.reconnect_interval());
+        self.timers.probe = Some(now + self.stagger(probe));
+        self.timers.gossip = gossip.map(|p| now + self.stagger(p));
+        self.timers.pullpush = pullpush.map(|p| now + self.stagger(p));
+        self.timers.rejoin = rejoin.map(|p| now + self.jitter(p));
+        self.timers.reconnect = reconnect.map(|p| now + self.jitter(p));
+    }
+
+    /// A uniformly random duration in `[0, period)`.
+    fn stagger(&mut self, period: Duration) -> Duration {
+        period.mul_f64(self.rng.gen_range(0.0..1.0))
+    }
+
+    /// A uniformly random duration in `[period / 2, 3 * period / 2)`.
+    fn jitter(&mut self, period: Duration) -> Duration {
+        period.mul_f64(self.rng.gen_range(0.5..1.5))
+    }
+
+    /// Moves the machine's clock to `now` (never backwards) and returns the time to use.
+    fn tick(&mut self, now: Instant) -> Instant {
+        self.clock = self.clock.max(now);
+        self.clock
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    fn emit(&mut self, event: Event) {
+        self.events.push(event);
+    }
+
+    fn adjust_health(&mut self, delta: i64) {
+        if let Some(score) = self.awareness.apply(delta) {
+            self.emit(Event::HealthScoreChanged { score });
+        }
+    }
+
+    /// Random members matching `keep`, excluding the local node, at most `count`.
+    fn random_members(&mut self, count: usize, keep: impl Fn(&Member) -> bool) -> Vec<Member> {
+        let local = self.members.local().name.clone();
+        let mut candidates: Vec<&Member> = self
+            .members
+            .members()
+            .filter(|m| m.name != local && keep(m))
+            .collect();
+        let (chosen, _) = candidates.partial_shuffle(&mut self.rng, count);
+        chosen.iter().map(|m| (*m).clone()).collect()
+    }
+
+    /// Datagram bytes a message of `len` bytes takes.
+    fn cost(len: usize) -> usize {
+        packed_len(len)
+    }
+}
+
+impl std::fmt::Debug for Swim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Swim")
+            .field("name", self.local_name())
+            .field("members", &self.members.len())
+            .field("health_score", &self.awareness.score())
+            .field("queue", &self.queue)
+            .finish_non_exhaustive()
+    }
+}
+
+fn check_meta(config: &Config, meta: &Bytes) -> Result<(), Error> {
+    if meta.len() > config.meta_max_size() {
+        return Err(Error::MetaTooLarge {
+            len: meta.len(),
+            max: config.meta_max_size(),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,175 @@
+//! Dissemination: the broadcast queue, piggybacking, and the gossip tick.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::Swim;
+use crate::broadcast::Broadcast;
+use crate::member::{NodeName, State};
+use crate::message::{Kind, Message};
+use crate::transmit::Transmit;
+
+/// A queued membership update: the encoded alive / suspect / dead message about one member.
+/// One update per member is pending at a time; a newer one replaces it.
+#[derive(Clone, Debug)]
+pub struct MemberUpdate {
+    name: NodeName,
+    kind: Kind,
+    bytes: Bytes,
+}
+
+impl MemberUpdate {
+    /// The member the update is about.
+    #[must_use]
+    pub fn name(&self) -> &NodeName {
+        &self.name
+    }
+
+    /// The message type.
+    #[must_use]
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+}
+
+impl Broadcast for MemberUpdate {
+    type Key = NodeName;
+    fn key(&self) -> &NodeName {
+        &self.name
+    }
+    fn payload(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl Swim {
+    /// Random members to gossip to: alive and suspect ones, and dead ones for
+    /// `gossip_to_the_dead_time` after they died (so they can hear they were declared dead
+    /// and refute), excluding the local node; at most `count`.
+    pub fn gossip_targets(&mut self, now: Instant, count: usize) -> Vec<SocketAddr> {
+        let dead_time = self.config.gossip_to_the_dead_time();
+        self.random_members(count, |m| match m.state {
+            State::Alive | State::Suspect => true,
+            State::Dead => now.saturating_duration_since(m.state_changed_at) < dead_time,
+            State::Left => false,
+        })
+        .into_iter()
+        .map(|m| m.addr)
+        .collect()
+    }
+
+    /// Takes queued membership updates that fit `budget` bytes of a datagram (each costing
+    /// [`packed_len`](crate::packed_len) of its length), fewest transmits first. Each update
+    /// taken counts one transmit.
+    pub fn fill_broadcasts(&mut self, budget: usize) -> Vec<Bytes> {
+        let n = self.members.len();
+        let batch = self.queue.fill(n, budget, Self::cost);
+        batch
+            .into_iter()
+            .map(|update| {
+                self.stats.sent.count(update.kind, update.bytes.len());
+                update.bytes
+            })
+            .collect()
+    }
+
+    /// Queues `message` (about one member) for dissemination, replacing the pending update
+    /// about the same member.
+    pub(super) fn enqueue(&mut self, message: &Message) {
+        let name = match message {
+            Message::Alive(a) => a.name.clone(),
+            Message::Suspect(s) => s.name.clone(),
+            Message::Dead(d) => d.name.clone(),
+            _ => return,
+        };
+        self.queue.enqueue(MemberUpdate {
+            name,
+            kind: message.kind(),
+            bytes: message.encode(),
+        });
+    }
+
+    /// Queues the local node's alive message.
+    pub(super) fn broadcast_local_alive(&mut self) {
+        let me = self.local_name().clone();
+        if let Some(alive) = self.members.alive_of(&me) {
+            self.enqueue(&Message::Alive(alive));
+        }
+    }
+
+    /// Sends `messages` in one datagram to `to`, topped up with queued updates.
+    pub(super) fn send_datagram(&mut self, to: SocketAddr, messages: &[Message]) {
+        let mut encoded = Vec::with_capacity(messages.len() + 4);
+        let mut used = 0;
+        for message in messages {
+            let bytes = message.encode();
+            self.stats.sent.count(message.kind(), bytes.len());
+            used += Self::cost(bytes.len());
+            encoded.push(bytes);
+        }
+        let room = self.config.datagram_budget().saturating_sub(used);
+        encoded.extend(self.fill_broadcasts(room));
+        self.outbox.push(Transmit {
+            to,
+            reliable: false,
+            messages: encoded,
+            pullpush: None,
+        });
+    }
+
+    /// Sends one message over a stream.
+    pub(super) fn send_stream(
+        &mut self,
+        to: SocketAddr,
+        message: &Message,
+        pullpush: Option<crate::PullPush>,
+    ) {
+        let bytes = message.encode();
+        self.stats.sent.count(message.kind(), bytes.len());
+        self.outbox.push(Transmit {
+            to,
+            reliable: true,
+            messages: vec![bytes],
+            pullpush,
+        });
+    }
+
+    /// The gossip tick: queued updates to `gossip_nodes` random members.
+    pub(super) fn run_gossip_timer(&mut self, now: Instant) {
+        let Some(at) = self.timers.gossip else {
+            return;
+        };
+        if at > now {
+            return;
+        }
+        let period = self
+            .config
+            .gossip_interval()
+            .expect("the gossip timer runs only with an interval");
+        self.timers.gossip = Some(next_tick(at, now, period));
+        if self.queue.is_empty() {
+            return;
+        }
+        let budget = self.config.datagram_budget();
+        for to in self.gossip_targets(now, self.config.gossip_nodes().get()) {
+            let messages = self.fill_broadcasts(budget);
+            if messages.is_empty() {
+                break;
+            }
+            self.outbox.push(Transmit {
+                to,
+                reliable: false,
+                messages,
+                pullpush: None,
+            });
+        }
+    }
+}
+
+/// The tick after `at` for a timer of `period`, skipping ticks missed while stalled.
+pub(super) fn next_tick(at: Instant, now: Instant, period: std::time::Duration) -> Instant {
+    let next = at + period;
+    if next > now { next } else { now + period }
+}

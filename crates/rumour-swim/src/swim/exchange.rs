@@ -1,0 +1,124 @@
+//! Full-state exchanges: join, periodic pull-push, seed re-join, reconnection, and the
+//! follow-up exchange soon after a join.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::Swim;
+use super::dissemination::next_tick;
+use crate::member::State;
+use crate::message::{Exchange, Message, StateExchange};
+use crate::pullpush::{PullPush, pullpush_scale};
+
+impl Swim {
+    /// Starts a full-state exchange with `to`.
+    pub(super) fn send_exchange_request(&mut self, to: SocketAddr, join: bool) {
+        self.stats.pullpushes += 1;
+        let message = self.state_message(Exchange::Request, join);
+        self.send_stream(to, &message, Some(PullPush::Request { join }));
+    }
+
+    fn state_message(&self, exchange: Exchange, join: bool) -> Message {
+        let me = self.members.local();
+        Message::State(StateExchange {
+            exchange,
+            join,
+            source: me.name.clone(),
+            source_addr: me.addr,
+            members: self.members.snapshot(),
+        })
+    }
+
+    pub(super) fn on_state(&mut self, now: Instant, _from: SocketAddr, state: StateExchange) {
+        if state.source == *self.local_name() {
+            return;
+        }
+        if state.exchange == Exchange::Request {
+            // Answer with the state as it was before the merge, like memberlist.
+            let reply = self.state_message(Exchange::Reply, state.join);
+            self.send_stream(state.source_addr, &reply, Some(PullPush::Reply));
+        }
+        self.merge(now, &state);
+        if state.exchange == Exchange::Reply && state.join && self.followup_wanted {
+            // One more exchange soon, with another member: the joiner's view is then checked
+            // against a second one, and that member learns of the joiner at once.
+            self.followup_wanted = false;
+            let p = self.config.probe_interval();
+            self.timers.followup = Some(now + p + self.stagger(p));
+        }
+    }
+
+    fn merge(&mut self, now: Instant, state: &StateExchange) {
+        let params = self.suspicion_params();
+        for remote in &state.members {
+            let (outcome, message) = self.members.merge(now, remote, params);
+            self.apply(&remote.name, outcome, message);
+        }
+    }
+
+    /// Periodic exchanges: anti-entropy, seed re-join, reconnection, the join follow-up.
+    pub(super) fn run_exchange_timers(&mut self, now: Instant) {
+        if self.left {
+            return;
+        }
+        if self.timers.pullpush.is_some_and(|at| at <= now) {
+            let base = self
+                .config
+                .pullpush_interval()
+                .expect("timer runs only when on");
+            let period = pullpush_scale(base, self.members.len());
+            let at = self.timers.pullpush.expect("checked");
+            self.timers.pullpush = Some(next_tick(at, now, period));
+            self.exchange_with_random_member(false);
+        }
+        if self.timers.followup.is_some_and(|at| at <= now) {
+            self.timers.followup = None;
+            self.exchange_with_random_member(false);
+        }
+        if self.timers.rejoin.is_some_and(|at| at <= now) {
+            let period = self
+                .config
+                .rejoin_interval()
+                .expect("timer runs only when on");
+            self.timers.rejoin = Some(now + self.jitter(period));
+            self.rejoin_seeds();
+        }
+        if self.timers.reconnect.is_some_and(|at| at <= now) {
+            let period = self
+                .config
+                .reconnect_interval()
+                .expect("timer runs only when on");
+            self.timers.reconnect = Some(now + self.jitter(period));
+            if let Some(addr) = self.reconnect.pick(now, &mut self.rng) {
+                self.stats.reconnect_attempts += 1;
+                self.send_exchange_request(addr, true);
+            }
+        }
+    }
+
+    fn exchange_with_random_member(&mut self, join: bool) {
+        let target = self.random_members(1, |m| m.state == State::Alive);
+        if let Some(member) = target.first() {
+            self.send_exchange_request(member.addr, join);
+        }
+    }
+
+    /// Re-joins the seeds that are not alive members: a seed cut off in another half of a
+    /// split cluster is brought back; seeds already in view cost nothing.
+    fn rejoin_seeds(&mut self) {
+        let seeds: Vec<SocketAddr> = self
+            .seeds
+            .iter()
+            .copied()
+            .filter(|&seed| {
+                !self
+                    .members
+                    .members()
+                    .any(|m| m.addr == seed && m.state == State::Alive)
+            })
+            .collect();
+        for seed in seeds {
+            self.send_exchange_request(seed, true);
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Applying the state rules: turning an [`Outcome`] into broadcasts, events and timers.
+
+use std::time::Instant;
+
+use super::Swim;
+use crate::event::Event;
+use crate::member::{Member, NodeName};
+use crate::membership::{Evidence, Outcome, SuspicionParams};
+use crate::message::{Alive, Dead, Message, Suspect};
+use crate::suspicion::{expected_confirmations, suspicion_max, suspicion_min};
+
+impl Swim {
+    /// Suspicion timer parameters for the current cluster size.
+    pub(super) fn suspicion_params(&self) -> SuspicionParams {
+        let n = self.members.len();
+        let c = &self.config;
+        let min = suspicion_min(c.suspicion_mult().get(), n, c.probe_interval());
+        SuspicionParams {
+            k: expected_confirmations(c.suspicion_mult().get(), n),
+            min,
+            max: suspicion_max(c.suspicion_max_timeout_mult().get(), min),
+        }
+    }
+
+    pub(super) fn on_alive(&mut self, now: Instant, alive: Alive) {
+        let outcome = self.members.alive(now, &alive);
+        let name = alive.name.clone();
+        self.apply(&name, outcome, Some(Message::Alive(alive)));
+    }
+
+    pub(super) fn on_suspect(&mut self, now: Instant, suspect: Suspect) {
+        let params = self.suspicion_params();
+        let from = suspect.from.clone();
+        let outcome = self
+            .members
+            .suspect(now, &suspect, Evidence::Accuser(&from), params);
+        self.apply(
+            &suspect.name.clone(),
+            outcome,
+            Some(Message::Suspect(suspect)),
+        );
+    }
+
+    pub(super) fn on_dead(&mut self, now: Instant, dead: Dead) {
+        let outcome = self.members.dead(now, &dead);
+        self.apply(&dead.name.clone(), outcome, Some(Message::Dead(dead)));
+    }
+
+    /// Suspects `name` after a failed probe (the local node is the accuser).
+    pub(super) fn suspect_after_probe(&mut self, now: Instant, name: &NodeName) {
+        let Some(m) = self.members.get(name) else {
+            return;
+        };
+        if !m.state.is_live() {
+            return;
+        }
+        let suspect = Suspect {
+            name: name.clone(),
+            incarnation: m.incarnation,
+            from: self.local_name().clone(),
+        };
+        self.on_suspect(now, suspect);
+    }
+
+    /// Carries out what a rule decided about `name`; `message` is the claim, re-gossiped when
+    /// it changed something.
+    pub(super) fn apply(&mut self, name: &NodeName, outcome: Outcome, message: Option<Message>) {
+        let regossip = !matches!(
+            outcome,
+            Outcome::Ignored
+                | Outcome::Refute { .. }
+                | Outcome::Conflict { .. }
+                | Outcome::Accuse { .. }
+        );
+        if regossip {
+            if let Some(message) = &message {
+                self.enqueue(message);
+            }
+        }
+        let member = || self.members.get(name).cloned();
+        let event = match outcome {
+            Outcome::Ignored | Outcome::Raised => None,
+            Outcome::Joined { new } => {
+                if new {
+                    self.order.insert(name.clone(), &mut self.rng);
+                }
+                self.reconnect.remove(name);
+                member().map(Event::MemberJoined)
+            }
+            Outcome::Refreshed { changed } => {
+                member().filter(|_| changed).map(Event::MemberUpdated)
+            }
+            Outcome::Suspected => {
+                self.stats.suspicions += 1;
+                member().map(Event::MemberSuspected)
+            }
+            Outcome::Confirmed => {
+                self.stats.confirmations += 1;
+                None
+            }
+            Outcome::Failed => member().map(Event::MemberFailed),
+            Outcome::Left => member().map(Event::MemberLeft),
+            Outcome::Refute { accused } => {
+                self.refute(accused);
+                None
+            }
+            Outcome::Conflict { known, claimed } => {
+                self.stats.conflicts += 1;
+                Some(Event::AddressConflict {
+                    name: name.clone(),
+                    known,
+                    claimed,
+                })
+            }
+            Outcome::Accuse { to, message } => {
+                self.stats.accusations_sent += 1;
+                self.send_datagram(to, &[message]);
+                None
+            }
+        };
+        if let Some(event) = event {
+            self.emit(event);
+        }
+    }
+
+    /// Answers an accusation against the local node with a higher incarnation.
+    fn refute(&mut self, accused: crate::Incarnation) {
+        if self.left {
+            return;
+        }
+        let me = self.members.local_mut();
+        me.incarnation = me.incarnation.max(accused).next();
+        let incarnation = me.incarnation;
+        self.stats.refutations += 1;
+        self.adjust_health(1);
+        self.broadcast_local_alive();
+        self.emit(Event::RefutedSelf { incarnation });
+    }
+
+    /// Declares the suspects whose timer expired dead (the local node is the declarer).
+    pub(super) fn run_suspicion_timers(&mut self, now: Instant) {
+        let stall_limit = self.config.probe_timeout();
+        let grace = self.config.probe_timeout();
+        let mut due = Vec::new();
+        let mut stalled = false;
+        for name in self.members.suspects() {
+            let Some((member, timer)) = self.members.suspicion_mut(&name) else {
+                continue;
+            };
+            if timer.deadline() > now {
+                continue;
+            }
+            if now.saturating_duration_since(timer.deadline()) > stall_limit && !timer.postponed {
+                // The timer fired late: this node was stalled, and refutations may be waiting
+                // unread. Give them one more chance before declaring anyone dead.
+                timer.postpone_to(now + grace);
+                stalled = true;
+                continue;
+            }
+            let degraded = timer.confirmations() < timer.expected();
+            due.push((member.clone(), degraded));
+        }
+        if stalled {
+            self.note_stall();
+        }
+        for (member, degraded) in due {
+            self.declare_dead(now, &member, degraded);
+        }
+    }
+
+    fn declare_dead(&mut self, now: Instant, member: &Member, degraded: bool) {
+        if degraded {
+            self.stats.degraded_suspicions += 1;
+        }
+        self.stats.deaths_declared += 1;
+        let dead = Dead {
+            name: member.name.clone(),
+            incarnation: member.incarnation,
+            from: self.local_name().clone(),
+        };
+        self.on_dead(now, dead);
+    }
+
+    /// Records that timers ran late: local overload is the local node's problem.
+    pub(super) fn note_stall(&mut self) {
+        self.stats.stalls += 1;
+        self.adjust_health(1);
+    }
+}

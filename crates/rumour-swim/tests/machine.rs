@@ -1,0 +1,663 @@
+//! One machine driven by hand: inputs crafted in the test, outputs inspected.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rumour_swim::message::{
+    Ack, Alive, Dead, Exchange, IndirectPing, MemberState, Message, Nack, Ping, StateExchange,
+    Suspect,
+};
+use rumour_swim::{
+    Config, Error, Event, Incarnation, NodeName, PullPush, State, Swim, Transmit, packed_len,
+};
+
+fn name(s: &str) -> NodeName {
+    NodeName::new(s).unwrap()
+}
+
+fn addr(last: u8) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, last], 7946))
+}
+
+fn machine(config: Config) -> (Swim, Instant) {
+    let now = Instant::now();
+    let rng = ChaCha8Rng::seed_from_u64(42);
+    let swim = Swim::new(now, config, name("a"), addr(1), Bytes::new(), rng).unwrap();
+    (swim, now)
+}
+
+fn alive(n: &str, last: u8, inc: u32) -> Alive {
+    Alive {
+        name: name(n),
+        addr: addr(last),
+        incarnation: Incarnation(inc),
+        meta: Bytes::new(),
+    }
+}
+
+fn feed(swim: &mut Swim, now: Instant, message: Message) {
+    swim.handle_packet(now, addr(200), &message.encode())
+        .unwrap();
+}
+
+fn drain(swim: &mut Swim) -> Vec<Transmit> {
+    std::iter::from_fn(|| swim.poll_transmit()).collect()
+}
+
+fn decoded(t: &Transmit) -> Vec<Message> {
+    t.messages
+        .iter()
+        .map(|m| Message::decode(m).unwrap())
+        .collect()
+}
+
+/// Runs the machine's timers up to `until`, collecting what it sends.
+fn run(swim: &mut Swim, until: Instant) -> Vec<Transmit> {
+    let mut out = Vec::new();
+    while let Some(at) = swim.poll_timeout().filter(|&at| at <= until) {
+        swim.handle_timeout(at);
+        out.extend(drain(swim));
+    }
+    out
+}
+
+/// A machine that knows members b, c, d (at 10.0.0.2-4), with queues drained.
+fn with_peers(config: Config) -> (Swim, Instant) {
+    let (mut swim, now) = machine(config);
+    for (n, last) in [("b", 2), ("c", 3), ("d", 4)] {
+        feed(&mut swim, now, Message::Alive(alive(n, last, 1)));
+    }
+    drain(&mut swim);
+    while swim.poll_event().is_some() {}
+    (swim, now)
+}
+
+#[test]
+fn metadata_over_the_limit_is_an_error_and_changes_nothing() {
+    let (mut swim, now) = machine(Config::lan());
+    let err = swim.set_meta(now, vec![0u8; 513]).unwrap_err();
+    assert!(
+        matches!(err, Error::MetaTooLarge { len: 513, max: 512 }),
+        "{err}"
+    );
+    assert_eq!(swim.local_member().incarnation, Incarnation(1));
+    swim.set_meta(now, vec![0u8; 512]).unwrap();
+    assert_eq!(swim.local_member().incarnation, Incarnation(2));
+    let rng = ChaCha8Rng::seed_from_u64(1);
+    let too_big = Swim::new(now, Config::lan(), name("x"), addr(9), vec![0u8; 600], rng);
+    assert!(matches!(too_big, Err(Error::MetaTooLarge { .. })));
+}
+
+#[test]
+fn received_metadata_over_the_configured_limit_is_refused() {
+    let (mut swim, now) = machine(Config::lan());
+    let mut big = alive("b", 2, 1);
+    big.meta = Bytes::from(vec![1u8; 513]);
+    let err = swim
+        .handle_packet(now, addr(2), &Message::Alive(big).encode())
+        .unwrap_err();
+    assert!(matches!(err, Error::Invalid { .. }), "{err}");
+    assert!(swim.member("b").is_none());
+}
+
+#[test]
+fn bad_bytes_return_an_error_and_change_nothing() {
+    let (mut swim, now) = with_peers(Config::lan());
+    let members: Vec<_> = swim.members().cloned().collect();
+    let timeout = swim.poll_timeout();
+    for bytes in [&b""[..], &[0xff; 3], &[7, 1, 2, 3, 4, 5]] {
+        assert!(swim.handle_packet(now, addr(2), bytes).is_err());
+        assert!(swim.handle_stream(now, addr(2), bytes).is_err());
+    }
+    assert_eq!(swim.members().cloned().collect::<Vec<_>>(), members);
+    assert_eq!(swim.poll_timeout(), timeout);
+    assert!(swim.poll_transmit().is_none());
+    assert!(swim.poll_event().is_none());
+    assert_eq!(swim.stats().decode_errors, 6);
+}
+
+#[test]
+fn messages_on_the_wrong_channel_are_refused() {
+    let (mut swim, now) = machine(Config::lan());
+    let state = Message::State(StateExchange {
+        exchange: Exchange::Request,
+        join: true,
+        source: name("b"),
+        source_addr: addr(2),
+        members: vec![],
+    });
+    let err = swim
+        .handle_packet(now, addr(2), &state.encode())
+        .unwrap_err();
+    assert!(matches!(err, Error::WrongChannel { .. }), "{err}");
+    let nack = Message::Nack(Nack { seq: 1 });
+    assert!(swim.handle_stream(now, addr(2), &nack.encode()).is_err());
+}
+
+#[test]
+fn a_ping_is_answered_with_an_ack_to_the_advertised_address_with_piggybacked_updates() {
+    let (mut swim, now) = machine(Config::lan());
+    let ping = Message::Ping(Ping {
+        seq: 77,
+        target: name("a"),
+        source: alive("b", 2, 1),
+    });
+    swim.handle_packet(now, addr(99), &ping.encode()).unwrap();
+    let out = drain(&mut swim);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        out[0].to,
+        addr(2),
+        "to the advertised address, not the packet source"
+    );
+    let messages = decoded(&out[0]);
+    assert_eq!(messages[0], Message::Ack(Ack { seq: 77 }));
+    let piggybacked: Vec<_> = messages[1..].iter().map(Message::kind).collect();
+    assert!(
+        piggybacked.len() >= 2,
+        "the queued alives ride along: {piggybacked:?}"
+    );
+    assert_eq!(
+        swim.member("b").unwrap().state,
+        State::Alive,
+        "the ping taught us b"
+    );
+}
+
+#[test]
+fn a_ping_meant_for_another_member_is_ignored() {
+    let (mut swim, now) = machine(Config::lan());
+    feed(
+        &mut swim,
+        now,
+        Message::Ping(Ping {
+            seq: 1,
+            target: name("previous-owner-of-this-address"),
+            source: alive("b", 2, 1),
+        }),
+    );
+    assert!(drain(&mut swim).is_empty());
+}
+
+#[test]
+fn a_reliable_ping_is_answered_over_a_stream() {
+    let (mut swim, now) = machine(Config::lan());
+    let ping = Message::Ping(Ping {
+        seq: 5,
+        target: name("a"),
+        source: alive("b", 2, 1),
+    });
+    swim.handle_stream(now, addr(2), &ping.encode()).unwrap();
+    let out = drain(&mut swim);
+    assert_eq!(out.len(), 1);
+    assert!(out[0].reliable);
+    assert_eq!(decoded(&out[0]), [Message::Ack(Ack { seq: 5 })]);
+}
+
+#[test]
+fn an_unanswered_probe_goes_indirect_then_suspects_the_target() {
+    let config = Config::lan();
+    let (mut swim, now) = with_peers(config.clone());
+    // Find the first probe and its target.
+    let first = run(&mut swim, now + config.probe_interval());
+    let ping = first.iter().find_map(|t| match decoded(t).first() {
+        Some(Message::Ping(p)) => Some((t.to, p.clone())),
+        _ => None,
+    });
+    let (target_addr, ping) = ping.expect("a probe was sent");
+    let started = swim.poll_timeout().unwrap() - config.probe_timeout();
+    let indirect = run(&mut swim, started + config.probe_timeout());
+    let requests: Vec<_> = indirect
+        .iter()
+        .filter(|t| matches!(decoded(t).first(), Some(Message::IndirectPing(_))))
+        .collect();
+    assert_eq!(requests.len(), 2, "the two other members are asked");
+    assert!(requests.iter().all(|t| t.to != target_addr));
+    let reliable: Vec<_> = indirect.iter().filter(|t| t.reliable).collect();
+    assert_eq!(reliable.len(), 1, "a reliable ping runs beside them");
+    assert_eq!(reliable[0].to, target_addr);
+    // One helper answers with a nack, the other stays silent.
+    feed(&mut swim, started, Message::Nack(Nack { seq: ping.seq }));
+    run(&mut swim, started + config.probe_interval());
+    assert_eq!(
+        swim.member(ping.target.as_str()).unwrap().state,
+        State::Suspect
+    );
+    assert_eq!(swim.health_score(), 1, "one missing nack");
+    let stats = swim.stats();
+    assert_eq!(
+        (stats.failed_probes, stats.indirect_probes, stats.suspicions),
+        (1, 2, 1)
+    );
+}
+
+#[test]
+fn an_ack_ends_the_probe_and_keeps_the_target_alive() {
+    let config = Config::lan();
+    let (mut swim, now) = with_peers(config.clone());
+    let first = run(&mut swim, now + config.probe_interval());
+    let seq = first
+        .iter()
+        .find_map(|t| match decoded(t).first() {
+            Some(Message::Ping(p)) => Some(p.seq),
+            _ => None,
+        })
+        .unwrap();
+    feed(&mut swim, now, Message::Ack(Ack { seq }));
+    let later = run(&mut swim, now + config.probe_interval() * 3 / 2);
+    assert!(
+        later
+            .iter()
+            .all(|t| !matches!(decoded(t).first(), Some(Message::IndirectPing(_))))
+    );
+    assert!(swim.members().all(|m| m.state == State::Alive));
+}
+
+#[test]
+fn a_suspect_is_pinged_together_with_its_suspicion() {
+    let config = Config::lan();
+    let (mut swim, now) = machine(config.clone());
+    feed(&mut swim, now, Message::Alive(alive("b", 2, 3)));
+    let suspect = Suspect {
+        name: name("b"),
+        incarnation: Incarnation(3),
+        from: name("c"),
+    };
+    feed(&mut swim, now, Message::Suspect(suspect));
+    drain(&mut swim);
+    let out = run(&mut swim, now + config.probe_interval());
+    let to_b: Vec<_> = out
+        .iter()
+        .filter(|t| t.to == addr(2))
+        .map(decoded)
+        .collect();
+    let buddy = to_b
+        .iter()
+        .find(|ms| matches!(ms.first(), Some(Message::Ping(_))));
+    let buddy = buddy.expect("b was probed");
+    assert!(buddy[1..].iter().any(|m| matches!(m,
+        Message::Suspect(s) if s.name == name("b") && s.from == name("a"))));
+}
+
+#[test]
+fn an_indirect_ping_is_relayed_and_the_ack_forwarded() {
+    let config = Config::lan();
+    let (mut swim, now) = machine(config);
+    let request = IndirectPing {
+        seq: 900,
+        target: name("c"),
+        target_addr: addr(3),
+        nack: true,
+        source: alive("b", 2, 1),
+    };
+    feed(&mut swim, now, Message::IndirectPing(request));
+    let out = drain(&mut swim);
+    let relayed = match decoded(&out[0]).first() {
+        Some(Message::Ping(p)) if out[0].to == addr(3) => p.clone(),
+        other => panic!("expected a ping to c, got {other:?}"),
+    };
+    assert_eq!(relayed.target, name("c"));
+    feed(&mut swim, now, Message::Ack(Ack { seq: relayed.seq }));
+    let out = drain(&mut swim);
+    assert_eq!(out[0].to, addr(2));
+    assert_eq!(decoded(&out[0])[0], Message::Ack(Ack { seq: 900 }));
+}
+
+#[test]
+fn an_indirect_ping_whose_target_stays_silent_is_nacked() {
+    let config = Config::lan();
+    let (mut swim, now) = machine(config.clone());
+    let request = IndirectPing {
+        seq: 901,
+        target: name("c"),
+        target_addr: addr(3),
+        nack: true,
+        source: alive("b", 2, 1),
+    };
+    feed(&mut swim, now, Message::IndirectPing(request));
+    drain(&mut swim);
+    swim.handle_timeout(now + config.probe_timeout());
+    let out = drain(&mut swim);
+    let nack = out
+        .iter()
+        .find(|t| t.to == addr(2))
+        .expect("a nack to the requester");
+    assert_eq!(decoded(nack)[0], Message::Nack(Nack { seq: 901 }));
+}
+
+#[test]
+fn an_accusation_is_refuted_with_a_higher_incarnation_and_costs_health() {
+    let (mut swim, now) = with_peers(Config::lan());
+    let accusation = Dead {
+        name: name("a"),
+        incarnation: Incarnation(7),
+        from: name("b"),
+    };
+    feed(&mut swim, now, Message::Dead(accusation));
+    assert_eq!(swim.local_member().incarnation, Incarnation(8));
+    assert_eq!(swim.local_member().state, State::Alive);
+    assert_eq!(swim.health_score(), 1);
+    let events: Vec<_> = std::iter::from_fn(|| swim.poll_event()).collect();
+    assert!(events.contains(&Event::RefutedSelf {
+        incarnation: Incarnation(8)
+    }));
+    assert!(events.contains(&Event::HealthScoreChanged { score: 1 }));
+    let gossip = swim.fill_broadcasts(1400);
+    let refutation = gossip.iter().map(|b| Message::decode(b).unwrap()).find(|m| {
+        matches!(m, Message::Alive(a) if a.name == name("a") && a.incarnation == Incarnation(8))
+    });
+    assert!(refutation.is_some(), "the refutation is gossiped");
+}
+
+#[test]
+fn a_join_sends_a_state_request_and_a_request_is_answered() {
+    let (mut swim, now) = machine(Config::lan());
+    swim.join(now, &[addr(2), addr(1)]).unwrap();
+    let out = drain(&mut swim);
+    assert_eq!(out.len(), 1, "the local address is skipped");
+    assert!(out[0].reliable);
+    assert_eq!(out[0].pullpush, Some(PullPush::Request { join: true }));
+    let request = Message::State(StateExchange {
+        exchange: Exchange::Request,
+        join: true,
+        source: name("b"),
+        source_addr: addr(2),
+        members: vec![MemberState {
+            name: name("b"),
+            addr: addr(2),
+            incarnation: Incarnation(1),
+            meta: Bytes::new(),
+            state: State::Alive,
+        }],
+    });
+    swim.handle_stream(
+        now,
+        SocketAddr::from(([10, 0, 0, 2], 50_000)),
+        &request.encode(),
+    )
+    .unwrap();
+    let out = drain(&mut swim);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        out[0].to,
+        addr(2),
+        "the reply goes to the advertised address"
+    );
+    assert_eq!(out[0].pullpush, Some(PullPush::Reply));
+    assert_eq!(swim.member("b").unwrap().state, State::Alive);
+}
+
+#[test]
+fn leave_sends_the_goodbye_directly_and_refuses_later_commands() {
+    let (mut swim, now) = with_peers(Config::lan());
+    swim.leave(now).unwrap();
+    let out = drain(&mut swim);
+    let goodbyes: Vec<_> = out
+        .iter()
+        .filter(|t| {
+            decoded(t).iter().any(
+                |m| matches!(m, Message::Dead(d) if d.name == name("a") && d.from == name("a")),
+            )
+        })
+        .map(|t| t.to)
+        .collect();
+    assert_eq!(goodbyes.len(), 3, "every member, at once");
+    assert_eq!(swim.local_member().state, State::Left);
+    assert!(matches!(swim.join(now, &[addr(2)]), Err(Error::Left)));
+    assert!(matches!(swim.set_meta(now, Bytes::new()), Err(Error::Left)));
+    // A stale goodbye is not refuted after leaving.
+    feed(
+        &mut swim,
+        now,
+        Message::Dead(Dead {
+            name: name("a"),
+            incarnation: Incarnation(1),
+            from: name("b"),
+        }),
+    );
+    assert_eq!(swim.local_member().incarnation, Incarnation(1));
+}
+
+#[test]
+fn datagrams_never_exceed_the_budget_however_full_the_queue() {
+    let config = Config::lan();
+    let (mut swim, now) = machine(config.clone());
+    let members = (0..400u16)
+        .map(|i| MemberState {
+            name: name(&format!("member-{i:04}")),
+            addr: SocketAddr::from(([10, 1, (i / 250) as u8, (i % 250) as u8], 7946)),
+            incarnation: Incarnation(1),
+            meta: Bytes::from(vec![b'm'; usize::from(i % 200)]),
+            state: State::Alive,
+        })
+        .collect();
+    let state = Message::State(StateExchange {
+        exchange: Exchange::Reply,
+        join: true,
+        source: name("b"),
+        source_addr: addr(2),
+        members,
+    });
+    swim.handle_stream(now, addr(2), &state.encode()).unwrap();
+    assert!(swim.pending_broadcasts() > 300);
+    let out = run(&mut swim, now + Duration::from_secs(5));
+    let datagrams: Vec<_> = out.iter().filter(|t| !t.reliable).collect();
+    assert!(datagrams.len() > 10);
+    for t in datagrams {
+        assert!(t.packed_len() <= config.datagram_budget());
+        assert!(
+            swim.remaining_budget(t) < 300,
+            "datagrams are filled: {}",
+            swim.remaining_budget(t)
+        );
+    }
+    for budget in [0, 1, 2, 50, 700, 1384] {
+        let batch = swim.fill_broadcasts(budget);
+        assert!(batch.iter().map(|b| packed_len(b.len())).sum::<usize>() <= budget);
+    }
+}
+
+#[test]
+fn without_a_gossip_interval_the_embedder_drives_gossip() {
+    let config = Config::lan()
+        .to_builder()
+        .gossip_interval(None)
+        .build()
+        .unwrap();
+    let (mut swim, now) = with_peers(config);
+    swim.handle_timeout(now + Duration::from_millis(250));
+    let timers_only = drain(&mut swim);
+    assert!(
+        timers_only
+            .iter()
+            .all(|t| t.reliable || matches!(decoded(t).first(), Some(Message::Ping(_))))
+    );
+    let targets = swim.gossip_targets(now, 2);
+    assert_eq!(targets.len(), 2);
+    assert!(!targets.contains(&addr(1)), "never the local node");
+    let batch = swim.fill_broadcasts(1384);
+    assert!(!batch.is_empty(), "queued alives come out");
+}
+
+#[test]
+fn gossip_targets_include_recently_dead_members_but_not_left_ones() {
+    let config = Config::lan();
+    let (mut swim, now) = with_peers(config.clone());
+    feed(
+        &mut swim,
+        now,
+        Message::Dead(Dead {
+            name: name("b"),
+            incarnation: Incarnation(1),
+            from: name("c"),
+        }),
+    );
+    feed(
+        &mut swim,
+        now,
+        Message::Dead(Dead {
+            name: name("c"),
+            incarnation: Incarnation(1),
+            from: name("c"),
+        }),
+    );
+    let targets = swim.gossip_targets(now, 10);
+    assert!(targets.contains(&addr(2)) && targets.contains(&addr(4)));
+    assert!(
+        !targets.contains(&addr(3)),
+        "left members are not gossiped to"
+    );
+    let later = now + config.gossip_to_the_dead_time();
+    assert_eq!(swim.gossip_targets(later, 10), [addr(4)]);
+}
+
+#[test]
+fn a_full_event_queue_drops_and_counts() {
+    let config = Config::lan()
+        .to_builder()
+        .event_queue_capacity(std::num::NonZeroUsize::new(3).unwrap())
+        .build()
+        .unwrap();
+    let (mut swim, now) = machine(config);
+    for i in 0..10u8 {
+        feed(
+            &mut swim,
+            now,
+            Message::Alive(alive(&format!("m{i}"), 10 + i, 1)),
+        );
+    }
+    assert_eq!(swim.stats().events_dropped, 7);
+    assert_eq!(std::iter::from_fn(|| swim.poll_event()).count(), 3);
+}
+
+#[test]
+fn an_address_conflict_is_refused_and_reported() {
+    let (mut swim, now) = with_peers(Config::lan());
+    let mut impostor = alive("b", 9, 5);
+    impostor.meta = Bytes::from_static(b"impostor");
+    feed(&mut swim, now, Message::Alive(impostor));
+    assert_eq!(swim.member("b").unwrap().addr, addr(2));
+    assert_eq!(swim.stats().conflicts, 1);
+    let event = swim.poll_event().unwrap();
+    assert_eq!(
+        event,
+        Event::AddressConflict {
+            name: name("b"),
+            known: addr(2),
+            claimed: addr(9)
+        }
+    );
+}
+
+#[test]
+fn stats_count_messages_by_type() {
+    let (mut swim, now) = machine(Config::lan());
+    let ping = Message::Ping(Ping {
+        seq: 1,
+        target: name("a"),
+        source: alive("b", 2, 1),
+    });
+    let bytes = ping.encode();
+    swim.handle_packet(now, addr(2), &bytes).unwrap();
+    let stats = swim.stats();
+    assert_eq!(stats.received.ping.messages, 1);
+    assert_eq!(stats.received.ping.bytes, bytes.len() as u64);
+    assert_eq!(stats.sent.ack.messages, 1);
+    assert!(
+        stats.sent.alive.messages >= 1,
+        "piggybacked alives are counted"
+    );
+    assert_eq!(stats.received.total().messages, 1);
+}
+
+#[test]
+fn a_restarted_member_held_dead_is_sent_its_accusation_and_refutes() {
+    // Machine "a" holds b dead at incarnation 6.
+    let (mut swim, now) = with_peers(Config::lan());
+    feed(
+        &mut swim,
+        now,
+        Message::Dead(Dead {
+            name: name("b"),
+            incarnation: Incarnation(6),
+            from: name("c"),
+        }),
+    );
+    drain(&mut swim);
+    // b restarted (incarnation 1) and pings a.
+    let ping = Message::Ping(Ping {
+        seq: 1,
+        target: name("a"),
+        source: alive("b", 2, 1),
+    });
+    feed(&mut swim, now, ping);
+    let out = drain(&mut swim);
+    assert_eq!(
+        swim.member("b").unwrap().state,
+        State::Dead,
+        "a stale alive changes nothing"
+    );
+    let accusation = out
+        .iter()
+        .filter(|t| t.to == addr(2))
+        .flat_map(decoded)
+        .find(|m| matches!(m, Message::Dead(d) if d.name == name("b")));
+    assert_eq!(
+        accusation,
+        Some(Message::Dead(Dead {
+            name: name("b"),
+            incarnation: Incarnation(6),
+            from: name("a")
+        }))
+    );
+    // The restarted b, fed that accusation, refutes above it; a accepts the refutation.
+    let rng = ChaCha8Rng::seed_from_u64(9);
+    let mut b = Swim::new(now, Config::lan(), name("b"), addr(2), Bytes::new(), rng).unwrap();
+    b.handle_packet(now, addr(1), &accusation.unwrap().encode())
+        .unwrap();
+    assert_eq!(b.local_member().incarnation, Incarnation(7));
+    let refutation = b.local_member().clone();
+    feed(
+        &mut swim,
+        now,
+        Message::Alive(Alive {
+            name: refutation.name,
+            addr: refutation.addr,
+            incarnation: refutation.incarnation,
+            meta: refutation.meta,
+        }),
+    );
+    assert_eq!(swim.member("b").unwrap().state, State::Alive);
+}
+
+#[test]
+fn a_leaving_member_keeps_gossiping_its_goodbye() {
+    let config = Config::lan();
+    let (mut swim, now) = with_peers(config.clone());
+    swim.leave(now).unwrap();
+    drain(&mut swim);
+    let next = swim.poll_timeout().expect("the gossip timer still runs");
+    assert!(next <= now + config.gossip_interval().unwrap());
+    let out = run(&mut swim, now + Duration::from_secs(5));
+    let goodbyes = out
+        .iter()
+        .flat_map(decoded)
+        .filter(|m| matches!(m, Message::Dead(d) if d.name == name("a")))
+        .count();
+    assert!(goodbyes >= 1, "gossip carries the goodbye further");
+    assert!(
+        out.iter()
+            .all(|t| !matches!(decoded(t).first(), Some(Message::Ping(_)))),
+        "no probes"
+    );
+}
+
+#[test]
+fn the_machine_can_move_between_threads() {
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<Swim>();
+    assert_send::<Event>();
+}
