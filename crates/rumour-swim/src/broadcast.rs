@@ -100,8 +100,14 @@ pub struct BroadcastQueue<B: Broadcast> {
     order: BTreeSet<Rank>,
     items: BTreeMap<u64, Queued<B>>,
     by_key: BTreeMap<B::Key, Vec<u64>>,
+    /// How many queued broadcasts have each payload length (to know the smallest one).
+    lengths: BTreeMap<usize, usize>,
     stats: QueueStats,
 }
+
+/// Queued broadcasts in a row that may not fit before a fill gives up on the packet: bounds the
+/// work of one fill when the room left is smaller than most of the queue.
+const MAX_MISSES: usize = 32;
 
 impl<B: Broadcast> BroadcastQueue<B> {
     /// An empty queue sending each broadcast `retransmit_mult * ceil(log10(n + 1))` times and
@@ -115,6 +121,7 @@ impl<B: Broadcast> BroadcastQueue<B> {
             order: BTreeSet::new(),
             items: BTreeMap::new(),
             by_key: BTreeMap::new(),
+            lengths: BTreeMap::new(),
             stats: QueueStats::default(),
         }
     }
@@ -140,6 +147,7 @@ impl<B: Broadcast> BroadcastQueue<B> {
         self.next_id += 1;
         self.order
             .insert((0, Reverse(broadcast.payload().len()), Reverse(id)));
+        *self.lengths.entry(broadcast.payload().len()).or_default() += 1;
         self.by_key.entry(key).or_default().push(id);
         self.items.insert(
             id,
@@ -161,17 +169,25 @@ impl<B: Broadcast> BroadcastQueue<B> {
     /// the limit leave the queue.
     pub fn fill(&mut self, members: usize, budget: usize, cost: impl Fn(usize) -> usize) -> Vec<B> {
         let limit = retransmit_limit(self.retransmit_mult, members).max(1);
-        let smallest = cost(0);
         let mut remaining = budget;
         let mut taken = Vec::new();
+        let mut misses = 0;
         for &rank in &self.order {
-            if remaining < smallest {
+            let smallest = self
+                .lengths
+                .keys()
+                .next()
+                .map_or(usize::MAX, |&len| cost(len));
+            if remaining < smallest || misses >= MAX_MISSES {
                 break;
             }
             let c = cost(rank.1.0);
             if c <= remaining {
                 remaining -= c;
                 taken.push(rank);
+                misses = 0;
+            } else {
+                misses += 1;
             }
         }
         let mut out = Vec::with_capacity(taken.len());
@@ -210,6 +226,7 @@ impl<B: Broadcast> BroadcastQueue<B> {
         self.order.clear();
         self.items.clear();
         self.by_key.clear();
+        self.lengths.clear();
     }
 
     /// Number of queued broadcasts.
@@ -252,6 +269,13 @@ impl<B: Broadcast> BroadcastQueue<B> {
             Reverse(item.broadcast.payload().len()),
             Reverse(id),
         ));
+        let len = item.broadcast.payload().len();
+        if let Some(count) = self.lengths.get_mut(&len) {
+            *count -= 1;
+            if *count == 0 {
+                self.lengths.remove(&len);
+            }
+        }
         let key = item.broadcast.key();
         if let Some(ids) = self.by_key.get_mut(key) {
             ids.retain(|&other| other != id);
@@ -384,6 +408,32 @@ mod tests {
         assert_eq!(q.len(), 2);
         assert_eq!(q.stats().dropped, 1);
         assert!(q.iter().all(|m| m.key != "a"));
+    }
+
+    #[test]
+    fn small_broadcast_behind_large_ones_still_fills_the_room_left() {
+        let mut q = BroadcastQueue::new(4, 64);
+        for key in ["a", "b", "c", "d", "e", "f", "g", "h"] {
+            q.enqueue(msg(key, 1, 100));
+        }
+        q.enqueue(msg("small", 1, 10));
+        let batch = q.fill(100, 150, |l| l);
+        let keys: Vec<_> = batch.iter().map(|m| m.key).collect();
+        assert_eq!(
+            keys.len(),
+            2,
+            "one large and the small one fit 150 bytes: {keys:?}"
+        );
+        assert!(keys.contains(&"small"));
+    }
+
+    #[test]
+    fn fill_stops_once_nothing_left_can_fit() {
+        let mut q = BroadcastQueue::new(4, 64);
+        q.enqueue(msg("a", 1, 50));
+        q.enqueue(msg("b", 1, 50));
+        assert_eq!(q.fill(100, 40, |l| l).len(), 0);
+        assert_eq!(q.len(), 2, "nothing was taken or dropped");
     }
 
     #[test]

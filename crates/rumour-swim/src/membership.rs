@@ -96,6 +96,9 @@ pub(crate) struct Membership {
     accuse_spacing: Duration,
     /// See `Config::dead_node_reclaim_time`.
     reclaim_time: Option<Duration>,
+    /// Members in state Alive, the local node included (kept with every transition, so that
+    /// counting is not a scan).
+    alive: usize,
 }
 
 impl Membership {
@@ -105,6 +108,7 @@ impl Membership {
         reclaim_time: Option<Duration>,
     ) -> Membership {
         let name = local.name.clone();
+        let alive = usize::from(local.state == State::Alive);
         let mut entries = BTreeMap::new();
         entries.insert(name.clone(), Entry::new(local));
         Membership {
@@ -113,7 +117,25 @@ impl Membership {
             suspected: BTreeSet::new(),
             accuse_spacing,
             reclaim_time,
+            alive,
         }
+    }
+
+    /// Members in state Alive, the local node included.
+    pub(crate) fn num_alive(&self) -> usize {
+        self.alive
+    }
+
+    /// Marks the local node Left (it said goodbye).
+    pub(crate) fn leave_local(&mut self, now: Instant) -> &Member {
+        let local = self.local.clone();
+        let entry = self.entries.get_mut(&local).expect("self is stored");
+        if entry.member.state == State::Alive {
+            self.alive -= 1;
+        }
+        entry.member.state = State::Left;
+        entry.member.state_changed_at = now;
+        &entry.member
     }
 
     pub(crate) fn local(&self) -> &Member {
@@ -204,6 +226,7 @@ impl Membership {
                 state_changed_at: now,
             };
             self.entries.insert(a.name.clone(), Entry::new(member));
+            self.alive += 1;
             return Outcome::Joined { new: true };
         };
         let m = &mut entry.member;
@@ -227,6 +250,7 @@ impl Membership {
             m.state = State::Alive;
             if previous != State::Alive {
                 m.state_changed_at = now;
+                self.alive += 1;
             }
             entry.suspicion = None;
             self.suspected.remove(&a.name);
@@ -317,6 +341,7 @@ impl Membership {
             State::Alive => {
                 m.state = State::Suspect;
                 m.state_changed_at = now;
+                self.alive -= 1;
                 let accuser = match evidence {
                     Evidence::Accuser(from) => from.clone(),
                     Evidence::FullState => local,
@@ -354,6 +379,9 @@ impl Membership {
             State::Left => raise_or_ignore(raised),
             State::Dead if !left => raise_or_ignore(raised),
             State::Dead | State::Alive | State::Suspect => {
+                if m.state == State::Alive {
+                    self.alive -= 1;
+                }
                 m.state = if left { State::Left } else { State::Dead };
                 m.state_changed_at = now;
                 entry.suspicion = None;

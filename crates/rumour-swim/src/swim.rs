@@ -175,10 +175,7 @@ impl Swim {
     /// Members in state Alive, the local node included (unless it left).
     #[must_use]
     pub fn num_alive(&self) -> usize {
-        self.members
-            .members()
-            .filter(|m| m.state == State::Alive)
-            .count()
+        self.members.num_alive()
     }
 
     /// Lifeguard's local health score: 0 is healthy, up to `awareness_max_multiplier - 1`.
@@ -346,9 +343,7 @@ impl Swim {
         }
         let now = self.tick(now);
         self.left = true;
-        let me = self.members.local_mut();
-        me.state = State::Left;
-        me.state_changed_at = now;
+        let me = self.members.leave_local(now);
         let dead = Message::Dead(crate::message::Dead {
             name: me.name.clone(),
             incarnation: me.incarnation,
@@ -468,11 +463,13 @@ impl Swim {
 
     /// Random members matching `keep`, excluding the local node, at most `count`.
     fn random_members(&mut self, count: usize, keep: impl Fn(&Member) -> bool) -> Vec<Member> {
-        let local = self.members.local().name.clone();
+        let local = self.members.local();
+        let (local_addr, local_name) = (local.addr, &local.name);
+        // Compare addresses first: a name comparison per member is what made this scan costly.
         let mut candidates: Vec<&Member> = self
             .members
             .members()
-            .filter(|m| m.name != local && keep(m))
+            .filter(|m| (m.addr != local_addr || m.name != *local_name) && keep(m))
             .collect();
         let (chosen, _) = candidates.partial_shuffle(&mut self.rng, count);
         chosen.iter().map(|m| (*m).clone()).collect()

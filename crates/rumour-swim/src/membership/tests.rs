@@ -43,6 +43,7 @@ fn table(state: State, now: Instant) -> Membership {
     let mut m = member("m", 2, STORED, state, now);
     m.state = state;
     t.entries.insert(name("m"), Entry::new(m));
+    t.alive += usize::from(state == State::Alive);
     if state == State::Suspect {
         let timer = Suspicion::new(now, name("x"), 2, params().min, params().max);
         t.entries.get_mut(&name("m")).unwrap().suspicion = Some(timer);
@@ -489,4 +490,53 @@ fn the_suspicion_index_follows_every_transition() {
     t.dead(now, &dead("m", 6, "x"));
     assert!(t.suspects().is_empty(), "a death clears the timer");
     assert_eq!(t.suspicion_deadlines().count(), 0);
+}
+
+fn scanned_alive(t: &Membership) -> usize {
+    t.members().filter(|m| m.state == State::Alive).count()
+}
+
+#[test]
+fn alive_count_follows_every_transition() {
+    let now = Instant::now();
+    let mut t = table(State::Alive, now);
+    let mut check =
+        |t: &Membership, step: &str| assert_eq!(t.num_alive(), scanned_alive(t), "after {step}");
+    check(&t, "start");
+    t.alive(now, &alive("n", 1));
+    check(&t, "a new member");
+    let suspect = Suspect {
+        name: name("m"),
+        incarnation: STORED,
+        from: name("n"),
+    };
+    t.suspect(now, &suspect, Evidence::Accuser(&name("n")), params());
+    check(&t, "a suspicion");
+    t.alive(now, &alive("m", 6));
+    check(&t, "a refutation");
+    t.dead(
+        now,
+        &Dead {
+            name: name("m"),
+            incarnation: Incarnation(6),
+            from: name("n"),
+        },
+    );
+    check(&t, "a death");
+    t.alive(now, &alive("m", 7));
+    check(&t, "a comeback");
+    t.dead(
+        now,
+        &Dead {
+            name: name("n"),
+            incarnation: Incarnation(1),
+            from: name("n"),
+        },
+    );
+    check(&t, "a leave");
+    t.reap(now + Duration::from_secs(60), Duration::from_secs(30));
+    check(&t, "a reap");
+    t.leave_local(now);
+    check(&t, "the local leave");
+    assert_eq!(t.num_alive(), 1, "only m is alive at the end");
 }
