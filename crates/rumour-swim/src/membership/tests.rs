@@ -500,7 +500,7 @@ fn scanned_alive(t: &Membership) -> usize {
 fn alive_count_follows_every_transition() {
     let now = Instant::now();
     let mut t = table(State::Alive, now);
-    let mut check =
+    let check =
         |t: &Membership, step: &str| assert_eq!(t.num_alive(), scanned_alive(t), "after {step}");
     check(&t, "start");
     t.alive(now, &alive("n", 1));
