@@ -38,6 +38,15 @@ use crate::error::Error;
 pub struct Timestamp(pub u64);
 
 impl Timestamp {
+    /// The greatest timestamp: `remove_tombstones(Timestamp::MAX)` forgets every tombstone.
+    pub const MAX: Timestamp = Timestamp(u64::MAX);
+
+    /// The timestamp `millis` milliseconds later, saturating at [`Timestamp::MAX`].
+    #[must_use]
+    pub fn saturating_add_millis(self, millis: u64) -> Timestamp {
+        Timestamp(self.0.saturating_add(millis))
+    }
+
     /// The timestamp `millis` milliseconds earlier, saturating at zero.
     #[must_use]
     pub fn saturating_sub_millis(self, millis: u64) -> Timestamp {
@@ -58,7 +67,8 @@ pub struct Tombstones {
 /// version), used by pull-push to find the entries two replicas disagree on.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct EntryDigest {
-    /// The entry's name, as listed by [`Mergeable::content`].
+    /// The entry's name, one that [`Mergeable::select`] accepts (for the ring: an instance id,
+    /// covering its description and heartbeat).
     pub name: String,
     /// A hash of the entry's state; equal states give equal hashes.
     pub hash: u64,
@@ -73,11 +83,13 @@ pub trait Mergeable: Clone + fmt::Debug + PartialEq + Send + Sync + 'static {
     /// change. `local_cas` is `Some(now)` only for a local compare-and-swap (see the module docs).
     fn merge(&mut self, other: &Self, local_cas: Option<Timestamp>) -> Option<Self>;
 
-    /// The names of the sub-entries this value holds (for the ring: instance ids), tombstones
-    /// included. A change whose content is a superset of a queued change's content replaces it.
+    /// The names of the sub-entries this value holds, tombstones included (for the ring: an
+    /// instance id names its description, `"{id} heartbeat"` its heartbeat). A change whose
+    /// content is a superset of a queued change's content replaces it.
     fn content(&self) -> Vec<String>;
 
-    /// Forgets tombstones last updated before `older_than`.
+    /// Forgets tombstones last updated before `older_than`; [`Timestamp::MAX`] forgets them all
+    /// (what a read that must not show tombstones uses).
     fn remove_tombstones(&mut self, older_than: Timestamp) -> Tombstones;
 
     /// Encodes the value canonically: equal values give equal bytes.
@@ -217,7 +229,9 @@ impl<T> Default for TypedCodec<T> {
 
 impl<T> fmt::Debug for TypedCodec<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("TypedCodec").field(&std::any::type_name::<T>()).finish()
+        f.debug_tuple("TypedCodec")
+            .field(&std::any::type_name::<T>())
+            .finish()
     }
 }
 

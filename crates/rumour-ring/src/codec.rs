@@ -1,0 +1,535 @@
+//! The ring's wire format: a format version byte, a postcard body, a checksum.
+//!
+//! ```text
+//! ring     = version:u8 (= 1)  count:varint  entry{count}  checksum:u32 (little-endian)
+//! entry    = id:str  heartbeat:varint  desc:option
+//! desc     = updated_at:varint  state:u8  addr:str  zone:str  registered_at:varint
+//!            read_only:bool  read_only_updated_at:varint  versions:map<varint, varint>
+//!            tokens:bytes
+//! tokens   = count:varint  [ k:u8  first:32 bits  gap{count - 1} ]     (bit stream, MSB first)
+//! gap      = Rice code of (token[i] - token[i-1] - 1) with parameter k:
+//!            the quotient in unary (q one-bits, then a zero), then the k low bits
+//! ```
+//!
+//! Everything up to the checksum is postcard (varints are LEB128, `str` and `bytes` are a varint
+//! length then the bytes, `option` is a 0/1 byte). Entries are sorted by id and ids are distinct.
+//! The checksum is a stable 64-bit hash of every preceding byte, folded to 32 bits: a corrupted value is
+//! refused rather than merged, because a CRDT would keep a corrupted maximum forever.
+//!
+//! Tokens are Rice-coded gaps: for `n` random 32-bit tokens the gaps are close to geometric, and
+//! a Rice code with the best `k` costs about `log2(mean gap) + 1.5` bits per token, within a few
+//! percent of the information-theoretic bound `log2(C(2^32, n)) / n`. The encoder picks `k`
+//! deterministically, so equal rings give equal bytes.
+//!
+//! Decoding refuses, with an [`Error::Decode`] naming the byte offset: an unknown version, a bad
+//! checksum, truncation, trailing bytes, invalid or unsorted ids, unknown states, tombstones with
+//! tokens, tokens out of order or out of range, and any count larger than the remaining input can
+//! hold (checked before memory is reserved).
+
+use std::collections::BTreeMap;
+
+use serde::ser::{SerializeSeq, Serializer};
+use serde::{Deserialize, Serialize};
+
+use crate::digest::checksum;
+use crate::error::Error;
+use crate::instance::{Body, Entry, Instance, State, Tokens, validate_instance_id};
+use crate::mergeable::Timestamp;
+use crate::ring::Ring;
+
+/// The format version written first in every encoded ring.
+pub const FORMAT_VERSION: u8 = 1;
+
+const CHECKSUM_LEN: usize = 4;
+/// The smallest encoded entry: a one-byte id with its length, a heartbeat, an option tag.
+const MIN_ENTRY_LEN: usize = 4;
+
+/// Encodes a ring canonically.
+pub(crate) fn encode(ring: &Ring) -> Vec<u8> {
+    let estimate = ring
+        .entries
+        .iter()
+        .map(|e| {
+            48 + e
+                .body
+                .as_ref()
+                .map_or(0, |b| 48 + 4 * b.instance.tokens.len())
+        })
+        .sum::<usize>();
+    let out = Vec::with_capacity(estimate + 16);
+    let mut out = postcard::to_extend(&(FORMAT_VERSION, WireEntries(&ring.entries)), out)
+        .expect("postcard serializes these types into a Vec without error");
+    let sum = checksum(&out);
+    out.extend_from_slice(&sum.to_le_bytes());
+    out
+}
+
+/// Decodes a ring, checking the checksum first.
+pub(crate) fn decode(bytes: &[u8]) -> Result<Ring, Error> {
+    if bytes.len() < 2 + CHECKSUM_LEN {
+        return Err(Error::decode("ring", bytes.len(), "too short"));
+    }
+    let (payload, sum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
+    let expected = u32::from_le_bytes([sum[0], sum[1], sum[2], sum[3]]);
+    if checksum(payload) != expected {
+        return Err(Error::decode("ring", payload.len(), "checksum mismatch"));
+    }
+    decode_payload(payload)
+}
+
+/// Decodes the bytes before the checksum.
+pub(crate) fn decode_payload(bytes: &[u8]) -> Result<Ring, Error> {
+    match bytes.first() {
+        None => return Err(Error::decode("ring", 0, "empty input")),
+        Some(&FORMAT_VERSION) => {}
+        Some(_) => return Err(Error::decode("ring", 0, "unknown format version")),
+    }
+    let offset_of = |rest: &[u8]| bytes.len() - rest.len();
+    let (count, mut rest) = postcard::take_from_bytes::<u64>(&bytes[1..])
+        .map_err(|e| Error::decode("ring entry count", 1, reason(&e)))?;
+    if count > (rest.len() / MIN_ENTRY_LEN) as u64 {
+        return Err(Error::decode(
+            "ring entry count",
+            1,
+            "count exceeds what the input can hold",
+        ));
+    }
+    let mut entries: Vec<Entry> = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let offset = offset_of(rest);
+        let (wire, tail) = postcard::take_from_bytes::<WireEntryIn<'_>>(rest)
+            .map_err(|e| Error::decode("ring entry", offset, reason(&e)))?;
+        let entry = wire.into_entry(offset)?;
+        if entries.last().is_some_and(|last| last.id >= entry.id) {
+            return Err(Error::decode(
+                "ring entry",
+                offset,
+                "instance ids not in increasing order",
+            ));
+        }
+        entries.push(entry);
+        rest = tail;
+    }
+    if !rest.is_empty() {
+        return Err(Error::decode("ring", offset_of(rest), "trailing bytes"));
+    }
+    Ok(Ring::from_entries(entries))
+}
+
+fn reason(error: &postcard::Error) -> &'static str {
+    match error {
+        postcard::Error::DeserializeUnexpectedEnd => "truncated",
+        postcard::Error::DeserializeBadVarint => "bad varint",
+        postcard::Error::DeserializeBadBool => "bad bool",
+        postcard::Error::DeserializeBadUtf8 => "invalid UTF-8",
+        postcard::Error::DeserializeBadOption => "bad option tag",
+        _ => "malformed postcard data",
+    }
+}
+
+/// The entries as a postcard sequence.
+struct WireEntries<'a>(&'a [Entry]);
+
+impl Serialize for WireEntries<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for entry in self.0 {
+            seq.serialize_element(&WireEntryOut {
+                id: &entry.id,
+                heartbeat: entry.heartbeat.0,
+                desc: entry.body.as_ref().map(|b| WireDescOut::new(&b.instance)),
+            })?;
+        }
+        seq.end()
+    }
+}
+
+#[derive(Serialize)]
+struct WireEntryOut<'a> {
+    id: &'a str,
+    heartbeat: u64,
+    desc: Option<WireDescOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct WireDescOut<'a> {
+    updated_at: u64,
+    state: u8,
+    addr: &'a str,
+    zone: &'a str,
+    registered_at: u64,
+    read_only: bool,
+    read_only_updated_at: u64,
+    versions: &'a BTreeMap<u64, u64>,
+    tokens: TokenBlob<'a>,
+}
+
+impl<'a> WireDescOut<'a> {
+    fn new(instance: &'a Instance) -> WireDescOut<'a> {
+        WireDescOut {
+            updated_at: instance.updated_at.0,
+            state: instance.state.index(),
+            addr: &instance.addr,
+            zone: &instance.zone,
+            registered_at: instance.registered_at.0,
+            read_only: instance.read_only,
+            read_only_updated_at: instance.read_only_updated_at.0,
+            versions: &instance.versions,
+            tokens: TokenBlob(&instance.tokens),
+        }
+    }
+}
+
+/// Tokens serialized as one postcard byte string holding the Rice-coded stream.
+struct TokenBlob<'a>(&'a [u32]);
+
+impl Serialize for TokenBlob<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut blob = Vec::with_capacity(4 + self.0.len() * 4);
+        encode_tokens(self.0, &mut blob);
+        serializer.serialize_bytes(&blob)
+    }
+}
+
+#[derive(Deserialize)]
+struct WireEntryIn<'a> {
+    id: &'a str,
+    heartbeat: u64,
+    #[serde(borrow)]
+    desc: Option<WireDescIn<'a>>,
+}
+
+#[derive(Deserialize)]
+struct WireDescIn<'a> {
+    updated_at: u64,
+    state: u8,
+    addr: &'a str,
+    zone: &'a str,
+    registered_at: u64,
+    read_only: bool,
+    read_only_updated_at: u64,
+    versions: BTreeMap<u64, u64>,
+    tokens: &'a [u8],
+}
+
+impl WireEntryIn<'_> {
+    fn into_entry(self, offset: usize) -> Result<Entry, Error> {
+        let fail = |reason| Error::decode("ring entry", offset, reason);
+        validate_instance_id(self.id).map_err(|_| fail("invalid instance id"))?;
+        let body = match self.desc {
+            None if self.heartbeat == 0 => {
+                return Err(fail("entry with neither description nor heartbeat"));
+            }
+            None => None,
+            Some(desc) => {
+                let state =
+                    State::from_index(u64::from(desc.state)).ok_or(fail("unknown state"))?;
+                let tokens = decode_tokens(desc.tokens).map_err(fail)?;
+                if state == State::Left && !tokens.is_empty() {
+                    return Err(fail("Left tombstone with tokens"));
+                }
+                Some(Body::new(Instance {
+                    updated_at: Timestamp(desc.updated_at),
+                    state,
+                    addr: desc.addr.to_owned(),
+                    zone: desc.zone.to_owned(),
+                    tokens,
+                    registered_at: Timestamp(desc.registered_at),
+                    read_only: desc.read_only,
+                    read_only_updated_at: Timestamp(desc.read_only_updated_at),
+                    versions: desc.versions,
+                }))
+            }
+        };
+        Ok(Entry {
+            id: self.id.into(),
+            body,
+            heartbeat: Timestamp(self.heartbeat),
+        })
+    }
+}
+
+/// Appends the token blob (count, Rice parameter, bit stream) for sorted distinct tokens.
+pub(crate) fn encode_tokens(tokens: &[u32], out: &mut Vec<u8>) {
+    put_varint(out, tokens.len() as u64);
+    let Some((&first, _)) = tokens.split_first() else {
+        return;
+    };
+    let k = rice_parameter(tokens);
+    out.push(k);
+    let mut bits = BitWriter::new(out);
+    bits.put(u64::from(first), 32);
+    let k = u32::from(k);
+    for pair in tokens.windows(2) {
+        let gap = u64::from(pair[1] - pair[0] - 1);
+        let (q, low) = (gap >> k, gap & ((1 << k) - 1));
+        if q + 1 + u64::from(k) <= 56 {
+            // q ones, a zero, k low bits, in one write.
+            bits.put((((1 << q) - 1) << (k + 1)) | low, q as u32 + 1 + k);
+        } else {
+            bits.put_ones(q);
+            bits.put(0, 1);
+            bits.put(low, k);
+        }
+    }
+    bits.finish();
+}
+
+/// The Rice parameter giving the shortest stream, searched near `log2` of the mean gap; ties go
+/// to the smaller parameter.
+fn rice_parameter(tokens: &[u32]) -> u8 {
+    let n = tokens.len();
+    if n < 2 {
+        return 0;
+    }
+    let gaps = n as u64 - 1;
+    let span = u64::from(tokens[n - 1] - tokens[0]) - gaps;
+    let mean = (span / gaps).max(1);
+    let lowest = (63 - mean.leading_zeros()).saturating_sub(2); // floor(log2(mean)) - 2
+    // Unary bits for k = lowest .. lowest + 3, in one pass.
+    let mut unary = [0u64; 4];
+    for pair in tokens.windows(2) {
+        let q = u64::from(pair[1] - pair[0] - 1) >> lowest;
+        unary[0] += q;
+        unary[1] += q >> 1;
+        unary[2] += q >> 2;
+        unary[3] += q >> 3;
+    }
+    (0..4u32)
+        .map(|d| lowest + d)
+        .filter(|&k| k <= 31)
+        .min_by_key(|&k| (unary[(k - lowest) as usize] + gaps * u64::from(k), k))
+        .map_or(0, |k| k as u8)
+}
+
+/// Decodes a token blob; every count is checked against the bits left before allocating.
+pub(crate) fn decode_tokens(blob: &[u8]) -> Result<Tokens, &'static str> {
+    let (count, used) = get_varint(blob).ok_or("bad token count")?;
+    let rest = &blob[used..];
+    if count == 0 {
+        return if rest.is_empty() {
+            Ok(Tokens::empty())
+        } else {
+            Err("trailing bytes after tokens")
+        };
+    }
+    let (&k, stream) = rest.split_first().ok_or("truncated tokens")?;
+    if k > 31 {
+        return Err("Rice parameter out of range");
+    }
+    let total_bits = stream.len() as u64 * 8;
+    let max_count = 1 + total_bits.saturating_sub(32) / (u64::from(k) + 1);
+    if total_bits < 32 || count > max_count {
+        return Err("token count exceeds what the input can hold");
+    }
+    let mut tokens = Vec::with_capacity(count as usize);
+    let mut bits = BitReader::new(stream);
+    let mut previous = bits.get(32).ok_or("truncated tokens")?;
+    tokens.push(previous as u32);
+    let max_quotient = (u64::from(u32::MAX) >> k) + 1;
+    for _ in 1..count {
+        let q = bits.unary(max_quotient).ok_or("bad token gap")?;
+        let low = bits.get(u32::from(k)).ok_or("truncated tokens")?;
+        let token = previous + ((q << k) | low) + 1;
+        if token > u64::from(u32::MAX) {
+            return Err("token out of range");
+        }
+        tokens.push(token as u32);
+        previous = token;
+    }
+    if !bits.at_padded_end() {
+        return Err("trailing bits after tokens");
+    }
+    Ok(Tokens::from_sorted(tokens))
+}
+
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// A LEB128 varint and the number of bytes it used.
+fn get_varint(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for (i, &byte) in bytes.iter().enumerate().take(10) {
+        let part = u64::from(byte & 0x7f);
+        if i == 9 && byte > 1 {
+            return None;
+        }
+        value |= part << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
+/// Writes bits MSB first.
+struct BitWriter<'a> {
+    out: &'a mut Vec<u8>,
+    acc: u64,
+    len: u32,
+}
+
+impl<'a> BitWriter<'a> {
+    fn new(out: &'a mut Vec<u8>) -> Self {
+        BitWriter {
+            out,
+            acc: 0,
+            len: 0,
+        }
+    }
+
+    /// Appends the `n <= 56` low bits of `value`.
+    fn put(&mut self, value: u64, n: u32) {
+        if n == 0 {
+            return;
+        }
+        self.acc = (self.acc << n) | value;
+        self.len += n;
+        while self.len >= 8 {
+            self.len -= 8;
+            self.out.push((self.acc >> self.len) as u8);
+        }
+        self.acc &= (1 << self.len) - 1;
+    }
+
+    fn put_ones(&mut self, mut count: u64) {
+        while count > 0 {
+            let n = count.min(32) as u32;
+            self.put((1 << n) - 1, n);
+            count -= u64::from(n);
+        }
+    }
+
+    /// Pads the last byte with zeros.
+    fn finish(mut self) {
+        if self.len > 0 {
+            let pad = 8 - self.len;
+            self.put(0, pad);
+        }
+    }
+}
+
+/// Reads bits MSB first.
+struct BitReader<'a> {
+    bytes: &'a [u8],
+    pos: u64,
+}
+
+impl<'a> BitReader<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        BitReader { bytes, pos: 0 }
+    }
+
+    fn total(&self) -> u64 {
+        self.bytes.len() as u64 * 8
+    }
+
+    /// The next 64 bits, zero-filled past the end.
+    fn peek(&self) -> u64 {
+        let byte = (self.pos / 8) as usize;
+        let mut buf = [0u8; 8];
+        let available = self.bytes.len().saturating_sub(byte).min(8);
+        buf[..available].copy_from_slice(&self.bytes[byte..byte + available]);
+        u64::from_be_bytes(buf) << (self.pos % 8)
+    }
+
+    /// The next `n <= 32` bits.
+    fn get(&mut self, n: u32) -> Option<u64> {
+        if n == 0 {
+            return Some(0);
+        }
+        if self.pos + u64::from(n) > self.total() {
+            return None;
+        }
+        let value = self.peek() >> (64 - n);
+        self.pos += u64::from(n);
+        Some(value)
+    }
+
+    /// A unary count of one-bits closed by a zero, at most `max`.
+    fn unary(&mut self, max: u64) -> Option<u64> {
+        let mut count = 0u64;
+        loop {
+            let ones = u64::from((!self.peek()).leading_zeros());
+            if ones < 57 {
+                count += ones;
+                self.pos += ones + 1;
+                return (self.pos <= self.total() && count <= max).then_some(count);
+            }
+            count += 56;
+            self.pos += 56;
+            if self.pos > self.total() || count > max {
+                return None;
+            }
+        }
+    }
+
+    /// Whether only zero padding of the last byte is left.
+    fn at_padded_end(&self) -> bool {
+        let left = self.total() - self.pos;
+        left < 8 && (left == 0 || self.peek() == 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_blobs_round_trip_at_the_extremes() {
+        let cases: Vec<Vec<u32>> = vec![
+            vec![],
+            vec![0],
+            vec![u32::MAX],
+            vec![0, u32::MAX],
+            vec![0, 1, 2, 3, u32::MAX - 1, u32::MAX],
+            (0..1000).map(|i| i * 4_000_000).collect(),
+            (0..300).collect(),
+            // Tiny gaps and one huge one: a unary run longer than one write.
+            (0..300).chain([u32::MAX]).collect(),
+        ];
+        for tokens in cases {
+            let mut blob = Vec::new();
+            encode_tokens(&tokens, &mut blob);
+            let decoded = decode_tokens(&blob).expect("a valid blob decodes");
+            assert_eq!(decoded.as_slice(), tokens.as_slice());
+        }
+    }
+
+    #[test]
+    fn token_count_beyond_the_input_is_refused_before_allocating() {
+        let mut blob = Vec::new();
+        put_varint(&mut blob, u64::MAX / 2);
+        blob.extend_from_slice(&[0, 0, 0, 0, 0]);
+        assert_eq!(
+            decode_tokens(&blob),
+            Err("token count exceeds what the input can hold")
+        );
+    }
+
+    #[test]
+    fn an_unterminated_unary_run_is_an_error() {
+        let mut blob = Vec::new();
+        put_varint(&mut blob, 2);
+        blob.push(0);
+        blob.extend_from_slice(&[0, 0, 0, 0]);
+        blob.extend_from_slice(&[0xff; 20]);
+        assert!(decode_tokens(&blob).is_err());
+    }
+
+    #[test]
+    fn varints_match_postcard() {
+        for value in [0u64, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX] {
+            let mut ours = Vec::new();
+            put_varint(&mut ours, value);
+            let theirs = postcard::to_allocvec(&value).expect("postcard encodes a u64");
+            assert_eq!(ours, theirs);
+            assert_eq!(get_varint(&ours), Some((value, ours.len())));
+        }
+    }
+}

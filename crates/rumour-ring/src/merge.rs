@@ -1,0 +1,275 @@
+//! Merge rules of the ring.
+//!
+//! Per instance id, two parts merge independently:
+//!
+//! - the description keeps the greater [`Instance`] under its total order
+//!   `(updated_at, state, addr, zone, tokens, registered_at, read_only, read_only_updated_at,
+//!   versions)`: a newer write wins, and at equal `updated_at` a `Left` tombstone wins (dskit's
+//!   rule), any other tie being decided by content;
+//! - the heartbeat keeps the maximum.
+//!
+//! Both are joins of a total order, so the merge is idempotent, commutative and associative on
+//! the resulting state. The returned change holds, for every id where something changed, the new
+//! description (with the current heartbeat) or only the new heartbeat: merged into a replica that
+//! had the receiver's old state, it gives the receiver's new state.
+//!
+//! In a local compare-and-swap (`local_cas = Some(now)`), `other` is the full desired state:
+//!
+//! - a described instance missing from it becomes a `Left` tombstone without tokens, written at
+//!   `max(now, stored updated_at + 1)`, so no older message can resurrect it;
+//! - a desired description whose content differs from the stored one always wins: when it would
+//!   not win the plain merge (an `updated_at` not newer than the stored one, say within the same
+//!   millisecond), its `updated_at` is bumped to `max(now, stored + 1)`. No caller ever needs to
+//!   wait for the clock to move;
+//! - a desired description equal in content to the stored one changes nothing.
+//!
+//! Token conflicts are not resolved by rewriting descriptions: every instance keeps the tokens it
+//! claims, and the lookup table gives a contested token to the claimant that is not `Leaving`,
+//! else to the smaller id. That rule is a pure function of the merged state, so it cannot depend
+//! on the order in which updates arrived.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use crate::instance::{Body, Entry, Instance};
+use crate::mergeable::{Timestamp, Tombstones};
+use crate::ring::{HEARTBEAT_SUFFIX, Impact, Ring, table_impact};
+
+/// Changes this small are merged by binary search instead of a full merge-join.
+const SMALL_CHANGE: usize = 16;
+
+/// See the module documentation.
+pub(crate) fn merge(ring: &mut Ring, other: &Ring, local_cas: Option<Timestamp>) -> Option<Ring> {
+    if Arc::ptr_eq(&ring.entries, &other.entries) {
+        return None;
+    }
+    match local_cas {
+        None if other.entries.len() <= SMALL_CHANGE => merge_small(ring, other),
+        _ => merge_join(ring, other, local_cas),
+    }
+}
+
+/// The written description if `incoming` wins over `stored` in the plain merge.
+fn join_body(stored: Option<&Arc<Body>>, incoming: Option<&Arc<Body>>) -> Option<Arc<Body>> {
+    let incoming = incoming?;
+    match stored {
+        None => Some(incoming.clone()),
+        Some(s) if Arc::ptr_eq(s, incoming) => None,
+        Some(s) => (incoming.instance > s.instance).then(|| incoming.clone()),
+    }
+}
+
+/// A version strictly newer than `stored`, and not older than `now`.
+fn bump(stored: Timestamp, now: Timestamp) -> Timestamp {
+    Timestamp(now.0.max(stored.0.saturating_add(1)))
+}
+
+/// The written description if the desired one changes the stored one in a local CAS.
+fn cas_body(
+    stored: Option<&Arc<Body>>,
+    desired: Option<&Arc<Body>>,
+    now: Timestamp,
+) -> Option<Arc<Body>> {
+    let desired = desired?;
+    let Some(stored) = stored else {
+        return Some(desired.clone());
+    };
+    if Arc::ptr_eq(stored, desired) || desired.instance.same_content(&stored.instance) {
+        None
+    } else if desired.instance > stored.instance {
+        Some(desired.clone())
+    } else {
+        Some(Body::new(Instance {
+            updated_at: bump(stored.instance.updated_at, now),
+            ..desired.instance.clone()
+        }))
+    }
+}
+
+/// The tombstone replacing a live instance missing from the desired state of a local CAS.
+fn cas_missing(stored: &Entry, now: Timestamp) -> Option<Arc<Body>> {
+    let body = stored.body.as_ref()?;
+    if body.instance.is_tombstone() {
+        return None;
+    }
+    let at = bump(body.instance.updated_at, now);
+    Some(Body::new(body.instance.tombstone(at)))
+}
+
+/// Merges one incoming entry into an optional stored one. Returns the merged entry and the
+/// change entry, or `None` when nothing changed.
+fn merge_entry(
+    stored: Option<&Entry>,
+    incoming: &Entry,
+    local_cas: Option<Timestamp>,
+) -> Option<(Entry, Entry)> {
+    let stored_body = stored.and_then(|e| e.body.as_ref());
+    let new_body = match local_cas {
+        None => join_body(stored_body, incoming.body.as_ref()),
+        Some(now) => cas_body(stored_body, incoming.body.as_ref(), now),
+    };
+    let stored_heartbeat = stored.map_or(Timestamp(0), |e| e.heartbeat);
+    let heartbeat = stored_heartbeat.max(incoming.heartbeat);
+    if new_body.is_none() && heartbeat == stored_heartbeat {
+        return None;
+    }
+    let merged = Entry {
+        id: incoming.id.clone(),
+        body: new_body.clone().or_else(|| stored_body.cloned()),
+        heartbeat,
+    };
+    let change = Entry {
+        id: incoming.id.clone(),
+        body: new_body,
+        heartbeat,
+    };
+    Some((merged, change))
+}
+
+/// Few incoming entries: binary search each, edit in place.
+fn merge_small(ring: &mut Ring, other: &Ring) -> Option<Ring> {
+    let mut changes = Vec::new();
+    let mut impact = Impact::None;
+    for incoming in other.entries.iter() {
+        let position = ring.find(&incoming.id);
+        let stored = position.ok().map(|i| &ring.entries[i]);
+        let Some((merged, change)) = merge_entry(stored, incoming, None) else {
+            continue;
+        };
+        let entries = Arc::make_mut(&mut ring.entries);
+        match position {
+            Ok(i) => {
+                impact = impact.max(table_impact(entries[i].body.as_ref(), merged.body.as_ref()));
+                entries[i] = merged;
+            }
+            Err(i) => {
+                impact = impact
+                    .max(Impact::Shifted)
+                    .max(table_impact(None, merged.body.as_ref()));
+                entries.insert(i, merged);
+            }
+        }
+        changes.push(change);
+    }
+    finish(ring, changes, impact)
+}
+
+/// A merge-join of both sorted entry lists; the result vector is only built once something
+/// changes.
+fn merge_join(ring: &mut Ring, other: &Ring, local_cas: Option<Timestamp>) -> Option<Ring> {
+    let (a, b) = (&ring.entries[..], &other.entries[..]);
+    let mut out: Option<Vec<Entry>> = None;
+    let mut changes = Vec::new();
+    let mut impact = Impact::None;
+    let (mut i, mut j) = (0, 0);
+    loop {
+        let (stored, incoming) = match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) => match x.id.cmp(&y.id) {
+                Ordering::Less => (Some(x), None),
+                Ordering::Greater => (None, Some(y)),
+                Ordering::Equal => (Some(x), Some(y)),
+            },
+            (Some(x), None) => (Some(x), None),
+            (None, Some(y)) => (None, Some(y)),
+            (None, None) => break,
+        };
+        let merged = match (stored, incoming, local_cas) {
+            (Some(s), None, Some(now)) => cas_missing(s, now).map(|body| {
+                let entry = Entry {
+                    body: Some(body),
+                    ..s.clone()
+                };
+                (entry.clone(), entry)
+            }),
+            (s, Some(inc), _) => merge_entry(s, inc, local_cas),
+            _ => None,
+        };
+        match merged {
+            Some((entry, change)) => {
+                impact = impact.max(match stored {
+                    Some(s) => table_impact(s.body.as_ref(), entry.body.as_ref()),
+                    None => table_impact(None, entry.body.as_ref()).max(Impact::Shifted),
+                });
+                out.get_or_insert_with(|| {
+                    let mut v = Vec::with_capacity(a.len() + b.len() - j);
+                    v.extend_from_slice(&a[..i]);
+                    v
+                })
+                .push(entry);
+                changes.push(change);
+            }
+            None => {
+                if let (Some(v), Some(s)) = (out.as_mut(), stored) {
+                    v.push(s.clone());
+                }
+            }
+        }
+        if stored.is_some() {
+            i += 1;
+        }
+        if incoming.is_some() {
+            j += 1;
+        }
+    }
+    if let Some(entries) = out {
+        ring.entries = Arc::new(entries);
+    }
+    finish(ring, changes, impact)
+}
+
+fn finish(ring: &mut Ring, changes: Vec<Entry>, impact: Impact) -> Option<Ring> {
+    if changes.is_empty() {
+        return None;
+    }
+    ring.refresh_table(impact);
+    Some(Ring::from_entries(changes))
+}
+
+/// See [`crate::Mergeable::remove_tombstones`] for the ring.
+pub(crate) fn remove_tombstones(ring: &mut Ring, older_than: Timestamp) -> Tombstones {
+    let expired = |e: &Entry| e.is_tombstone() && e.tombstone_time() < older_than;
+    let mut counts = Tombstones::default();
+    for entry in ring.entries.iter().filter(|e| e.is_tombstone()) {
+        if expired(entry) {
+            counts.removed += 1;
+        } else {
+            counts.remaining += 1;
+        }
+    }
+    if counts.removed > 0 {
+        Arc::make_mut(&mut ring.entries).retain(|e| !expired(e));
+        ring.refresh_table(Impact::Shifted);
+    }
+    counts
+}
+
+/// The sub-ring holding the named entries: an instance id selects the whole entry, a heartbeat
+/// name (`"{id} heartbeat"`) only the heartbeat. Unknown names are skipped.
+pub(crate) fn select(ring: &Ring, names: &[String]) -> Ring {
+    let mut wanted: Vec<(&str, bool)> = names
+        .iter()
+        .map(|name| match name.strip_suffix(HEARTBEAT_SUFFIX) {
+            Some(id) => (id, false),
+            None => (name.as_str(), true),
+        })
+        .collect();
+    // Whole entries sort after heartbeat-only requests of the same id; keep the last.
+    wanted.sort_unstable();
+    let mut entries: Vec<Entry> = Vec::with_capacity(wanted.len());
+    for (k, &(id, whole)) in wanted.iter().enumerate() {
+        if wanted.get(k + 1).is_some_and(|next| next.0 == id) {
+            continue;
+        }
+        let Ok(i) = ring.find(id) else { continue };
+        let entry = &ring.entries[i];
+        if whole {
+            entries.push(entry.clone());
+        } else if entry.heartbeat.0 > 0 {
+            entries.push(Entry {
+                body: None,
+                ..entry.clone()
+            });
+        }
+    }
+    Ring::from_entries(entries)
+}

@@ -1,0 +1,374 @@
+//! The hash ring value: instances keyed by id, replicated as a CRDT.
+//!
+//! A [`Ring`] is cheap to clone (one `Arc` for the entries, one for the cached lookup table) and
+//! cheap to compare (shared storage short-cuts the comparison). Mutations copy the entry vector
+//! only when it is shared, and keep the lookup table unless tokens, zones or the `Leaving`/`Left`
+//! states of token owners changed: a heartbeat never rebuilds it.
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use crate::error::Error;
+use crate::instance::{Body, Entry, Instance, InstanceRef, State, validate_instance_id};
+use crate::lookup::TokenTable;
+use crate::mergeable::{EntryDigest, Mergeable, Timestamp, Tombstones};
+
+/// The suffix of the content name of an instance's heartbeat: the heartbeat of instance `a` is
+/// the sub-entry `"a heartbeat"` in [`Mergeable::content`] (instance ids contain no spaces).
+pub const HEARTBEAT_SUFFIX: &str = " heartbeat";
+
+/// The hash ring: for each instance id, a description ([`Instance`]) and a heartbeat.
+///
+/// As a [`Mergeable`] value, the ring is a join-semilattice: per instance, the description is a
+/// last-writer-wins register totally ordered by `(updated_at, state, content)`, and the heartbeat
+/// is a max register. See the crate documentation for the merge rules and the change format.
+#[derive(Clone, Default)]
+pub struct Ring {
+    pub(crate) entries: Arc<Vec<Entry>>,
+    pub(crate) table: OnceLock<Arc<TokenTable>>,
+}
+
+/// How a mutation affects the cached lookup table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Impact {
+    /// Still valid as it is.
+    None,
+    /// Entry positions moved, token owners did not change: the table can be remapped.
+    Shifted,
+    /// Token ownership may have changed: rebuild.
+    Tokens,
+}
+
+impl Ring {
+    /// An empty ring.
+    #[must_use]
+    pub fn new() -> Ring {
+        Ring::default()
+    }
+
+    pub(crate) fn from_entries(entries: Vec<Entry>) -> Ring {
+        debug_assert!(entries.windows(2).all(|w| w[0].id < w[1].id));
+        Ring {
+            entries: Arc::new(entries),
+            table: OnceLock::new(),
+        }
+    }
+
+    /// Instances with a description, `Left` tombstones included.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries.iter().filter(|e| e.body.is_some()).count()
+    }
+
+    /// Whether no instance has a description.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every described instance in id order, `Left` tombstones included.
+    pub fn instances(&self) -> impl Iterator<Item = InstanceRef<'_>> + '_ {
+        self.entries.iter().filter_map(Entry::view)
+    }
+
+    /// The instance `id`, if it has a description (which may be a `Left` tombstone).
+    #[must_use]
+    pub fn instance(&self, id: &str) -> Option<InstanceRef<'_>> {
+        self.find(id).ok().and_then(|i| self.entries[i].view())
+    }
+
+    /// The last heartbeat seen for `id`, described or not.
+    #[must_use]
+    pub fn heartbeat_of(&self, id: &str) -> Option<Timestamp> {
+        self.find(id).ok().map(|i| self.entries[i].heartbeat)
+    }
+
+    /// The number of tombstones held: `Left` descriptions, and heartbeats without a description.
+    #[must_use]
+    pub fn tombstone_count(&self) -> usize {
+        self.entries.iter().filter(|e| e.is_tombstone()).count()
+    }
+
+    /// Sets the description of `id`, replacing any other (a plain write, not a merge: use it to
+    /// build the desired state of a compare-and-swap). A `Left` description loses its tokens.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInstanceId`] if `id` is not a valid instance id.
+    pub fn set_instance(&mut self, id: &str, instance: Instance) -> Result<(), Error> {
+        validate_instance_id(id)?;
+        let body = Body::new(instance);
+        let impact = match self.find(id) {
+            Ok(i) => {
+                let entry = &mut Arc::make_mut(&mut self.entries)[i];
+                let impact = table_impact(entry.body.as_ref(), Some(&body));
+                entry.body = Some(body);
+                impact
+            }
+            Err(i) => {
+                let impact = table_impact(None, Some(&body)).max(Impact::Shifted);
+                let entry = Entry {
+                    id: id.into(),
+                    body: Some(body),
+                    heartbeat: Timestamp(0),
+                };
+                Arc::make_mut(&mut self.entries).insert(i, entry);
+                impact
+            }
+        };
+        self.refresh_table(impact);
+        Ok(())
+    }
+
+    /// Sets the heartbeat of `id` (a plain write, not a merge). Setting a heartbeat for an id
+    /// without a description keeps it as an invisible ghost entry until one arrives.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInstanceId`] if `id` is not a valid instance id.
+    pub fn set_heartbeat(&mut self, id: &str, heartbeat: Timestamp) -> Result<(), Error> {
+        validate_instance_id(id)?;
+        match self.find(id) {
+            Ok(i) => {
+                let entries = Arc::make_mut(&mut self.entries);
+                if heartbeat.0 == 0 && entries[i].body.is_none() {
+                    entries.remove(i);
+                    self.refresh_table(Impact::Shifted);
+                } else {
+                    entries[i].heartbeat = heartbeat;
+                }
+            }
+            Err(i) if heartbeat.0 > 0 => {
+                let entry = Entry {
+                    id: id.into(),
+                    body: None,
+                    heartbeat,
+                };
+                Arc::make_mut(&mut self.entries).insert(i, entry);
+                self.refresh_table(Impact::Shifted);
+            }
+            Err(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Removes `id` from this value entirely (description and heartbeat). In the desired state of
+    /// a local compare-and-swap this makes the instance a `Left` tombstone (dskit's
+    /// `RemoveIngester`). Returns whether the id was present.
+    pub fn remove(&mut self, id: &str) -> bool {
+        match self.find(id) {
+            Ok(i) => {
+                let removed = Arc::make_mut(&mut self.entries).remove(i);
+                let impact = table_impact(removed.body.as_ref(), None).max(Impact::Shifted);
+                self.refresh_table(impact);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Position of `id` in the entries, or where it would be inserted.
+    pub(crate) fn find(&self, id: &str) -> Result<usize, usize> {
+        self.entries.binary_search_by(|e| (*e.id).cmp(id))
+    }
+
+    /// Keeps, remaps or drops the cached lookup table after a mutation.
+    pub(crate) fn refresh_table(&mut self, impact: Impact) {
+        match impact {
+            Impact::None => {}
+            Impact::Tokens => self.table = OnceLock::new(),
+            Impact::Shifted => {
+                let remapped = self.table.get().and_then(|t| t.remapped(&self.entries));
+                self.table = match remapped {
+                    Some(table) => OnceLock::from(Arc::new(table)),
+                    None => OnceLock::new(),
+                };
+            }
+        }
+    }
+
+    /// The lookup table, built on first use after a token change.
+    pub(crate) fn table(&self) -> &Arc<TokenTable> {
+        self.table
+            .get_or_init(|| Arc::new(TokenTable::build(&self.entries)))
+    }
+}
+
+/// The description of a body that owns tokens in the lookup table.
+fn token_owner(body: Option<&Arc<Body>>) -> Option<&Instance> {
+    body.map(|b| &b.instance)
+        .filter(|i| i.state != State::Left && !i.tokens.is_empty())
+}
+
+/// Whether replacing `old` by `new` changes who owns which token.
+pub(crate) fn table_impact(old: Option<&Arc<Body>>, new: Option<&Arc<Body>>) -> Impact {
+    match (token_owner(old), token_owner(new)) {
+        (None, None) => Impact::None,
+        (Some(a), Some(b))
+            if a.tokens.same(&b.tokens)
+                && a.zone == b.zone
+                && (a.state == State::Leaving) == (b.state == State::Leaving) =>
+        {
+            Impact::None
+        }
+        _ => Impact::Tokens,
+    }
+}
+
+impl PartialEq for Ring {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.entries, &other.entries) || self.entries == other.entries
+    }
+}
+
+impl Eq for Ring {}
+
+impl fmt::Debug for Ring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut map = f.debug_map();
+        for entry in self.entries.iter() {
+            match &entry.body {
+                Some(body) => map.entry(&entry.id, &(&body.instance, entry.heartbeat)),
+                None => map.entry(&entry.id, &("heartbeat only", entry.heartbeat)),
+            };
+        }
+        map.finish()
+    }
+}
+
+impl Mergeable for Ring {
+    const CODEC_ID: &'static str = "ring";
+
+    fn merge(&mut self, other: &Self, local_cas: Option<Timestamp>) -> Option<Self> {
+        crate::merge::merge(self, other, local_cas)
+    }
+
+    /// An instance's description is named by its id, its heartbeat by the id followed by
+    /// [`HEARTBEAT_SUFFIX`]. A change that carries a description always carries the heartbeat
+    /// too, so it supersedes queued heartbeat-only changes of that instance, never the reverse.
+    fn content(&self) -> Vec<String> {
+        let mut names = Vec::with_capacity(self.entries.len() * 2);
+        for entry in self.entries.iter() {
+            if entry.body.is_some() {
+                names.push(entry.id.to_string());
+            }
+            if entry.heartbeat.0 > 0 {
+                names.push(format!("{}{HEARTBEAT_SUFFIX}", entry.id));
+            }
+        }
+        names
+    }
+
+    /// Forgets `Left` tombstones written before `older_than`, and heartbeats without a
+    /// description last seen before it. Pass [`Timestamp::MAX`] to forget every tombstone.
+    fn remove_tombstones(&mut self, older_than: Timestamp) -> Tombstones {
+        crate::merge::remove_tombstones(self, older_than)
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        crate::codec::encode(self)
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        crate::codec::decode(bytes)
+    }
+
+    /// One digest per instance id, covering its description and heartbeat.
+    fn entry_digests(&self) -> Option<Vec<EntryDigest>> {
+        Some(
+            self.entries
+                .iter()
+                .map(|e| EntryDigest {
+                    name: e.id.to_string(),
+                    hash: entry_hash(e),
+                })
+                .collect(),
+        )
+    }
+
+    /// Accepts instance ids (the whole entry) and heartbeat names (`"{id} heartbeat"`: the
+    /// heartbeat alone).
+    fn select(&self, names: &[String]) -> Option<Self> {
+        Some(crate::merge::select(self, names))
+    }
+}
+
+fn entry_hash(entry: &Entry) -> u64 {
+    let mut d = crate::digest::Digest::new(0x0065_6e74_7279); // "entry"
+    d.word(entry.body.as_ref().map_or(0, |b| b.digest()));
+    d.word(entry.heartbeat.0);
+    d.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::instance::Tokens;
+    use crate::mergeable::{Codec, TypedCodec, Value};
+
+    fn one(id: &str, at: u64) -> Ring {
+        let mut ring = Ring::new();
+        let instance = Instance::new(
+            "a:1",
+            "",
+            State::Active,
+            Tokens::new(vec![7]),
+            Timestamp(at),
+        );
+        ring.set_instance(id, instance).expect("valid id");
+        ring.set_heartbeat(id, Timestamp(at)).expect("valid id");
+        ring
+    }
+
+    #[test]
+    fn a_ring_works_through_the_object_safe_value_interface() {
+        let codec = TypedCodec::<Ring>::new();
+        assert_eq!(codec.id(), "ring");
+        let mut stored: Box<dyn Value> = codec
+            .decode(&Mergeable::encode(&one("a", 5)))
+            .expect("decodes");
+        let incoming: Box<dyn Value> = Box::new(one("b", 6));
+        let change = stored
+            .merge_dyn(incoming.as_ref(), None)
+            .expect("same type")
+            .expect("b is new");
+        assert_eq!(
+            change.content(),
+            ["b".to_owned(), format!("b{HEARTBEAT_SUFFIX}")]
+        );
+        let ring = stored.as_any().downcast_ref::<Ring>().expect("a ring");
+        assert_eq!(ring.len(), 2);
+        assert!(stored.eq_dyn(stored.clone_box().as_ref()));
+    }
+
+    #[test]
+    fn select_takes_whole_entries_or_heartbeats_alone() {
+        let mut ring = one("a", 5);
+        Mergeable::merge(&mut ring, &one("b", 6), None);
+        let names = [
+            "a".to_owned(),
+            format!("b{HEARTBEAT_SUFFIX}"),
+            "zz".to_owned(),
+        ];
+        let part = Mergeable::select(&ring, &names).expect("the ring can be split");
+        assert_eq!(part.instance("a"), ring.instance("a"));
+        assert!(part.instance("b").is_none());
+        assert_eq!(part.heartbeat_of("b"), Some(Timestamp(6)));
+        assert_eq!(
+            Mergeable::content(&part),
+            [
+                "a".to_owned(),
+                format!("a{HEARTBEAT_SUFFIX}"),
+                format!("b{HEARTBEAT_SUFFIX}")
+            ]
+        );
+    }
+
+    #[test]
+    fn invalid_ids_are_refused_and_leave_the_ring_unchanged() {
+        let mut ring = one("a", 5);
+        let before = ring.clone();
+        let instance = Instance::new("a:1", "", State::Active, Tokens::empty(), Timestamp(1));
+        assert!(ring.set_instance("has space", instance).is_err());
+        assert!(ring.set_heartbeat("", Timestamp(1)).is_err());
+        assert_eq!(ring, before);
+    }
+}
