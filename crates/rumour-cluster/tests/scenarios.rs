@@ -15,6 +15,7 @@ fn run(scenario: Scenario, nodes: usize, seed: u64) -> Report {
         seed,
         loss: None,
         profile: Profile::Lan,
+        join_limit: None,
     };
     let report = scenario::run(&config, &mut |_| {})
         .unwrap_or_else(|e| panic!("{} failed: {e}", config.replay()));

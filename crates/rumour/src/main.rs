@@ -40,6 +40,9 @@ struct SimArgs {
     /// Configuration profile.
     #[arg(long, value_enum, default_value = "lan")]
     profile: ProfileArg,
+    /// Longest virtual time, in seconds, to wait for the joins to converge (default 300).
+    #[arg(long)]
+    join_limit: Option<f64>,
     /// Print one JSON object per scenario instead of a table.
     #[arg(long)]
     json: bool,
@@ -115,6 +118,7 @@ fn run_sim(args: &SimArgs) -> ExitCode {
             seed: args.seed,
             loss: args.loss,
             profile,
+            join_limit: args.join_limit.map(std::time::Duration::from_secs_f64),
         };
         let mut on_progress = |done: f64| {
             if progress {

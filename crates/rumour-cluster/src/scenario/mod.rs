@@ -11,6 +11,8 @@ mod run;
 pub use report::{Report, Spread};
 pub use run::run;
 
+use std::time::Duration;
+
 use crate::Profile;
 
 /// The stories a scenario run can tell.
@@ -76,6 +78,9 @@ pub struct ScenarioConfig {
     pub loss: Option<f64>,
     /// Configuration profile of every node.
     pub profile: Profile,
+    /// Longest virtual time to wait for the cluster to converge after the joins; `None` means
+    /// the scenario's default (300 s). A run that hits it reports `converged: false`.
+    pub join_limit: Option<Duration>,
 }
 
 impl ScenarioConfig {
@@ -91,6 +96,9 @@ impl ScenarioConfig {
         );
         if let Some(loss) = self.loss {
             cmd.push_str(&format!(" --loss {loss}"));
+        }
+        if let Some(limit) = self.join_limit {
+            cmd.push_str(&format!(" --join-limit {}", limit.as_secs_f64()));
         }
         cmd
     }

@@ -69,6 +69,7 @@ impl Cluster {
         for _ in 0..config.nodes {
             sim.add_node();
         }
+        add_invariants(&mut sim);
         Cluster {
             sim,
             failures,
@@ -85,6 +86,7 @@ impl Cluster {
     /// Runs until every node lists every node alive; the virtual time it took.
     fn converge(&mut self, limit: Duration) -> Result<Option<Duration>, SimError> {
         let n = self.config.nodes;
+        let limit = self.config.join_limit.unwrap_or(limit);
         self.sim.run_until(limit, Duration::from_millis(50), |sim| {
             Cluster::one_view(sim, n)
         })
@@ -145,6 +147,59 @@ impl Cluster {
             ..Report::default()
         }
     }
+}
+
+/// Observers whose member tables the incarnation invariant follows (a sample keeps the check
+/// cheap at thousands of nodes).
+const WATCHED_OBSERVERS: usize = 16;
+
+/// The invariants every scenario run checks once per virtual second:
+/// - every running node lists itself alive (nobody ever convinces a live node it is dead);
+/// - the incarnation a node stores for a member never goes backwards while the member stays in
+///   its table (memberlist lets a stale alive resurrect a dead node; rumour must not).
+fn add_invariants(sim: &mut Sim<Node>) {
+    sim.add_check(
+        "every running node lists itself alive",
+        Duration::from_secs(1),
+        Box::new(|sim: &Sim<Node>| {
+            match sim
+                .running()
+                .find(|(_, node)| !node.sees_alive(node.name()))
+            {
+                Some((id, node)) => Err(format!(
+                    "{id} holds itself as {:?}",
+                    node.member_state(node.name())
+                )),
+                None => Ok(()),
+            }
+        }),
+    );
+    let mut seen: BTreeMap<(NodeId, u32, String), u32> = BTreeMap::new();
+    sim.add_check(
+        "stored incarnations never go backwards",
+        Duration::from_secs(1),
+        Box::new(move |sim: &Sim<Node>| {
+            let mut now_seen = BTreeMap::new();
+            for (id, node) in sim.running().take(WATCHED_OBSERVERS) {
+                let generation = sim.generation(id);
+                for member in node.members() {
+                    let key = (id, generation, member.name.as_str().to_string());
+                    let incarnation = member.incarnation.0;
+                    if let Some(&before) = seen.get(&key) {
+                        if incarnation < before {
+                            return Err(format!(
+                                "{id} lowered {}'s incarnation from {before} to {incarnation}",
+                                key.2
+                            ));
+                        }
+                    }
+                    now_seen.insert(key, incarnation);
+                }
+            }
+            seen = now_seen;
+            Ok(())
+        }),
+    );
 }
 
 /// Runs one scenario. `progress` is told the share done, from 0 to 1, now and then.

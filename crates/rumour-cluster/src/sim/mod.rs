@@ -364,6 +364,11 @@ impl<M: Machine> Sim<M> {
         self.slots.get(id.0)?.machine.as_ref()
     }
 
+    /// How many times the node was restarted (0 for its first process).
+    pub fn generation(&self, id: NodeId) -> u32 {
+        self.slots[id.0].generation
+    }
+
     /// Whether the node is running (not crashed; a paused node is running).
     pub fn is_up(&self, id: NodeId) -> bool {
         self.node(id).is_some()
