@@ -131,48 +131,13 @@ impl Config {
     }
 }
 
-/// memberlist's `pushPullScale`: the pull-push interval for a cluster of `members` nodes (self
-/// included). Up to 32 members it is `interval`; above, `interval * (ceil(log2 n) - 4)`, i.e.
-/// `interval * (ceil(log2 n - log2 32) + 1)`.
-#[must_use]
-pub fn pullpush_scale(interval: Duration, members: usize) -> Duration {
-    const THRESHOLD: usize = 32;
-    if members <= THRESHOLD {
-        return interval;
-    }
-    // ceil(log2 n) for n > 32, computed in integers.
-    let ceil_log2 = usize::BITS - (members - 1).leading_zeros();
-    interval.saturating_mul(ceil_log2 - 4)
-}
+/// memberlist's `pushPullScale`, shared with the membership layer: the pull-push interval for
+/// a cluster of `members` nodes (self included).
+pub use rumour_swim::pullpush_scale;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pullpush_interval_scales_like_memberlist_above_32_members() {
-        let base = Duration::from_secs(30);
-        let table = [
-            (1, 30),
-            (32, 30),
-            (33, 60),
-            (64, 60),
-            (65, 90),
-            (100, 90),
-            (128, 90),
-            (129, 120),
-            (1000, 180),
-            (2000, 210),
-            (10_000, 300),
-        ];
-        for (n, secs) in table {
-            assert_eq!(
-                pullpush_scale(base, n),
-                Duration::from_secs(secs),
-                "n = {n}"
-            );
-        }
-    }
 
     #[test]
     fn zero_intervals_switch_the_timers_off() {

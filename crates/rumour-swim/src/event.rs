@@ -1,6 +1,5 @@
 //! What the machine reports: membership changes and the local health score.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use crate::member::{Incarnation, Member, NodeName};
@@ -44,57 +43,5 @@ pub enum Event {
     },
 }
 
-/// A bounded FIFO of events that drops the oldest when full.
-#[derive(Debug)]
-pub(crate) struct EventQueue {
-    capacity: usize,
-    events: VecDeque<Event>,
-    dropped: u64,
-}
-
-impl EventQueue {
-    pub(crate) fn new(capacity: usize) -> EventQueue {
-        EventQueue {
-            capacity: capacity.max(1),
-            events: VecDeque::new(),
-            dropped: 0,
-        }
-    }
-
-    pub(crate) fn push(&mut self, event: Event) {
-        if self.events.len() >= self.capacity {
-            self.events.pop_front();
-            self.dropped += 1;
-        }
-        self.events.push_back(event);
-    }
-
-    pub(crate) fn pop(&mut self) -> Option<Event> {
-        self.events.pop_front()
-    }
-
-    pub(crate) fn dropped(&self) -> u64 {
-        self.dropped
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.events.len()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_full_queue_drops_the_oldest_and_counts_it() {
-        let mut q = EventQueue::new(2);
-        for score in 0..3 {
-            q.push(Event::HealthScoreChanged { score });
-        }
-        assert_eq!(q.dropped(), 1);
-        assert_eq!(q.pop(), Some(Event::HealthScoreChanged { score: 1 }));
-        assert_eq!(q.pop(), Some(Event::HealthScoreChanged { score: 2 }));
-        assert_eq!(q.pop(), None);
-    }
-}
+/// The machine's pending events.
+pub(crate) type EventQueue = crate::bounded::BoundedQueue<Event>;

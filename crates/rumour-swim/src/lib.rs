@@ -72,6 +72,7 @@
 //! ```
 
 mod awareness;
+mod bounded;
 pub mod broadcast;
 mod config;
 mod error;

@@ -1,6 +1,5 @@
 //! Outgoing messages and the bounded queue that holds them until the embedder polls.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
@@ -40,36 +39,5 @@ pub fn remaining_budget(transmit: &Transmit, datagram_budget: usize) -> usize {
     datagram_budget.saturating_sub(transmit.packed_len())
 }
 
-/// A bounded FIFO of transmits that drops the oldest when full.
-#[derive(Debug)]
-pub(crate) struct Outbox {
-    capacity: usize,
-    queue: VecDeque<Transmit>,
-    dropped: u64,
-}
-
-impl Outbox {
-    pub(crate) fn new(capacity: usize) -> Outbox {
-        Outbox {
-            capacity: capacity.max(1),
-            queue: VecDeque::new(),
-            dropped: 0,
-        }
-    }
-
-    pub(crate) fn push(&mut self, transmit: Transmit) {
-        if self.queue.len() >= self.capacity {
-            self.queue.pop_front();
-            self.dropped += 1;
-        }
-        self.queue.push_back(transmit);
-    }
-
-    pub(crate) fn pop(&mut self) -> Option<Transmit> {
-        self.queue.pop_front()
-    }
-
-    pub(crate) fn dropped(&self) -> u64 {
-        self.dropped
-    }
-}
+/// The machine's pending transmits.
+pub(crate) type Outbox = crate::bounded::BoundedQueue<Transmit>;

@@ -1,0 +1,60 @@
+//! A bounded FIFO that drops its oldest item when full and counts the drops: the machine's
+//! outputs wait here until the embedder polls, and a slow embedder never blocks the protocol.
+
+use std::collections::VecDeque;
+
+/// A bounded FIFO that drops the oldest item when full.
+#[derive(Debug)]
+pub(crate) struct BoundedQueue<T> {
+    capacity: usize,
+    items: VecDeque<T>,
+    dropped: u64,
+}
+
+impl<T> BoundedQueue<T> {
+    pub(crate) fn new(capacity: usize) -> BoundedQueue<T> {
+        BoundedQueue {
+            capacity: capacity.max(1),
+            items: VecDeque::new(),
+            dropped: 0,
+        }
+    }
+
+    pub(crate) fn push(&mut self, item: T) {
+        if self.items.len() >= self.capacity {
+            self.items.pop_front();
+            self.dropped += 1;
+        }
+        self.items.push_back(item);
+    }
+
+    pub(crate) fn pop(&mut self) -> Option<T> {
+        self.items.pop_front()
+    }
+
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.items.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_queue_drops_the_oldest_and_counts_it() {
+        let mut q = BoundedQueue::new(2);
+        for item in 0..3 {
+            q.push(item);
+        }
+        assert_eq!(q.dropped(), 1);
+        assert_eq!(q.len(), 2);
+        assert_eq!(q.pop(), Some(1));
+        assert_eq!(q.pop(), Some(2));
+        assert_eq!(q.pop(), None);
+    }
+}
