@@ -9,7 +9,7 @@ use bytes::Bytes;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rumour_gossip::Gossip;
-use rumour_ring::{Instance, Lifecycler, Ring, State as InstanceState, Timestamp, Tokens};
+use rumour_ring::{Instance, Lifecycler, Ring, State as InstanceState, Tokens};
 use rumour_swim::{Event as SwimEvent, Member, NodeName, PullPush, State, Swim};
 use rumour_transport::frame::FrameCodec;
 
@@ -231,7 +231,30 @@ impl Node {
         self.pump(now);
     }
 
-    /// Leaves the cluster: the ring instance becomes Left and the member says goodbye.
+    /// Moves this node's ring instance to `state` (for example `Leaving` before a graceful
+    /// shutdown, so that writers stop picking it while it hands its data over, as dskit's
+    /// lifecycler does). Does nothing without a ring instance.
+    ///
+    /// # Errors
+    /// The store refused the write.
+    pub fn set_ring_state(&mut self, now: Instant, state: InstanceState) -> Result<(), Error> {
+        let Some(lifecycler) = self.lifecycler.as_mut() else {
+            return Ok(());
+        };
+        let wall = self.gossip.wall_time(now);
+        let result = self.gossip.cas::<Ring>(now, &self.ring_key, |current| {
+            lifecycler
+                .set_state(current.unwrap_or(&Ring::new()), state, wall)
+                .ok()
+                .flatten()
+        });
+        self.pump(now);
+        result.map(|_| ()).map_err(Error::from)
+    }
+
+    /// Leaves the cluster: the ring instance becomes a Left tombstone (call
+    /// [`Node::set_ring_state`] with `Leaving` first for dskit's Leaving-then-Left sequence) and
+    /// the member says goodbye directly to several members.
     ///
     /// # Errors
     /// The membership layer refused (for example the node already left).
@@ -262,6 +285,38 @@ impl Node {
         let result = self.gossip.cas::<Ring>(now, &self.ring_key, f);
         self.pump(now);
         result.map(|_| ()).map_err(Error::from)
+    }
+
+    /// Compare-and-swap on any key of the KV store (see [`Gossip::cas`]).
+    ///
+    /// # Errors
+    /// The store refused (retries exhausted, codec mismatch, empty key).
+    pub fn cas<T: rumour_ring::Mergeable>(
+        &mut self,
+        now: Instant,
+        key: &str,
+        f: impl FnMut(Option<&T>) -> Option<T>,
+    ) -> Result<rumour_gossip::CasOutcome, Error> {
+        let result = self.gossip.cas::<T>(now, key, f);
+        self.pump(now);
+        Ok(result?)
+    }
+
+    /// Deletes a key of the KV store (see [`Gossip::delete`]); false if it was absent.
+    pub fn delete(&mut self, now: Instant, key: &str) -> bool {
+        let deleted = self.gossip.delete(now, key);
+        self.pump(now);
+        deleted
+    }
+
+    /// Reports a [`NodeEvent::KeyChanged`] each time `key` changes.
+    pub fn watch_key(&mut self, key: &str) -> rumour_gossip::WatchId {
+        self.gossip.watch_key(key)
+    }
+
+    /// Reports a [`NodeEvent::KeyChanged`] each time a key starting with `prefix` changes.
+    pub fn watch_prefix(&mut self, prefix: &str) -> rumour_gossip::WatchId {
+        self.gossip.watch_prefix(prefix)
     }
 
     /// Writes a small marker value under `key` (a one-instance ring named after the key), for
@@ -420,13 +475,6 @@ impl Node {
         });
         if result.is_err() {
             self.stats.ring_errors += 1;
-        }
-        if let Some(desired) =
-            lifecycler_forget(self.lifecycler.as_ref(), self.ring().as_ref(), wall)
-        {
-            let _ = self
-                .gossip
-                .cas::<Ring>(now, &self.ring_key, |_| Some(desired.clone()));
         }
         self.next_heartbeat = Some(now + period);
     }
@@ -595,15 +643,6 @@ impl Node {
             }
         }
     }
-}
-
-/// The auto-forget write of a lifecycler, if it has one due.
-fn lifecycler_forget(
-    lifecycler: Option<&Lifecycler>,
-    ring: Option<&Ring>,
-    wall: Timestamp,
-) -> Option<Ring> {
-    lifecycler?.forget_unhealthy(ring?, wall)
 }
 
 impl Machine for Node {

@@ -1,0 +1,165 @@
+//! The composed node in a small simulated cluster: ring lifecycle, leave, bad input.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use rumour_cluster::ring::State as InstanceState;
+use rumour_cluster::sim::{LinkConfig, NodeId, NodeSeed, Sim, Transmit, node_addr};
+use rumour_cluster::swim::State;
+use rumour_cluster::{Node, NodeConfig, NodeEvent, Profile};
+
+const SEED: u64 = 5;
+
+fn cluster(n: usize) -> Sim<Node> {
+    let mut sim = Sim::new(
+        SEED,
+        LinkConfig::default(),
+        Box::new(|seed: NodeSeed| {
+            let config = NodeConfig::new(format!("node-{}", seed.id.0), seed.addr, Profile::Lan)
+                .with_ring_instance();
+            let mut node = Node::new(config, seed.rng, seed.now).expect("valid config");
+            if seed.id != NodeId(0) {
+                node.join(seed.now, &[node_addr(NodeId(0))]);
+            }
+            node
+        }),
+    );
+    sim.set_replay("cargo test -p rumour-cluster --test node");
+    for _ in 0..n {
+        sim.add_node();
+    }
+    let converged = sim
+        .run_until(Duration::from_secs(30), Duration::from_millis(100), |sim| {
+            sim.running().all(|(_, node)| {
+                node.num_alive() == n && (0..n).all(|i| node.ring_has_active(&format!("node-{i}")))
+            })
+        })
+        .expect("no invariant is checked");
+    assert!(
+        converged.is_some(),
+        "cluster of {n} did not converge (seed {SEED})"
+    );
+    sim
+}
+
+#[test]
+fn every_node_sees_every_ring_instance_active_and_heartbeating() {
+    let mut sim = cluster(5);
+    let before = sim
+        .node(NodeId(1))
+        .unwrap()
+        .ring()
+        .unwrap()
+        .heartbeat_of("node-3")
+        .unwrap();
+    sim.run_for(Duration::from_secs(12)).unwrap();
+    let after = sim
+        .node(NodeId(1))
+        .unwrap()
+        .ring()
+        .unwrap()
+        .heartbeat_of("node-3")
+        .unwrap();
+    assert!(
+        after.0 >= before.0 + 5_000,
+        "node-3's heartbeat moved from {before:?} to {after:?}"
+    );
+}
+
+#[test]
+fn leaving_then_left_is_seen_by_every_member_and_the_ring() {
+    let mut sim = cluster(4);
+    sim.command(NodeId(2), |node, now| {
+        node.set_ring_state(now, InstanceState::Leaving)
+    })
+    .unwrap()
+    .unwrap();
+    let leaving = sim
+        .run_until(Duration::from_secs(5), Duration::from_millis(50), |sim| {
+            sim.running().all(|(_, node)| {
+                node.ring()
+                    .and_then(|r| r.instance("node-2").map(|i| i.state()))
+                    == Some(InstanceState::Leaving)
+            })
+        })
+        .unwrap();
+    assert!(leaving.is_some(), "Leaving did not spread");
+    sim.command(NodeId(2), |node, now| node.leave(now))
+        .unwrap()
+        .unwrap();
+    let left = sim
+        .run_until(Duration::from_secs(5), Duration::from_millis(50), |sim| {
+            sim.running()
+                .filter(|(id, _)| *id != NodeId(2))
+                .all(|(_, node)| {
+                    node.member_state("node-2") == Some(State::Left)
+                        && node.ring().is_some_and(|r| r.instance("node-2").is_none())
+                })
+        })
+        .unwrap();
+    assert!(
+        left.is_some(),
+        "the leave did not reach every member and ring replica"
+    );
+}
+
+#[test]
+fn garbage_and_wrong_label_frames_are_counted_and_change_nothing() {
+    let mut sim = cluster(3);
+    let to = sim.addr(NodeId(0));
+    let garbage = Transmit {
+        to,
+        reliable: false,
+        bytes: Bytes::from_static(b"not a rumour frame"),
+    };
+    sim.send_from(NodeId(1), garbage.clone());
+    sim.send_from(
+        NodeId(1),
+        Transmit {
+            reliable: true,
+            ..garbage
+        },
+    );
+    let labelled = rumour_cluster::transport::frame::FrameCodec::new(
+        rumour_cluster::transport::frame::FrameConfig::default()
+            .with_label(rumour_cluster::transport::Label::new("other-cluster").unwrap()),
+    );
+    let foreign = Bytes::from(labelled.encode_packet(&[&[0u8, 1, 2][..]]));
+    sim.send_from(
+        NodeId(1),
+        Transmit {
+            to,
+            reliable: false,
+            bytes: foreign,
+        },
+    );
+    sim.run_for(Duration::from_millis(50)).unwrap();
+    let node = sim.node(NodeId(0)).unwrap();
+    assert_eq!(node.stats().frames_dropped, 3, "{:?}", node.frame().stats());
+    assert_eq!(node.num_alive(), 3);
+}
+
+#[test]
+fn events_report_a_crash_as_a_failed_member() {
+    let mut sim = cluster(4);
+    let failed = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let sink = failed.clone();
+    sim.set_event_sink(Box::new(move |id, _, event| {
+        if let NodeEvent::MemberFailed { name } = event {
+            sink.borrow_mut().push((id, name));
+        }
+    }));
+    sim.apply(rumour_cluster::sim::Fault::Crash(NodeId(3)));
+    let bound = Profile::Lan.detection_bound(4);
+    let done = sim
+        .run_until(bound, Duration::from_millis(100), |_| {
+            failed.borrow().len() >= 3
+        })
+        .unwrap();
+    assert!(
+        done.is_some(),
+        "only {:?} reported the crash within {bound:?}",
+        failed.borrow()
+    );
+    assert!(failed.borrow().iter().all(|(_, name)| name == "node-3"));
+}
