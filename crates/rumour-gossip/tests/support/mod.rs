@@ -1,5 +1,5 @@
 //! Test CRDTs and a hand-wired network of gossip machines on virtual time.
-#![allow(dead_code, missing_docs)]
+#![allow(dead_code, missing_docs, reason = "test support: each test file uses a different part")]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
