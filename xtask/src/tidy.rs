@@ -159,3 +159,41 @@ fn non_test_part_stops_at_the_test_module() {
     let text = "fn a() {}\n#[cfg(test)]\nmod tests { Instant::now(); }";
     assert!(!non_test_part(text).contains("Instant::now"));
 }
+
+#[test]
+fn every_lint_relaxation_says_why() {
+    let mut files = Vec::new();
+    for dir in crate_dirs() {
+        rust_files(&dir, &mut files);
+    }
+    let mut offences = Vec::new();
+    for file in files {
+        let text = fs::read_to_string(&file).expect("readable source file");
+        let lines: Vec<&str> = text.lines().collect();
+        for (number, line) in lines.iter().enumerate() {
+            let trimmed = line.trim_start();
+            let relaxes = ["#[allow(", "#![allow(", "#[expect(", "#![expect("]
+                .iter()
+                .any(|marker| trimmed.starts_with(marker));
+            if !relaxes {
+                continue;
+            }
+            // The attribute may span lines: read on to its closing `)]`.
+            let mut attribute = String::new();
+            for l in &lines[number..] {
+                attribute.push_str(l);
+                if l.contains(")]") {
+                    break;
+                }
+            }
+            if !attribute.contains("reason") {
+                offences.push(format!("{}:{}", file.display(), number + 1));
+            }
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "lint relaxations without `reason = \"...\"`:\n{}",
+        offences.join("\n")
+    );
+}
