@@ -99,6 +99,8 @@ pub(crate) struct Membership {
     /// Members in state Alive, the local node included (kept with every transition, so that
     /// counting is not a scan).
     alive: usize,
+    /// Every stored name in no particular order, for picking random members without a scan.
+    names: Vec<NodeName>,
 }
 
 impl Membership {
@@ -111,6 +113,7 @@ impl Membership {
         let alive = usize::from(local.state == State::Alive);
         let mut entries = BTreeMap::new();
         entries.insert(name.clone(), Entry::new(local));
+        let names = vec![name.clone()];
         Membership {
             local: name,
             entries,
@@ -118,7 +121,14 @@ impl Membership {
             accuse_spacing,
             reclaim_time,
             alive,
+            names,
         }
+    }
+
+    /// The member at `index` of an arbitrary but deterministic order, `index < len()`: with a
+    /// random index, a random member in O(log n).
+    pub(crate) fn nth_random(&self, index: usize) -> Option<&Member> {
+        self.get(self.names.get(index)?)
     }
 
     /// Members in state Alive, the local node included.
@@ -226,6 +236,7 @@ impl Membership {
                 state_changed_at: now,
             };
             self.entries.insert(a.name.clone(), Entry::new(member));
+            self.names.push(a.name.clone());
             self.alive += 1;
             return Outcome::Joined { new: true };
         };
@@ -442,6 +453,9 @@ impl Membership {
             .collect();
         for name in &expired {
             self.suspected.remove(name);
+        }
+        if !expired.is_empty() {
+            self.names.retain(|n| !expired.contains(n));
         }
         expired
             .iter()

@@ -464,13 +464,28 @@ impl Swim {
     /// Random members matching `keep`, excluding the local node, at most `count`.
     fn random_members(&mut self, count: usize, keep: impl Fn(&Member) -> bool) -> Vec<Member> {
         let local = self.members.local();
-        let (local_addr, local_name) = (local.addr, &local.name);
-        // Compare addresses first: a name comparison per member is what made this scan costly.
-        let mut candidates: Vec<&Member> = self
-            .members
-            .members()
-            .filter(|m| (m.addr != local_addr || m.name != *local_name) && keep(m))
-            .collect();
+        let (local_addr, local_name) = (local.addr, local.name.clone());
+        let eligible = |m: &Member| (m.addr != local_addr || m.name != local_name) && keep(m);
+        let total = self.members.len();
+        // In a large table, draw random members and keep the eligible ones: a few lookups
+        // instead of a scan of every member on every gossip tick and probe.
+        if count > 0 && total > 8 * count {
+            let mut chosen: Vec<Member> = Vec::with_capacity(count);
+            for _ in 0..8 * count {
+                let index = self.rng.gen_range(0..total);
+                let Some(m) = self.members.nth_random(index) else {
+                    continue;
+                };
+                if eligible(m) && !chosen.iter().any(|c| c.name == m.name) {
+                    chosen.push(m.clone());
+                    if chosen.len() == count {
+                        return chosen;
+                    }
+                }
+            }
+        }
+        // Small tables, or few eligible members: scan and shuffle.
+        let mut candidates: Vec<&Member> = self.members.members().filter(|m| eligible(m)).collect();
         let (chosen, _) = candidates.partial_shuffle(&mut self.rng, count);
         chosen.iter().map(|m| (*m).clone()).collect()
     }

@@ -34,11 +34,14 @@ pub enum Scenario {
     Churn,
     /// Every node registers in the ring and heartbeats; bytes per node per second.
     Ring,
+    /// N nodes join and the cluster runs for 120 simulated seconds in all: the steady cost per
+    /// node and the simulator's own speed.
+    Steady,
 }
 
 impl Scenario {
     /// Every scenario, in the order `--scenario all` runs them.
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::Join,
         Scenario::Update,
         Scenario::Crash,
@@ -47,6 +50,7 @@ impl Scenario {
         Scenario::Partition,
         Scenario::Churn,
         Scenario::Ring,
+        Scenario::Steady,
     ];
 
     /// The scenario's command-line name.
@@ -61,7 +65,14 @@ impl Scenario {
             Scenario::Partition => "partition",
             Scenario::Churn => "churn",
             Scenario::Ring => "ring",
+            Scenario::Steady => "steady",
         }
+    }
+
+    /// The scenario called `name` on the command line.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Scenario> {
+        Scenario::ALL.into_iter().find(|s| s.name() == name)
     }
 }
 

@@ -215,6 +215,7 @@ pub fn run(config: &ScenarioConfig, progress: &mut dyn FnMut(f64)) -> Result<Rep
         Scenario::Partition => partition(config),
         Scenario::Churn => churn(config, progress),
         Scenario::Ring => ring(config),
+        Scenario::Steady => steady(config, progress),
     };
     progress(1.0);
     report
@@ -433,5 +434,26 @@ fn ring(config: &ScenarioConfig) -> Result<Report, SimError> {
         / secs;
     report.ring_converged_seconds = took.map(|d| d.as_secs_f64());
     report.lost_instances = Some(lost_instances(&cluster.sim));
+    Ok(report)
+}
+
+/// Simulated seconds the `steady` scenario runs, joins included.
+const STEADY_SECONDS: u64 = 120;
+
+fn steady(config: &ScenarioConfig, progress: &mut dyn FnMut(f64)) -> Result<Report, SimError> {
+    let mut cluster = Cluster::new(config, false);
+    cluster.set_loss(config.loss.unwrap_or(0.0));
+    let took = cluster.converge(Duration::from_secs(STEADY_SECONDS))?;
+    let end = Duration::from_secs(STEADY_SECONDS);
+    while cluster.sim.elapsed() < end {
+        let step = Duration::from_secs(10).min(end - cluster.sim.elapsed());
+        cluster.sim.run_for(step)?;
+        progress(cluster.sim.elapsed().as_secs_f64() / end.as_secs_f64());
+    }
+    let mut report = cluster.report(took.is_some());
+    report.join_seconds = took.map(|d| d.as_secs_f64());
+    let (fp, declarations) = cluster.false_positives(|_| true);
+    report.false_positives = Some(fp);
+    report.false_positive_declarations = Some(declarations);
     Ok(report)
 }

@@ -43,6 +43,7 @@ fn table(state: State, now: Instant) -> Membership {
     let mut m = member("m", 2, STORED, state, now);
     m.state = state;
     t.entries.insert(name("m"), Entry::new(m));
+    t.names.push(name("m"));
     t.alive += usize::from(state == State::Alive);
     if state == State::Suspect {
         let timer = Suspicion::new(now, name("x"), 2, params().min, params().max);
@@ -493,6 +494,7 @@ fn the_suspicion_index_follows_every_transition() {
 }
 
 fn scanned_alive(t: &Membership) -> usize {
+    assert_eq!(t.names.len(), t.len(), "the name index holds every member once");
     t.members().filter(|m| m.state == State::Alive).count()
 }
 
