@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rand::{RngCore, SeedableRng};
+use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rumour_gossip::Gossip;
 use rumour_ring::{Instance, Lifecycler, Ring, State as InstanceState, Tokens};
@@ -130,7 +130,8 @@ impl Node {
             ring_key: config.ring_key,
             gossip_interval,
             gossip_nodes,
-            next_gossip: now + gossip_interval,
+            // A random phase: nodes started together do not gossip in lockstep.
+            next_gossip: now + gossip_interval.mul_f64(rng.gen_range(0.0..1.0)),
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             stats: NodeStats::default(),
@@ -480,23 +481,37 @@ impl Node {
     }
 
     /// One gossip round: SWIM updates and KV changes to `gossip_nodes` members, packed together.
+    ///
+    /// The budget is shared fairly: KV changes may take half of it first, SWIM's updates the
+    /// rest, and KV changes whatever SWIM leaves. So a flood of membership updates (a mass join)
+    /// cannot starve KV dissemination, nor a burst of KV writes starve failure detection.
     fn gossip_tick(&mut self, now: Instant) {
         let members = self.swim.num_alive();
         let budget = self.swim.config().datagram_budget();
-        for to in self.swim.gossip_targets(now, self.gossip_nodes) {
-            let mut parts: Vec<(Channel, Bytes)> = self
-                .swim
-                .fill_broadcasts(budget)
-                .into_iter()
-                .map(|m| (Channel::Swim, m))
-                .collect();
-            let used: usize = parts
+        let cost = |parts: &[(Channel, Bytes)]| -> usize {
+            parts
                 .iter()
                 .map(|(_, m)| rumour_swim::packed_len(m.len()))
-                .sum();
+                .sum()
+        };
+        for to in self.swim.gossip_targets(now, self.gossip_nodes) {
+            let mut parts: Vec<(Channel, Bytes)> = self
+                .gossip
+                .fill_broadcasts(members, budget / 2)
+                .into_iter()
+                .map(|m| (Channel::Gossip, m))
+                .collect();
+            let swim_room = budget.saturating_sub(cost(&parts));
+            parts.extend(
+                self.swim
+                    .fill_broadcasts(swim_room)
+                    .into_iter()
+                    .map(|m| (Channel::Swim, m)),
+            );
+            let kv_room = budget.saturating_sub(cost(&parts));
             parts.extend(
                 self.gossip
-                    .fill_broadcasts(members, budget.saturating_sub(used))
+                    .fill_broadcasts(members, kv_room)
                     .into_iter()
                     .map(|m| (Channel::Gossip, m)),
             );
