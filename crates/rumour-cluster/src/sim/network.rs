@@ -1,7 +1,7 @@
 //! The simulated network: latency, loss, duplication, reordering, packet budget, partitions and
 //! per-packet rules. Faults are data here, not global failpoints.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -87,6 +87,8 @@ pub enum Fate {
 /// The simulated network's state.
 pub struct Network {
     link: LinkConfig,
+    /// Links configured apart from the default, by direction.
+    links: BTreeMap<(NodeId, NodeId), LinkConfig>,
     rng: ChaCha8Rng,
     /// Group of every node while a partition is on (index = node id); empty when healed.
     groups: Vec<u32>,
@@ -110,6 +112,7 @@ impl Network {
     pub fn new(link: LinkConfig, rng: ChaCha8Rng) -> Network {
         Network {
             link,
+            links: BTreeMap::new(),
             rng,
             groups: Vec::new(),
             blocked: BTreeSet::new(),
@@ -125,6 +128,16 @@ impl Network {
     /// Replaces the link configuration (for example to start or stop loss).
     pub fn set_link(&mut self, link: LinkConfig) {
         self.link = link;
+    }
+
+    /// Gives the link from `from` to `to` (that direction only) its own configuration.
+    pub fn set_link_between(&mut self, from: NodeId, to: NodeId, link: LinkConfig) {
+        self.links.insert((from, to), link);
+    }
+
+    /// Returns the link from `from` to `to` to the default configuration.
+    pub fn reset_link_between(&mut self, from: NodeId, to: NodeId) {
+        self.links.remove(&(from, to));
     }
 
     /// Adds a per-packet rule; rules run in the order they were added, the first non-`Pass`
@@ -190,13 +203,9 @@ impl Network {
         self.blocked.contains(&(group(from), group(to)))
     }
 
-    fn latency(&mut self) -> Duration {
-        let (lo, hi) = self.link.latency;
-        if hi <= lo {
-            lo
-        } else {
-            self.rng.gen_range(lo..=hi)
-        }
+    fn latency(rng: &mut ChaCha8Rng, link: &LinkConfig) -> Duration {
+        let (lo, hi) = link.latency;
+        if hi <= lo { lo } else { rng.gen_range(lo..=hi) }
     }
 
     /// Decides what happens to one packet.
@@ -215,20 +224,21 @@ impl Network {
                 }
             }
         }
+        let link = self
+            .links
+            .get(&(packet.from, packet.to))
+            .unwrap_or(&self.link);
         if !packet.reliable {
-            if packet.len > self.link.packet_budget {
+            if packet.len > link.packet_budget {
                 return Fate::Dropped(Drop::Budget);
             }
-            if self.link.loss > 0.0 && self.rng.gen_bool(self.link.loss.min(1.0)) {
+            if link.loss > 0.0 && self.rng.gen_bool(link.loss.min(1.0)) {
                 return Fate::Dropped(Drop::Loss);
             }
         }
-        let mut delays = vec![self.latency() + extra];
-        if !packet.reliable
-            && self.link.duplicate > 0.0
-            && self.rng.gen_bool(self.link.duplicate.min(1.0))
-        {
-            delays.push(self.latency() + extra);
+        let mut delays = vec![Self::latency(&mut self.rng, link) + extra];
+        if !packet.reliable && link.duplicate > 0.0 && self.rng.gen_bool(link.duplicate.min(1.0)) {
+            delays.push(Self::latency(&mut self.rng, link) + extra);
         }
         Fate::Deliver(delays)
     }
@@ -284,6 +294,32 @@ mod tests {
             ..packet(0, 1)
         };
         assert!((0..1_000).all(|_| matches!(net.route(stream), Fate::Deliver(_))));
+    }
+
+    #[test]
+    fn one_link_can_be_slower_and_lossier_than_the_rest() {
+        let mut net = Network::new(LinkConfig::default(), ChaCha8Rng::seed_from_u64(3));
+        let slow = LinkConfig {
+            latency: (Duration::from_millis(50), Duration::from_millis(60)),
+            loss: 1.0,
+            ..LinkConfig::default()
+        };
+        net.set_link_between(NodeId(0), NodeId(1), slow);
+        assert_eq!(net.route(packet(0, 1)), Fate::Dropped(Drop::Loss));
+        let stream = PacketInfo {
+            reliable: true,
+            ..packet(0, 1)
+        };
+        let Fate::Deliver(delays) = net.route(stream) else {
+            panic!("streams are not lost")
+        };
+        assert!(delays[0] >= Duration::from_millis(50));
+        let Fate::Deliver(back) = net.route(packet(1, 0)) else {
+            panic!("the way back is healthy")
+        };
+        assert!(back[0] <= Duration::from_millis(1));
+        net.reset_link_between(NodeId(0), NodeId(1));
+        assert!(matches!(net.route(packet(0, 1)), Fate::Deliver(_)));
     }
 
     #[test]
