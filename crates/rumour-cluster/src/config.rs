@@ -27,8 +27,9 @@ pub struct NodeConfig {
     /// SWIM settings. The node drives the gossip tick itself, so `gossip_interval` is used
     /// for the node's tick and SWIM's own is turned off.
     pub swim: rumour_swim::Config,
-    /// KV store settings. The node drives gossip and pull-push, so the store's own ticks are
-    /// turned off.
+    /// KV store settings. The node drives the gossip tick, so the store's own is turned off.
+    /// The store runs its digest pull-push every `pullpush_interval` itself (see
+    /// [`Profile::kv_pullpush_interval`]) and also joins every SWIM full-state exchange.
     pub gossip: rumour_gossip::Config,
     /// Transport framing: cluster label, packet budget.
     pub frame: FrameConfig,
@@ -51,7 +52,10 @@ impl NodeConfig {
             addr,
             meta: Bytes::new(),
             swim: profile.swim(),
-            gossip: profile.gossip(addr),
+            gossip: rumour_gossip::Config {
+                pullpush_interval: Some(profile.kv_pullpush_interval()),
+                ..profile.gossip(addr)
+            },
             frame: FrameConfig::default(),
             ring: None,
             ring_key: DEFAULT_RING_KEY.to_string(),

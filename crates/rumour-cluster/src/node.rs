@@ -99,7 +99,6 @@ impl Node {
             .build()?;
         let mut gossip_config = config.gossip.clone();
         gossip_config.gossip_interval = None;
-        gossip_config.pullpush_interval = None;
         gossip_config.frame_overhead = frame_overhead;
         gossip_config.packet_budget = frame.packet_budget();
         gossip_config.advertise_addr = config.addr;
