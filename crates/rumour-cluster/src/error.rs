@@ -16,6 +16,23 @@ pub enum Error {
     /// A frame could not be encoded (a stream message over the size limit).
     #[error("frame: {0}")]
     Frame(#[from] rumour_transport::FrameError),
+    /// The transport could not bind, or the cluster label is invalid.
+    #[error("transport: {0}")]
+    Transport(#[from] rumour_transport::TransportError),
+    /// The node task has stopped (shut down, or every handle was dropped).
+    #[error("node {name} is stopped")]
+    Stopped {
+        /// The node's name.
+        name: String,
+    },
+    /// The goodbye was still being gossiped when the leave timeout passed.
+    #[error("node {name} left, but its goodbye was not gossiped within {timeout:?}")]
+    LeaveTimeout {
+        /// The node's name.
+        name: String,
+        /// The timeout given to `leave`.
+        timeout: std::time::Duration,
+    },
     /// A message inside a frame had a bad channel tag or length.
     #[error("bad envelope at byte {offset}: {reason}")]
     Envelope {

@@ -38,6 +38,7 @@
 //! ```
 
 pub mod config;
+pub mod driver;
 pub mod envelope;
 pub mod error;
 pub mod event;
@@ -47,6 +48,7 @@ pub mod scenario;
 pub mod sim;
 
 pub use config::NodeConfig;
+pub use driver::{Cluster, ClusterStats, MemberInfo};
 pub use error::Error;
 pub use event::NodeEvent;
 pub use node::{Node, NodeStats};

@@ -6,3 +6,7 @@
 //! [`rumour_cluster::gossip`].
 
 pub use rumour_cluster::*;
+
+pub mod agent;
+pub mod demo;
+pub mod http;

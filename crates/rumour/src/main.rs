@@ -19,15 +19,18 @@ struct Cli {
 enum Command {
     /// Run protocol scenarios in the deterministic simulator, on virtual time.
     Sim(SimArgs),
-    /// A local cluster with its status page (lands with the running-node issue).
-    Demo,
+    /// A local cluster in one process, with its status page.
+    Demo(rumour::demo::DemoArgs),
+    /// One node and its status page, until SIGINT or SIGTERM.
+    Agent(rumour::agent::AgentArgs),
 }
 
 #[derive(clap::Args, Debug)]
 struct SimArgs {
-    /// Scenario to run; `all` runs every one.
-    #[arg(long, value_enum, default_value = "join")]
-    scenario: ScenarioArg,
+    /// Scenario to run: join, update, crash, loss, slow, partition, churn, ring, steady, or
+    /// `all` for every one.
+    #[arg(long, default_value = "join", value_parser = parse_scenarios)]
+    scenario: Scenarios,
     /// Cluster size.
     #[arg(long, default_value_t = 64)]
     nodes: usize,
@@ -48,17 +51,23 @@ struct SimArgs {
     json: bool,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum ScenarioArg {
-    Join,
-    Update,
-    Crash,
-    Loss,
-    Slow,
-    Partition,
-    Churn,
-    Ring,
-    All,
+/// The scenarios named by `--scenario`.
+#[derive(Clone, Debug)]
+struct Scenarios(Vec<Scenario>);
+
+fn parse_scenarios(name: &str) -> Result<Scenarios, String> {
+    if name == "all" {
+        return Ok(Scenarios(Scenario::ALL.to_vec()));
+    }
+    Scenario::from_name(name)
+        .map(|s| Scenarios(vec![s]))
+        .ok_or_else(|| {
+            let names: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
+            format!(
+                "unknown scenario `{name}`; expected one of {} or all",
+                names.join(", ")
+            )
+        })
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -66,20 +75,6 @@ enum ProfileArg {
     Lan,
     Wan,
     Local,
-}
-
-fn scenarios(arg: ScenarioArg) -> Vec<Scenario> {
-    match arg {
-        ScenarioArg::Join => vec![Scenario::Join],
-        ScenarioArg::Update => vec![Scenario::Update],
-        ScenarioArg::Crash => vec![Scenario::Crash],
-        ScenarioArg::Loss => vec![Scenario::Loss],
-        ScenarioArg::Slow => vec![Scenario::Slow],
-        ScenarioArg::Partition => vec![Scenario::Partition],
-        ScenarioArg::Churn => vec![Scenario::Churn],
-        ScenarioArg::Ring => vec![Scenario::Ring],
-        ScenarioArg::All => Scenario::ALL.to_vec(),
-    }
 }
 
 fn print_table(report: &Report) {
@@ -111,7 +106,7 @@ fn run_sim(args: &SimArgs) -> ExitCode {
     };
     let progress = !args.json && std::io::stderr().is_terminal();
     let mut ok = true;
-    for scenario in scenarios(args.scenario) {
+    for scenario in args.scenario.0.iter().copied() {
         let config = ScenarioConfig {
             scenario,
             nodes: args.nodes,
@@ -167,11 +162,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Sim(args) => run_sim(&args),
-        Command::Demo => {
-            eprintln!(
-                "rumour demo: the running node and its status page are not built yet (see the open issues); try `rumour sim --scenario all --nodes 64`"
-            );
-            ExitCode::from(2)
-        }
+        Command::Demo(args) => rumour::demo::run(args),
+        Command::Agent(args) => rumour::agent::run(args),
     }
 }

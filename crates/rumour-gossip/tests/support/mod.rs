@@ -1,5 +1,9 @@
 //! Test CRDTs and a hand-wired network of gossip machines on virtual time.
-#![allow(dead_code, missing_docs, reason = "test support: each test file uses a different part")]
+#![allow(
+    dead_code,
+    missing_docs,
+    reason = "test support: each test file uses a different part"
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;

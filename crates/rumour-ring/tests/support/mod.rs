@@ -1,5 +1,8 @@
 //! Shared generators and helpers for the ring's integration tests.
-#![allow(dead_code, reason = "each test file uses a different part of the support module")]
+#![allow(
+    dead_code,
+    reason = "each test file uses a different part of the support module"
+)]
 
 use std::collections::BTreeMap;
 

@@ -494,7 +494,11 @@ fn the_suspicion_index_follows_every_transition() {
 }
 
 fn scanned_alive(t: &Membership) -> usize {
-    assert_eq!(t.names.len(), t.len(), "the name index holds every member once");
+    assert_eq!(
+        t.names.len(),
+        t.len(),
+        "the name index holds every member once"
+    );
     t.members().filter(|m| m.state == State::Alive).count()
 }
 

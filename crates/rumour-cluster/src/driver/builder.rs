@@ -1,0 +1,257 @@
+//! [`Builder`]: the settings of a running node, and starting it.
+
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rumour_ring::Timestamp;
+use rumour_transport::{Label, NetConfig, NetTransport, Transport};
+use tokio::sync::{broadcast, mpsc, watch};
+
+use super::outbound::Counters;
+use super::task::{self, Task};
+use super::{Cluster, Handle};
+use crate::Error;
+use crate::{Node, NodeConfig, Profile};
+
+/// memberlist's default port.
+pub const DEFAULT_PORT: u16 = 7946;
+/// Events a subscriber may fall behind by before it loses the oldest.
+const EVENT_CAPACITY: usize = 1024;
+/// Commands waiting for the node task.
+const COMMAND_QUEUE: usize = 64;
+
+type Configure = Box<dyn FnOnce(&mut NodeConfig) + Send>;
+
+/// Settings of a node to start; see [`Cluster::builder`].
+pub struct Builder {
+    name: String,
+    bind: SocketAddr,
+    advertise: Option<SocketAddr>,
+    seeds: Vec<SocketAddr>,
+    profile: Profile,
+    label: Option<String>,
+    ring_instance: bool,
+    tcp_only: bool,
+    transport: Option<Arc<dyn Transport>>,
+    seed: Option<u64>,
+    configure: Option<Configure>,
+    event_capacity: usize,
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("name", &self.name)
+            .field("bind", &self.bind)
+            .field("advertise", &self.advertise)
+            .field("seeds", &self.seeds)
+            .field("profile", &self.profile)
+            .field("label", &self.label)
+            .field("ring_instance", &self.ring_instance)
+            .field("tcp_only", &self.tcp_only)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Builder {
+    pub(super) fn new(name: String) -> Builder {
+        Builder {
+            name,
+            bind: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
+            advertise: None,
+            seeds: Vec::new(),
+            profile: Profile::Lan,
+            label: None,
+            ring_instance: false,
+            tcp_only: false,
+            transport: None,
+            seed: None,
+            configure: None,
+            event_capacity: EVENT_CAPACITY,
+        }
+    }
+
+    /// The address to bind UDP and TCP to (default `127.0.0.1:7946`; port 0 picks one).
+    #[must_use]
+    pub fn bind(mut self, addr: SocketAddr) -> Builder {
+        self.bind = addr;
+        self
+    }
+
+    /// The address other members reach this node at (default: the bound one).
+    #[must_use]
+    pub fn advertise(mut self, addr: SocketAddr) -> Builder {
+        self.advertise = Some(addr);
+        self
+    }
+
+    /// Members to join through; tried again with backoff until one answers.
+    #[must_use]
+    pub fn join(mut self, seeds: impl IntoIterator<Item = SocketAddr>) -> Builder {
+        self.seeds.extend(seeds);
+        self
+    }
+
+    /// The preset of every layer's settings (default [`Profile::Lan`]).
+    #[must_use]
+    pub fn profile(mut self, profile: Profile) -> Builder {
+        self.profile = profile;
+        self
+    }
+
+    /// The cluster label: frames carry it, and frames with another label are dropped.
+    #[must_use]
+    pub fn label(mut self, label: impl Into<String>) -> Builder {
+        self.label = Some(label.into());
+        self
+    }
+
+    /// Whether the node registers itself as an instance of the ring and heartbeats it.
+    #[must_use]
+    pub fn ring_instance(mut self, register: bool) -> Builder {
+        self.ring_instance = register;
+        self
+    }
+
+    /// Carries datagrams over TCP too (for networks that drop UDP).
+    #[must_use]
+    pub fn tcp_only(mut self, tcp_only: bool) -> Builder {
+        self.tcp_only = tcp_only;
+        self
+    }
+
+    /// Runs over this transport instead of binding a [`NetTransport`] (`bind`, `advertise`
+    /// and `tcp_only` are then ignored). A [`MemNetwork`](rumour_transport::MemNetwork)
+    /// endpoint, for example.
+    #[must_use]
+    pub fn transport(mut self, transport: Arc<dyn Transport>) -> Builder {
+        self.transport = Some(transport);
+        self
+    }
+
+    /// The seed of the node's random choices (default: drawn from the process).
+    #[must_use]
+    pub fn seed(mut self, seed: u64) -> Builder {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Adjusts the node's configuration after the profile, label and ring settings are
+    /// applied (probe intervals, metadata, message history, ...).
+    #[must_use]
+    pub fn configure(mut self, f: impl FnOnce(&mut NodeConfig) + Send + 'static) -> Builder {
+        self.configure = Some(Box::new(f));
+        self
+    }
+
+    /// How many events a subscriber may fall behind by before it loses the oldest.
+    #[must_use]
+    pub fn event_capacity(mut self, capacity: usize) -> Builder {
+        self.event_capacity = capacity.max(1);
+        self
+    }
+
+    /// Binds the transport (unless one was given), starts the node task and joins the seeds.
+    ///
+    /// # Errors
+    /// The transport could not bind, the label is invalid, or the node refused its
+    /// configuration.
+    pub async fn build(mut self) -> Result<Cluster, Error> {
+        let label = self.label.take().map(Label::new).transpose()?;
+        let transport = match self.transport.take() {
+            Some(transport) => transport,
+            None => self.bind_net().await?,
+        };
+        let now = task::now();
+        let node = match self.node(transport.advertise_addr(), label, now) {
+            Ok(node) => node,
+            Err(error) => {
+                transport.shutdown().await;
+                return Err(error);
+            }
+        };
+        Ok(self.spawn(node, transport))
+    }
+
+    async fn bind_net(&self) -> Result<Arc<dyn Transport>, Error> {
+        let mut config = NetConfig::new(self.bind);
+        config.advertise = self.advertise;
+        config.tcp_only = self.tcp_only;
+        Ok(Arc::new(NetTransport::bind(config).await?))
+    }
+
+    fn node(
+        &mut self,
+        addr: SocketAddr,
+        label: Option<Label>,
+        now: std::time::Instant,
+    ) -> Result<Node, Error> {
+        let mut config = NodeConfig::new(self.name.clone(), addr, self.profile);
+        if self.ring_instance {
+            config = config.with_ring_instance();
+        }
+        if let Some(label) = label {
+            config.frame = config.frame.with_label(label);
+        }
+        config.wall_epoch = Some((now, wall_clock()));
+        if let Some(configure) = self.configure.take() {
+            configure(&mut config);
+        }
+        let seed = self.seed.unwrap_or_else(|| entropy(&self.name));
+        Node::new(config, ChaCha8Rng::seed_from_u64(seed), now)
+    }
+
+    fn spawn(self, node: Node, transport: Arc<dyn Transport>) -> Cluster {
+        let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
+        let (events, _) = broadcast::channel(self.event_capacity);
+        // Without seeds there is nothing to join: ready from the start.
+        let (ready_tx, ready) = watch::channel(self.seeds.is_empty());
+        let counters = Arc::new(Counters::default());
+        let handle = Handle {
+            name: node.name().to_string(),
+            addr: transport.advertise_addr(),
+            commands,
+            events: events.downgrade(),
+            transport: transport.clone(),
+            counters: counters.clone(),
+            ready,
+        };
+        tracing::info!(name = %handle.name, addr = %handle.addr, "node started");
+        let task = Task {
+            node,
+            transport,
+            commands: commands_rx,
+            events,
+            counters,
+            ready: ready_tx,
+            seeds: self.seeds,
+        };
+        tokio::spawn(task.run());
+        Cluster {
+            handle: Arc::new(handle),
+        }
+    }
+}
+
+/// Now, in Unix milliseconds: the node's wall-clock epoch.
+fn wall_clock() -> Timestamp {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A seed that differs between nodes and runs: the process's random hasher keys, the time,
+/// the process id and the node name.
+fn entropy(name: &str) -> u64 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write(name.as_bytes());
+    hasher.write_u64(wall_clock().0);
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+}

@@ -1,0 +1,173 @@
+//! The node task: the one place a running [`Node`] lives. It waits for a message, a timer or a
+//! command, hands it to the node, then sends what the node produced and publishes its events.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rumour_transport::{Incoming, Kind, Transport, TransportError};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tracing::Instrument;
+
+use super::outbound::{Counters, Outbound};
+use crate::{Node, NodeEvent};
+
+/// First wait before the driver tries its seeds again; it doubles up to [`JOIN_RETRY_MAX`].
+const JOIN_RETRY_MIN: Duration = Duration::from_secs(1);
+/// Longest wait between two join attempts.
+const JOIN_RETRY_MAX: Duration = Duration::from_secs(60);
+/// How long the task sleeps when the node has no timer at all.
+const IDLE: Duration = Duration::from_secs(3600);
+/// How long a stopping node waits for its queued messages (a goodbye, say) to be sent.
+const SEND_GRACE: Duration = Duration::from_secs(1);
+
+/// The node's clock: tokio's, so that the node and the runtime agree on time.
+pub(super) fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// A closure run on the node task with the node and the current time.
+pub(super) type Call = Box<dyn FnOnce(&mut Node, Instant) + Send>;
+
+/// A request from a handle.
+pub(super) enum Command {
+    /// Run a closure on the node (reads and commands alike).
+    Call(Call),
+    /// Stop the task, shut the transport down, then answer.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Joining through seeds, retried with backoff until the node hears from another member.
+struct Joining {
+    seeds: Vec<SocketAddr>,
+    next: Option<Instant>,
+    backoff: Duration,
+    joined: bool,
+}
+
+impl Joining {
+    fn new(seeds: Vec<SocketAddr>, now: Instant) -> Joining {
+        Joining {
+            next: (!seeds.is_empty()).then_some(now),
+            joined: seeds.is_empty(),
+            seeds,
+            backoff: JOIN_RETRY_MIN,
+        }
+    }
+
+    /// Marks the node joined once it sees another live member.
+    fn observe(&mut self, node: &Node) {
+        if !self.joined && node.num_alive() > 1 {
+            self.joined = true;
+            self.next = None;
+        }
+    }
+
+    /// Tries the seeds again if it is time.
+    fn poll(&mut self, node: &mut Node, now: Instant, counters: &Counters) {
+        if self.joined || self.next.is_none_or(|t| t > now) || node.swim().has_left() {
+            return;
+        }
+        Counters::incr(&counters.join_attempts);
+        tracing::debug!(seeds = ?self.seeds, "joining");
+        node.join(now, &self.seeds);
+        self.next = Some(now + self.backoff);
+        self.backoff = (self.backoff * 2).min(JOIN_RETRY_MAX);
+    }
+}
+
+/// What woke the task up.
+enum Input {
+    Net(Result<Incoming, TransportError>),
+    Timer,
+    Command(Option<Command>),
+}
+
+/// Everything the node task owns.
+pub(super) struct Task {
+    pub(super) node: Node,
+    pub(super) transport: Arc<dyn Transport>,
+    pub(super) commands: mpsc::Receiver<Command>,
+    pub(super) events: broadcast::Sender<NodeEvent>,
+    pub(super) counters: Arc<Counters>,
+    pub(super) ready: watch::Sender<bool>,
+    pub(super) seeds: Vec<SocketAddr>,
+}
+
+impl Task {
+    /// Runs the node until a shutdown command, the last handle dropped, or the transport shut.
+    pub(super) async fn run(self) {
+        let span = tracing::info_span!("node", name = %self.node.name());
+        self.run_loop().instrument(span).await;
+    }
+
+    async fn run_loop(mut self) {
+        let mut outbound = Outbound::new(self.transport.clone(), self.counters.clone());
+        let mut joining = Joining::new(std::mem::take(&mut self.seeds), now());
+        self.flush(&mut outbound, &mut joining);
+        let ack = loop {
+            let deadline = [self.node.poll_timeout(), joining.next]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or_else(|| now() + IDLE);
+            let input = tokio::select! {
+                incoming = self.transport.recv() => Input::Net(incoming),
+                () = tokio::time::sleep_until(deadline.into()) => Input::Timer,
+                command = self.commands.recv() => Input::Command(command),
+            };
+            let now = now();
+            match input {
+                Input::Net(Ok(incoming)) => self.receive(now, incoming),
+                Input::Net(Err(TransportError::Shutdown)) => break None,
+                Input::Net(Err(error)) => {
+                    tracing::warn!(%error, "receive failed");
+                    Counters::incr(&self.counters.recv_errors);
+                }
+                Input::Timer => {
+                    joining.poll(&mut self.node, now, &self.counters);
+                    self.node.handle_timeout(now);
+                }
+                Input::Command(Some(Command::Call(f))) => f(&mut self.node, now),
+                Input::Command(Some(Command::Shutdown(ack))) => break Some(ack),
+                Input::Command(None) => break None,
+            }
+            self.flush(&mut outbound, &mut joining);
+        };
+        self.ready.send_replace(false);
+        outbound.close(SEND_GRACE).await;
+        self.transport.shutdown().await;
+        tracing::debug!("node stopped");
+        if let Some(ack) = ack {
+            let _ = ack.send(());
+        }
+    }
+
+    fn receive(&mut self, now: Instant, incoming: Incoming) {
+        match incoming.kind {
+            Kind::Datagram => self
+                .node
+                .handle_datagram(now, incoming.from, &incoming.bytes),
+            Kind::Reliable => self.node.handle_stream(now, incoming.from, &incoming.bytes),
+        }
+    }
+
+    /// Sends what the node produced, publishes its events, and updates readiness.
+    fn flush(&mut self, outbound: &mut Outbound, joining: &mut Joining) {
+        while let Some(transmit) = self.node.poll_transmit() {
+            outbound.send(transmit);
+        }
+        while let Some(event) = self.node.poll_event() {
+            Counters::incr(&self.counters.events);
+            // No subscriber is not an error; a lagging one loses the oldest events.
+            let _ = self.events.send(event);
+        }
+        joining.observe(&self.node);
+        let ready = joining.joined && !self.node.swim().has_left();
+        self.ready.send_if_modified(|current| {
+            let changed = *current != ready;
+            *current = ready;
+            changed
+        });
+    }
+}

@@ -1,0 +1,234 @@
+//! What the status pages show, copied out of a node in one call on its task, and serialisable
+//! as the pages' JSON.
+
+use std::time::{Duration, Instant};
+
+use rumour_cluster::Node;
+use rumour_cluster::gossip::HistoryRecord;
+use rumour_cluster::ring::{Ring, Timestamp};
+use serde::Serialize;
+
+/// An instance whose last heartbeat is older than this shows as unhealthy (dskit's
+/// `-ring.heartbeat-timeout`).
+pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The `/memberlist` page: members, KV keys and the message history of one node.
+#[derive(Clone, Debug, Serialize)]
+pub struct MemberList {
+    /// The node whose view this is.
+    pub node: String,
+    /// Its wall clock, in Unix milliseconds.
+    pub now: u64,
+    /// Lifeguard's health score (0 is healthy).
+    pub health_score: u32,
+    /// Members considered alive, the node itself included.
+    pub alive: usize,
+    /// Every known member, sorted by name.
+    pub members: Vec<MemberRow>,
+    /// Every key of the KV store, in order.
+    pub keys: Vec<KeyRow>,
+    /// Changes sent and received, if the node keeps a message history.
+    pub history: History,
+}
+
+/// One member.
+#[derive(Clone, Debug, Serialize)]
+pub struct MemberRow {
+    /// Its name.
+    pub name: String,
+    /// Its advertised address.
+    pub addr: String,
+    /// `alive`, `suspect`, `dead` or `left`.
+    pub state: String,
+    /// The highest incarnation heard of.
+    pub incarnation: u32,
+    /// Seconds in this state.
+    pub since_secs: f64,
+    /// Metadata length in bytes.
+    pub meta_len: usize,
+}
+
+/// One key of the KV store.
+#[derive(Clone, Debug, Serialize)]
+pub struct KeyRow {
+    /// The key.
+    pub key: String,
+    /// The codec of its value.
+    pub codec: String,
+    /// Node-local count of accepted changes.
+    pub version: u64,
+    /// Whether it is deleted.
+    pub deleted: bool,
+    /// Wall time of the last local write, Unix milliseconds.
+    pub updated: u64,
+    /// Encoded size of the value in bytes.
+    pub size: usize,
+}
+
+/// The message history of a node.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct History {
+    /// Whether the node records one.
+    pub enabled: bool,
+    /// Changes sent, newest first.
+    pub sent: Vec<HistoryRow>,
+    /// Changes received, newest first.
+    pub received: Vec<HistoryRow>,
+}
+
+/// One change sent or received.
+#[derive(Clone, Debug, Serialize)]
+pub struct HistoryRow {
+    /// Increasing over both lists.
+    pub id: u64,
+    /// Wall time, Unix milliseconds.
+    pub at: u64,
+    /// The key.
+    pub key: String,
+    /// The value's codec.
+    pub codec: String,
+    /// Encoded size of the value.
+    pub value_len: usize,
+    /// The key's version after the change (0: it changed nothing).
+    pub version_after: u64,
+    /// Entries the change carried.
+    pub changes: Vec<String>,
+}
+
+/// The `/ring` page: the instances of one node's ring.
+#[derive(Clone, Debug, Serialize)]
+pub struct RingView {
+    /// The node whose view this is.
+    pub node: String,
+    /// Its wall clock, in Unix milliseconds.
+    pub now: u64,
+    /// Whether the store holds a ring at all.
+    pub present: bool,
+    /// Every instance, sorted by id.
+    pub instances: Vec<InstanceRow>,
+}
+
+/// One ring instance.
+#[derive(Clone, Debug, Serialize)]
+pub struct InstanceRow {
+    /// Its id.
+    pub id: String,
+    /// `PENDING`, `JOINING`, `ACTIVE`, `LEAVING` or `LEFT`.
+    pub state: String,
+    /// Whether its heartbeat is fresh (within [`HEARTBEAT_TIMEOUT`]).
+    pub healthy: bool,
+    /// Its address.
+    pub addr: String,
+    /// Its zone (empty without zones).
+    pub zone: String,
+    /// How many tokens it holds.
+    pub tokens: usize,
+    /// Its share of the token space, in percent.
+    pub ownership: f64,
+    /// Seconds since its last heartbeat.
+    pub heartbeat_age_secs: f64,
+}
+
+impl MemberList {
+    /// The page of `node` at `now`.
+    pub fn of(node: &Node, now: Instant) -> MemberList {
+        let gossip = node.gossip();
+        let members = node
+            .members()
+            .map(|m| MemberRow {
+                name: m.name.as_str().to_string(),
+                addr: m.addr.to_string(),
+                state: m.state.to_string(),
+                incarnation: m.incarnation.0,
+                since_secs: now
+                    .saturating_duration_since(m.state_changed_at)
+                    .as_secs_f64(),
+                meta_len: m.meta.len(),
+            })
+            .collect();
+        let keys = gossip
+            .entries()
+            .map(|(key, entry)| KeyRow {
+                key: key.to_string(),
+                codec: entry.codec().to_string(),
+                version: entry.version.0,
+                deleted: entry.is_deleted(),
+                updated: entry.marker.updated.0,
+                size: entry.value.encode().len(),
+            })
+            .collect();
+        let history = gossip.history();
+        MemberList {
+            node: node.name().to_string(),
+            now: gossip.wall_time(now).0,
+            health_score: node.swim().health_score(),
+            alive: node.num_alive(),
+            members,
+            keys,
+            history: History {
+                enabled: history.enabled(),
+                sent: newest_first(history.sent()),
+                received: newest_first(history.received()),
+            },
+        }
+    }
+}
+
+fn newest_first<'a>(records: impl Iterator<Item = &'a HistoryRecord>) -> Vec<HistoryRow> {
+    let mut rows: Vec<HistoryRow> = records.map(HistoryRow::from).collect();
+    rows.reverse();
+    rows
+}
+
+impl From<&HistoryRecord> for HistoryRow {
+    fn from(record: &HistoryRecord) -> HistoryRow {
+        HistoryRow {
+            id: record.id,
+            at: record.at.0,
+            key: record.key.clone(),
+            codec: record.codec.clone(),
+            value_len: record.value_len,
+            version_after: record.version_after.0,
+            changes: record.changes.clone(),
+        }
+    }
+}
+
+impl RingView {
+    /// The page of `node` at `now`.
+    pub fn of(node: &Node, now: Instant) -> RingView {
+        let wall = node.gossip().wall_time(now);
+        let ring = node.ring();
+        RingView {
+            node: node.name().to_string(),
+            now: wall.0,
+            present: ring.is_some(),
+            instances: ring
+                .as_ref()
+                .map(|r| instances(r, wall))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+fn instances(ring: &Ring, wall: Timestamp) -> Vec<InstanceRow> {
+    let ownership = ring.ownership();
+    let share = |id: &str| {
+        ownership
+            .iter()
+            .find(|(owner, _)| owner == id)
+            .map_or(0.0, |(_, fraction)| fraction * 100.0)
+    };
+    ring.instances()
+        .map(|i| InstanceRow {
+            id: i.id().to_string(),
+            state: i.state().as_str().to_string(),
+            healthy: i.is_heartbeat_healthy(wall, HEARTBEAT_TIMEOUT),
+            addr: i.addr().to_string(),
+            zone: i.zone().to_string(),
+            tokens: i.tokens().as_slice().len(),
+            ownership: share(i.id()),
+            heartbeat_age_secs: wall.0.saturating_sub(i.heartbeat().0) as f64 / 1000.0,
+        })
+        .collect()
+}
