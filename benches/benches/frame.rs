@@ -1,7 +1,10 @@
 //! Criterion benchmarks of the frame codec: a compound datagram of 10 x 100-byte messages
 //! (with and without a cluster label) and a 64 KiB stream frame, each encoded, decoded, and
 //! both. Run with `cargo bench -p rumour-benches --bench frame`.
-#![allow(missing_docs, reason = "criterion_group! generates undocumented public items")]
+#![allow(
+    missing_docs,
+    reason = "criterion_group! generates undocumented public items"
+)]
 
 use std::hint::black_box;
 use std::time::Duration;

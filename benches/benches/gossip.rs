@@ -2,7 +2,10 @@
 //! in-sync pull-push.
 //!
 //! `cargo bench -p rumour-benches --bench gossip`
-#![allow(missing_docs, reason = "criterion_group! generates undocumented public items")]
+#![allow(
+    missing_docs,
+    reason = "criterion_group! generates undocumented public items"
+)]
 
 use std::collections::BTreeMap;
 use std::hint::black_box;

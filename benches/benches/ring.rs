@@ -3,7 +3,10 @@
 //! into a 600 x 128 ring (dskit's `BenchmarkMemberlistReceiveWithRingDesc`: 0.44 ms per message).
 //!
 //! Run with `cargo bench -p rumour-benches --bench ring`.
-#![allow(missing_docs, reason = "criterion_group! generates undocumented public items")]
+#![allow(
+    missing_docs,
+    reason = "criterion_group! generates undocumented public items"
+)]
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

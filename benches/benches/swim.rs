@@ -1,6 +1,9 @@
 //! Criterion benchmarks of the SWIM machine: handling a ping and producing the ack, filling a
 //! datagram from a broadcast queue of 1,000 updates, merging a 1,000-member full state.
-#![allow(missing_docs, reason = "criterion_group! generates undocumented public items")]
+#![allow(
+    missing_docs,
+    reason = "criterion_group! generates undocumented public items"
+)]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
