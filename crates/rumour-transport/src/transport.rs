@@ -59,6 +59,10 @@ pub trait Transport: Send + Sync + 'static {
     async fn send_reliable(&self, to: SocketAddr, bytes: Bytes) -> Result<(), TransportError>;
 
     /// Waits for the next message. Returns [`TransportError::Shutdown`] once shut down.
+    ///
+    /// Must be cancel safe: the driver races it against timers in `tokio::select!`, so a
+    /// future dropped before it completes must not lose a message (both implementations here
+    /// read from a channel, which is).
     async fn recv(&self) -> Result<Incoming, TransportError>;
 
     /// Stops receiving and sending, closes the sockets and ends background tasks. Idempotent.
