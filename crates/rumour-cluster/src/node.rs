@@ -21,6 +21,8 @@ use crate::sim::{Machine, Transmit};
 
 /// Most events a node holds for its user; past it the oldest is dropped and counted.
 const EVENT_CAPACITY: usize = 4096;
+/// Event queue capacity kept once the queue drains.
+const RETAINED_EVENTS: usize = 64;
 /// Slack kept free in every datagram for the one-byte channel tag's effect on length prefixes.
 const TAG_SLACK: usize = 8;
 
@@ -427,7 +429,11 @@ impl Node {
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<NodeEvent> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if event.is_none() && self.events.capacity() > RETAINED_EVENTS {
+            self.events.shrink_to(RETAINED_EVENTS); // a join's burst does not pin memory
+        }
+        event
     }
 
     /// When to call [`Node::handle_timeout`] next.

@@ -3,6 +3,9 @@
 
 use std::collections::VecDeque;
 
+/// Capacity kept once a queue drains; a burst beyond it is given back.
+const RETAINED: usize = 64;
+
 /// A bounded FIFO that drops the oldest item when full.
 #[derive(Debug)]
 pub(crate) struct BoundedQueue<T> {
@@ -29,7 +32,12 @@ impl<T> BoundedQueue<T> {
     }
 
     pub(crate) fn pop(&mut self) -> Option<T> {
-        self.items.pop_front()
+        let item = self.items.pop_front();
+        if item.is_none() && self.items.capacity() > RETAINED {
+            // A burst (a join's thousand member events) must not pin its memory forever.
+            self.items.shrink_to(RETAINED);
+        }
+        item
     }
 
     pub(crate) fn dropped(&self) -> u64 {

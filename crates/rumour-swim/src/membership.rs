@@ -33,7 +33,9 @@ use crate::suspicion::Suspicion;
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
     pub(crate) member: Member,
-    pub(crate) suspicion: Option<Suspicion>,
+    /// Boxed: few members are suspected at once, and every entry would otherwise carry the
+    /// timer's hundred bytes.
+    pub(crate) suspicion: Option<Box<Suspicion>>,
     last_accused: Option<Instant>,
 }
 
@@ -176,7 +178,7 @@ impl Membership {
     pub(crate) fn suspicion_deadlines(&self) -> impl Iterator<Item = Instant> + '_ {
         self.suspected
             .iter()
-            .filter_map(|name| self.entries.get(name)?.suspicion.as_ref())
+            .filter_map(|name| self.entries.get(name)?.suspicion.as_deref())
             .map(Suspicion::deadline)
     }
 
@@ -358,9 +360,9 @@ impl Membership {
                     Evidence::FullState => local,
                 };
                 self.suspected.insert(s.name.clone());
-                entry.suspicion = Some(Suspicion::new(
+                entry.suspicion = Some(Box::new(Suspicion::new(
                     now, accuser, params.k, params.min, params.max,
-                ));
+                )));
                 Outcome::Suspected
             }
         }

@@ -47,7 +47,7 @@ fn table(state: State, now: Instant) -> Membership {
     t.alive += usize::from(state == State::Alive);
     if state == State::Suspect {
         let timer = Suspicion::new(now, name("x"), 2, params().min, params().max);
-        t.entries.get_mut(&name("m")).unwrap().suspicion = Some(timer);
+        t.entries.get_mut(&name("m")).unwrap().suspicion = Some(Box::new(timer));
     }
     t
 }
