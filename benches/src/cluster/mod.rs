@@ -1,0 +1,35 @@
+//! The cluster benchmark: N rumour nodes in one process on 127.0.0.1, each on its own UDP and
+//! TCP port, measured on real sockets (see `docs/benchmarks.md`).
+//!
+//! - [`harness`] starts, converges and stops a local cluster with one configuration.
+//! - [`scenario`] times one repetition of `join`, `detect`, `broadcast` or `steady`.
+//! - [`report`] summarises repetitions into the JSON line the benchmark prints.
+
+pub mod harness;
+pub mod report;
+pub mod scenario;
+
+use std::time::Duration;
+
+/// What can stop a benchmark run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BenchError {
+    /// A node refused a command or could not start.
+    #[error("node: {0}")]
+    Node(#[from] rumour_cluster::Error),
+    /// A node stopped while the benchmark was still waiting on it.
+    #[error("node {node} stopped while the benchmark waited on it")]
+    Stopped {
+        /// The node's name.
+        node: String,
+    },
+    /// A condition did not hold within the benchmark's (generous) deadline.
+    #[error("timed out after {after:?} waiting until {what}")]
+    Timeout {
+        /// What the benchmark waited for.
+        what: String,
+        /// How long it waited.
+        after: Duration,
+    },
+}

@@ -1,0 +1,54 @@
+//! Smoke test of the cluster benchmark binary: four nodes on 127.0.0.1 with the `fast`
+//! profile, one repetition of `join` and `broadcast`. Checks the shape of the JSON lines, not
+//! the speed.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Checks that the summary `field` of a report line is positive and ordered.
+fn positive_summary(report: &Value, field: &str) {
+    let summary = &report[field];
+    let get = |name: &str| {
+        summary[name]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{field}.{name} is a number in {report}"))
+    };
+    let (min, median, max) = (get("min"), get("median"), get("max"));
+    assert!(min > 0.0, "{field}.min is positive in {report}");
+    assert!(
+        min <= median && median <= max,
+        "{field} is ordered in {report}"
+    );
+}
+
+#[test]
+fn a_four_node_run_prints_one_json_line_per_scenario_with_positive_times() {
+    let output = Command::new(env!("CARGO_BIN_EXE_cluster"))
+        .args(["--scenario", "join,broadcast", "--nodes", "4"])
+        .args(["--profile", "fast", "--repeat", "1", "--seed", "7"])
+        .output()
+        .expect("the benchmark binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the benchmark failed:\n{stderr}");
+
+    let stdout = String::from_utf8(output.stdout).expect("the output is UTF-8");
+    let reports: Vec<Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is a JSON object"))
+        .collect();
+    let scenarios: Vec<&str> = reports
+        .iter()
+        .map(|r| r["scenario"].as_str().expect("a scenario name"))
+        .collect();
+    assert_eq!(scenarios, ["join", "broadcast"]);
+    for report in &reports {
+        assert_eq!(report["impl"], "rumour");
+        assert_eq!(report["profile"], "fast");
+        assert_eq!(report["n"], 4);
+        assert_eq!(report["repeat"], 1);
+        positive_summary(report, "seconds");
+        assert!(report.get("first_seconds").is_none(), "only detect has it");
+        assert!(report.get("cpu_per_node_s").is_none(), "only steady has it");
+    }
+}
