@@ -108,14 +108,13 @@ impl Cluster {
     /// Distinct healthy members declared failed, and all such declarations.
     fn false_positives(&self, healthy: impl Fn(&str) -> bool) -> (u64, u64) {
         let failures = self.failures.borrow();
-        let mut subjects: Vec<&String> = failures
+        let declarations: Vec<&String> = failures
             .keys()
             .map(|(_, s)| s)
             .filter(|s| healthy(s))
             .collect();
-        let declarations = subjects.len() as u64;
-        subjects.dedup();
-        (subjects.len() as u64, declarations)
+        let subjects: std::collections::BTreeSet<&String> = declarations.iter().copied().collect();
+        (subjects.len() as u64, declarations.len() as u64)
     }
 
     fn report(&self, converged: bool) -> Report {

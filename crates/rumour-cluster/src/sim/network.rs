@@ -15,7 +15,9 @@ use super::NodeId;
 pub struct LinkConfig {
     /// One-way latency is drawn uniformly from this range; different draws reorder packets.
     pub latency: (Duration, Duration),
-    /// Probability that a datagram is lost (streams are reliable: never lost, only partitioned).
+    /// Probability that a datagram is lost. Streams are reliable (never lost, only
+    /// partitioned) but pay for loss in time: each lost segment costs a TCP retransmission
+    /// timeout, 200 ms doubling (see [`retransmission_delay`]).
     pub loss: f64,
     /// Probability that a datagram is delivered twice.
     pub duplicate: f64,
@@ -236,12 +238,38 @@ impl Network {
                 return Fate::Dropped(Drop::Loss);
             }
         }
+        if packet.reliable {
+            extra += retransmission_delay(&mut self.rng, link.loss);
+        }
         let mut delays = vec![Self::latency(&mut self.rng, link) + extra];
         if !packet.reliable && link.duplicate > 0.0 && self.rng.gen_bool(link.duplicate.min(1.0)) {
             delays.push(Self::latency(&mut self.rng, link) + extra);
         }
         Fate::Deliver(delays)
     }
+}
+
+/// First TCP retransmission timeout (Linux's minimum RTO).
+const MIN_RTO: Duration = Duration::from_millis(200);
+/// Retransmissions a stream may need before the model stops adding delay.
+const MAX_RETRANSMISSIONS: u32 = 6;
+
+/// The delay a reliable message pays on a link that loses segments with probability `loss`:
+/// every loss costs a retransmission timeout, 200 ms doubling, as TCP's does.
+pub fn retransmission_delay(rng: &mut ChaCha8Rng, loss: f64) -> Duration {
+    let mut delay = Duration::ZERO;
+    if loss <= 0.0 {
+        return delay;
+    }
+    let mut rto = MIN_RTO;
+    for _ in 0..MAX_RETRANSMISSIONS {
+        if !rng.gen_bool(loss.min(1.0)) {
+            break;
+        }
+        delay += rto;
+        rto *= 2;
+    }
+    delay
 }
 
 #[cfg(test)]
@@ -293,7 +321,17 @@ mod tests {
             reliable: true,
             ..packet(0, 1)
         };
-        assert!((0..1_000).all(|_| matches!(net.route(stream), Fate::Deliver(_))));
+        let delays: Vec<Duration> = (0..1_000)
+            .map(|_| match net.route(stream) {
+                Fate::Deliver(d) => d[0],
+                Fate::Dropped(why) => panic!("a stream was dropped: {why:?}"),
+            })
+            .collect();
+        let retransmitted = delays.iter().filter(|d| **d >= MIN_RTO).count();
+        assert!(
+            (150..350).contains(&retransmitted),
+            "{retransmitted} of 1000 streams paid an RTO"
+        );
     }
 
     #[test]
