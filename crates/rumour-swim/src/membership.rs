@@ -187,6 +187,23 @@ impl Membership {
         self.suspected.iter().cloned().collect()
     }
 
+    /// A suspect held for at least `age` that the local node has not yet probed out of turn:
+    /// marked as probed and returned. A refutation normally clears a suspicion within a second or
+    /// two; one still standing this long may be a refutation this node missed (gossip's
+    /// retransmit limit lets one in tens of thousands slip), and a direct ping, whose ack carries
+    /// the suspect's latest alive, settles it before the timer declares a live member dead.
+    pub(crate) fn stale_suspect(&mut self, now: Instant, age: Duration) -> Option<NodeName> {
+        let entries = &mut self.entries;
+        self.suspected.iter().find_map(|name| {
+            let timer = entries.get_mut(name)?.suspicion.as_mut()?;
+            if timer.rechecked || now.saturating_duration_since(timer.started()) < age {
+                return None;
+            }
+            timer.rechecked = true;
+            Some(name.clone())
+        })
+    }
+
     /// A suspect's record and its timer.
     pub(crate) fn suspicion_mut(&mut self, name: &NodeName) -> Option<(&Member, &mut Suspicion)> {
         let entry = self.entries.get_mut(name)?;

@@ -61,9 +61,17 @@ pub(crate) struct Suspicion {
     deadline: Instant,
     /// Whether the deadline was already pushed back once because the machine was stalled.
     pub(crate) postponed: bool,
+    /// Whether the local node already probed the suspect out of turn (see
+    /// `Membership::stale_suspect`).
+    pub(crate) rechecked: bool,
 }
 
 impl Suspicion {
+    /// When the suspicion started.
+    pub(crate) fn started(&self) -> Instant {
+        self.started
+    }
+
     /// Starts a timer accused by `from` in a cluster of `n` members.
     pub(crate) fn new(
         now: Instant,
@@ -82,6 +90,7 @@ impl Suspicion {
             confirmations: 0,
             deadline: now + timeout,
             postponed: false,
+            rechecked: false,
         }
     }
 

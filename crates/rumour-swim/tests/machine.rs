@@ -353,6 +353,42 @@ fn an_accusation_is_refuted_with_a_higher_incarnation_and_costs_health() {
 }
 
 #[test]
+fn an_accuser_that_missed_the_refutation_is_sent_the_current_alive_directly() {
+    let (mut swim, now) = with_peers(Config::lan());
+    let first = Suspect {
+        name: name("a"),
+        incarnation: Incarnation(1),
+        from: name("b"),
+    };
+    feed(&mut swim, now, Message::Suspect(first.clone()));
+    let refuted = swim.local_member().incarnation;
+    assert!(refuted > Incarnation(1), "the first accusation is refuted");
+    drain(&mut swim);
+    // c never heard the refutation and still suspects `a` at the old incarnation.
+    let stale = Suspect {
+        from: name("c"),
+        ..first
+    };
+    feed(&mut swim, now, Message::Suspect(stale));
+    assert_eq!(
+        swim.local_member().incarnation,
+        refuted,
+        "no second refutation"
+    );
+    let answers: Vec<Message> = drain(&mut swim)
+        .iter()
+        .filter(|t| t.to == addr(3) && !t.reliable)
+        .flat_map(decoded)
+        .collect();
+    assert!(
+        answers.iter().any(
+            |m| matches!(m, Message::Alive(a) if a.name == name("a") && a.incarnation == refuted)
+        ),
+        "c gets a's current alive directly: {answers:?}"
+    );
+}
+
+#[test]
 fn a_join_sends_a_state_request_and_a_request_is_answered() {
     let (mut swim, now) = machine(Config::lan());
     swim.join(now, &[addr(2), addr(1)]).unwrap();

@@ -9,7 +9,7 @@ use crate::probe::{Probe, Relay};
 
 impl Swim {
     /// The local node's alive message, carried by its pings.
-    fn source(&self) -> crate::message::Alive {
+    pub(super) fn source(&self) -> crate::message::Alive {
         let me = self.local_name().clone();
         self.members
             .alive_of(&me)
@@ -41,7 +41,9 @@ impl Swim {
     fn start_probe(&mut self, now: Instant) {
         let interval = self.awareness.scale(self.config.probe_interval());
         self.timers.probe = Some(now + interval);
-        let Some(target) = self.next_target(now) else {
+        let recheck_after = self.suspicion_params().min / 2;
+        let stale = self.members.stale_suspect(now, recheck_after);
+        let Some(target) = stale.or_else(|| self.next_target(now)) else {
             return;
         };
         let Some(member) = self.members.get(&target).cloned() else {

@@ -31,6 +31,9 @@ impl Swim {
     pub(super) fn on_suspect(&mut self, now: Instant, suspect: Suspect) {
         let params = self.suspicion_params();
         let from = suspect.from.clone();
+        if suspect.name == *self.local_name() && from != suspect.name && !self.left {
+            self.answer_stale_accusation(&suspect);
+        }
         let outcome = self
             .members
             .suspect(now, &suspect, Evidence::Accuser(&from), params);
@@ -39,6 +42,19 @@ impl Swim {
             outcome,
             Some(Message::Suspect(suspect)),
         );
+    }
+
+    /// An accuser still suspects the local node at an incarnation it already refuted: it
+    /// missed the refutation (gossip lets one in tens of thousands slip). Its suspicion would
+    /// expire into a false death, so it gets the current alive directly.
+    fn answer_stale_accusation(&mut self, suspect: &Suspect) {
+        if suspect.incarnation >= self.members.local().incarnation {
+            return; // a current accusation: refuted the usual way
+        }
+        if let Some(addr) = self.members.get(&suspect.from).map(|m| m.addr) {
+            let alive = Message::Alive(self.source());
+            self.send_datagram(addr, &[alive]);
+        }
     }
 
     pub(super) fn on_dead(&mut self, now: Instant, dead: Dead) {
