@@ -487,9 +487,11 @@ impl Node {
 
     /// One gossip round: SWIM updates and KV changes to `gossip_nodes` members, packed together.
     ///
-    /// The budget is shared fairly: KV changes may take half of it first, SWIM's updates the
-    /// rest, and KV changes whatever SWIM leaves. So a flood of membership updates (a mass join)
-    /// cannot starve KV dissemination, nor a burst of KV writes starve failure detection.
+    /// The budget is shared fairly: SWIM's queued updates are promised up to half of it, KV
+    /// changes fill the rest, and SWIM then takes whatever KV left. So a flood of membership
+    /// updates (a mass join) cannot starve KV dissemination, nor a burst of KV writes starve
+    /// failure detection. Each layer fills once per datagram: a second fill would put the same
+    /// change into the datagram twice and waste one of its transmits.
     fn gossip_tick(&mut self, now: Instant) {
         let members = self.swim.num_alive();
         let budget = self.swim.config().datagram_budget();
@@ -500,9 +502,10 @@ impl Node {
                 .sum()
         };
         for to in self.swim.gossip_targets(now, self.gossip_nodes) {
+            let swim_share = self.swim.pending_broadcast_bytes().min(budget / 2);
             let mut parts: Vec<(Channel, Bytes)> = self
                 .gossip
-                .fill_broadcasts(members, budget / 2)
+                .fill_broadcasts(members, budget - swim_share)
                 .into_iter()
                 .map(|m| (Channel::Gossip, m))
                 .collect();
@@ -512,13 +515,6 @@ impl Node {
                     .fill_broadcasts(swim_room)
                     .into_iter()
                     .map(|m| (Channel::Swim, m)),
-            );
-            let kv_room = budget.saturating_sub(cost(&parts));
-            parts.extend(
-                self.gossip
-                    .fill_broadcasts(members, kv_room)
-                    .into_iter()
-                    .map(|m| (Channel::Gossip, m)),
             );
             self.send_datagram(to, &parts);
             for large in self.gossip.fill_stream_broadcasts(members) {

@@ -102,6 +102,8 @@ pub struct BroadcastQueue<B: Broadcast> {
     by_key: BTreeMap<B::Key, Vec<u64>>,
     /// How many queued broadcasts have each payload length (to know the smallest one).
     lengths: BTreeMap<usize, usize>,
+    /// Sum of the queued payload lengths.
+    payload_bytes: usize,
     stats: QueueStats,
 }
 
@@ -122,6 +124,7 @@ impl<B: Broadcast> BroadcastQueue<B> {
             items: BTreeMap::new(),
             by_key: BTreeMap::new(),
             lengths: BTreeMap::new(),
+            payload_bytes: 0,
             stats: QueueStats::default(),
         }
     }
@@ -148,6 +151,7 @@ impl<B: Broadcast> BroadcastQueue<B> {
         self.order
             .insert((0, Reverse(broadcast.payload().len()), Reverse(id)));
         *self.lengths.entry(broadcast.payload().len()).or_default() += 1;
+        self.payload_bytes += broadcast.payload().len();
         self.by_key.entry(key).or_default().push(id);
         self.items.insert(
             id,
@@ -227,12 +231,19 @@ impl<B: Broadcast> BroadcastQueue<B> {
         self.items.clear();
         self.by_key.clear();
         self.lengths.clear();
+        self.payload_bytes = 0;
     }
 
     /// Number of queued broadcasts.
     #[must_use]
     pub fn len(&self) -> usize {
         self.items.len()
+    }
+
+    /// The sum of the queued payloads' lengths.
+    #[must_use]
+    pub fn payload_bytes(&self) -> usize {
+        self.payload_bytes
     }
 
     /// Whether nothing is queued.
@@ -270,6 +281,7 @@ impl<B: Broadcast> BroadcastQueue<B> {
             Reverse(id),
         ));
         let len = item.broadcast.payload().len();
+        self.payload_bytes -= len;
         if let Some(count) = self.lengths.get_mut(&len) {
             *count -= 1;
             if *count == 0 {
@@ -353,6 +365,11 @@ mod tests {
         q.enqueue(msg("a", 2, 10));
         q.enqueue(msg("b", 1, 10));
         assert_eq!(q.len(), 2);
+        assert_eq!(
+            q.payload_bytes(),
+            20,
+            "the replaced payload no longer counts"
+        );
         assert_eq!(q.stats().invalidated, 1);
         let batch = q.fill(3, 1000, |l| l);
         assert_eq!(

@@ -196,6 +196,15 @@ impl Swim {
         self.queue.len()
     }
 
+    /// Datagram bytes the queued broadcasts would take, each counted with its
+    /// [`packed_len`] (an embedder sharing a datagram uses it to reserve room for them).
+    #[must_use]
+    pub fn pending_broadcast_bytes(&self) -> usize {
+        let count = self.queue.len();
+        // packed_len adds a channel byte and a varint length (two bytes below 16 KiB).
+        self.queue.payload_bytes() + 3 * count
+    }
+
     /// Counters, with the current queue depths.
     #[must_use]
     pub fn stats(&self) -> Stats {
