@@ -302,27 +302,6 @@ impl MemTransport {
         &self.net
     }
 
-    fn check_open(&self) -> Result<(), TransportError> {
-        if *self.closed.borrow() {
-            Err(TransportError::Shutdown)
-        } else {
-            Ok(())
-        }
-    }
-
-    fn check_len(
-        &self,
-        what: &'static str,
-        len: usize,
-        limit: usize,
-    ) -> Result<(), TransportError> {
-        if len > limit {
-            incr(&self.counters.send_errors);
-            return Err(TransportError::OverLimit { what, len, limit });
-        }
-        Ok(())
-    }
-
     fn count_out(&self, kind: Kind, len: usize) {
         incr(match kind {
             Kind::Datagram => &self.counters.datagrams_out,
@@ -349,10 +328,15 @@ impl Transport for MemTransport {
     }
 
     async fn send_datagram(&self, to: SocketAddr, bytes: Bytes) -> Result<(), TransportError> {
-        self.check_open()?;
+        crate::stats::check_open(&self.closed)?;
         let delays = {
             let mut state = self.net.0.lock();
-            self.check_len("datagram", bytes.len(), state.config.max_datagram)?;
+            crate::stats::check_len(
+                &self.counters.send_errors,
+                "datagram",
+                bytes.len(),
+                state.config.max_datagram,
+            )?;
             self.count_out(Kind::Datagram, bytes.len());
             let counters = &self.counters;
             if !state.endpoints.contains_key(&to) {
@@ -394,9 +378,14 @@ impl Transport for MemTransport {
     }
 
     async fn send_reliable(&self, to: SocketAddr, bytes: Bytes) -> Result<(), TransportError> {
-        self.check_open()?;
+        crate::stats::check_open(&self.closed)?;
         let mut state = self.net.0.lock();
-        self.check_len("reliable message", bytes.len(), state.config.max_message)?;
+        crate::stats::check_len(
+            &self.counters.send_errors,
+            "reliable message",
+            bytes.len(),
+            state.config.max_message,
+        )?;
         if !state.endpoints.contains_key(&to) {
             incr(&self.counters.send_errors);
             return Err(TransportError::Unreachable { to });

@@ -89,3 +89,28 @@ pub(crate) fn bump(counter: &AtomicU64, by: u64) {
 pub(crate) fn incr(counter: &AtomicU64) {
     bump(counter, 1);
 }
+
+/// `Ok` while an endpoint is open, [`TransportError::Shutdown`] once `closed` is set.
+pub(crate) fn check_open(
+    closed: &tokio::sync::watch::Sender<bool>,
+) -> Result<(), crate::TransportError> {
+    if *closed.borrow() {
+        Err(crate::TransportError::Shutdown)
+    } else {
+        Ok(())
+    }
+}
+
+/// Refuses (and counts as a send error) an outgoing message of `len` bytes over `limit`.
+pub(crate) fn check_len(
+    send_errors: &AtomicU64,
+    what: &'static str,
+    len: usize,
+    limit: usize,
+) -> Result<(), crate::TransportError> {
+    if len > limit {
+        incr(send_errors);
+        return Err(crate::TransportError::OverLimit { what, len, limit });
+    }
+    Ok(())
+}

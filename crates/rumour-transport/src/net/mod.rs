@@ -201,27 +201,6 @@ impl NetTransport {
         &self.shared.config
     }
 
-    fn check_open(&self) -> Result<(), TransportError> {
-        if *self.closed.borrow() {
-            Err(TransportError::Shutdown)
-        } else {
-            Ok(())
-        }
-    }
-
-    fn check_len(
-        &self,
-        what: &'static str,
-        len: usize,
-        limit: usize,
-    ) -> Result<(), TransportError> {
-        if len > limit {
-            incr(&self.shared.counters.send_errors);
-            return Err(TransportError::OverLimit { what, len, limit });
-        }
-        Ok(())
-    }
-
     fn abort_all(&self) -> Vec<JoinHandle<()>> {
         let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(PoisonError::into_inner));
         tasks.iter().for_each(JoinHandle::abort);
@@ -248,8 +227,13 @@ impl Transport for NetTransport {
     }
 
     async fn send_datagram(&self, to: SocketAddr, bytes: Bytes) -> Result<(), TransportError> {
-        self.check_open()?;
-        self.check_len("datagram", bytes.len(), self.shared.config.max_datagram)?;
+        crate::stats::check_open(&self.closed)?;
+        crate::stats::check_len(
+            &self.shared.counters.send_errors,
+            "datagram",
+            bytes.len(),
+            self.shared.config.max_datagram,
+        )?;
         if self.shared.config.tcp_only {
             return self.peers.enqueue_datagram(to, bytes);
         }
@@ -278,8 +262,9 @@ impl Transport for NetTransport {
     }
 
     async fn send_reliable(&self, to: SocketAddr, bytes: Bytes) -> Result<(), TransportError> {
-        self.check_open()?;
-        self.check_len(
+        crate::stats::check_open(&self.closed)?;
+        crate::stats::check_len(
+            &self.shared.counters.send_errors,
             "reliable message",
             bytes.len(),
             self.shared.config.max_stream_message,
