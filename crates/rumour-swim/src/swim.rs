@@ -271,18 +271,7 @@ impl Swim {
         from: SocketAddr,
         bytes: &[u8],
     ) -> Result<(), Error> {
-        let message = self.decode(bytes)?;
-        let now = self.tick(now);
-        if let Message::State(_) = message {
-            self.stats.decode_errors += 1;
-            return Err(Error::WrongChannel {
-                kind: message.kind(),
-                channel: "datagram",
-            });
-        }
-        self.stats.received.count(message.kind(), bytes.len());
-        self.dispatch(now, from, message, false);
-        Ok(())
+        self.receive(now, from, bytes, false)
     }
 
     /// Handles one swim message received over a stream (`from` is the peer's ephemeral
@@ -294,17 +283,34 @@ impl Swim {
         from: SocketAddr,
         bytes: &[u8],
     ) -> Result<(), Error> {
+        self.receive(now, from, bytes, true)
+    }
+
+    /// Decodes and dispatches one message, refusing kinds that do not belong on its channel
+    /// (full state only over streams; indirect pings and nacks only in datagrams).
+    fn receive(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        bytes: &[u8],
+        reliable: bool,
+    ) -> Result<(), Error> {
         let message = self.decode(bytes)?;
         let now = self.tick(now);
-        if let Message::IndirectPing(_) | Message::Nack(_) = message {
+        let misplaced = if reliable {
+            matches!(message, Message::IndirectPing(_) | Message::Nack(_))
+        } else {
+            matches!(message, Message::State(_))
+        };
+        if misplaced {
             self.stats.decode_errors += 1;
             return Err(Error::WrongChannel {
                 kind: message.kind(),
-                channel: "stream",
+                channel: if reliable { "stream" } else { "datagram" },
             });
         }
         self.stats.received.count(message.kind(), bytes.len());
-        self.dispatch(now, from, message, true);
+        self.dispatch(now, from, message, reliable);
         Ok(())
     }
 
