@@ -51,7 +51,7 @@ fn state(n: usize) -> Vec<u8> {
 /// A machine that knows `n` members, with its broadcast queue drained.
 fn machine(now: Instant, n: usize) -> Swim {
     let rng = ChaCha8Rng::seed_from_u64(1);
-    let mut swim = Swim::new(now, Config::lan(), name(0), addr(0), Vec::new(), rng).unwrap();
+    let mut swim = Swim::new(Config::lan(), name(0), addr(0), Vec::new(), rng, now).unwrap();
     swim.handle_stream(now, addr(1), &state(n)).unwrap();
     while swim.poll_transmit().is_some() {}
     while swim.poll_event().is_some() {}
@@ -133,7 +133,7 @@ fn full_state_merge(c: &mut Criterion) {
         b.iter_batched(
             || {
                 let rng = ChaCha8Rng::seed_from_u64(2);
-                Swim::new(now, Config::lan(), name(0), addr(0), Vec::new(), rng).unwrap()
+                Swim::new(Config::lan(), name(0), addr(0), Vec::new(), rng, now).unwrap()
             },
             |mut swim| {
                 swim.handle_stream(now, addr(1), &bytes).unwrap();

@@ -1,4 +1,4 @@
-//! Dissemination queues: changes waiting to be gossiped, built on `rumour_swim`'s
+//! Dissemination queues: changes waiting to be gossiped, built on `rumour_wire`'s
 //! transmit-limited [`BroadcastQueue`].
 //!
 //! Changes computed by a local compare-and-swap or delete go on the *local* queue, changes
@@ -8,9 +8,8 @@
 //! queues and goes over a stream, whole.
 
 use bytes::Bytes;
-use rumour_swim::broadcast::{Broadcast, BroadcastQueue, QueueStats};
+use rumour_wire::{Broadcast, BroadcastQueue, QueueStats, varint};
 
-use crate::message::packed_len;
 use crate::store::Version;
 
 /// One queued change: the KV key, the entry names it carries, the key's node-local version when
@@ -98,21 +97,29 @@ pub(crate) struct Outbox {
     large_local: BroadcastQueue<KvBroadcast>,
     large_forwarded: BroadcastQueue<KvBroadcast>,
     datagram_budget: usize,
+    /// The embedder's bytes in front of each message (see `Config::message_overhead`).
+    message_overhead: usize,
 }
 
 impl Outbox {
-    pub(crate) fn new(retransmit_mult: u32, capacity: usize, datagram_budget: usize) -> Self {
+    pub(crate) fn new(
+        retransmit_mult: u32,
+        capacity: usize,
+        datagram_budget: usize,
+        message_overhead: usize,
+    ) -> Self {
         Outbox {
             local: BroadcastQueue::new(retransmit_mult, capacity),
             forwarded: BroadcastQueue::new(retransmit_mult, capacity),
             large_local: BroadcastQueue::new(retransmit_mult, capacity),
             large_forwarded: BroadcastQueue::new(retransmit_mult, capacity),
             datagram_budget,
+            message_overhead,
         }
     }
 
     pub(crate) fn push(&mut self, broadcast: KvBroadcast, origin: Origin) {
-        let large = packed_len(broadcast.message.len()) > self.datagram_budget;
+        let large = self.packed_len(broadcast.message.len()) > self.datagram_budget;
         let queue = match (origin, large) {
             (Origin::Local, false) => &mut self.local,
             (Origin::Forwarded, false) => &mut self.forwarded,
@@ -124,20 +131,26 @@ impl Outbox {
 
     /// Messages for one datagram of `budget` bytes: local changes first.
     pub(crate) fn fill(&mut self, members: usize, budget: usize) -> Vec<Bytes> {
+        let overhead = self.message_overhead;
+        let cost = |len| varint::packed_len(len, overhead);
         let mut out: Vec<Bytes> = self
             .local
-            .fill(members, budget, packed_len)
+            .fill(members, budget, cost)
             .into_iter()
             .map(|b| b.message)
             .collect();
-        let used: usize = out.iter().map(|m| packed_len(m.len())).sum();
+        let used: usize = out.iter().map(|m| cost(m.len())).sum();
         out.extend(
             self.forwarded
-                .fill(members, budget.saturating_sub(used), packed_len)
+                .fill(members, budget.saturating_sub(used), cost)
                 .into_iter()
                 .map(|b| b.message),
         );
         out
+    }
+
+    fn packed_len(&self, len: usize) -> usize {
+        varint::packed_len(len, self.message_overhead)
     }
 
     /// Oversized changes for one peer, each to go over its own stream: local ones first.
@@ -222,7 +235,7 @@ mod tests {
 
     #[test]
     fn oversized_changes_wait_apart_and_leave_whole() {
-        let mut outbox = Outbox::new(4, 16, 100);
+        let mut outbox = Outbox::new(4, 16, 100, 1);
         outbox.push(change("big", &["x"], 1, 500), Origin::Forwarded);
         outbox.push(change("small", &["y"], 1, 20), Origin::Forwarded);
         assert_eq!(outbox.lens(), (0, 2));
@@ -236,7 +249,7 @@ mod tests {
 
     #[test]
     fn local_changes_fill_the_datagram_before_forwarded_ones() {
-        let mut outbox = Outbox::new(4, 16, 1000);
+        let mut outbox = Outbox::new(4, 16, 1000, 1);
         outbox.push(change("f", &["x"], 1, 60), Origin::Forwarded);
         outbox.push(change("l", &["y"], 1, 50), Origin::Local);
         let datagram = outbox.fill(3, 60);

@@ -12,12 +12,6 @@ use std::time::Duration;
 pub struct Config {
     /// The address peers reach this node at; written into the messages that need a reply.
     pub advertise_addr: SocketAddr,
-    /// How often to send queued changes to `gossip_nodes` random peers (200 ms). `None` (or
-    /// zero): the embedder drives dissemination through
-    /// [`Gossip::fill_broadcasts`](crate::Gossip::fill_broadcasts).
-    pub gossip_interval: Option<Duration>,
-    /// How many random peers each gossip tick sends to (3).
-    pub gossip_nodes: usize,
     /// How often to reconcile the whole store with one random alive peer (30 s), scaled up above
     /// 32 members like memberlist. `None` (or zero) disables the periodic exchange; the embedder
     /// may still call [`Gossip::start_pullpush`](crate::Gossip::start_pullpush).
@@ -47,6 +41,9 @@ pub struct Config {
     /// Bytes of each datagram taken by the transport frame (16); changes are packed into
     /// `packet_budget - frame_overhead` bytes, bigger ones go over a stream.
     pub frame_overhead: usize,
+    /// Bytes the embedder writes in front of every message inside a datagram, besides its
+    /// length prefix (a channel tag, say); counted in every message's cost (0).
+    pub message_overhead: usize,
     /// Attempts of [`Gossip::cas`](crate::Gossip::cas) before it gives up on conflicts (10).
     pub max_cas_retries: u32,
     /// Capacity of each broadcast queue; past it the most-sent change is dropped and counted
@@ -67,8 +64,6 @@ impl Config {
     pub fn lan(advertise_addr: SocketAddr) -> Config {
         Config {
             advertise_addr,
-            gossip_interval: Some(Duration::from_millis(200)),
-            gossip_nodes: 3,
             pullpush_interval: Some(Duration::from_secs(30)),
             pullpush_timeout: Duration::from_secs(10),
             max_incoming_pullpush: 16,
@@ -80,6 +75,7 @@ impl Config {
             message_history_bytes: 0,
             packet_budget: 1400,
             frame_overhead: 16,
+            message_overhead: 0,
             max_cas_retries: 10,
             queue_capacity: 4096,
             watch_buffer: 128,
@@ -92,8 +88,6 @@ impl Config {
     #[must_use]
     pub fn wan(advertise_addr: SocketAddr) -> Config {
         Config {
-            gossip_interval: Some(Duration::from_millis(500)),
-            gossip_nodes: 4,
             pullpush_interval: Some(Duration::from_secs(60)),
             pullpush_timeout: Duration::from_secs(30),
             gossip_to_the_dead_time: Duration::from_secs(60),
@@ -105,7 +99,6 @@ impl Config {
     #[must_use]
     pub fn local(advertise_addr: SocketAddr) -> Config {
         Config {
-            gossip_interval: Some(Duration::from_millis(100)),
             pullpush_interval: Some(Duration::from_secs(15)),
             pullpush_timeout: Duration::from_secs(1),
             retransmit_mult: 2,
@@ -120,9 +113,11 @@ impl Config {
         self.packet_budget.saturating_sub(self.frame_overhead)
     }
 
-    /// The gossip interval if the machine drives gossip itself.
-    pub(crate) fn gossip_period(&self) -> Option<Duration> {
-        self.gossip_interval.filter(|d| !d.is_zero())
+    /// Bytes a message of `len` bytes costs in a datagram: `len`, its LEB128 length prefix
+    /// and `message_overhead`.
+    #[must_use]
+    pub fn packed_len(&self, len: usize) -> usize {
+        rumour_wire::varint::packed_len(len, self.message_overhead)
     }
 
     /// The base pull-push interval if the machine drives pull-push itself.
@@ -131,21 +126,17 @@ impl Config {
     }
 }
 
-/// memberlist's `pushPullScale`, shared with the membership layer: the pull-push interval for
-/// a cluster of `members` nodes (self included).
-pub use rumour_swim::pullpush_scale;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn zero_intervals_switch_the_timers_off() {
+    fn a_zero_or_absent_pullpush_interval_switches_the_exchange_off() {
         let mut config = Config::lan("127.0.0.1:7946".parse().unwrap());
-        assert!(config.gossip_period().is_some());
-        config.gossip_interval = Some(Duration::ZERO);
+        config.pullpush_interval = Some(Duration::ZERO);
+        assert!(config.pullpush_period().is_none());
         config.pullpush_interval = None;
-        assert!(config.gossip_period().is_none());
         assert!(config.pullpush_period().is_none());
         assert_eq!(config.datagram_budget(), 1384);
     }

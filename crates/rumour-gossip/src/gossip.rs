@@ -11,9 +11,10 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use rumour_ring::{Codec, Mergeable, Timestamp, TypedCodec, Value};
+use rumour_wire::{Delivery, pullpush_scale};
 
 use crate::broadcast::{KvBroadcast, Origin, Outbox};
-use crate::config::{Config, pullpush_scale};
+use crate::config::Config;
 use crate::error::Error;
 use crate::history::{HistoryRecord, MessageHistory};
 use crate::message::{KeyChange, Message, MessageKind};
@@ -22,15 +23,15 @@ use crate::stats::Stats;
 use crate::store::{Applied, EntryRef, Store, Version, change_message};
 use crate::watch::{Event, WatchId, Watchers};
 
-/// Bytes to send: one or more gossip messages (unframed) for one peer. Unreliable transmits fit
-/// one datagram once packed (see [`packed_len`](crate::packed_len)); reliable ones go over a
-/// stream, one message after the other.
+/// Bytes to send: one or more gossip messages (unframed) for one peer. Datagrams fit one
+/// datagram once packed (see [`Config::packed_len`]); streams carry their messages one after the
+/// other.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transmit {
     /// The peer.
     pub to: SocketAddr,
-    /// Whether the messages must go over a reliable stream.
-    pub reliable: bool,
+    /// A datagram or a stream.
+    pub delivery: Delivery,
     /// The encoded messages.
     pub messages: Vec<Bytes>,
 }
@@ -85,7 +86,6 @@ pub struct Gossip {
     peers: BTreeMap<SocketAddr, PeerState>,
     pub(crate) sessions: Sessions,
     pub(crate) transmits: VecDeque<Transmit>,
-    next_gossip: Option<Instant>,
     next_pullpush: Option<Instant>,
     next_cleanup: Instant,
 }
@@ -113,9 +113,6 @@ impl Gossip {
     #[must_use]
     pub fn new(config: Config, mut rng: ChaCha8Rng, epoch: (Instant, Timestamp)) -> Gossip {
         let start = epoch.0;
-        let next_gossip = config
-            .gossip_period()
-            .map(|period| staggered(&mut rng, start, period));
         let next_pullpush = config
             .pullpush_period()
             .map(|period| staggered(&mut rng, start, period));
@@ -124,12 +121,12 @@ impl Gossip {
                 config.retransmit_mult,
                 config.queue_capacity,
                 config.datagram_budget(),
+                config.message_overhead,
             ),
             watchers: Watchers::new(config.notify_interval, config.watch_buffer),
             history: MessageHistory::new(config.message_history_bytes),
             sessions: Sessions::new(config.max_incoming_pullpush, config.pullpush_timeout),
             next_cleanup: start + config.cleanup_interval,
-            next_gossip,
             next_pullpush,
             config,
             rng,
@@ -203,16 +200,22 @@ impl Gossip {
         self.peers.iter().map(|(addr, state)| (*addr, *state))
     }
 
-    fn gossip_targets(&self, now: Instant) -> Vec<SocketAddr> {
+    /// Up to `count` random peers to gossip to: alive ones, and those reported down less than
+    /// `gossip_to_the_dead_time` ago (so they can catch up). The machine keeps no gossip timer:
+    /// every gossip interval the embedder sends [`Gossip::fill_broadcasts`] (and
+    /// [`Gossip::fill_stream_broadcasts`]) to each of these.
+    pub fn gossip_targets(&mut self, now: Instant, count: usize) -> Vec<SocketAddr> {
         let window = self.config.gossip_to_the_dead_time;
-        self.peers
+        let candidates = self
+            .peers
             .iter()
             .filter(|(_, state)| match state {
                 PeerState::Alive => true,
                 PeerState::Down { since } => now.saturating_duration_since(*since) < window,
             })
             .map(|(addr, _)| *addr)
-            .collect()
+            .collect();
+        self.pick(candidates, count)
     }
 
     fn alive_peers(&self) -> Vec<SocketAddr> {
@@ -275,7 +278,7 @@ impl Gossip {
                 reason: e.to_string(),
             }
         })?;
-        self.stats.received.add(message.kind(), bytes.len());
+        self.stats.received.count(message.kind(), bytes.len());
         match message {
             Message::Change(change) => self.receive_change(now, change, true, Some(bytes)),
             other => self.handle_pullpush(now, other),
@@ -372,7 +375,7 @@ impl Gossip {
 
     pub(crate) fn encode_sent(&mut self, message: &Message) -> Bytes {
         let bytes = message.encode();
-        self.stats.sent.add(message.kind(), bytes.len());
+        self.stats.sent.count(message.kind(), bytes.len());
         bytes
     }
 
@@ -382,13 +385,6 @@ impl Gossip {
     /// sweeping of deleted keys and old tombstones, debounced watch notifications.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.stats.pullpush_timeouts += self.sessions.expire(now);
-        if let (Some(at), Some(period)) = (self.next_gossip, self.config.gossip_period()) {
-            if at <= now {
-                self.gossip_tick(now);
-                let next = at + period;
-                self.next_gossip = Some(if next <= now { now + period } else { next });
-            }
-        }
         if let (Some(at), Some(period)) = (self.next_pullpush, self.config.pullpush_period()) {
             if at <= now {
                 let alive = self.alive_peers();
@@ -397,7 +393,7 @@ impl Gossip {
                     if let Some(bytes) = self.start_pullpush(now, peer, false) {
                         self.transmits.push_back(Transmit {
                             to: peer,
-                            reliable: true,
+                            delivery: Delivery::Stream,
                             messages: vec![bytes],
                         });
                     }
@@ -424,40 +420,11 @@ impl Gossip {
         });
     }
 
-    /// Sends the next batch of queued changes to up to `gossip_nodes` random peers.
-    fn gossip_tick(&mut self, now: Instant) {
-        if self.outbox.is_empty() {
-            return;
-        }
-        let candidates = self.gossip_targets(now);
-        let members = candidates.len() + 1;
-        let budget = self.config.datagram_budget();
-        for to in self.pick(candidates, self.config.gossip_nodes) {
-            let messages = self.fill_broadcasts(members, budget);
-            if !messages.is_empty() {
-                self.transmits.push_back(Transmit {
-                    to,
-                    reliable: false,
-                    messages,
-                });
-            }
-            for message in self.fill_stream_broadcasts(members) {
-                self.transmits.push_back(Transmit {
-                    to,
-                    reliable: true,
-                    messages: vec![message],
-                });
-            }
-        }
-    }
-
     /// When [`Gossip::handle_timeout`] next needs to run, if ever.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let gossip = self.next_gossip.filter(|_| !self.outbox.is_empty());
         let cleanup = (self.store.len() > 0 || !self.peers.is_empty()).then_some(self.next_cleanup);
         [
-            gossip,
             self.next_pullpush,
             cleanup,
             self.sessions.poll_timeout(),
@@ -483,12 +450,12 @@ impl Gossip {
     }
 
     /// Queued changes for one datagram with `budget` bytes free (each message costs
-    /// [`packed_len`](crate::packed_len)), local changes first; `members` is the cluster size
+    /// [`Config::packed_len`]), local changes first; `members` is the cluster size
     /// for the retransmit limit. For embedders that piggyback changes on their own packets.
     pub fn fill_broadcasts(&mut self, members: usize, budget: usize) -> Vec<Bytes> {
         let messages = self.outbox.fill(members, budget);
         for message in &messages {
-            self.stats.sent.add(MessageKind::Change, message.len());
+            self.stats.sent.count(MessageKind::Change, message.len());
         }
         messages
     }
@@ -497,7 +464,7 @@ impl Gossip {
     pub fn fill_stream_broadcasts(&mut self, members: usize) -> Vec<Bytes> {
         let messages = self.outbox.fill_large(members);
         for message in &messages {
-            self.stats.sent.add(MessageKind::Change, message.len());
+            self.stats.sent.count(MessageKind::Change, message.len());
             self.stats.streamed_changes += 1;
         }
         messages

@@ -2,9 +2,11 @@
 //!
 //! This is the part of rumour that keeps every copy of the KV store in step (dskit's memberlist
 //! KV). Keys are strings; values are [`Mergeable`](rumour_ring::Mergeable) CRDTs of registered
-//! codecs. Every `gossip_interval` the machine sends recent changes to `gossip_nodes` random
-//! peers; every `pullpush_interval` it reconciles its whole store with one random peer by
-//! comparing digests, so two stores already in step exchange a few dozen bytes.
+//! codecs. Every gossip interval the embedder sends the machine's recent changes
+//! ([`Gossip::fill_broadcasts`]) to a few of its [`Gossip::gossip_targets`] (the machine keeps
+//! no gossip timer, so one tick can share datagrams with other layers); every
+//! `pullpush_interval` the machine reconciles its whole store with one random peer by comparing
+//! digests, so two stores already in step exchange a few dozen bytes.
 //!
 //! # Contract
 //!
@@ -68,42 +70,37 @@
 //! let outcome = a.cas(start, "answer", |_: Option<&Max>| Some(Max(42)))?;
 //! assert!(matches!(outcome, CasOutcome::Updated { .. }));
 //!
-//! // Drive `a` until its gossip tick sends the change, and hand what it sends to `b`.
-//! let mut now = start;
-//! while b.get::<Max>("answer").is_none() {
-//!     now = a.poll_timeout().expect("a change is queued");
-//!     a.handle_timeout(now);
-//!     while let Some(transmit) = a.poll_transmit() {
-//!         assert_eq!(transmit.to, b_addr);
-//!         for message in &transmit.messages {
-//!             b.handle_packet(now, a_addr, message)?;
-//!         }
+//! // The embedder's gossip tick: queued changes to a few random peers, one datagram each.
+//! let now = start + Duration::from_millis(200);
+//! for to in a.gossip_targets(now, 3) {
+//!     assert_eq!(to, b_addr);
+//!     for message in a.fill_broadcasts(2, a.config().datagram_budget()) {
+//!         b.handle_packet(now, a_addr, &message)?;
 //!     }
 //! }
 //! assert_eq!(b.get::<Max>("answer"), Some(Max(42)));
-//! assert!(now - start <= Duration::from_millis(200));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! `docs/protocol.md` describes the wire format; [`pullpush`] the reconciliation.
+//! `docs/protocol-gossip.md` describes the wire format and the digest reconciliation.
 
-pub mod broadcast;
-pub mod config;
-pub mod error;
-pub mod gossip;
-pub mod history;
-pub mod message;
-pub mod pullpush;
-pub mod stats;
-pub mod store;
-pub mod watch;
+mod broadcast;
+mod config;
+mod error;
+mod gossip;
+mod history;
+mod message;
+mod pullpush;
+mod stats;
+mod store;
+mod watch;
 
 pub use broadcast::KvBroadcast;
-pub use config::{Config, pullpush_scale};
+pub use config::Config;
 pub use error::Error;
 pub use gossip::{CasOutcome, Gossip, PeerState, Transmit, Versioned};
 pub use history::{HistoryRecord, MessageHistory};
-pub use message::{KeyChange, Marker, Message, MessageKind, packed_len};
-pub use stats::{Stats, Traffic, TrafficByKind};
+pub use message::{KeyChange, KeyDigests, KeyHash, Marker, Message, MessageKind, Session, Wanted};
+pub use stats::Stats;
 pub use store::{EntryRef, Version};
 pub use watch::{Event, WatchId};

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use rumour_ring::{EntryDigest, Timestamp};
+use rumour_wire::CountedKind;
 use serde::{Deserialize, Serialize};
 
 /// The deletion state of a key: a last-writer-wins register ordered by `(updated, deleted)`, so
@@ -156,9 +157,8 @@ pub enum MessageKind {
     Entries,
 }
 
-impl MessageKind {
-    /// Every kind, in wire order.
-    pub const ALL: [MessageKind; 7] = [
+impl CountedKind for MessageKind {
+    const ALL: &'static [MessageKind] = &[
         MessageKind::Change,
         MessageKind::FullState,
         MessageKind::Summary,
@@ -168,9 +168,7 @@ impl MessageKind {
         MessageKind::Entries,
     ];
 
-    /// A short lowercase name (for metric labels).
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
+    fn as_str(self) -> &'static str {
         match self {
             MessageKind::Change => "change",
             MessageKind::FullState => "full_state",
@@ -182,7 +180,7 @@ impl MessageKind {
         }
     }
 
-    pub(crate) fn index(self) -> usize {
+    fn index(self) -> usize {
         self as usize
     }
 }
@@ -220,34 +218,9 @@ impl Message {
     }
 }
 
-/// Bytes a message of `len` bytes costs inside a datagram: the embedder's one-byte channel tag,
-/// a LEB128 length, then the message.
-#[must_use]
-pub fn packed_len(len: usize) -> usize {
-    len + varint_len(len) + 1
-}
-
-/// Length of the LEB128 encoding of `value`.
-#[must_use]
-pub fn varint_len(value: usize) -> usize {
-    let bits = usize::BITS - value.leading_zeros();
-    (bits.max(1)).div_ceil(7) as usize
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn packed_len_adds_a_tag_and_a_leb128_length() {
-        assert_eq!(varint_len(0), 1);
-        assert_eq!(varint_len(127), 1);
-        assert_eq!(varint_len(128), 2);
-        assert_eq!(varint_len(16_383), 2);
-        assert_eq!(varint_len(16_384), 3);
-        assert_eq!(packed_len(10), 12);
-        assert_eq!(packed_len(200), 203);
-    }
 
     #[test]
     fn messages_round_trip_and_reject_trailing_bytes() {

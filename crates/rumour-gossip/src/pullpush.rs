@@ -25,35 +25,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rand::Rng;
+use rumour_wire::Delivery;
 
 use crate::error::Error;
 use crate::gossip::{Gossip, Transmit};
 use crate::message::{KeyChange, KeyDigests, KeyHash, Message, Session, Wanted};
 use crate::store::change_message;
-
-/// FNV-1a, 64 bits: the hash of keys and of the whole store. Defined here byte for byte so that
-/// every build of rumour computes the same digests.
-pub(crate) struct Fnv(u64);
-
-impl Fnv {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0100_0000_01b3;
-
-    pub(crate) fn new() -> Fnv {
-        Fnv(Self::OFFSET)
-    }
-
-    pub(crate) fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 ^= u64::from(byte);
-            self.0 = self.0.wrapping_mul(Self::PRIME);
-        }
-    }
-
-    pub(crate) fn finish(&self) -> u64 {
-        self.0
-    }
-}
 
 struct Outgoing {
     peer: SocketAddr,
@@ -195,7 +172,7 @@ impl Gossip {
         let bytes = self.encode_sent(message);
         self.transmits.push_back(Transmit {
             to,
-            reliable: true,
+            delivery: Delivery::Stream,
             messages: vec![bytes],
         });
     }
@@ -517,18 +494,6 @@ fn differing(a: &BTreeMap<&str, u64>, b: &BTreeMap<&str, u64>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fnv_matches_the_published_test_vectors() {
-        let hash = |s: &str| {
-            let mut fnv = Fnv::new();
-            fnv.write(s.as_bytes());
-            fnv.finish()
-        };
-        assert_eq!(hash(""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(hash("a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(hash("foobar"), 0x8594_4171_f739_67e8);
-    }
 
     #[test]
     fn only_one_outgoing_exchange_and_a_bounded_number_incoming() {

@@ -1,52 +1,9 @@
 //! Counters of the gossip machine, read through [`Gossip::stats`](crate::Gossip::stats) and
 //! exported by the driver as metrics.
 
-use rumour_swim::broadcast::QueueStats;
+use rumour_wire::{QueueStats, TrafficByKind};
 
 use crate::message::MessageKind;
-
-/// Messages and their bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Traffic {
-    /// Messages.
-    pub messages: u64,
-    /// Their encoded bytes (without the embedder's framing).
-    pub bytes: u64,
-}
-
-/// [`Traffic`] for each [`MessageKind`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TrafficByKind([Traffic; MessageKind::ALL.len()]);
-
-impl TrafficByKind {
-    /// The traffic of one kind.
-    #[must_use]
-    pub fn get(&self, kind: MessageKind) -> Traffic {
-        self.0[kind.index()]
-    }
-
-    /// Every kind and its traffic.
-    pub fn iter(&self) -> impl Iterator<Item = (MessageKind, Traffic)> + '_ {
-        MessageKind::ALL.iter().map(|&kind| (kind, self.get(kind)))
-    }
-
-    /// The traffic of the pull-push messages (every kind but [`MessageKind::Change`]).
-    #[must_use]
-    pub fn pullpush(&self) -> Traffic {
-        self.iter()
-            .filter(|(kind, _)| *kind != MessageKind::Change)
-            .fold(Traffic::default(), |acc, (_, t)| Traffic {
-                messages: acc.messages + t.messages,
-                bytes: acc.bytes + t.bytes,
-            })
-    }
-
-    pub(crate) fn add(&mut self, kind: MessageKind, bytes: usize) {
-        let traffic = &mut self.0[kind.index()];
-        traffic.messages += 1;
-        traffic.bytes += bytes as u64;
-    }
-}
 
 /// Counters of a [`Gossip`](crate::Gossip) machine. All only ever grow, except the `*_queued`
 /// gauges and `keys`.
@@ -54,9 +11,9 @@ impl TrafficByKind {
 #[non_exhaustive]
 pub struct Stats {
     /// Messages handed out, by kind (a change is counted each time it is put in a packet).
-    pub sent: TrafficByKind,
+    pub sent: TrafficByKind<MessageKind>,
     /// Messages received and decoded, by kind.
-    pub received: TrafficByKind,
+    pub received: TrafficByKind<MessageKind>,
     /// Messages that could not be decoded, and received values that could not be decoded or
     /// merged.
     pub invalid: u64,

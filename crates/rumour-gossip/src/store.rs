@@ -11,10 +11,10 @@ use std::fmt;
 
 use bytes::Bytes;
 use rumour_ring::{Codec, EntryDigest, Timestamp, Value};
+use rumour_wire::StableHasher;
 
 use crate::error::Error;
 use crate::message::{KeyChange, KeyHash, Marker};
-use crate::pullpush::Fnv;
 
 /// A node-local count of the changes accepted for one key (0: the key is absent). Never sent.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -154,7 +154,7 @@ fn prune(mut value: Box<dyn Value>, cutoff: Option<Timestamp>) -> Option<Box<dyn
 /// The hash pull-push compares for one key: FNV-1a 64 over the codec id, the marker and the
 /// value's canonical encoding.
 pub(crate) fn key_hash(codec: &str, marker: Marker, encoded: &[u8]) -> u64 {
-    let mut fnv = Fnv::new();
+    let mut fnv = StableHasher::new();
     fnv.write(&(codec.len() as u64).to_le_bytes());
     fnv.write(codec.as_bytes());
     fnv.write(&marker.updated.0.to_le_bytes());
@@ -379,7 +379,7 @@ impl Store {
 
     /// One hash over every key and its hash, and the number of keys.
     pub(crate) fn root_hash(&mut self) -> (u64, u64) {
-        let mut fnv = Fnv::new();
+        let mut fnv = StableHasher::new();
         for (key, entry) in &mut self.entries {
             fnv.write(&(key.len() as u64).to_le_bytes());
             fnv.write(key.as_bytes());

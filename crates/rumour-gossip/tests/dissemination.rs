@@ -9,10 +9,10 @@ use rumour_gossip::{Config, KeyChange, Marker, Message, MessageKind, Version};
 use rumour_ring::{Mergeable, Timestamp};
 use support::{EPOCH_MILLIS, GSet, LwwMap, Net};
 
-/// No timers: the test moves every message itself.
+/// No pull-push timer (and the nets built with it no gossip tick): the test moves every
+/// message itself.
 fn manual(config: Config) -> Config {
     Config {
-        gossip_interval: None,
         pullpush_interval: None,
         ..config
     }
@@ -71,7 +71,7 @@ fn a_change_reaches_every_machine_through_gossip_alone() {
 
 #[test]
 fn forwarded_changes_are_the_locally_computed_ones() {
-    let mut net = Net::new(2, manual);
+    let mut net = Net::new(2, manual).without_gossip();
     let now = net.now;
     // B already knows a newer `a`; A sends an older `a` and a new `b`.
     net.nodes[1]
@@ -116,7 +116,7 @@ fn forwarded_changes_are_the_locally_computed_ones() {
 
 #[test]
 fn old_tombstones_are_neither_applied_nor_forwarded() {
-    let mut net = Net::new(2, manual);
+    let mut net = Net::new(2, manual).without_gossip();
     let now = net.now + Duration::from_secs(600);
     let wall = EPOCH_MILLIS + 600_000;
     let b = &mut net.nodes[1];
@@ -164,7 +164,7 @@ fn old_tombstones_are_neither_applied_nor_forwarded() {
 
 #[test]
 fn the_local_queue_goes_first() {
-    let mut net = Net::new(2, manual);
+    let mut net = Net::new(2, manual).without_gossip();
     let now = net.now;
     let forwarded = LwwMap::default().with("remote", &"r".repeat(600));
     net.nodes[1]
@@ -193,7 +193,7 @@ fn the_local_queue_goes_first() {
 
 #[test]
 fn a_newer_change_to_the_same_entries_replaces_the_queued_one() {
-    let mut net = Net::new(2, manual);
+    let mut net = Net::new(2, manual).without_gossip();
     let now = net.now;
     for beat in 0..5 {
         net.nodes[0]
@@ -308,7 +308,7 @@ fn peers_reported_down_are_gossiped_to_for_gossip_to_the_dead_time() {
 
 #[test]
 fn unknown_codecs_are_skipped_and_counted() {
-    let mut net = Net::new(2, manual);
+    let mut net = Net::new(2, manual).without_gossip();
     let now = net.now;
     let message = Message::Change(KeyChange {
         key: "k".into(),

@@ -10,7 +10,6 @@ use support::{GSet, LwwMap, Net, addr};
 
 fn manual(config: Config) -> Config {
     Config {
-        gossip_interval: None,
         pullpush_interval: None,
         ..config
     }
@@ -39,7 +38,7 @@ fn bytes(delivered: &[support::Delivered]) -> usize {
 
 /// Two machines holding the same store: `keys` keys of `entries` entries each.
 fn in_sync(keys: usize, entries: usize) -> Net {
-    let mut net = Net::new(2, manual);
+    let mut net = Net::new(2, manual).without_gossip();
     let now = net.now;
     for k in 0..keys {
         net.nodes[0]
@@ -55,10 +54,10 @@ fn in_sync(keys: usize, entries: usize) -> Net {
 #[test]
 fn a_change_reaches_every_machine_through_pullpush_alone() {
     let mut net = Net::new(6, |c| Config {
-        gossip_interval: None,
         pullpush_interval: Some(Duration::from_secs(1)),
         ..c
-    });
+    })
+    .without_gossip();
     let now = net.now;
     net.nodes[3]
         .cas(now, "ring", |_: Option<&LwwMap>| {
@@ -153,7 +152,7 @@ fn pullpush_sends_only_the_entries_that_differ_both_ways() {
 
 #[test]
 fn keys_missing_on_either_side_are_exchanged() {
-    let mut net = Net::new(2, manual);
+    let mut net = Net::new(2, manual).without_gossip();
     let now = net.now;
     net.nodes[0]
         .cas(now, "only-0", |_: Option<&GSet>| Some(GSet::of(&["a"])))
@@ -169,7 +168,7 @@ fn keys_missing_on_either_side_are_exchanged() {
 
 #[test]
 fn a_type_without_entry_digests_falls_back_to_the_whole_value() {
-    let mut net = Net::new(2, manual);
+    let mut net = Net::new(2, manual).without_gossip();
     let now = net.now;
     net.nodes[0]
         .cas(now, "set", |_: Option<&GSet>| {
@@ -217,7 +216,7 @@ fn a_deletion_reconciles_through_its_marker() {
 
 #[test]
 fn join_exchanges_the_whole_store_both_ways() {
-    let mut net = Net::new(2, manual);
+    let mut net = Net::new(2, manual).without_gossip();
     let now = net.now;
     net.nodes[0]
         .cas(now, "joiner", |_: Option<&LwwMap>| Some(LwwMap::filled(3)))
@@ -243,7 +242,7 @@ fn join_exchanges_the_whole_store_both_ways() {
 
 #[test]
 fn only_one_outgoing_pullpush_at_a_time_and_a_lost_one_times_out() {
-    let mut net = Net::new(3, manual);
+    let mut net = Net::new(3, manual).without_gossip();
     let now = net.now;
     assert!(net.nodes[0].start_pullpush(now, addr(1), false).is_some());
     assert!(net.nodes[0].start_pullpush(now, addr(2), true).is_none());
@@ -297,7 +296,7 @@ fn incoming_pullpush_exchanges_are_bounded() {
 
 #[test]
 fn a_reply_to_no_exchange_in_progress_is_ignored_and_counted() {
-    let mut net = Net::new(2, manual);
+    let mut net = Net::new(2, manual).without_gossip();
     let now = net.now;
     net.nodes[1]
         .cas(now, "k", |_: Option<&GSet>| Some(GSet::of(&["x"])))

@@ -32,10 +32,10 @@ fn big_ring(now: Timestamp) -> Ring {
 /// Two machines holding the same 1,000-instance x 128-token ring under key "ring".
 fn two_in_sync() -> Net {
     let mut net = Net::new(2, |c| Config {
-        gossip_interval: None,
         pullpush_interval: None,
         ..c
-    });
+    })
+    .without_gossip();
     net.nodes[0].register::<Ring>();
     net.nodes[1].register::<Ring>();
     let now = net.now;

@@ -8,7 +8,6 @@
 //!
 //! let config = Config::lan()
 //!     .to_builder()
-//!     .gossip_interval(None) // the embedder drives gossip
 //!     .probe_interval(Duration::from_millis(500))
 //!     .probe_timeout(Duration::from_millis(200))
 //!     .build()?;
@@ -24,6 +23,8 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 
 use crate::error::Error;
+use rumour_wire::varint;
+
 use crate::message;
 
 macro_rules! config_fields {
@@ -75,10 +76,11 @@ config_fields! {
     suspicion_max_timeout_mult: NonZeroU32,
     /// Health score cap plus one: the probe interval is scaled by up to this factor.
     awareness_max_multiplier: NonZeroU32,
-    /// Period of the gossip tick; `None` when the embedder drives gossip itself through
-    /// [`Swim::gossip_targets`](crate::Swim::gossip_targets) and
-    /// [`Swim::fill_broadcasts`](crate::Swim::fill_broadcasts).
-    gossip_interval: Option<Duration>,
+    /// Period of the embedder's gossip tick: every period it sends
+    /// [`Swim::fill_broadcasts`](crate::Swim::fill_broadcasts) to
+    /// [`Swim::gossip_targets`](crate::Swim::gossip_targets). The machine keeps no gossip timer
+    /// of its own, so that an embedder composing several layers ticks them all at once.
+    gossip_interval: Duration,
     /// How many random members each gossip tick sends to.
     gossip_nodes: NonZeroUsize,
     /// How long dead and left members are kept (and still gossiped to) before they are reaped.
@@ -103,6 +105,9 @@ config_fields! {
     packet_budget: NonZeroUsize,
     /// Bytes of each datagram that the transport frame takes.
     frame_overhead: usize,
+    /// Bytes the embedder writes in front of every message inside a datagram, besides its
+    /// length prefix (a channel tag, say); counted in every message's cost.
+    message_overhead: usize,
     /// Largest node metadata accepted, in bytes.
     meta_max_size: usize,
     /// Most broadcasts queued at once; past it the most-sent one is dropped and counted.
@@ -143,7 +148,7 @@ impl Config {
             suspicion_mult: nz32(4),
             suspicion_max_timeout_mult: nz32(6),
             awareness_max_multiplier: nz32(8),
-            gossip_interval: Some(Duration::from_millis(200)),
+            gossip_interval: Duration::from_millis(200),
             gossip_nodes: nz(3),
             gossip_to_the_dead_time: Duration::from_secs(30),
             pullpush_interval: Some(Duration::from_secs(30)),
@@ -155,6 +160,7 @@ impl Config {
             stream_timeout: Duration::from_secs(10),
             packet_budget: nz(1400),
             frame_overhead: 16,
+            message_overhead: 0,
             meta_max_size: 512,
             broadcast_queue_capacity: nz(4096),
             event_queue_capacity: nz(1024),
@@ -171,7 +177,7 @@ impl Config {
             probe_interval: Duration::from_secs(5),
             probe_timeout: Duration::from_secs(3),
             suspicion_mult: nz32(6),
-            gossip_interval: Some(Duration::from_millis(500)),
+            gossip_interval: Duration::from_millis(500),
             gossip_nodes: nz(4),
             gossip_to_the_dead_time: Duration::from_secs(60),
             pullpush_interval: Some(Duration::from_secs(60)),
@@ -191,7 +197,7 @@ impl Config {
             indirect_checks: 1,
             retransmit_mult: nz32(2),
             suspicion_mult: nz32(3),
-            gossip_interval: Some(Duration::from_millis(100)),
+            gossip_interval: Duration::from_millis(100),
             gossip_to_the_dead_time: Duration::from_secs(15),
             pullpush_interval: Some(Duration::from_secs(15)),
             rejoin_interval: Some(Duration::from_secs(30)),
@@ -212,6 +218,13 @@ impl Config {
     #[must_use]
     pub fn datagram_budget(&self) -> usize {
         self.packet_budget.get().saturating_sub(self.frame_overhead)
+    }
+
+    /// Bytes a message of `len` bytes costs in a datagram: `len`, its LEB128 length prefix
+    /// and `message_overhead`.
+    #[must_use]
+    pub fn packed_len(&self, len: usize) -> usize {
+        varint::packed_len(len, self.message_overhead)
     }
 }
 
@@ -239,8 +252,10 @@ impl ConfigBuilder {
         if c.stream_timeout.is_zero() {
             return invalid("stream_timeout", "must be greater than zero");
         }
+        if c.gossip_interval.is_zero() {
+            return invalid("gossip_interval", "must be greater than zero");
+        }
         let periods = [
-            ("gossip_interval", c.gossip_interval),
             ("pullpush_interval", c.pullpush_interval),
             ("rejoin_interval", c.rejoin_interval),
             ("reconnect_interval", c.reconnect_interval),
@@ -253,7 +268,8 @@ impl ConfigBuilder {
         if c.packet_budget.get() <= c.frame_overhead {
             return invalid("frame_overhead", "leaves no room in packet_budget");
         }
-        if message::packed_len(message::largest_ping_len(c.meta_max_size)) > c.datagram_budget() {
+        let ping = message::largest_ping_len(c.meta_max_size);
+        if varint::packed_len(ping, c.message_overhead) > c.datagram_budget() {
             return invalid(
                 "meta_max_size",
                 "is too large: a ping carrying it would not fit the datagram budget",
@@ -280,7 +296,7 @@ mod tests {
         assert_eq!(local.indirect_checks(), 1);
         assert_eq!(local.retransmit_mult().get(), 2);
         assert_eq!(local.suspicion_mult().get(), 3);
-        assert_eq!(local.gossip_interval(), Some(Duration::from_millis(100)));
+        assert_eq!(local.gossip_interval(), Duration::from_millis(100));
         for config in [lan, wan, local] {
             assert_eq!(config.to_builder().build().unwrap(), config);
         }
@@ -290,7 +306,7 @@ mod tests {
     fn zero_periods_are_rejected() {
         let err = Config::lan()
             .to_builder()
-            .gossip_interval(Some(Duration::ZERO))
+            .gossip_interval(Duration::ZERO)
             .build()
             .unwrap_err();
         assert!(err.to_string().contains("gossip_interval"), "{err}");

@@ -1,6 +1,6 @@
 //! The crate's one error type.
 
-use crate::message::Kind;
+use crate::message::MessageKind;
 
 /// What went wrong. Every input that returns an error leaves the membership state unchanged.
 #[derive(Debug, thiserror::Error)]
@@ -18,7 +18,7 @@ pub enum Error {
     #[error("a swim {kind} message is followed by {trailing} unexpected bytes")]
     TrailingBytes {
         /// The message that decoded.
-        kind: Kind,
+        kind: MessageKind,
         /// How many bytes followed it.
         trailing: usize,
     },
@@ -26,7 +26,7 @@ pub enum Error {
     #[error("a swim {kind} message is invalid: {reason}")]
     Invalid {
         /// The offending message.
-        kind: Kind,
+        kind: MessageKind,
         /// Which limit it breaks.
         reason: &'static str,
     },
@@ -35,7 +35,7 @@ pub enum Error {
     #[error("a swim {kind} message arrived on the {channel} channel, where it is never sent")]
     WrongChannel {
         /// The message.
-        kind: Kind,
+        kind: MessageKind,
         /// `"datagram"` or `"stream"`.
         channel: &'static str,
     },

@@ -44,4 +44,4 @@ pub enum Event {
 }
 
 /// The machine's pending events.
-pub(crate) type EventQueue = crate::bounded::BoundedQueue<Event>;
+pub(crate) type EventQueue = rumour_wire::BoundedQueue<Event>;

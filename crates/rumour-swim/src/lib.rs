@@ -10,13 +10,14 @@
 //!   [`Swim::handle_stream`] call, and [`Swim::handle_timeout`]. Bad bytes return an
 //!   [`Error`] and change nothing; no input can panic.
 //! - Outputs: [`Swim::poll_transmit`] gives [`Transmit`]s of encoded, unframed messages (a
-//!   datagram never exceeds `Config::datagram_budget()` counting [`packed_len`] per message),
+//!   datagram never exceeds `Config::datagram_budget()` counting [`Config::packed_len`] per
+//!   message),
 //!   [`Swim::poll_event`] gives [`Event`]s, [`Swim::poll_timeout`] says when to call again.
 //!   Output queues are bounded and count their drops in [`Stats`].
 //! - Behaviour: memberlist's probe round (round-robin, indirect probes with nacks, reliable
 //!   ping, buddy system), Lifeguard (health score, suspicion timeouts that shrink with
 //!   independent confirmations), alive / suspect / dead / left with incarnations that never
-//!   go backwards, a transmit-limited [`broadcast::BroadcastQueue`], full-state exchange on
+//!   go backwards, a transmit-limited [`rumour_wire::BroadcastQueue`], full-state exchange on
 //!   join and periodically, graceful leave, and partition healing (reconnection to failed
 //!   members and re-join of seeds). The formulas are public functions: [`retransmit_limit`],
 //!   [`suspicion_min`], [`suspicion_max`], [`suspicion_timeout`], [`scale_timeout`],
@@ -29,6 +30,7 @@
 //! use rand::SeedableRng;
 //! use rand_chacha::ChaCha8Rng;
 //! use rumour_swim::{Config, NodeName, State, Swim};
+//! use rumour_wire::Delivery;
 //!
 //! let start = Instant::now();
 //! let addr = |i: u8| std::net::SocketAddr::from(([10, 0, 0, i], 7946));
@@ -36,7 +38,7 @@
 //!     .map(|i| {
 //!         let name = NodeName::new(format!("node-{i}")).unwrap();
 //!         let rng = ChaCha8Rng::seed_from_u64(u64::from(i));
-//!         Swim::new(start, Config::lan(), name, addr(i), &b""[..], rng).unwrap()
+//!         Swim::new(Config::lan(), name, addr(i), &b""[..], rng, start).unwrap()
 //!     })
 //!     .collect();
 //!
@@ -48,10 +50,10 @@
 //!         while let Some(t) = nodes[i].poll_transmit() {
 //!             let to = if t.to == addr(1) { 0 } else { 1 };
 //!             for message in &t.messages {
-//!                 let result = if t.reliable {
-//!                     nodes[to].handle_stream(now, addr(i as u8 + 1), message)
-//!                 } else {
-//!                     nodes[to].handle_packet(now, addr(i as u8 + 1), message)
+//!                 let from = addr(i as u8 + 1);
+//!                 let result = match t.delivery {
+//!                     Delivery::Stream => nodes[to].handle_stream(now, from, message),
+//!                     Delivery::Datagram => nodes[to].handle_packet(now, from, message),
 //!                 };
 //!                 result.unwrap();
 //!             }
@@ -72,8 +74,6 @@
 //! ```
 
 mod awareness;
-mod bounded;
-pub mod broadcast;
 mod config;
 mod error;
 mod event;
@@ -89,14 +89,12 @@ mod swim;
 mod transmit;
 
 pub use awareness::scale_timeout;
-pub use broadcast::{Broadcast, BroadcastQueue, QueueStats, retransmit_limit};
 pub use config::{Config, ConfigBuilder};
 pub use error::Error;
 pub use event::Event;
 pub use member::{Incarnation, MAX_NAME_LEN, Member, NodeName, State};
-pub use message::{Kind, packed_len};
-pub use pullpush::{PULLPUSH_SCALE_THRESHOLD, PullPush, pullpush_scale};
-pub use stats::{Stats, Traffic, TrafficByKind};
+pub use pullpush::PullPush;
+pub use stats::Stats;
 pub use suspicion::{expected_confirmations, suspicion_max, suspicion_min, suspicion_timeout};
 pub use swim::{MemberUpdate, Swim};
-pub use transmit::{Transmit, remaining_budget};
+pub use transmit::Transmit;

@@ -9,6 +9,7 @@ use std::fmt;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
 
 use bytes::Bytes;
+use rumour_wire::CountedKind;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
@@ -19,20 +20,6 @@ pub const MAX_META_LEN: usize = 16 * 1024;
 
 /// The most members one full-state exchange may carry.
 pub const MAX_STATE_MEMBERS: usize = 1 << 20;
-
-/// Bytes one message of `len` bytes costs inside a datagram: the Node adds a one-byte channel
-/// tag and a LEB128 length in front of it.
-#[must_use]
-pub fn packed_len(len: usize) -> usize {
-    len + varint_len(len) + 1
-}
-
-/// Bytes of the LEB128 (postcard varint) encoding of `n`.
-#[must_use]
-pub fn varint_len(n: usize) -> usize {
-    let bits = usize::BITS - n.leading_zeros();
-    (bits.max(1) as usize).div_ceil(7)
-}
 
 /// One swim message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,7 +44,7 @@ pub enum Message {
 
 /// The type of a [`Message`], for errors and statistics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Kind {
+pub enum MessageKind {
     /// [`Message::Ping`].
     Ping,
     /// [`Message::IndirectPing`].
@@ -76,18 +63,39 @@ pub enum Kind {
     State,
 }
 
-impl fmt::Display for Kind {
+impl CountedKind for MessageKind {
+    const ALL: &'static [MessageKind] = &[
+        MessageKind::Ping,
+        MessageKind::IndirectPing,
+        MessageKind::Ack,
+        MessageKind::Nack,
+        MessageKind::Alive,
+        MessageKind::Suspect,
+        MessageKind::Dead,
+        MessageKind::State,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Ping => "ping",
+            MessageKind::IndirectPing => "indirect_ping",
+            MessageKind::Ack => "ack",
+            MessageKind::Nack => "nack",
+            MessageKind::Alive => "alive",
+            MessageKind::Suspect => "suspect",
+            MessageKind::Dead => "dead",
+            MessageKind::State => "state",
+        }
+    }
+}
+
+impl fmt::Display for MessageKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Kind::Ping => "ping",
-            Kind::IndirectPing => "indirect-ping",
-            Kind::Ack => "ack",
-            Kind::Nack => "nack",
-            Kind::Alive => "alive",
-            Kind::Suspect => "suspect",
-            Kind::Dead => "dead",
-            Kind::State => "state",
-        })
+        f.write_str(self.as_str())
     }
 }
 
@@ -211,16 +219,16 @@ pub struct MemberState {
 impl Message {
     /// The message's type.
     #[must_use]
-    pub fn kind(&self) -> Kind {
+    pub fn kind(&self) -> MessageKind {
         match self {
-            Message::Ping(_) => Kind::Ping,
-            Message::IndirectPing(_) => Kind::IndirectPing,
-            Message::Ack(_) => Kind::Ack,
-            Message::Nack(_) => Kind::Nack,
-            Message::Alive(_) => Kind::Alive,
-            Message::Suspect(_) => Kind::Suspect,
-            Message::Dead(_) => Kind::Dead,
-            Message::State(_) => Kind::State,
+            Message::Ping(_) => MessageKind::Ping,
+            Message::IndirectPing(_) => MessageKind::IndirectPing,
+            Message::Ack(_) => MessageKind::Ack,
+            Message::Nack(_) => MessageKind::Nack,
+            Message::Alive(_) => MessageKind::Alive,
+            Message::Suspect(_) => MessageKind::Suspect,
+            Message::Dead(_) => MessageKind::Dead,
+            Message::State(_) => MessageKind::State,
         }
     }
 
@@ -311,15 +319,6 @@ mod tests {
     }
 
     #[test]
-    fn packed_len_adds_tag_and_varint_length() {
-        assert_eq!(packed_len(0), 2);
-        assert_eq!(packed_len(127), 129);
-        assert_eq!(packed_len(128), 131);
-        assert_eq!(packed_len(16_384), 16_388);
-        assert_eq!(varint_len(usize::MAX), 10);
-    }
-
-    #[test]
     fn every_message_round_trips() {
         let addr: SocketAddr = "10.0.0.1:7946".parse().unwrap();
         let alive = Alive {
@@ -402,6 +401,6 @@ mod tests {
     #[test]
     fn largest_ping_fits_the_default_budget() {
         let config = crate::Config::lan();
-        assert!(packed_len(largest_ping_len(config.meta_max_size())) <= config.datagram_budget());
+        assert!(config.packed_len(largest_ping_len(config.meta_max_size())) <= config.datagram_budget());
     }
 }

@@ -1,81 +1,17 @@
 //! Counters of a [`Swim`](crate::Swim) machine, for metrics.
 
-use crate::message::Kind;
+use rumour_wire::TrafficByKind;
 
-/// Messages and bytes of one message type.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Traffic {
-    /// Messages.
-    pub messages: u64,
-    /// Encoded bytes (before framing).
-    pub bytes: u64,
-}
-
-/// [`Traffic`] per message type.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TrafficByKind {
-    /// Pings (direct and reliable).
-    pub ping: Traffic,
-    /// Indirect ping requests.
-    pub indirect_ping: Traffic,
-    /// Acks.
-    pub ack: Traffic,
-    /// Nacks.
-    pub nack: Traffic,
-    /// Alive updates.
-    pub alive: Traffic,
-    /// Suspect updates.
-    pub suspect: Traffic,
-    /// Dead updates.
-    pub dead: Traffic,
-    /// Full-state exchanges.
-    pub state: Traffic,
-}
-
-impl TrafficByKind {
-    pub(crate) fn count(&mut self, kind: Kind, bytes: usize) {
-        let slot = match kind {
-            Kind::Ping => &mut self.ping,
-            Kind::IndirectPing => &mut self.indirect_ping,
-            Kind::Ack => &mut self.ack,
-            Kind::Nack => &mut self.nack,
-            Kind::Alive => &mut self.alive,
-            Kind::Suspect => &mut self.suspect,
-            Kind::Dead => &mut self.dead,
-            Kind::State => &mut self.state,
-        };
-        slot.messages += 1;
-        slot.bytes += bytes as u64;
-    }
-
-    /// Sum over all types.
-    #[must_use]
-    pub fn total(&self) -> Traffic {
-        let all = [
-            self.ping,
-            self.indirect_ping,
-            self.ack,
-            self.nack,
-            self.alive,
-            self.suspect,
-            self.dead,
-            self.state,
-        ];
-        all.iter().fold(Traffic::default(), |acc, t| Traffic {
-            messages: acc.messages + t.messages,
-            bytes: acc.bytes + t.bytes,
-        })
-    }
-}
+use crate::message::MessageKind;
 
 /// Counters since the machine was created.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
     /// Messages produced, by type.
-    pub sent: TrafficByKind,
+    pub sent: TrafficByKind<MessageKind>,
     /// Messages received and decoded, by type.
-    pub received: TrafficByKind,
+    pub received: TrafficByKind<MessageKind>,
     /// Inputs rejected as undecodable or invalid.
     pub decode_errors: u64,
     /// Probes started.

@@ -12,19 +12,19 @@ use bytes::Bytes;
 use rand::Rng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
+use rumour_wire::{BroadcastQueue, Delivery};
 
 use crate::awareness::Awareness;
-use crate::broadcast::BroadcastQueue;
 use crate::config::Config;
 use crate::error::Error;
 use crate::event::{Event, EventQueue};
 use crate::member::{Member, NodeName, State};
 use crate::membership::Membership;
-use crate::message::{Message, packed_len};
+use crate::message::Message;
 use crate::probe::{Probe, ProbeOrder, Relays};
 use crate::reconnect::ReconnectList;
 use crate::stats::Stats;
-use crate::transmit::{Outbox, Transmit, remaining_budget};
+use crate::transmit::{Outbox, Transmit};
 
 pub use dissemination::MemberUpdate;
 
@@ -80,7 +80,6 @@ pub struct Swim {
 #[derive(Debug, Default)]
 struct Timers {
     probe: Option<Instant>,
-    gossip: Option<Instant>,
     pullpush: Option<Instant>,
     rejoin: Option<Instant>,
     reconnect: Option<Instant>,
@@ -91,12 +90,12 @@ impl Swim {
     /// A machine for the member `name`, advertised at `addr`, with metadata `meta`, whose
     /// clocks start at `now`. Fails if the metadata is over `config.meta_max_size()`.
     pub fn new(
-        now: Instant,
         config: Config,
         name: NodeName,
         addr: SocketAddr,
         meta: impl Into<Bytes>,
         rng: ChaCha8Rng,
+        now: Instant,
     ) -> Result<Swim, Error> {
         let meta = meta.into();
         check_meta(&config, &meta)?;
@@ -197,12 +196,12 @@ impl Swim {
     }
 
     /// Datagram bytes the queued broadcasts would take, each counted with its
-    /// [`packed_len`] (an embedder sharing a datagram uses it to reserve room for them).
+    /// [`Config::packed_len`] (an embedder sharing a datagram uses it to reserve room for them).
     #[must_use]
     pub fn pending_broadcast_bytes(&self) -> usize {
         let count = self.queue.len();
-        // packed_len adds a channel byte and a varint length (two bytes below 16 KiB).
-        self.queue.payload_bytes() + 3 * count
+        // A varint length (two bytes below 16 KiB) and the embedder's overhead per message.
+        self.queue.payload_bytes() + (2 + self.config.message_overhead()) * count
     }
 
     /// Counters, with the current queue depths.
@@ -217,10 +216,21 @@ impl Swim {
         stats
     }
 
-    /// Room left in `transmit` for more messages (0 for streams); see [`packed_len`].
+    /// Room left in `transmit` for more messages: the datagram budget less what its messages
+    /// take (0 for streams, which have no budget to top up).
     #[must_use]
     pub fn remaining_budget(&self, transmit: &Transmit) -> usize {
-        remaining_budget(transmit, self.config.datagram_budget())
+        match transmit.delivery {
+            Delivery::Stream => 0,
+            Delivery::Datagram => {
+                let used: usize = transmit
+                    .messages
+                    .iter()
+                    .map(|m| self.config.packed_len(m.len()))
+                    .sum();
+                self.config.datagram_budget().saturating_sub(used)
+            }
+        }
     }
 
     // ----- outputs -----
@@ -248,7 +258,6 @@ impl Swim {
         let suspicions = self.members.suspicion_deadlines();
         [
             probe,
-            t.gossip,
             t.pullpush,
             t.rejoin,
             t.reconnect,
@@ -320,7 +329,6 @@ impl Swim {
         self.run_probe_timers(now);
         self.run_relay_timers(now);
         self.run_suspicion_timers(now);
-        self.run_gossip_timer(now);
         self.run_exchange_timers(now);
     }
 
@@ -432,14 +440,9 @@ impl Swim {
     /// Arms the periodic timers, each with a random initial stagger.
     fn start_clocks(&mut self, now: Instant) {
         let c = &self.config;
-        let (probe, gossip, pullpush) = (
-            c.probe_interval(),
-            c.gossip_interval(),
-            c.pullpush_interval(),
-        );
+        let (probe, pullpush) = (c.probe_interval(), c.pullpush_interval());
         let (rejoin, reconnect) = (c.rejoin_interval(), c.reconnect_interval());
         self.timers.probe = Some(now + self.stagger(probe));
-        self.timers.gossip = gossip.map(|p| now + self.stagger(p));
         self.timers.pullpush = pullpush.map(|p| now + self.stagger(p));
         self.timers.rejoin = rejoin.map(|p| now + self.jitter(p));
         self.timers.reconnect = reconnect.map(|p| now + self.jitter(p));
@@ -506,8 +509,8 @@ impl Swim {
     }
 
     /// Datagram bytes a message of `len` bytes takes.
-    fn cost(len: usize) -> usize {
-        packed_len(len)
+    fn cost(&self, len: usize) -> usize {
+        self.config.packed_len(len)
     }
 }
 

@@ -16,7 +16,7 @@ fn machine() -> (Swim, Instant) {
     let addr = SocketAddr::from(([10, 0, 0, 1], 7946));
     let name = NodeName::new("a").unwrap();
     (
-        Swim::new(now, Config::lan(), name, addr, Bytes::new(), rng).unwrap(),
+        Swim::new(Config::lan(), name, addr, Bytes::new(), rng, now).unwrap(),
         now,
     )
 }

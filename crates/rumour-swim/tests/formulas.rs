@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use rumour_swim::{
-    expected_confirmations, pullpush_scale, retransmit_limit, scale_timeout, suspicion_max,
-    suspicion_min, suspicion_timeout,
+    expected_confirmations, scale_timeout, suspicion_max, suspicion_min, suspicion_timeout,
 };
+use rumour_wire::{pullpush_scale, retransmit_limit};
 
 #[test]
 fn retransmit_limit_matches_the_reference_table() {

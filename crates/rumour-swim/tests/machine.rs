@@ -7,11 +7,13 @@ use bytes::Bytes;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rumour_swim::message::{
-    Ack, Alive, Dead, Exchange, IndirectPing, MemberState, Message, Nack, Ping, StateExchange,
+    Ack, Alive, Dead, Exchange, IndirectPing, MemberState, Message, MessageKind, Nack, Ping,
+    StateExchange,
     Suspect,
 };
+use rumour_wire::Delivery;
 use rumour_swim::{
-    Config, Error, Event, Incarnation, NodeName, PullPush, State, Swim, Transmit, packed_len,
+    Config, Error, Event, Incarnation, NodeName, PullPush, State, Swim, Transmit,
 };
 
 fn name(s: &str) -> NodeName {
@@ -25,7 +27,7 @@ fn addr(last: u8) -> SocketAddr {
 fn machine(config: Config) -> (Swim, Instant) {
     let now = Instant::now();
     let rng = ChaCha8Rng::seed_from_u64(42);
-    let swim = Swim::new(now, config, name("a"), addr(1), Bytes::new(), rng).unwrap();
+    let swim = Swim::new(config, name("a"), addr(1), Bytes::new(), rng, now).unwrap();
     (swim, now)
 }
 
@@ -64,6 +66,38 @@ fn run(swim: &mut Swim, until: Instant) -> Vec<Transmit> {
     out
 }
 
+/// Like [`run`], and also the embedder's gossip tick every `gossip_interval` from `from`:
+/// queued updates to `gossip_nodes` random members, as the node drives it.
+fn run_with_gossip(swim: &mut Swim, config: &Config, from: Instant, until: Instant) -> Vec<Transmit> {
+    let mut out = Vec::new();
+    let mut next_gossip = from + config.gossip_interval();
+    loop {
+        let timer = swim.poll_timeout().filter(|&at| at <= until);
+        let tick = Some(next_gossip).filter(|&at| at <= until);
+        match (timer, tick) {
+            (Some(at), None) => swim.handle_timeout(at),
+            (Some(at), Some(g)) if at <= g => swim.handle_timeout(at),
+            (_, Some(at)) => {
+                next_gossip = at + config.gossip_interval();
+                for to in swim.gossip_targets(at, config.gossip_nodes().get()) {
+                    let messages = swim.fill_broadcasts(config.datagram_budget());
+                    if messages.is_empty() {
+                        break;
+                    }
+                    out.push(Transmit {
+                        to,
+                        delivery: Delivery::Datagram,
+                        messages,
+                        pullpush: None,
+                    });
+                }
+            }
+            (None, None) => return out,
+        }
+        out.extend(drain(swim));
+    }
+}
+
 /// A machine that knows members b, c, d (at 10.0.0.2-4), with queues drained.
 fn with_peers(config: Config) -> (Swim, Instant) {
     let (mut swim, now) = machine(config);
@@ -87,7 +121,7 @@ fn metadata_over_the_limit_is_an_error_and_changes_nothing() {
     swim.set_meta(now, vec![0u8; 512]).unwrap();
     assert_eq!(swim.local_member().incarnation, Incarnation(2));
     let rng = ChaCha8Rng::seed_from_u64(1);
-    let too_big = Swim::new(now, Config::lan(), name("x"), addr(9), vec![0u8; 600], rng);
+    let too_big = Swim::new(Config::lan(), name("x"), addr(9), vec![0u8; 600], rng, now);
     assert!(matches!(too_big, Err(Error::MetaTooLarge { .. })));
 }
 
@@ -193,7 +227,7 @@ fn a_reliable_ping_is_answered_over_a_stream() {
     swim.handle_stream(now, addr(2), &ping.encode()).unwrap();
     let out = drain(&mut swim);
     assert_eq!(out.len(), 1);
-    assert!(out[0].reliable);
+    assert!(out[0].delivery == Delivery::Stream);
     assert_eq!(decoded(&out[0]), [Message::Ack(Ack { seq: 5 })]);
 }
 
@@ -216,7 +250,7 @@ fn an_unanswered_probe_goes_indirect_then_suspects_the_target() {
         .collect();
     assert_eq!(requests.len(), 2, "the two other members are asked");
     assert!(requests.iter().all(|t| t.to != target_addr));
-    let reliable: Vec<_> = indirect.iter().filter(|t| t.reliable).collect();
+    let reliable: Vec<_> = indirect.iter().filter(|t| t.delivery == Delivery::Stream).collect();
     assert_eq!(reliable.len(), 1, "a reliable ping runs beside them");
     assert_eq!(reliable[0].to, target_addr);
     // One helper answers with a nack, the other stays silent.
@@ -377,7 +411,7 @@ fn an_accuser_that_missed_the_refutation_is_sent_the_current_alive_directly() {
     );
     let answers: Vec<Message> = drain(&mut swim)
         .iter()
-        .filter(|t| t.to == addr(3) && !t.reliable)
+        .filter(|t| t.to == addr(3) && t.delivery == Delivery::Datagram)
         .flat_map(decoded)
         .collect();
     assert!(
@@ -394,7 +428,7 @@ fn a_join_sends_a_state_request_and_a_request_is_answered() {
     swim.join(now, &[addr(2), addr(1)]).unwrap();
     let out = drain(&mut swim);
     assert_eq!(out.len(), 1, "the local address is skipped");
-    assert!(out[0].reliable);
+    assert!(out[0].delivery == Delivery::Stream);
     assert_eq!(out[0].pullpush, Some(PullPush::Request { join: true }));
     let request = Message::State(StateExchange {
         exchange: Exchange::Request,
@@ -479,11 +513,12 @@ fn datagrams_never_exceed_the_budget_however_full_the_queue() {
     });
     swim.handle_stream(now, addr(2), &state.encode()).unwrap();
     assert!(swim.pending_broadcasts() > 300);
-    let out = run(&mut swim, now + Duration::from_secs(5));
-    let datagrams: Vec<_> = out.iter().filter(|t| !t.reliable).collect();
+    let out = run_with_gossip(&mut swim, &config, now, now + Duration::from_secs(5));
+    let datagrams: Vec<_> = out.iter().filter(|t| t.delivery == Delivery::Datagram).collect();
     assert!(datagrams.len() > 10);
     for t in datagrams {
-        assert!(t.packed_len() <= config.datagram_budget());
+        let used: usize = t.messages.iter().map(|m| config.packed_len(m.len())).sum();
+        assert!(used <= config.datagram_budget());
         assert!(
             swim.remaining_budget(t) < 300,
             "datagrams are filled: {}",
@@ -492,24 +527,19 @@ fn datagrams_never_exceed_the_budget_however_full_the_queue() {
     }
     for budget in [0, 1, 2, 50, 700, 1384] {
         let batch = swim.fill_broadcasts(budget);
-        assert!(batch.iter().map(|b| packed_len(b.len())).sum::<usize>() <= budget);
+        assert!(batch.iter().map(|b| config.packed_len(b.len())).sum::<usize>() <= budget);
     }
 }
 
 #[test]
-fn without_a_gossip_interval_the_embedder_drives_gossip() {
-    let config = Config::lan()
-        .to_builder()
-        .gossip_interval(None)
-        .build()
-        .unwrap();
-    let (mut swim, now) = with_peers(config);
+fn the_machine_keeps_no_gossip_timer_and_the_embedder_drives_gossip() {
+    let (mut swim, now) = with_peers(Config::lan());
     swim.handle_timeout(now + Duration::from_millis(250));
     let timers_only = drain(&mut swim);
     assert!(
         timers_only
             .iter()
-            .all(|t| t.reliable || matches!(decoded(t).first(), Some(Message::Ping(_))))
+            .all(|t| t.delivery == Delivery::Stream || matches!(decoded(t).first(), Some(Message::Ping(_))))
     );
     let targets = swim.gossip_targets(now, 2);
     assert_eq!(targets.len(), 2);
@@ -599,11 +629,11 @@ fn stats_count_messages_by_type() {
     let bytes = ping.encode();
     swim.handle_packet(now, addr(2), &bytes).unwrap();
     let stats = swim.stats();
-    assert_eq!(stats.received.ping.messages, 1);
-    assert_eq!(stats.received.ping.bytes, bytes.len() as u64);
-    assert_eq!(stats.sent.ack.messages, 1);
+    assert_eq!(stats.received.get(MessageKind::Ping).messages, 1);
+    assert_eq!(stats.received.get(MessageKind::Ping).bytes, bytes.len() as u64);
+    assert_eq!(stats.sent.get(MessageKind::Ack).messages, 1);
     assert!(
-        stats.sent.alive.messages >= 1,
+        stats.sent.get(MessageKind::Alive).messages >= 1,
         "piggybacked alives are counted"
     );
     assert_eq!(stats.received.total().messages, 1);
@@ -651,7 +681,7 @@ fn a_restarted_member_held_dead_is_sent_its_accusation_and_refutes() {
     );
     // The restarted b, fed that accusation, refutes above it; a accepts the refutation.
     let rng = ChaCha8Rng::seed_from_u64(9);
-    let mut b = Swim::new(now, Config::lan(), name("b"), addr(2), Bytes::new(), rng).unwrap();
+    let mut b = Swim::new(Config::lan(), name("b"), addr(2), Bytes::new(), rng, now).unwrap();
     b.handle_packet(now, addr(1), &accusation.unwrap().encode())
         .unwrap();
     assert_eq!(b.local_member().incarnation, Incarnation(7));
@@ -675,9 +705,8 @@ fn a_leaving_member_keeps_gossiping_its_goodbye() {
     let (mut swim, now) = with_peers(config.clone());
     swim.leave(now).unwrap();
     drain(&mut swim);
-    let next = swim.poll_timeout().expect("the gossip timer still runs");
-    assert!(next <= now + config.gossip_interval().unwrap());
-    let out = run(&mut swim, now + Duration::from_secs(5));
+    assert!(swim.pending_broadcasts() >= 1, "the goodbye is queued for gossip");
+    let out = run_with_gossip(&mut swim, &config, now, now + Duration::from_secs(5));
     let goodbyes = out
         .iter()
         .flat_map(decoded)

@@ -14,10 +14,17 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rumour_gossip::{Config, Gossip, Message};
 use rumour_ring::{EntryDigest, Mergeable, Timestamp, Tombstones};
+use rumour_wire::{Delivery, stable_hash};
 use serde::{Deserialize, Serialize};
 
 /// The wall time of the virtual epoch.
 pub const EPOCH_MILLIS: u64 = 1_700_000_000_000;
+
+/// The gossip tick period the nets drive (the LAN profile's).
+pub const GOSSIP_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Peers each gossip tick sends to (the LAN profile's).
+pub const GOSSIP_NODES: usize = 3;
 
 fn decode_error() -> rumour_ring::Error {
     rumour_ring::Error::Decode {
@@ -25,12 +32,6 @@ fn decode_error() -> rumour_ring::Error {
         offset: 0,
         reason: "postcard",
     }
-}
-
-fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// One entry of an [`LwwMap`]: the greater `(version, deleted, value, updated)` wins.
@@ -158,7 +159,7 @@ impl Mergeable for LwwMap {
                 .iter()
                 .map(|(name, slot)| EntryDigest {
                     name: name.clone(),
-                    hash: fnv(&postcard::to_allocvec(slot).unwrap()),
+                    hash: stable_hash(&postcard::to_allocvec(slot).unwrap()),
                 })
                 .collect(),
         )
@@ -265,6 +266,9 @@ pub struct Net {
     pub cut: BTreeSet<(usize, usize)>,
     inflight: Vec<InFlight>,
     seq: u64,
+    /// The embedder's gossip tick (period, fanout) as the node drives it; `None`: no gossip.
+    pub gossip: Option<(Duration, usize)>,
+    next_gossip: Vec<Instant>,
 }
 
 impl Net {
@@ -283,6 +287,11 @@ impl Net {
             cut: BTreeSet::new(),
             inflight: Vec::new(),
             seq: 0,
+            gossip: Some((GOSSIP_INTERVAL, GOSSIP_NODES)),
+            // A fixed phase per node: nodes do not gossip in lockstep.
+            next_gossip: (0..n)
+                .map(|i| start + GOSSIP_INTERVAL.mul_f64((i % 10) as f64 / 10.0))
+                .collect(),
         };
         for i in 0..n {
             for j in 0..n {
@@ -292,6 +301,49 @@ impl Net {
             }
         }
         net
+    }
+
+    /// The same net without a gossip tick: changes move only when the test moves them (or
+    /// through pull-push).
+    pub fn without_gossip(mut self) -> Net {
+        self.gossip = None;
+        self
+    }
+
+    /// When node `i`'s gossip tick is next due, if it has anything to send.
+    fn gossip_due(&self, i: usize) -> Option<Instant> {
+        self.gossip?;
+        self.nodes[i].has_broadcasts().then_some(self.next_gossip[i])
+    }
+
+    /// The embedder's gossip tick, as the node runs it: queued changes to `fanout` random
+    /// peers, a datagram each, oversized ones over streams.
+    fn gossip_tick(&mut self, i: usize) {
+        let Some((period, fanout)) = self.gossip else {
+            return;
+        };
+        let now = self.now;
+        self.next_gossip[i] = now + period;
+        let node = &mut self.nodes[i];
+        let budget = node.config().datagram_budget();
+        let mut out = Vec::new();
+        let targets = node.gossip_targets(now, fanout);
+        let members = targets.len() + 1;
+        for to in targets {
+            let messages = node.fill_broadcasts(members, budget);
+            if !messages.is_empty() {
+                out.push((to, false, messages));
+            }
+            for message in node.fill_stream_broadcasts(members) {
+                out.push((to, true, vec![message]));
+            }
+        }
+        for (to, reliable, messages) in out {
+            let to = self.index(to);
+            for bytes in messages {
+                self.send(i, to, reliable, bytes);
+            }
+        }
     }
 
     pub fn index(&self, a: SocketAddr) -> usize {
@@ -309,7 +361,7 @@ impl Net {
                     seq: self.seq,
                     from: i,
                     to,
-                    reliable: t.reliable,
+                    reliable: t.delivery == Delivery::Stream,
                     bytes,
                 });
             }
@@ -333,7 +385,10 @@ impl Net {
     /// Runs the next timer or delivery due no later than `deadline`; false if there is none.
     pub fn step(&mut self, deadline: Instant) -> bool {
         let timer = (0..self.nodes.len())
-            .filter_map(|i| self.nodes[i].poll_timeout().map(|t| (t, i)))
+            .filter_map(|i| {
+                let due = [self.nodes[i].poll_timeout(), self.gossip_due(i)];
+                due.into_iter().flatten().min().map(|t| (t, i))
+            })
             .min();
         let delivery = self
             .inflight
@@ -347,7 +402,12 @@ impl Net {
                     return false;
                 }
                 self.now = self.now.max(t);
-                self.nodes[i].handle_timeout(self.now);
+                if self.nodes[i].poll_timeout().is_some_and(|at| at <= self.now) {
+                    self.nodes[i].handle_timeout(self.now);
+                }
+                if self.gossip_due(i).is_some_and(|at| at <= self.now) {
+                    self.gossip_tick(i);
+                }
                 self.flush(i);
             }
             (_, Some((at, k))) => {

@@ -4,11 +4,11 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
+use rumour_wire::{Broadcast, Delivery};
 
 use super::Swim;
-use crate::broadcast::Broadcast;
 use crate::member::{NodeName, State};
-use crate::message::{Kind, Message};
+use crate::message::{Message, MessageKind};
 use crate::transmit::Transmit;
 
 /// A queued membership update: the encoded alive / suspect / dead message about one member.
@@ -16,7 +16,7 @@ use crate::transmit::Transmit;
 #[derive(Clone, Debug)]
 pub struct MemberUpdate {
     name: NodeName,
-    kind: Kind,
+    kind: MessageKind,
     bytes: Bytes,
 }
 
@@ -29,7 +29,7 @@ impl MemberUpdate {
 
     /// The message type.
     #[must_use]
-    pub fn kind(&self) -> Kind {
+    pub fn kind(&self) -> MessageKind {
         self.kind
     }
 }
@@ -61,11 +61,14 @@ impl Swim {
     }
 
     /// Takes queued membership updates that fit `budget` bytes of a datagram (each costing
-    /// [`packed_len`](crate::packed_len) of its length), fewest transmits first. Each update
+    /// [`Config::packed_len`](crate::Config::packed_len) of its length), fewest transmits first. Each update
     /// taken counts one transmit.
     pub fn fill_broadcasts(&mut self, budget: usize) -> Vec<Bytes> {
         let n = self.members.len();
-        let batch = self.queue.fill(n, budget, Self::cost);
+        let overhead = self.config.message_overhead();
+        let batch = self
+            .queue
+            .fill(n, budget, |len| rumour_wire::varint::packed_len(len, overhead));
         batch
             .into_iter()
             .map(|update| {
@@ -106,14 +109,14 @@ impl Swim {
         for message in messages {
             let bytes = message.encode();
             self.stats.sent.count(message.kind(), bytes.len());
-            used += Self::cost(bytes.len());
+            used += self.cost(bytes.len());
             encoded.push(bytes);
         }
         let room = self.config.datagram_budget().saturating_sub(used);
         encoded.extend(self.fill_broadcasts(room));
         self.outbox.push(Transmit {
             to,
-            reliable: false,
+            delivery: Delivery::Datagram,
             messages: encoded,
             pullpush: None,
         });
@@ -130,41 +133,10 @@ impl Swim {
         self.stats.sent.count(message.kind(), bytes.len());
         self.outbox.push(Transmit {
             to,
-            reliable: true,
+            delivery: Delivery::Stream,
             messages: vec![bytes],
             pullpush,
         });
-    }
-
-    /// The gossip tick: queued updates to `gossip_nodes` random members.
-    pub(super) fn run_gossip_timer(&mut self, now: Instant) {
-        let Some(at) = self.timers.gossip else {
-            return;
-        };
-        if at > now {
-            return;
-        }
-        let period = self
-            .config
-            .gossip_interval()
-            .expect("the gossip timer runs only with an interval");
-        self.timers.gossip = Some(next_tick(at, now, period));
-        if self.queue.is_empty() {
-            return;
-        }
-        let budget = self.config.datagram_budget();
-        for to in self.gossip_targets(now, self.config.gossip_nodes().get()) {
-            let messages = self.fill_broadcasts(budget);
-            if messages.is_empty() {
-                break;
-            }
-            self.outbox.push(Transmit {
-                to,
-                reliable: false,
-                messages,
-                pullpush: None,
-            });
-        }
     }
 }
 

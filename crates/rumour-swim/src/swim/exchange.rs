@@ -8,7 +8,9 @@ use super::Swim;
 use super::dissemination::next_tick;
 use crate::member::State;
 use crate::message::{Exchange, Message, StateExchange};
-use crate::pullpush::{PullPush, pullpush_scale};
+use rumour_wire::pullpush_scale;
+
+use crate::pullpush::PullPush;
 
 impl Swim {
     /// Starts a full-state exchange with `to`.

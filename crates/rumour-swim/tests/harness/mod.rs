@@ -15,6 +15,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rumour_swim::message::Message;
 use rumour_swim::{Config, Event, Incarnation, NodeName, State, Swim};
+use rumour_wire::Delivery;
 
 /// Decides whether a message from node `from` to node `to` is delivered.
 pub type Rule = Box<dyn FnMut(Link<'_>) -> bool>;
@@ -28,7 +29,7 @@ pub struct Link<'a> {
     pub message: &'a Message,
 }
 
-struct Delivery {
+struct InFlight {
     from: usize,
     to: usize,
     reliable: bool,
@@ -43,8 +44,10 @@ pub struct Cluster {
     pub config: Config,
     nodes: Vec<Option<Swim>>,
     paused_until: Vec<Option<Instant>>,
+    /// Each node's next gossip tick, driven here as the embedding node does.
+    next_gossip: Vec<Instant>,
     restarts: Vec<u64>,
-    in_flight: BTreeMap<(Instant, u64), Delivery>,
+    in_flight: BTreeMap<(Instant, u64), InFlight>,
     next_id: u64,
     pub rule: Rule,
     /// Every event each node emitted, with the time.
@@ -73,6 +76,7 @@ impl Cluster {
             config,
             nodes: Vec::new(),
             paused_until: vec![None; n],
+            next_gossip: Vec::new(),
             restarts: vec![0; n],
             in_flight: BTreeMap::new(),
             next_id: 0,
@@ -80,9 +84,13 @@ impl Cluster {
             events: vec![Vec::new(); n],
             steps: 0,
         };
+        let interval = cluster.config.gossip_interval();
         for i in 0..n {
             let swim = cluster.make(i, Bytes::new());
             cluster.nodes.push(Some(swim));
+            // A fixed phase per node: nodes do not gossip in lockstep.
+            let phase = interval.mul_f64((i % 10) as f64 / 10.0);
+            cluster.next_gossip.push(start + phase);
         }
         cluster
     }
@@ -101,7 +109,7 @@ impl Cluster {
     fn make(&mut self, i: usize, meta: Bytes) -> Swim {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         rng.set_stream(i as u64 * 1000 + self.restarts[i]);
-        Swim::new(self.now, self.config.clone(), name(i), addr(i), meta, rng).unwrap()
+        Swim::new(self.config.clone(), name(i), addr(i), meta, rng, self.now).unwrap()
     }
 
     pub fn len(&self) -> usize {
@@ -247,10 +255,38 @@ impl Cluster {
         } else if let Some((_, i)) = next_timer {
             self.paused_until[i] = None;
             let now = self.now;
-            self.node_mut(i).handle_timeout(now);
+            if self.node(i).poll_timeout().is_some_and(|t| t <= now) {
+                self.node_mut(i).handle_timeout(now);
+            }
+            if self.next_gossip[i] <= now {
+                self.gossip_tick(i);
+            }
             self.flush(i);
         }
         true
+    }
+
+    /// The embedder's gossip tick, as the node runs it: queued updates to `gossip_nodes`
+    /// random members, one datagram each.
+    fn gossip_tick(&mut self, i: usize) {
+        let (now, interval) = (self.now, self.config.gossip_interval());
+        self.next_gossip[i] = now + interval;
+        let (budget, fanout) = (
+            self.config.datagram_budget(),
+            self.config.gossip_nodes().get(),
+        );
+        let swim = self.node_mut(i);
+        let mut datagrams = Vec::new();
+        for to in swim.gossip_targets(now, fanout) {
+            let messages = swim.fill_broadcasts(budget);
+            if messages.is_empty() {
+                break;
+            }
+            datagrams.push((to, messages));
+        }
+        for (to, messages) in datagrams {
+            self.route(i, to, false, messages);
+        }
     }
 
     /// When node `i` next needs a call: its timeout, or the end of its pause.
@@ -258,11 +294,11 @@ impl Cluster {
         let swim = self.nodes[i].as_ref()?;
         match self.paused_until[i] {
             Some(until) => Some(until),
-            None => swim.poll_timeout(),
+            None => Some(swim.poll_timeout().map_or(self.next_gossip[i], |t| t.min(self.next_gossip[i]))),
         }
     }
 
-    fn deliver(&mut self, d: Delivery) {
+    fn deliver(&mut self, d: InFlight) {
         if self.nodes[d.to].is_none() {
             return;
         }
@@ -305,38 +341,42 @@ impl Cluster {
             self.events[i].push((now, e));
         }
         for t in transmits {
-            if !t.reliable {
-                assert!(
-                    t.packed_len() <= budget,
-                    "datagram over budget: {}",
-                    t.packed_len()
-                );
+            let reliable = t.delivery == Delivery::Stream;
+            if !reliable {
+                let used: usize = t.messages.iter().map(|m| self.config.packed_len(m.len())).sum();
+                assert!(used <= budget, "datagram over budget: {used}");
             }
-            let Some(to) = (0..self.len()).find(|&j| addr(j) == t.to) else {
-                continue;
+            self.route(i, t.to, reliable, t.messages);
+        }
+    }
+
+    /// Puts messages from node `i` to address `to` on the network, through the drop rule.
+    fn route(&mut self, i: usize, to: SocketAddr, reliable: bool, messages: Vec<Bytes>) {
+        let now = self.now;
+        let Some(to) = (0..self.len()).find(|&j| addr(j) == to) else {
+            return;
+        };
+        for bytes in messages {
+            let message = Message::decode(&bytes).expect("valid message");
+            let link = Link {
+                now,
+                from: i,
+                to,
+                reliable,
+                message: &message,
             };
-            for bytes in t.messages {
-                let message = Message::decode(&bytes).expect("valid message");
-                let link = Link {
-                    now,
-                    from: i,
-                    to,
-                    reliable: t.reliable,
-                    message: &message,
-                };
-                if !(self.rule)(link) {
-                    continue;
-                }
-                let id = self.next_id;
-                self.next_id += 1;
-                let delivery = Delivery {
-                    from: i,
-                    to,
-                    reliable: t.reliable,
-                    bytes,
-                };
-                self.in_flight.insert((now + self.latency, id), delivery);
+            if !(self.rule)(link) {
+                continue;
             }
+            let id = self.next_id;
+            self.next_id += 1;
+            let delivery = InFlight {
+                from: i,
+                to,
+                reliable,
+                bytes,
+            };
+            self.in_flight.insert((now + self.latency, id), delivery);
         }
     }
 

@@ -8,11 +8,11 @@
 //! pending update per member). The queue holds at most `capacity` broadcasts; past that it drops
 //! the most-transmitted one and counts the drop.
 //!
-//! The queue is generic so that the gossip crate reuses it for KV changes.
+//! The queue is generic: SWIM queues membership updates in it, the gossip crate KV changes.
 //!
 //! ```
 //! use bytes::Bytes;
-//! use rumour_swim::broadcast::{Broadcast, BroadcastQueue};
+//! use rumour_wire::{Broadcast, BroadcastQueue};
 //!
 //! #[derive(Clone)]
 //! struct Update { member: String, bytes: Bytes }
@@ -35,6 +35,8 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::scale::retransmit_limit;
+
 /// Something to disseminate: a payload and the key that names its subject.
 pub trait Broadcast: Clone {
     /// What the broadcast is about (a member name, a KV key).
@@ -52,21 +54,6 @@ pub trait Broadcast: Clone {
         let _ = older;
         true
     }
-}
-
-/// `retransmit_mult * ceil(log10(n + 1))`: how many times a broadcast is sent in a cluster of `n`
-/// members (memberlist's `retransmitLimit`).
-#[must_use]
-pub fn retransmit_limit(retransmit_mult: u32, n: usize) -> u32 {
-    // ceil(log10(n + 1)) is the number of decimal digits of n (and 0 for n = 0), computed
-    // exactly in integers rather than through floating point.
-    let mut digits = 0;
-    let mut rest = n;
-    while rest > 0 {
-        digits += 1;
-        rest /= 10;
-    }
-    retransmit_mult.saturating_mul(digits)
 }
 
 /// Counters of a [`BroadcastQueue`].
@@ -338,23 +325,6 @@ mod tests {
             key,
             version,
             bytes: Bytes::from(vec![b'x'; len]),
-        }
-    }
-
-    #[test]
-    fn retransmit_limit_matches_memberlist_table() {
-        let table = [
-            (0, 0),
-            (1, 4),
-            (3, 4),
-            (9, 4),
-            (10, 8),
-            (99, 8),
-            (100, 12),
-            (1000, 16),
-        ];
-        for (n, limit) in table {
-            assert_eq!(retransmit_limit(4, n), limit, "n = {n}");
         }
     }
 

@@ -1,5 +1,6 @@
-//! A bounded FIFO that drops its oldest item when full and counts the drops: the machine's
-//! outputs wait here until the embedder polls, and a slow embedder never blocks the protocol.
+//! A bounded FIFO that drops its oldest item when full and counts the drops: a machine's
+//! outputs (transmits, events) wait here until the embedder polls, and a slow embedder never
+//! blocks the protocol.
 
 use std::collections::VecDeque;
 
@@ -8,14 +9,16 @@ const RETAINED: usize = 64;
 
 /// A bounded FIFO that drops the oldest item when full.
 #[derive(Debug)]
-pub(crate) struct BoundedQueue<T> {
+pub struct BoundedQueue<T> {
     capacity: usize,
     items: VecDeque<T>,
     dropped: u64,
 }
 
 impl<T> BoundedQueue<T> {
-    pub(crate) fn new(capacity: usize) -> BoundedQueue<T> {
+    /// An empty queue holding at most `capacity` items (at least one).
+    #[must_use]
+    pub fn new(capacity: usize) -> BoundedQueue<T> {
         BoundedQueue {
             capacity: capacity.max(1),
             items: VecDeque::new(),
@@ -23,7 +26,8 @@ impl<T> BoundedQueue<T> {
         }
     }
 
-    pub(crate) fn push(&mut self, item: T) {
+    /// Appends `item`, dropping (and counting) the oldest item when the queue is full.
+    pub fn push(&mut self, item: T) {
         if self.items.len() >= self.capacity {
             self.items.pop_front();
             self.dropped += 1;
@@ -31,7 +35,8 @@ impl<T> BoundedQueue<T> {
         self.items.push_back(item);
     }
 
-    pub(crate) fn pop(&mut self) -> Option<T> {
+    /// Takes the oldest item. A drained queue gives back the memory of a burst.
+    pub fn pop(&mut self) -> Option<T> {
         let item = self.items.pop_front();
         if item.is_none() && self.items.capacity() > RETAINED {
             // A burst (a join's thousand member events) must not pin its memory forever.
@@ -40,12 +45,22 @@ impl<T> BoundedQueue<T> {
         item
     }
 
-    pub(crate) fn dropped(&self) -> u64 {
+    /// Items dropped because the queue was full.
+    #[must_use]
+    pub fn dropped(&self) -> u64 {
         self.dropped
     }
 
-    pub(crate) fn len(&self) -> usize {
+    /// Items queued now.
+    #[must_use]
+    pub fn len(&self) -> usize {
         self.items.len()
+    }
+
+    /// Whether nothing is queued.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
     }
 }
 
