@@ -13,7 +13,7 @@
 //!
 //! Everything up to the checksum is postcard (varints are LEB128, `str` and `bytes` are a varint
 //! length then the bytes, `option` is a 0/1 byte). Entries are sorted by id and ids are distinct.
-//! The checksum is a stable 64-bit hash of every preceding byte, folded to 32 bits: a corrupted value is
+//! The checksum is the CRC-32 (IEEE, `crc32fast`) of every preceding byte: a corrupted value is
 //! refused rather than merged, because a CRDT would keep a corrupted maximum forever.
 //!
 //! Tokens are Rice-coded gaps: for `n` random 32-bit tokens the gaps are close to geometric, and
@@ -28,10 +28,10 @@
 
 use std::collections::BTreeMap;
 
+use rumour_wire::varint;
 use serde::ser::{SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 
-use crate::digest::checksum;
 use crate::error::Error;
 use crate::instance::{Body, Entry, Instance, State, Tokens, validate_instance_id};
 use crate::mergeable::Timestamp;
@@ -59,7 +59,7 @@ pub(crate) fn encode(ring: &Ring) -> Vec<u8> {
     let out = Vec::with_capacity(estimate + 16);
     let mut out = postcard::to_extend(&(FORMAT_VERSION, WireEntries(&ring.entries)), out)
         .expect("postcard serializes these types into a Vec without error");
-    let sum = checksum(&out);
+    let sum = crc32fast::hash(&out);
     out.extend_from_slice(&sum.to_le_bytes());
     out
 }
@@ -71,7 +71,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Ring, Error> {
     }
     let (payload, sum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
     let expected = u32::from_le_bytes([sum[0], sum[1], sum[2], sum[3]]);
-    if checksum(payload) != expected {
+    if crc32fast::hash(payload) != expected {
         return Err(Error::decode("ring", payload.len(), "checksum mismatch"));
     }
     decode_payload(payload)
@@ -251,7 +251,7 @@ impl WireEntryIn<'_> {
 
 /// Appends the token blob (count, Rice parameter, bit stream) for sorted distinct tokens.
 pub(crate) fn encode_tokens(tokens: &[u32], out: &mut Vec<u8>) {
-    put_varint(out, tokens.len() as u64);
+    varint::put(out, tokens.len() as u64);
     let Some((&first, _)) = tokens.split_first() else {
         return;
     };
@@ -304,7 +304,7 @@ fn rice_parameter(tokens: &[u32]) -> u8 {
 
 /// Decodes a token blob; every count is checked against the bits left before allocating.
 pub(crate) fn decode_tokens(blob: &[u8]) -> Result<Tokens, &'static str> {
-    let (count, used) = get_varint(blob).ok_or("bad token count")?;
+    let (count, used) = varint::get(blob).map_err(|_| "bad token count")?;
     let rest = &blob[used..];
     if count == 0 {
         return if rest.is_empty() {
@@ -343,29 +343,6 @@ pub(crate) fn decode_tokens(blob: &[u8]) -> Result<Tokens, &'static str> {
     Ok(Tokens::from_sorted(tokens))
 }
 
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
-/// A LEB128 varint and the number of bytes it used.
-fn get_varint(bytes: &[u8]) -> Option<(u64, usize)> {
-    let mut value = 0u64;
-    for (i, &byte) in bytes.iter().enumerate().take(10) {
-        let part = u64::from(byte & 0x7f);
-        if i == 9 && byte > 1 {
-            return None;
-        }
-        value |= part << (7 * i);
-        if byte & 0x80 == 0 {
-            return Some((value, i + 1));
-        }
-    }
-    None
-}
 
 /// Writes bits MSB first.
 struct BitWriter<'a> {
@@ -504,7 +481,7 @@ mod tests {
     #[test]
     fn token_count_beyond_the_input_is_refused_before_allocating() {
         let mut blob = Vec::new();
-        put_varint(&mut blob, u64::MAX / 2);
+        varint::put(&mut blob, u64::MAX / 2);
         blob.extend_from_slice(&[0, 0, 0, 0, 0]);
         assert_eq!(
             decode_tokens(&blob),
@@ -515,7 +492,7 @@ mod tests {
     #[test]
     fn an_unterminated_unary_run_is_an_error() {
         let mut blob = Vec::new();
-        put_varint(&mut blob, 2);
+        varint::put(&mut blob, 2);
         blob.push(0);
         blob.extend_from_slice(&[0, 0, 0, 0]);
         blob.extend_from_slice(&[0xff; 20]);
@@ -526,10 +503,10 @@ mod tests {
     fn varints_match_postcard() {
         for value in [0u64, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX] {
             let mut ours = Vec::new();
-            put_varint(&mut ours, value);
+            varint::put(&mut ours, value);
             let theirs = postcard::to_allocvec(&value).expect("postcard encodes a u64");
             assert_eq!(ours, theirs);
-            assert_eq!(get_varint(&ours), Some((value, ours.len())));
+            assert_eq!(varint::get(&ours), Ok((value, ours.len())));
         }
     }
 }

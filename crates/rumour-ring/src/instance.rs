@@ -15,9 +15,9 @@ use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use rumour_wire::StableHasher;
 use serde::{Deserialize, Serialize};
 
-use crate::digest::Digest;
 use crate::error::Error;
 use crate::mergeable::Timestamp;
 use crate::replication::Operation;
@@ -278,19 +278,23 @@ impl Instance {
     }
 
     fn digest(&self) -> u64 {
-        let mut d = Digest::new(0x6465_7363); // "desc"
-        d.word(self.updated_at.0);
-        d.word(u64::from(self.state.index()));
-        d.str(&self.addr);
-        d.str(&self.zone);
-        d.u32s(&self.tokens);
-        d.word(self.registered_at.0);
-        d.word(u64::from(self.read_only));
-        d.word(self.read_only_updated_at.0);
-        d.word(self.versions.len() as u64);
+        let mut d = StableHasher::new();
+        d.write(b"desc");
+        d.write_u64(self.updated_at.0);
+        d.write_u64(u64::from(self.state.index()));
+        d.write_str(&self.addr);
+        d.write_str(&self.zone);
+        d.write_u64(self.tokens.len() as u64);
+        for token in self.tokens.iter() {
+            d.write(&token.to_le_bytes());
+        }
+        d.write_u64(self.registered_at.0);
+        d.write_u64(u64::from(self.read_only));
+        d.write_u64(self.read_only_updated_at.0);
+        d.write_u64(self.versions.len() as u64);
         for (k, v) in &self.versions {
-            d.word(*k);
-            d.word(*v);
+            d.write_u64(*k);
+            d.write_u64(*v);
         }
         d.finish()
     }

@@ -83,17 +83,16 @@
 //! # Ok::<(), rumour_ring::Error>(())
 //! ```
 
-pub mod codec;
-mod digest;
-pub mod error;
-pub mod instance;
-pub mod lifecycler;
-pub mod lookup;
+mod codec;
+mod error;
+mod instance;
+mod lifecycler;
+mod lookup;
 mod merge;
-pub mod mergeable;
-pub mod replication;
-pub mod ring;
-pub mod token;
+mod mergeable;
+mod replication;
+mod ring;
+mod token;
 
 pub use codec::FORMAT_VERSION;
 pub use error::Error;

@@ -292,9 +292,10 @@ impl Mergeable for Ring {
 }
 
 fn entry_hash(entry: &Entry) -> u64 {
-    let mut d = crate::digest::Digest::new(0x0065_6e74_7279); // "entry"
-    d.word(entry.body.as_ref().map_or(0, |b| b.digest()));
-    d.word(entry.heartbeat.0);
+    let mut d = rumour_wire::StableHasher::new();
+    d.write(b"entry");
+    d.write_u64(entry.body.as_ref().map_or(0, |b| b.digest()));
+    d.write_u64(entry.heartbeat.0);
     d.finish()
 }
 

@@ -54,11 +54,11 @@
 //! # Ok(()) }
 //! ```
 
-pub mod error;
+mod error;
 pub mod frame;
-pub mod label;
-pub mod mem;
-pub mod net;
+mod label;
+mod mem;
+mod net;
 mod stats;
 mod transport;
 
@@ -67,4 +67,4 @@ pub use label::Label;
 pub use mem::{MemConfig, MemNetwork, MemTransport};
 pub use net::{NetConfig, NetTransport};
 pub use stats::Stats;
-pub use transport::{Incoming, Kind, Transport};
+pub use transport::{Incoming, Delivery, Transport};

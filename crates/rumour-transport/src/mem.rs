@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::stats::{Counters, bump, incr};
-use crate::{Incoming, Kind, Stats, Transport, TransportError};
+use crate::{Incoming, Delivery, Stats, Transport, TransportError};
 
 /// Settings of a [`MemNetwork`]. Loss and duplication are probabilities in `0.0..=1.0`.
 #[derive(Debug, Clone, PartialEq)]
@@ -140,12 +140,12 @@ impl Hub {
             return;
         };
         let counters = &endpoint.counters;
-        let (kind, len) = (incoming.kind, incoming.bytes.len() as u64);
+        let (kind, len) = (incoming.delivery, incoming.bytes.len() as u64);
         match endpoint.queue.try_send(incoming) {
             Ok(()) => {
                 incr(match kind {
-                    Kind::Datagram => &counters.datagrams_in,
-                    Kind::Reliable => &counters.reliable_in,
+                    Delivery::Datagram => &counters.datagrams_in,
+                    Delivery::Stream => &counters.reliable_in,
                 });
                 bump(&counters.bytes_in, len);
             }
@@ -302,10 +302,10 @@ impl MemTransport {
         &self.net
     }
 
-    fn count_out(&self, kind: Kind, len: usize) {
-        incr(match kind {
-            Kind::Datagram => &self.counters.datagrams_out,
-            Kind::Reliable => &self.counters.reliable_out,
+    fn count_out(&self, delivery: Delivery, len: usize) {
+        incr(match delivery {
+            Delivery::Datagram => &self.counters.datagrams_out,
+            Delivery::Stream => &self.counters.reliable_out,
         });
         bump(&self.counters.bytes_out, len as u64);
     }
@@ -337,7 +337,7 @@ impl Transport for MemTransport {
                 bytes.len(),
                 state.config.max_datagram,
             )?;
-            self.count_out(Kind::Datagram, bytes.len());
+            self.count_out(Delivery::Datagram, bytes.len());
             let counters = &self.counters;
             if !state.endpoints.contains_key(&to) {
                 incr(&counters.dropped_no_route);
@@ -357,7 +357,7 @@ impl Transport for MemTransport {
         };
         let incoming = Incoming {
             from: self.addr,
-            kind: Kind::Datagram,
+            delivery: Delivery::Datagram,
             bytes,
         };
         for delay in delays {
@@ -395,11 +395,11 @@ impl Transport for MemTransport {
             incr(&self.counters.send_errors);
             return Err(TransportError::Unreachable { to });
         }
-        self.count_out(Kind::Reliable, bytes.len());
+        self.count_out(Delivery::Stream, bytes.len());
         let at = Instant::now() + state.delay();
         let incoming = Incoming {
             from: self.addr,
-            kind: Kind::Reliable,
+            delivery: Delivery::Stream,
             bytes,
         };
         let hub = Arc::downgrade(&self.net.0);

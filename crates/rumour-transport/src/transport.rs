@@ -5,17 +5,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+pub use rumour_wire::Delivery;
 
 use crate::{Stats, TransportError};
-
-/// How a message travelled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    /// Best effort: may be lost, duplicated or reordered (UDP, or TCP in TCP-only mode).
-    Datagram,
-    /// Sent with [`Transport::send_reliable`]: whole, in order per sender, or not at all.
-    Reliable,
-}
 
 /// A message received from the network.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +17,7 @@ pub struct Incoming {
     /// for the in-memory network the sender's bound address.
     pub from: SocketAddr,
     /// Datagram or reliable message.
-    pub kind: Kind,
+    pub delivery: Delivery,
     /// The message, exactly as the sender passed it (already framed by the caller).
     pub bytes: Bytes,
 }

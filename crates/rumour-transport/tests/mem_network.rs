@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rumour_transport::{
-    Incoming, Kind, MemConfig, MemNetwork, MemTransport, Transport, TransportError,
+    Incoming, Delivery, MemConfig, MemNetwork, MemTransport, Transport, TransportError,
 };
 
 fn addr(i: u8) -> SocketAddr {
@@ -42,12 +42,12 @@ async fn datagrams_and_reliable_messages_are_delivered_with_the_sender_address()
         .await
         .unwrap();
     let got = drain(&b, Duration::from_millis(10)).await;
-    let got: Vec<_> = got.iter().map(|i| (i.from, i.kind, &i.bytes[..])).collect();
+    let got: Vec<_> = got.iter().map(|i| (i.from, i.delivery, &i.bytes[..])).collect();
     assert_eq!(
         got,
         [
-            (addr(1), Kind::Datagram, &b"d"[..]),
-            (addr(1), Kind::Reliable, &b"r"[..])
+            (addr(1), Delivery::Datagram, &b"d"[..]),
+            (addr(1), Delivery::Stream, &b"r"[..])
         ]
     );
     assert_eq!((a.stats().datagrams_out, a.stats().reliable_out), (1, 1));
@@ -69,7 +69,7 @@ async fn total_loss_drops_every_datagram_but_no_reliable_message() {
         a.send_reliable(b.local_addr(), byte(i)).await.unwrap();
     }
     let got = drain(&b, Duration::from_millis(10)).await;
-    assert!(got.iter().all(|i| i.kind == Kind::Reliable));
+    assert!(got.iter().all(|i| i.delivery == Delivery::Stream));
     assert_eq!(got.len(), 10);
     assert_eq!(a.stats().dropped_loss, 10);
 }
@@ -144,17 +144,17 @@ async fn duplication_delivers_datagrams_twice_and_reliable_messages_once() {
     let (_net, a, b) = pair(MemConfig::new(5).with_duplicate(1.0));
     a.send_datagram(b.local_addr(), byte(1)).await.unwrap();
     a.send_reliable(b.local_addr(), byte(2)).await.unwrap();
-    let got: Vec<(Kind, u8)> = drain(&b, Duration::from_millis(10))
+    let got: Vec<(Delivery, u8)> = drain(&b, Duration::from_millis(10))
         .await
         .iter()
-        .map(|i| (i.kind, i.bytes[0]))
+        .map(|i| (i.delivery, i.bytes[0]))
         .collect();
     assert_eq!(
         got,
         [
-            (Kind::Datagram, 1),
-            (Kind::Datagram, 1),
-            (Kind::Reliable, 2)
+            (Delivery::Datagram, 1),
+            (Delivery::Datagram, 1),
+            (Delivery::Stream, 2)
         ]
     );
 }

@@ -3,7 +3,7 @@
 mod support;
 
 use bytes::Bytes;
-use rumour_transport::{Kind, NetConfig, NetTransport, Transport, TransportError};
+use rumour_transport::{Delivery, NetConfig, NetTransport, Transport, TransportError};
 use support::*;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
@@ -13,8 +13,8 @@ async fn datagram_round_trip(a: &NetTransport, b: &NetTransport) {
         .unwrap();
     let got = recv(b).await;
     assert_eq!(
-        (got.from, got.kind, &got.bytes[..]),
-        (a.local_addr(), Kind::Datagram, &b"ping"[..])
+        (got.from, got.delivery, &got.bytes[..]),
+        (a.local_addr(), Delivery::Datagram, &b"ping"[..])
     );
 }
 
@@ -31,7 +31,7 @@ async fn reliable_round_trip(a: &NetTransport, b: &NetTransport) {
     }
     for msg in &msgs {
         let got = recv(b).await;
-        assert_eq!((got.from, got.kind), (a.advertise_addr(), Kind::Reliable));
+        assert_eq!((got.from, got.delivery), (a.advertise_addr(), Delivery::Stream));
         assert_eq!(got.bytes, msg);
     }
     assert_eq!(
@@ -81,7 +81,7 @@ async fn datagrams_and_reliable_messages_round_trip_over_ipv6_loopback() {
         .await
         .unwrap();
     let got = recv(&b).await;
-    assert_eq!((got.from, got.kind), (c.advertise_addr(), Kind::Datagram));
+    assert_eq!((got.from, got.delivery), (c.advertise_addr(), Delivery::Datagram));
 }
 
 #[tokio::test]
@@ -113,8 +113,8 @@ async fn tcp_only_mode_carries_datagrams_over_tcp() {
     for i in 0..20u8 {
         let got = recv(&b).await;
         assert_eq!(
-            (got.from, got.kind, got.bytes.to_vec()),
-            (a.advertise_addr(), Kind::Datagram, vec![i; 3])
+            (got.from, got.delivery, got.bytes.to_vec()),
+            (a.advertise_addr(), Delivery::Datagram, vec![i; 3])
         );
     }
     let stats = until(&a, "datagrams counted out", |s| s.datagrams_out == 20).await;

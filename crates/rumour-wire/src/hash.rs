@@ -31,6 +31,12 @@ impl StableHasher {
         self.write(&value.to_le_bytes());
     }
 
+    /// Feeds a string, its length first, so that `("ab", "c")` and `("a", "bc")` differ.
+    pub fn write_str(&mut self, s: &str) {
+        self.write_u64(s.len() as u64);
+        self.write(s.as_bytes());
+    }
+
     /// The hash of everything fed so far.
     #[must_use]
     pub const fn finish(&self) -> u64 {
@@ -71,6 +77,16 @@ mod tests {
         assert_eq!(stable_hash(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(stable_hash(b"a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(stable_hash(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn strings_are_length_delimited() {
+        let (mut a, mut b) = (StableHasher::new(), StableHasher::new());
+        a.write_str("ab");
+        a.write_str("c");
+        b.write_str("a");
+        b.write_str("bc");
+        assert_ne!(a.finish(), b.finish());
     }
 
     #[test]

@@ -27,12 +27,13 @@
 //! ```
 
 mod stats;
-mod varint;
 
 #[cfg(test)]
 mod tests;
 
 pub use stats::FrameStats;
+
+use rumour_wire::{VarintError, varint};
 
 use crate::error::{FrameError, FrameErrorKind};
 use crate::label::Label;
@@ -186,7 +187,7 @@ impl FrameCodec {
     /// less (no length), so `header_len() + Σ packed_len` is an upper bound that is exact for two
     /// or more messages.
     pub const fn packed_len(msg_len: usize) -> usize {
-        varint::encoded_len(msg_len as u64) + msg_len
+        varint::packed_len(msg_len, 0)
     }
 
     /// The exact length of the datagram [`encode_packet`](Self::encode_packet) makes of `msgs`.
@@ -509,7 +510,7 @@ impl<'a> Messages<'a> {
         let mut at = 0;
         let mut count = 0;
         while at < body.len() {
-            let (len, msg_at) = varint::get(body, at, "message length")
+            let (len, msg_at) = get_varint(body, at, "message length")
                 .map_err(|e| FrameError::new(e.what, base + e.offset, e.kind))?;
             if len > (body.len() - msg_at) as u64 {
                 return Err(FrameError::new(
@@ -540,7 +541,7 @@ impl<'a> Iterator for Messages<'a> {
         if !self.compound {
             return Some(self.body);
         }
-        let (len, at) = varint::get(self.body, 0, "message length").ok()?;
+        let (len, at) = get_varint(self.body, 0, "message length").ok()?;
         let (msg, rest) = self.body.get(at..)?.split_at_checked(len as usize)?;
         self.body = rest;
         Some(msg)
@@ -552,3 +553,14 @@ impl<'a> Iterator for Messages<'a> {
 }
 
 impl ExactSizeIterator for Messages<'_> {}
+
+/// Reads the varint at `at`: the value and the offset just after it. `what` names the field in
+/// errors.
+fn get_varint(bytes: &[u8], at: usize, what: &'static str) -> Result<(u64, usize), FrameError> {
+    let rest = bytes.get(at..).unwrap_or_default();
+    match varint::get(rest) {
+        Ok((value, used)) => Ok((value, at + used)),
+        Err(VarintError::Truncated) => Err(FrameError::new(what, at, FrameErrorKind::Truncated)),
+        Err(_) => Err(FrameError::new(what, at, FrameErrorKind::Malformed)),
+    }
+}

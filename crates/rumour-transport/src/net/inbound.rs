@@ -16,7 +16,7 @@ use tokio::time::{Instant, timeout, timeout_at};
 
 use super::{Shared, wire};
 use crate::stats::incr;
-use crate::{Incoming, Kind};
+use crate::{Incoming, Delivery};
 
 /// Reads UDP datagrams into one reused buffer one byte larger than `max_datagram`, so an
 /// oversized datagram is seen as such rather than silently cut.
@@ -30,7 +30,7 @@ pub(super) async fn read_datagrams(shared: Arc<Shared>, socket: Arc<UdpSocket>) 
                 let bytes = Bytes::copy_from_slice(&buf[..len]);
                 shared.deliver(Incoming {
                     from,
-                    kind: Kind::Datagram,
+                    delivery: Delivery::Datagram,
                     bytes,
                 });
             }
@@ -138,7 +138,7 @@ async fn read_preamble(shared: &Shared, stream: &mut TcpStream) -> Result<Socket
 async fn read_messages(shared: &Shared, stream: &mut TcpStream, from: SocketAddr) -> End {
     loop {
         match read_message(shared, stream).await {
-            Ok((kind, bytes)) => shared.deliver(Incoming { from, kind, bytes }),
+            Ok((delivery, bytes)) => shared.deliver(Incoming { from, delivery, bytes }),
             Err(end) => return end,
         }
     }
@@ -146,7 +146,7 @@ async fn read_messages(shared: &Shared, stream: &mut TcpStream, from: SocketAddr
 
 /// Reads one envelope and its message. Waits up to `inbound_idle_timeout` for the first byte,
 /// then up to `read_deadline` for the rest.
-async fn read_message(shared: &Shared, stream: &mut TcpStream) -> Result<(Kind, Bytes), End> {
+async fn read_message(shared: &Shared, stream: &mut TcpStream) -> Result<(Delivery, Bytes), End> {
     let config = &shared.config;
     let mut head = [0u8; wire::ENVELOPE_LEN];
     match timeout(config.inbound_idle_timeout, stream.read(&mut head[..1])).await {
@@ -158,8 +158,8 @@ async fn read_message(shared: &Shared, stream: &mut TcpStream) -> Result<(Kind, 
     read_exact_by(stream, &mut head[1..], deadline).await?;
     let (kind, len) = wire::parse_envelope(&head).ok_or(End::Malformed)?;
     let limit = match kind {
-        Kind::Datagram => config.max_datagram,
-        Kind::Reliable => config.max_stream_message,
+        Delivery::Datagram => config.max_datagram,
+        Delivery::Stream => config.max_stream_message,
     };
     if len > limit {
         return Err(End::OverLimit);

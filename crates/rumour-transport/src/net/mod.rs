@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::stats::{Counters, bump, incr};
-use crate::{Incoming, Kind, Stats, Transport, TransportError};
+use crate::{Incoming, Delivery, Stats, Transport, TransportError};
 use outbound::Peers;
 
 /// Largest UDP payload over IPv4, the default `max_datagram`.
@@ -130,12 +130,12 @@ pub(crate) struct Shared {
 impl Shared {
     /// Hands a message to `recv`'s queue, or drops and counts it if the queue is full.
     pub(crate) fn deliver(&self, incoming: Incoming) {
-        let (kind, len) = (incoming.kind, incoming.bytes.len() as u64);
+        let (kind, len) = (incoming.delivery, incoming.bytes.len() as u64);
         match self.queue.try_send(incoming) {
             Ok(()) => {
                 incr(match kind {
-                    Kind::Datagram => &self.counters.datagrams_in,
-                    Kind::Reliable => &self.counters.reliable_in,
+                    Delivery::Datagram => &self.counters.datagrams_in,
+                    Delivery::Stream => &self.counters.reliable_in,
                 });
                 bump(&self.counters.bytes_in, len);
             }

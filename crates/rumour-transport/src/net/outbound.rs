@@ -23,12 +23,12 @@ use tokio::time::timeout;
 
 use super::{Shared, wire};
 use crate::stats::{bump, incr};
-use crate::{Kind, TransportError};
+use crate::{Delivery, TransportError};
 
 /// A message waiting for its peer's writer.
 #[derive(Debug)]
 struct Outgoing {
-    kind: Kind,
+    delivery: Delivery,
     bytes: Bytes,
     /// Where to report the outcome (reliable messages only).
     done: Option<oneshot::Sender<Result<(), TransportError>>>,
@@ -95,7 +95,7 @@ impl Peers {
         bytes: Bytes,
     ) -> Result<(), TransportError> {
         let mut msg = Outgoing {
-            kind: Kind::Datagram,
+            delivery: Delivery::Datagram,
             bytes,
             done: None,
         };
@@ -121,7 +121,7 @@ impl Peers {
     ) -> Result<(), TransportError> {
         let (done, outcome) = oneshot::channel();
         let mut msg = Outgoing {
-            kind: Kind::Reliable,
+            delivery: Delivery::Stream,
             bytes,
             done: Some(done),
         };
@@ -180,13 +180,13 @@ async fn run_writer(table: Arc<Table>, to: SocketAddr, id: u64, mut rx: mpsc::Re
                 continue;
             }
         };
-        let result = deliver(shared, to, &mut conn, msg.kind, &msg.bytes).await;
+        let result = deliver(shared, to, &mut conn, msg.delivery, &msg.bytes).await;
         let counters = &shared.counters;
         let result = match result {
             Ok(()) => {
-                incr(match msg.kind {
-                    Kind::Datagram => &counters.datagrams_out,
-                    Kind::Reliable => &counters.reliable_out,
+                incr(match msg.delivery {
+                    Delivery::Datagram => &counters.datagrams_out,
+                    Delivery::Stream => &counters.reliable_out,
                 });
                 bump(&counters.bytes_out, msg.bytes.len() as u64);
                 Ok(())
@@ -222,17 +222,17 @@ async fn deliver(
     shared: &Shared,
     to: SocketAddr,
     conn: &mut Option<TcpStream>,
-    kind: Kind,
+    delivery: Delivery,
     bytes: &Bytes,
 ) -> Result<(), Failure> {
     let reused = conn.as_ref().is_some_and(peer_has_not_closed);
     if !reused {
         *conn = None;
     }
-    match write(shared, to, conn, kind, bytes).await {
+    match write(shared, to, conn, delivery, bytes).await {
         Err(failure) if reused => {
             tracing::debug!(%to, error = %failure.error, "cached connection failed, reconnecting");
-            write(shared, to, conn, kind, bytes).await
+            write(shared, to, conn, delivery, bytes).await
         }
         other => other,
     }
@@ -249,7 +249,7 @@ async fn write(
     shared: &Shared,
     to: SocketAddr,
     conn: &mut Option<TcpStream>,
-    kind: Kind,
+    delivery: Delivery,
     bytes: &Bytes,
 ) -> Result<(), Failure> {
     let after = shared.config.stream_timeout;
@@ -265,7 +265,7 @@ async fn write(
             conn.insert(stream)
         }
     };
-    head.extend_from_slice(&wire::envelope(kind, bytes.len()));
+    head.extend_from_slice(&wire::envelope(delivery, bytes.len()));
     let mut buf = (&head[..]).chain(&bytes[..]);
     let error = match timeout(after, stream.write_all_buf(&mut buf)).await {
         Ok(Ok(())) => return Ok(()),

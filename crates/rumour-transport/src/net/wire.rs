@@ -8,7 +8,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::Kind;
+use crate::Delivery;
 
 /// First bytes of every connection.
 pub(crate) const PREAMBLE_MAGIC: [u8; 3] = *b"RUC";
@@ -65,20 +65,20 @@ pub(crate) fn preamble_addr(rest: &[u8]) -> Option<SocketAddr> {
 }
 
 /// The envelope in front of a message of `len` bytes (callers check `len` fits in a u32).
-pub(crate) fn envelope(kind: Kind, len: usize) -> [u8; ENVELOPE_LEN] {
-    let kind = match kind {
-        Kind::Datagram => KIND_DATAGRAM,
-        Kind::Reliable => KIND_RELIABLE,
+pub(crate) fn envelope(delivery: Delivery, len: usize) -> [u8; ENVELOPE_LEN] {
+    let kind = match delivery {
+        Delivery::Datagram => KIND_DATAGRAM,
+        Delivery::Stream => KIND_RELIABLE,
     };
     let len = (len as u32).to_be_bytes();
     [kind, len[0], len[1], len[2], len[3]]
 }
 
 /// Parses an envelope; `None` for an unknown kind.
-pub(crate) fn parse_envelope(head: &[u8; ENVELOPE_LEN]) -> Option<(Kind, usize)> {
+pub(crate) fn parse_envelope(head: &[u8; ENVELOPE_LEN]) -> Option<(Delivery, usize)> {
     let kind = match head[0] {
-        KIND_DATAGRAM => Kind::Datagram,
-        KIND_RELIABLE => Kind::Reliable,
+        KIND_DATAGRAM => Delivery::Datagram,
+        KIND_RELIABLE => Delivery::Stream,
         _ => return None,
     };
     Some((
@@ -121,7 +121,7 @@ mod tests {
 
     #[test]
     fn envelopes_round_trip_and_unknown_kinds_are_refused() {
-        for (kind, len) in [(Kind::Datagram, 0), (Kind::Reliable, u32::MAX as usize)] {
+        for (kind, len) in [(Delivery::Datagram, 0), (Delivery::Stream, u32::MAX as usize)] {
             assert_eq!(parse_envelope(&envelope(kind, len)), Some((kind, len)));
         }
         assert_eq!(parse_envelope(&[2, 0, 0, 0, 1]), None);
