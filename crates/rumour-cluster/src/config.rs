@@ -73,9 +73,6 @@ impl NodeConfig {
     /// The gossip period the node's tick uses.
     #[must_use]
     pub fn gossip_interval(&self) -> Duration {
-        self.swim
-            .gossip_interval()
-            .or(self.gossip.gossip_interval)
-            .unwrap_or(Duration::from_millis(200))
+        self.swim.gossip_interval()
     }
 }

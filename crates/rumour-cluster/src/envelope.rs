@@ -5,7 +5,12 @@
 //! frame whose body is a sequence of `channel (1 byte) | length (LEB128) | bytes` parts, so a
 //! pull-push opening can carry SWIM's member table and the KV store's digests together.
 
+use rumour_wire::varint;
+
 use crate::error::Error;
+
+/// Bytes the channel tag adds in front of every message.
+pub const TAG_LEN: usize = 1;
 
 /// Which layer a message belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,16 +58,7 @@ pub fn encode_stream(parts: &[(Channel, &[u8])]) -> Vec<u8> {
     let mut out = Vec::with_capacity(len);
     for (channel, part) in parts {
         out.push(*channel as u8);
-        let mut n = part.len() as u64;
-        loop {
-            let byte = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(byte);
-                break;
-            }
-            out.push(byte | 0x80);
-        }
+        varint::put(&mut out, part.len() as u64);
         out.extend_from_slice(part);
     }
     out
@@ -78,7 +74,7 @@ pub fn decode_stream(mut bytes: &[u8]) -> Result<Vec<(Channel, &[u8])>, Error> {
             offset,
             reason: "unknown channel",
         })?;
-        let (len, used) = read_varint(rest).ok_or(Error::Envelope {
+        let (len, used) = varint::get(rest).map_err(|_| Error::Envelope {
             offset: offset + 1,
             reason: "bad length",
         })?;
@@ -94,17 +90,6 @@ pub fn decode_stream(mut bytes: &[u8]) -> Result<Vec<(Channel, &[u8])>, Error> {
         bytes = tail;
     }
     Ok(parts)
-}
-
-fn read_varint(bytes: &[u8]) -> Option<(u64, usize)> {
-    let mut value = 0u64;
-    for (i, &byte) in bytes.iter().enumerate().take(10) {
-        value |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            return Some((value, i + 1));
-        }
-    }
-    None
 }
 
 #[cfg(test)]
@@ -135,6 +120,8 @@ mod tests {
             ])
             .is_err()
         );
+        // An over-long length (1 written in two bytes) is refused, as the frame decoder does.
+        assert!(decode_stream(&[0, 0x81, 0x00, 7]).is_err());
     }
 
     proptest! {

@@ -10,7 +10,7 @@
 //!   It frames every packet exactly as the real network does, packs SWIM updates and KV changes
 //!   into shared datagrams on one gossip tick, bundles the KV store's pull-push with SWIM's
 //!   full-state exchange, and feeds membership changes to the store.
-//! - Same vocabulary as the layers: `handle_datagram` / `handle_stream` / `handle_timeout` in,
+//! - Same vocabulary as the layers: `handle_packet` / `handle_stream` / `handle_timeout` in,
 //!   `poll_transmit` / `poll_event` / `poll_timeout` out; time and randomness come in.
 //! - [`sim`] runs many nodes with one seed and replays exactly; [`scenario`] tells the stories
 //!   `rumour sim` prints.
@@ -46,6 +46,7 @@ pub mod node;
 pub mod profile;
 pub mod scenario;
 pub mod sim;
+mod transmit;
 
 pub use config::NodeConfig;
 pub use driver::{Cluster, ClusterStats, MemberInfo};
@@ -53,6 +54,7 @@ pub use error::Error;
 pub use event::NodeEvent;
 pub use node::{Node, NodeStats};
 pub use profile::Profile;
+pub use transmit::{Delivery, Transmit};
 
 pub use rumour_gossip as gossip;
 pub use rumour_ring as ring;

@@ -1,7 +1,6 @@
 //! The composed node: SWIM, the KV store and the ring behind one sans-IO vocabulary.
 
 use std::collections::VecDeque;
-use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -9,20 +8,20 @@ use bytes::Bytes;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rumour_gossip::Gossip;
-use rumour_ring::{Instance, Lifecycler, Ring, State as InstanceState, Tokens};
+use rumour_ring::{Lifecycler, Ring, State as InstanceState};
 use rumour_swim::{Event as SwimEvent, Member, NodeName, PullPush, State, Swim};
 use rumour_transport::frame::FrameCodec;
+use rumour_wire::BoundedQueue;
 
+use crate::transmit::{Delivery, Transmit};
 use crate::config::{NodeConfig, SIM_EPOCH};
 use crate::envelope::{self, Channel};
 use crate::error::Error;
 use crate::event::NodeEvent;
-use crate::sim::{Machine, Transmit};
+use crate::sim::Machine;
 
 /// Most events a node holds for its user; past it the oldest is dropped and counted.
 const EVENT_CAPACITY: usize = 4096;
-/// Event queue capacity kept once the queue drains.
-const RETAINED_EVENTS: usize = 64;
 /// Slack kept free in every datagram for the one-byte channel tag's effect on length prefixes.
 const TAG_SLACK: usize = 8;
 
@@ -65,7 +64,7 @@ pub struct Node {
     next_gossip: Instant,
     next_heartbeat: Option<Instant>,
     outbox: VecDeque<Transmit>,
-    events: VecDeque<NodeEvent>,
+    events: BoundedQueue<NodeEvent>,
     stats: NodeStats,
 }
 
@@ -92,27 +91,27 @@ impl Node {
         let swim_config = config
             .swim
             .to_builder()
-            .gossip_interval(None)
             .frame_overhead(frame_overhead)
+            .message_overhead(envelope::TAG_LEN)
             .packet_budget(
                 std::num::NonZeroUsize::new(frame.packet_budget())
                     .unwrap_or(config.swim.packet_budget()),
             )
             .build()?;
         let mut gossip_config = config.gossip.clone();
-        gossip_config.gossip_interval = None;
         gossip_config.frame_overhead = frame_overhead;
+        gossip_config.message_overhead = envelope::TAG_LEN;
         gossip_config.packet_budget = frame.packet_budget();
         gossip_config.advertise_addr = config.addr;
         let child = |rng: &mut ChaCha8Rng| ChaCha8Rng::seed_from_u64(rng.next_u64());
         let (swim_rng, gossip_rng, ring_rng) = (child(&mut rng), child(&mut rng), child(&mut rng));
         let swim = Swim::new(
-            now,
             swim_config,
             NodeName::new(config.name.clone())?,
             config.addr,
             config.meta.clone(),
             swim_rng,
+            now,
         )?;
         let epoch = config.wall_epoch.unwrap_or((now, SIM_EPOCH));
         let mut gossip = Gossip::new(gossip_config, gossip_rng, epoch);
@@ -134,7 +133,7 @@ impl Node {
             // A random phase: nodes started together do not gossip in lockstep.
             next_gossip: now + gossip_interval.mul_f64(rng.gen_range(0.0..1.0)),
             outbox: VecDeque::new(),
-            events: VecDeque::new(),
+            events: BoundedQueue::new(EVENT_CAPACITY),
             stats: NodeStats::default(),
         };
         node.register_in_ring(now);
@@ -169,13 +168,6 @@ impl Node {
         self.swim.num_alive()
     }
 
-    /// Whether this node lists `name` as alive.
-    pub fn sees_alive(&self, name: &str) -> bool {
-        self.swim
-            .member(name)
-            .is_some_and(|m| m.state == State::Alive)
-    }
-
     /// The state this node holds for member `name`.
     pub fn member_state(&self, name: &str) -> Option<State> {
         self.swim.member(name).map(|m| m.state)
@@ -186,27 +178,6 @@ impl Node {
         self.gossip.get::<Ring>(&self.ring_key)
     }
 
-    /// Whether the ring holds instance `id` in the Active state.
-    pub fn ring_has_active(&self, id: &str) -> bool {
-        self.ring()
-            .and_then(|r| r.instance(id).map(|i| i.state() == InstanceState::Active))
-            .unwrap_or(false)
-    }
-
-    /// A hash of the ring's topology: instance ids, states and tokens, not heartbeats. Equal
-    /// topologies give equal hashes within one process.
-    pub fn ring_topology_digest(&self) -> u64 {
-        let mut hasher = std::hash::DefaultHasher::new();
-        if let Some(ring) = self.ring() {
-            for instance in ring.instances() {
-                instance.id().hash(&mut hasher);
-                instance.state().as_str().hash(&mut hasher);
-                instance.tokens().as_slice().hash(&mut hasher);
-            }
-        }
-        hasher.finish()
-    }
-
     /// The node's counters.
     pub fn stats(&self) -> NodeStats {
         let swim = self.swim.stats();
@@ -214,6 +185,7 @@ impl Node {
             suspicions: swim.suspicions,
             refutations: swim.refutations,
             frames_dropped: self.frame.stats().dropped_total(),
+            events_dropped: self.events.dropped(),
             ..self.stats.clone()
         }
     }
@@ -321,37 +293,10 @@ impl Node {
         self.gossip.watch_prefix(prefix)
     }
 
-    /// Writes a small marker value under `key` (a one-instance ring named after the key), for
-    /// dissemination measurements.
-    pub fn put_marker(&mut self, now: Instant, key: &str) {
-        let wall = self.gossip.wall_time(now);
-        let result = self.gossip.cas::<Ring>(now, key, |_| {
-            let mut ring = Ring::new();
-            let instance = Instance::new(
-                "marker",
-                "",
-                InstanceState::Active,
-                Tokens::new(vec![1]),
-                wall,
-            );
-            ring.set_instance(key, instance).ok()?;
-            Some(ring)
-        });
-        if result.is_err() {
-            self.stats.ring_errors += 1;
-        }
-        self.pump(now);
-    }
-
-    /// Whether the store holds the marker `key`.
-    pub fn has_marker(&self, key: &str) -> bool {
-        self.gossip.entry(key).is_some()
-    }
-
     // ---- inputs -------------------------------------------------------------------------------
 
     /// A datagram arrived.
-    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+    pub fn handle_packet(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         let Ok(messages) = self.frame.decode_packet(bytes) else {
             return; // counted by the frame codec
         };
@@ -423,20 +368,19 @@ impl Node {
     // ---- outputs ------------------------------------------------------------------------------
 
     /// The next framed message to send.
+    #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.outbox.pop_front()
     }
 
     /// The next event.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<NodeEvent> {
-        let event = self.events.pop_front();
-        if event.is_none() && self.events.capacity() > RETAINED_EVENTS {
-            self.events.shrink_to(RETAINED_EVENTS); // a join's burst does not pin memory
-        }
-        event
+        self.events.pop()
     }
 
     /// When to call [`Node::handle_timeout`] next.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         [
             self.swim.poll_timeout(),
@@ -495,10 +439,11 @@ impl Node {
     fn gossip_tick(&mut self, now: Instant) {
         let members = self.swim.num_alive();
         let budget = self.swim.config().datagram_budget();
+        let overhead = self.swim.config().message_overhead();
         let cost = |parts: &[(Channel, Bytes)]| -> usize {
             parts
                 .iter()
-                .map(|(_, m)| rumour_swim::packed_len(m.len()))
+                .map(|(_, m)| rumour_wire::varint::packed_len(m.len(), overhead))
                 .sum()
         };
         for to in self.swim.gossip_targets(now, self.gossip_nodes) {
@@ -543,7 +488,7 @@ impl Node {
                 .iter()
                 .map(|m| (Channel::Swim, m.clone()))
                 .collect();
-            if t.reliable {
+            if t.delivery == Delivery::Stream {
                 if let Some(PullPush::Request { join }) = t.pullpush {
                     if let Some(opening) = self.gossip.start_pullpush(now, t.to, join) {
                         parts.push((Channel::Gossip, opening));
@@ -551,7 +496,7 @@ impl Node {
                 }
                 self.send_stream(t.to, &parts);
             } else {
-                let room = budget.saturating_sub(t.packed_len());
+                let room = self.swim.remaining_budget(&t);
                 let members = self.swim.num_alive();
                 parts.extend(
                     self.gossip
@@ -568,13 +513,13 @@ impl Node {
                 .iter()
                 .map(|m| (Channel::Gossip, m.clone()))
                 .collect();
-            if t.reliable {
+            if t.delivery == Delivery::Stream {
                 self.send_stream(t.to, &parts);
             } else {
                 let used: usize = t
                     .messages
                     .iter()
-                    .map(|m| rumour_swim::packed_len(m.len()))
+                    .map(|m| self.swim.config().packed_len(m.len()))
                     .sum();
                 parts.extend(
                     self.swim
@@ -601,11 +546,7 @@ impl Node {
     }
 
     fn push_event(&mut self, event: NodeEvent) {
-        if self.events.len() >= EVENT_CAPACITY {
-            self.events.pop_front();
-            self.stats.events_dropped += 1;
-        }
-        self.events.push_back(event);
+        self.events.push(event);
     }
 
     /// Frames `parts` into as few datagrams as the packet budget allows.
@@ -637,7 +578,7 @@ impl Node {
         self.stats.bytes_sent += bytes.len() as u64;
         self.outbox.push_back(Transmit {
             to,
-            reliable: false,
+            delivery: Delivery::Datagram,
             bytes,
         });
     }
@@ -650,7 +591,7 @@ impl Node {
                 self.stats.bytes_sent += bytes.len() as u64;
                 self.outbox.push_back(Transmit {
                     to,
-                    reliable: true,
+                    delivery: Delivery::Stream,
                     bytes: Bytes::from(bytes),
                 });
             }
@@ -664,8 +605,8 @@ impl Node {
 impl Machine for Node {
     type Event = NodeEvent;
 
-    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
-        Node::handle_datagram(self, now, from, bytes);
+    fn handle_packet(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        Node::handle_packet(self, now, from, bytes);
     }
     fn handle_stream(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         Node::handle_stream(self, now, from, bytes);

@@ -61,9 +61,7 @@ impl Profile {
     /// The gossip period: one dissemination round.
     #[must_use]
     pub fn gossip_interval(self) -> Duration {
-        self.swim()
-            .gossip_interval()
-            .unwrap_or(Duration::from_millis(200))
+        self.swim().gossip_interval()
     }
 
     /// An upper bound on the time from a crash until every survivor of an `n`-member cluster

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rumour_cluster::ring::State as InstanceState;
-use rumour_cluster::sim::{LinkConfig, NodeId, NodeSeed, Sim, Transmit, node_addr};
+use rumour_cluster::sim::{LinkConfig, NodeId, NodeSeed, Sim, node_addr};
 use rumour_cluster::swim::State;
-use rumour_cluster::{Node, NodeConfig, NodeEvent, Profile};
+use rumour_cluster::{Delivery, Node, NodeConfig, NodeEvent, Profile, Transmit};
 
 const SEED: u64 = 5;
 
@@ -31,7 +31,12 @@ fn cluster(n: usize) -> Sim<Node> {
     let converged = sim
         .run_until(Duration::from_secs(30), Duration::from_millis(100), |sim| {
             sim.running().all(|(_, node)| {
-                node.num_alive() == n && (0..n).all(|i| node.ring_has_active(&format!("node-{i}")))
+                let active = |id: String| {
+                    node.ring()
+                        .and_then(|r| r.instance(&id).map(|i| i.state() == InstanceState::Active))
+                        .unwrap_or(false)
+                };
+                node.num_alive() == n && (0..n).all(|i| active(format!("node-{i}")))
             })
         })
         .expect("no invariant is checked");
@@ -109,14 +114,14 @@ fn garbage_and_wrong_label_frames_are_counted_and_change_nothing() {
     let to = sim.addr(NodeId(0));
     let garbage = Transmit {
         to,
-        reliable: false,
+        delivery: Delivery::Datagram,
         bytes: Bytes::from_static(b"not a rumour frame"),
     };
     sim.send_from(NodeId(1), garbage.clone());
     sim.send_from(
         NodeId(1),
         Transmit {
-            reliable: true,
+            delivery: Delivery::Stream,
             ..garbage
         },
     );
@@ -129,7 +134,7 @@ fn garbage_and_wrong_label_frames_are_counted_and_change_nothing() {
         NodeId(1),
         Transmit {
             to,
-            reliable: false,
+            delivery: Delivery::Datagram,
             bytes: foreign,
         },
     );

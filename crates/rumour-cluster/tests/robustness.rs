@@ -29,7 +29,7 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic_a_node(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
         let (mut node, now) = node();
-        node.handle_datagram(now, from(), &bytes);
+        node.handle_packet(now, from(), &bytes);
         node.handle_stream(now, from(), &bytes);
         node.handle_timeout(now + Duration::from_secs(1));
         prop_assert_eq!(node.num_alive(), 1);
@@ -44,7 +44,7 @@ proptest! {
         let codec = FrameCodec::new(FrameConfig::default());
         let mut message = vec![channel];
         message.extend_from_slice(&body);
-        node.handle_datagram(now, from(), &codec.encode_packet(&[&message[..]]));
+        node.handle_packet(now, from(), &codec.encode_packet(&[&message[..]]));
         let mut part = vec![channel];
         part.push(body.len().min(127) as u8);
         part.extend_from_slice(&body[..body.len().min(127)]);
@@ -58,6 +58,6 @@ proptest! {
 fn an_unknown_channel_is_refused_and_counted() {
     let (mut node, now) = node();
     let codec = FrameCodec::new(FrameConfig::default());
-    node.handle_datagram(now, from(), &codec.encode_packet(&[&[7u8, 1, 2, 3][..]]));
+    node.handle_packet(now, from(), &codec.encode_packet(&[&[7u8, 1, 2, 3][..]]));
     assert_eq!(node.stats().messages_refused, 1);
 }

@@ -17,7 +17,8 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::task::JoinSet;
 
 use super::snapshot::DriverStats;
-use crate::sim::Transmit;
+use crate::transmit::{Delivery, Transmit};
+
 
 /// Datagrams waiting for the sender task; past it they are dropped and counted.
 const DATAGRAM_QUEUE: usize = 1024;
@@ -97,7 +98,7 @@ impl Outbound {
 
     /// Queues one framed message; never waits.
     pub(super) fn send(&mut self, transmit: Transmit) {
-        if transmit.reliable {
+        if transmit.delivery == Delivery::Stream {
             self.send_reliable(transmit.to, transmit.bytes);
         } else if self
             .datagrams

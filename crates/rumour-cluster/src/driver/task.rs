@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rumour_transport::{Incoming, Kind, Transport, TransportError};
+use rumour_transport::{Delivery, Incoming, Transport, TransportError};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::Instrument;
 
@@ -144,11 +144,11 @@ impl Task {
     }
 
     fn receive(&mut self, now: Instant, incoming: Incoming) {
-        match incoming.kind {
-            Kind::Datagram => self
+        match incoming.delivery {
+            Delivery::Datagram => self
                 .node
-                .handle_datagram(now, incoming.from, &incoming.bytes),
-            Kind::Reliable => self.node.handle_stream(now, incoming.from, &incoming.bytes),
+                .handle_packet(now, incoming.from, &incoming.bytes),
+            Delivery::Stream => self.node.handle_stream(now, incoming.from, &incoming.bytes),
         }
     }
 

@@ -7,6 +7,7 @@
 
 mod report;
 mod run;
+mod view;
 
 pub use report::{Report, Spread};
 pub use run::run;

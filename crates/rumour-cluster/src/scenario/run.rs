@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{Report, Scenario, ScenarioConfig, Spread};
 use crate::sim::{Fault, LinkConfig, NodeId, NodeSeed, Sim, SimError};
+use super::view::ScenarioView;
 use crate::{Node, NodeConfig, NodeEvent};
 
 /// Failure declarations seen during a run: `(observer, subject) -> first time`.

@@ -3,18 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use bytes::Bytes;
-
-/// One framed message a machine wants sent.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Transmit {
-    /// Where to.
-    pub to: SocketAddr,
-    /// `true` for a reliable (stream) message, `false` for a datagram.
-    pub reliable: bool,
-    /// The bytes, framed exactly as they would be on the real network.
-    pub bytes: Bytes,
-}
+use crate::transmit::Transmit;
 
 /// A sans-IO state machine the simulator can drive. `rumour_cluster::Node` is one; tests can
 /// drive simpler ones.
@@ -26,7 +15,7 @@ pub trait Machine {
     type Event;
 
     /// A datagram arrived from `from`. Bad bytes are the machine's to count; they never panic.
-    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]);
+    fn handle_packet(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]);
     /// A reliable message arrived from `from`.
     fn handle_stream(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]);
     /// The time returned by `poll_timeout` was reached (it may be called late, never early).

@@ -12,12 +12,13 @@
 //!
 //! ```
 //! use std::time::{Duration, Instant};
-//! use rumour_cluster::sim::{Machine, Sim, LinkConfig, Transmit};
+//! use rumour_cluster::sim::{Machine, Sim, LinkConfig};
+//! use rumour_cluster::{Delivery, Transmit};
 //!
 //! /// A machine that counts the datagrams it receives.
 //! struct Echo { got: usize }
 //! impl Machine for Echo {
-//!     fn handle_datagram(&mut self, _: Instant, _: std::net::SocketAddr, _: &[u8]) { self.got += 1 }
+//!     fn handle_packet(&mut self, _: Instant, _: std::net::SocketAddr, _: &[u8]) { self.got += 1 }
 //!     fn handle_stream(&mut self, _: Instant, _: std::net::SocketAddr, _: &[u8]) {}
 //!     fn handle_timeout(&mut self, _: Instant) {}
 //!     fn poll_transmit(&mut self) -> Option<Transmit> { None }
@@ -30,7 +31,7 @@
 //! let a = sim.add_node();
 //! let b = sim.add_node();
 //! let to = sim.addr(b);
-//! sim.send_from(a, Transmit { to, reliable: false, bytes: bytes::Bytes::from_static(b"hi") });
+//! sim.send_from(a, Transmit { to, delivery: Delivery::Datagram, bytes: bytes::Bytes::from_static(b"hi") });
 //! sim.run_for(Duration::from_millis(10)).unwrap();
 //! assert_eq!(sim.node(b).unwrap().got, 1);
 //! ```
@@ -38,7 +39,6 @@
 mod fault;
 mod machine;
 pub mod network;
-mod trace;
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -49,11 +49,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rumour_wire::StableHasher;
+
+use crate::transmit::{Delivery, Transmit};
 
 pub use fault::Fault;
-pub use machine::{Machine, Transmit};
+pub use machine::Machine;
 pub use network::{LinkConfig, Network, PacketInfo, Verdict};
-pub use trace::TraceHash;
 
 /// The index of a node in a simulation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -156,7 +158,7 @@ enum Event {
     Deliver {
         to: NodeId,
         from: SocketAddr,
-        reliable: bool,
+        delivery: Delivery,
         bytes: Bytes,
         slowed: bool,
     },
@@ -228,7 +230,7 @@ pub struct Sim<M: Machine> {
     checks: Vec<PeriodicCheck<M>>,
     sink: Option<EventSink<M::Event>>,
     failure: Option<SimError>,
-    trace: TraceHash,
+    trace: StableHasher,
     stats: SimStats,
     same_instant: (Duration, u64),
 }
@@ -281,7 +283,7 @@ impl<M: Machine> Sim<M> {
             checks: Vec::new(),
             sink: None,
             failure: None,
-            trace: TraceHash::default(),
+            trace: StableHasher::new(),
             stats: SimStats::default(),
             same_instant: (Duration::ZERO, 0),
         }
@@ -451,7 +453,7 @@ impl<M: Machine> Sim<M> {
 
     /// The hash of every packet delivered so far (time, ends, bytes).
     pub fn trace_hash(&self) -> u64 {
-        self.trace.value()
+        self.trace.finish()
     }
 
     /// The run's counters.
@@ -534,10 +536,10 @@ impl<M: Machine> Sim<M> {
             Event::Deliver {
                 to,
                 from,
-                reliable,
+                delivery,
                 bytes,
                 slowed,
-            } => self.deliver(to, from, reliable, bytes, slowed),
+            } => self.deliver(to, from, delivery, bytes, slowed),
             Event::Wake { node, epoch } => self.wake(node, epoch),
             Event::Fault(fault) => self.apply(fault),
             Event::Check(index) => self.check(index),
@@ -548,7 +550,7 @@ impl<M: Machine> Sim<M> {
         &mut self,
         to: NodeId,
         from: SocketAddr,
-        reliable: bool,
+        delivery: Delivery,
         bytes: Bytes,
         slowed: bool,
     ) {
@@ -562,7 +564,7 @@ impl<M: Machine> Sim<M> {
             let event = Event::Deliver {
                 to,
                 from,
-                reliable,
+                delivery,
                 bytes,
                 slowed,
             };
@@ -574,7 +576,7 @@ impl<M: Machine> Sim<M> {
             let event = Event::Deliver {
                 to,
                 from,
-                reliable,
+                delivery,
                 bytes,
                 slowed: true,
             };
@@ -592,10 +594,9 @@ impl<M: Machine> Sim<M> {
         self.trace.write(&bytes);
         let instant = self.base + now;
         let machine = slot.machine.as_mut().expect("checked above");
-        if reliable {
-            machine.handle_stream(instant, from, &bytes);
-        } else {
-            machine.handle_datagram(instant, from, &bytes);
+        match delivery {
+            Delivery::Stream => machine.handle_stream(instant, from, &bytes),
+            Delivery::Datagram => machine.handle_packet(instant, from, &bytes),
         }
         self.flush(to);
     }
@@ -698,7 +699,7 @@ impl<M: Machine> Sim<M> {
 
     fn route(&mut self, from: NodeId, transmit: Transmit) {
         let len = transmit.bytes.len();
-        if transmit.reliable {
+        if transmit.delivery == Delivery::Stream {
             self.stats.streams_sent += 1;
         } else {
             self.stats.datagrams_sent += 1;
@@ -711,7 +712,7 @@ impl<M: Machine> Sim<M> {
         let info = PacketInfo {
             from,
             to,
-            reliable: transmit.reliable,
+            delivery: transmit.delivery,
             len,
         };
         match self.network.route(info) {
@@ -721,7 +722,7 @@ impl<M: Machine> Sim<M> {
                     let event = Event::Deliver {
                         to,
                         from: from_addr,
-                        reliable: transmit.reliable,
+                        delivery: transmit.delivery,
                         bytes: transmit.bytes.clone(),
                         slowed: false,
                     };

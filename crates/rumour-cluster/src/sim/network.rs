@@ -9,6 +9,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::NodeId;
+use crate::transmit::Delivery;
 
 /// How every link behaves unless a rule says otherwise.
 #[derive(Clone, Debug, PartialEq)]
@@ -56,7 +57,7 @@ pub struct PacketInfo {
     /// Receiver.
     pub to: NodeId,
     /// Stream (`true`) or datagram.
-    pub reliable: bool,
+    pub delivery: Delivery,
     /// Size in bytes.
     pub len: usize,
 }
@@ -230,7 +231,7 @@ impl Network {
             .links
             .get(&(packet.from, packet.to))
             .unwrap_or(&self.link);
-        if !packet.reliable {
+        if packet.delivery == Delivery::Datagram {
             if packet.len > link.packet_budget {
                 return Fate::Dropped(Drop::Budget);
             }
@@ -238,11 +239,11 @@ impl Network {
                 return Fate::Dropped(Drop::Loss);
             }
         }
-        if packet.reliable {
+        if packet.delivery == Delivery::Stream {
             extra += retransmission_delay(&mut self.rng, link.loss);
         }
         let mut delays = vec![Self::latency(&mut self.rng, link) + extra];
-        if !packet.reliable && link.duplicate > 0.0 && self.rng.gen_bool(link.duplicate.min(1.0)) {
+        if packet.delivery == Delivery::Datagram && link.duplicate > 0.0 && self.rng.gen_bool(link.duplicate.min(1.0)) {
             delays.push(Self::latency(&mut self.rng, link) + extra);
         }
         Fate::Deliver(delays)
@@ -281,7 +282,7 @@ mod tests {
         PacketInfo {
             from: NodeId(from),
             to: NodeId(to),
-            reliable: false,
+            delivery: Delivery::Datagram,
             len: 100,
         }
     }
@@ -318,7 +319,7 @@ mod tests {
             .count();
         assert!((2_000..3_000).contains(&lost), "lost {lost} of 10000");
         let stream = PacketInfo {
-            reliable: true,
+            delivery: Delivery::Stream,
             ..packet(0, 1)
         };
         let delays: Vec<Duration> = (0..1_000)
@@ -345,7 +346,7 @@ mod tests {
         net.set_link_between(NodeId(0), NodeId(1), slow);
         assert_eq!(net.route(packet(0, 1)), Fate::Dropped(Drop::Loss));
         let stream = PacketInfo {
-            reliable: true,
+            delivery: Delivery::Stream,
             ..packet(0, 1)
         };
         let Fate::Deliver(delays) = net.route(stream) else {

@@ -23,7 +23,7 @@ struct Pinger {
 impl Machine for Pinger {
     type Event = u64;
 
-    fn handle_datagram(&mut self, _: Instant, _: SocketAddr, _: &[u8]) {
+    fn handle_packet(&mut self, _: Instant, _: SocketAddr, _: &[u8]) {
         self.received += 1;
     }
     fn handle_stream(&mut self, _: Instant, _: SocketAddr, _: &[u8]) {
@@ -36,7 +36,7 @@ impl Machine for Pinger {
             self.sent += 1;
             self.outbox.push(Transmit {
                 to,
-                reliable: false,
+                delivery: Delivery::Datagram,
                 bytes: Bytes::from(self.sent.to_le_bytes().to_vec()),
             });
         }
