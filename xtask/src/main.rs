@@ -3,7 +3,7 @@
 //! Steps, in order: formatting, clippy on all targets with warnings denied, all tests (nextest
 //! when installed, else `cargo test`), doctests, the criterion benches compiled and run once in
 //! test mode, and `cargo doc` with warnings denied. The tidy checks of the architecture
-//! invariants are a `#[test]` in this crate (`src/tidy.rs`), so they run with the tests.
+//! invariants are `#[test]`s in this crate (`src/tidy/`), so they run with the tests.
 
 use std::env;
 use std::process::{Command, ExitCode};

@@ -493,6 +493,7 @@ fn differing(a: &BTreeMap<&str, u64>, b: &BTreeMap<&str, u64>) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::disallowed_methods, reason = "tests need a real start time")]
     use super::*;
 
     #[test]

@@ -211,6 +211,7 @@ impl Watchers {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::disallowed_methods, reason = "tests need a real start time")]
     use super::*;
 
     fn drain(watchers: &mut Watchers) -> Vec<Event> {

@@ -1,4 +1,5 @@
 //! The KV commands on one machine: compare-and-swap, delete, watches.
+#![allow(clippy::disallowed_methods, reason = "tests need a real start time")]
 
 mod support;
 

@@ -143,6 +143,7 @@ impl Relays {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::disallowed_methods, reason = "tests need a real start time")]
     use super::*;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;

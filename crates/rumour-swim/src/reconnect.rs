@@ -83,6 +83,7 @@ impl ReconnectList {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::disallowed_methods, reason = "tests need a real start time")]
     use super::*;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;

@@ -131,6 +131,7 @@ impl Suspicion {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::disallowed_methods, reason = "tests need a real start time")]
     use super::*;
 
     fn ms(n: u64) -> Duration {

@@ -1,4 +1,5 @@
 //! Decoding arbitrary bytes never panics, and bytes that do not decode change nothing.
+#![allow(clippy::disallowed_methods, reason = "tests need a real start time")]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

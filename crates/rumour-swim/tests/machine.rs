@@ -1,4 +1,5 @@
 //! One machine driven by hand: inputs crafted in the test, outputs inspected.
+#![allow(clippy::disallowed_methods, reason = "tests need a real start time")]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -1,4 +1,5 @@
 //! Test CRDTs and a hand-wired network of gossip machines on virtual time.
+#![allow(clippy::disallowed_methods, reason = "tests need a real start time")]
 #![allow(
     dead_code,
     missing_docs,

@@ -1,6 +1,7 @@
 //! One test per state rule: every claim against every stored state, with lower, equal and
 //! higher incarnations, about other members and about the local node. Compiled only under
 //! `#[cfg(test)]` (see `membership.rs`).
+#![allow(clippy::disallowed_methods, reason = "tests need a real start time")]
 
 use super::*;
 

@@ -1,6 +1,7 @@
 //! A tiny virtual-time network of `Swim` machines for tests: a fixed latency, seeded node
 //! RNGs, optional drop rules, crashes, restarts and pauses. Deterministic: one seed fixes a run.
 
+#![allow(clippy::disallowed_methods, reason = "tests need a real start time")]
 #![allow(
     dead_code,
     reason = "each test file uses a different part of the harness"
