@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use rumour_cluster::Node;
-use rumour_cluster::gossip::HistoryRecord;
-use rumour_cluster::ring::{Ring, Timestamp};
+use rumour::Node;
+use rumour::gossip::HistoryRecord;
+use rumour::ring::{Ring, Timestamp};
 use serde::Serialize;
 
 /// An instance whose last heartbeat is older than this shows as unhealthy (dskit's

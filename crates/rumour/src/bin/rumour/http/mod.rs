@@ -15,7 +15,6 @@ mod metrics;
 mod page;
 mod view;
 
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,16 +24,16 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use rumour_cluster::Cluster;
-use rumour_cluster::ring::State as InstanceState;
+use rumour::Cluster;
+use rumour::ring::State as InstanceState;
 use serde::Serialize;
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
-pub use metrics::{Sample, render as render_metrics};
-pub use page::escape;
-pub use view::{
-    HEARTBEAT_TIMEOUT, History, HistoryRow, InstanceRow, KeyRow, MemberList, MemberRow, RingView,
-};
+use crate::error::Error;
+use metrics::Sample;
+use view::{MemberList, RingView};
 
 /// The nodes the pages show.
 #[derive(Clone, Debug)]
@@ -54,7 +53,7 @@ impl Nodes {
 }
 
 /// The router of the status pages for `clusters` (at least one).
-pub fn router(clusters: Vec<Cluster>) -> Router {
+fn router(clusters: Vec<Cluster>) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/memberlist", get(memberlist))
@@ -64,31 +63,68 @@ pub fn router(clusters: Vec<Cluster>) -> Router {
         .with_state(Nodes(Arc::new(clusters)))
 }
 
-/// Serves the status pages of `clusters` on `listener` until `shutdown` completes.
-///
-/// # Errors
-/// The listener failed.
-pub async fn serve(
+/// The status page's bound listener, not serving yet.
+#[derive(Debug)]
+pub struct StatusPage {
     listener: TcpListener,
-    clusters: Vec<Cluster>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> io::Result<()> {
-    axum::serve(listener, router(clusters))
-        .with_graceful_shutdown(shutdown)
-        .await
+    addr: SocketAddr,
 }
 
-/// Binds `addr`; if it is taken and `fallback` is set, binds a free port on the same IP.
-///
-/// # Errors
-/// Binding failed (and the fallback too, if tried).
-pub async fn bind(addr: SocketAddr, fallback: bool) -> io::Result<TcpListener> {
-    match TcpListener::bind(addr).await {
-        Err(error) if fallback && error.kind() == io::ErrorKind::AddrInUse => {
-            tracing::warn!(%addr, "address taken, picking a free port");
-            TcpListener::bind(SocketAddr::new(addr.ip(), 0)).await
-        }
-        result => result,
+impl StatusPage {
+    /// Binds `addr`; if it is taken and `fallback` is set, binds a free port on the same IP.
+    pub async fn bind(addr: SocketAddr, fallback: bool) -> Result<StatusPage, Error> {
+        let bound = match TcpListener::bind(addr).await {
+            Err(error) if fallback && error.kind() == io::ErrorKind::AddrInUse => {
+                tracing::warn!(%addr, "address taken, picking a free port");
+                TcpListener::bind(SocketAddr::new(addr.ip(), 0)).await
+            }
+            result => result,
+        };
+        let listener = bound.map_err(|source| Error::Bind { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| Error::Bind { addr, source })?;
+        Ok(StatusPage {
+            listener,
+            addr: local,
+        })
+    }
+
+    /// The address it is bound to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves the pages of `clusters` on a task of its own, until [`Server::stop`].
+    pub fn serve(self, clusters: Vec<Cluster>) -> Server {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        let task = tokio::spawn(async move {
+            axum::serve(self.listener, router(clusters))
+                .with_graceful_shutdown(shutdown)
+                .await
+        });
+        Server { stop, task }
+    }
+}
+
+/// The status page being served.
+#[derive(Debug)]
+pub struct Server {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<io::Result<()>>,
+}
+
+impl Server {
+    /// Stops serving once the requests in flight are answered.
+    pub async fn stop(self) -> Result<(), Error> {
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .map_err(Error::ServeTask)?
+            .map_err(Error::Serve)
     }
 }
 
@@ -189,13 +225,13 @@ async fn metrics(State(nodes): State<Nodes>) -> Response {
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
     (
         [(header::CONTENT_TYPE, content_type)],
-        render_metrics(&samples),
+        metrics::render(&samples),
     )
         .into_response()
 }
 
 /// One node's figures for `/metrics`.
-async fn sample(cluster: &Cluster) -> Result<Sample, rumour_cluster::Error> {
+async fn sample(cluster: &Cluster) -> Result<Sample, rumour::Error> {
     let stats = cluster.stats().await?;
     let ring = cluster
         .with_node(|node, _| {
@@ -235,6 +271,9 @@ async fn ready(State(nodes): State<Nodes>) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use rumour::Profile;
+    use rumour::transport::{MemConfig, MemNetwork};
+
     use super::*;
 
     #[test]
@@ -249,5 +288,28 @@ mod tests {
     fn a_truncated_escape_is_kept_as_text() {
         assert_eq!(percent_decode("a%2"), "a%2");
         assert_eq!(percent_decode("%zz"), "%zz");
+    }
+
+    #[tokio::test]
+    async fn a_stopped_node_has_no_page() {
+        let net = MemNetwork::new(MemConfig::new(10));
+        let transport = net.bind(SocketAddr::from(([10, 0, 0, 1], 7946))).unwrap();
+        let node = Cluster::builder("lonely")
+            .transport(Arc::new(transport))
+            .profile(Profile::Local)
+            .build()
+            .await
+            .unwrap();
+        let nodes = Nodes(Arc::new(vec![node.clone()]));
+        let page = |nodes: Nodes| {
+            memberlist(
+                State(nodes),
+                HeaderMap::new(),
+                Uri::from_static("/memberlist"),
+            )
+        };
+        assert_eq!(page(nodes.clone()).await.status(), StatusCode::OK);
+        node.shutdown().await;
+        assert_eq!(page(nodes).await.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 }

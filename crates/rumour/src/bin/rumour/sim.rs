@@ -1,32 +1,16 @@
-//! The `rumour` binary: `rumour sim` runs the simulator from the command line.
+//! `rumour sim`: the simulator's scenarios from the command line, on virtual time.
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
-use rumour::Profile;
 use rumour::scenario::{self, Report, Scenario, ScenarioConfig};
 
-/// rumour: cluster membership, failure detection and gossip-replicated state.
-#[derive(Parser, Debug)]
-#[command(version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
+use crate::ProfileFlag;
 
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Run protocol scenarios in the deterministic simulator, on virtual time.
-    Sim(SimArgs),
-    /// A local cluster in one process, with its status page.
-    Demo(rumour::demo::DemoArgs),
-    /// One node and its status page, until SIGINT or SIGTERM.
-    Agent(rumour::agent::AgentArgs),
-}
-
+/// The flags of `rumour sim`.
 #[derive(clap::Args, Debug)]
-struct SimArgs {
+pub struct SimArgs {
     /// Scenario to run: join, update, crash, loss, slow, partition, churn, ring, steady, or
     /// `all` for every one.
     #[arg(long, default_value = "join", value_parser = parse_scenarios)]
@@ -42,7 +26,7 @@ struct SimArgs {
     loss: Option<f64>,
     /// Configuration profile.
     #[arg(long, value_enum, default_value = "lan")]
-    profile: ProfileArg,
+    profile: ProfileFlag,
     /// Longest virtual time, in seconds, to wait for the joins to converge (default 300).
     #[arg(long)]
     join_limit: Option<f64>,
@@ -70,13 +54,6 @@ fn parse_scenarios(name: &str) -> Result<Scenarios, String> {
         })
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum ProfileArg {
-    Lan,
-    Wan,
-    Local,
-}
-
 fn print_table(report: &Report) {
     let value = serde_json::to_value(report).expect("reports serialise");
     println!(
@@ -98,12 +75,22 @@ fn print_table(report: &Report) {
     println!();
 }
 
-fn run_sim(args: &SimArgs) -> ExitCode {
-    let profile = match args.profile {
-        ProfileArg::Lan => Profile::Lan,
-        ProfileArg::Wan => Profile::Wan,
-        ProfileArg::Local => Profile::Local,
-    };
+/// A progress bar on stderr for `scenario`, `done` from 0 to 1.
+fn show_progress(scenario: Scenario, done: f64) {
+    let width = 40;
+    let filled = (done.clamp(0.0, 1.0) * width as f64) as usize;
+    eprint!(
+        "\r{:<10} [{}{}] {:>3.0}%",
+        scenario.name(),
+        "#".repeat(filled),
+        ".".repeat(width - filled),
+        done * 100.0
+    );
+    let _ = std::io::stderr().flush();
+}
+
+/// Runs `rumour sim` to completion: fails if a scenario fails or does not converge.
+pub fn run(args: &SimArgs) -> ExitCode {
     let progress = !args.json && std::io::stderr().is_terminal();
     let mut ok = true;
     for scenario in args.scenario.0.iter().copied() {
@@ -112,21 +99,12 @@ fn run_sim(args: &SimArgs) -> ExitCode {
             nodes: args.nodes,
             seed: args.seed,
             loss: args.loss,
-            profile,
-            join_limit: args.join_limit.map(std::time::Duration::from_secs_f64),
+            profile: args.profile.into(),
+            join_limit: args.join_limit.map(Duration::from_secs_f64),
         };
         let mut on_progress = |done: f64| {
             if progress {
-                let width = 40;
-                let filled = (done.clamp(0.0, 1.0) * width as f64) as usize;
-                eprint!(
-                    "\r{:<10} [{}{}] {:>3.0}%",
-                    scenario.name(),
-                    "#".repeat(filled),
-                    ".".repeat(width - filled),
-                    done * 100.0
-                );
-                let _ = std::io::stderr().flush();
+                show_progress(scenario, done);
             }
         };
         let result = scenario::run(&config, &mut on_progress);
@@ -146,7 +124,7 @@ fn run_sim(args: &SimArgs) -> ExitCode {
                 }
             }
             Err(error) => {
-                eprintln!("rumour sim: {error}");
+                eprintln!("rumour sim: {}", crate::error::report(&error));
                 ok = false;
             }
         }
@@ -155,14 +133,5 @@ fn run_sim(args: &SimArgs) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    }
-}
-
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Sim(args) => run_sim(&args),
-        Command::Demo(args) => rumour::demo::run(args),
-        Command::Agent(args) => rumour::agent::run(args),
     }
 }

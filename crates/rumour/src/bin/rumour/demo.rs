@@ -3,18 +3,17 @@
 //! first node sees them; optionally one node crashes to show failure detection.
 
 use std::net::SocketAddr;
-use std::process::ExitCode;
 use std::time::Duration;
 
-use rumour_cluster::swim::State;
-use rumour_cluster::{Cluster, NodeEvent};
+use rumour::swim::State;
+use rumour::{Cluster, NodeEvent};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
-use crate::agent::{LEAVE_TIMEOUT, ProfileFlag, init_logging, shutdown_signal};
+use crate::ProfileFlag;
+use crate::agent::{LEAVE_TIMEOUT, shutdown_signal};
+use crate::error::Error;
 use crate::http;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How often the demo checks whether the nodes agree.
 const POLL: Duration = Duration::from_millis(100);
@@ -26,41 +25,22 @@ const HISTORY_BYTES: usize = 64 * 1024;
 pub struct DemoArgs {
     /// How many nodes to start.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=200))]
-    pub nodes: u16,
+    nodes: u16,
     /// Address of the status page; a free port is used if it is taken.
     #[arg(long, default_value = "127.0.0.1:8080")]
-    pub http_addr: SocketAddr,
+    http_addr: SocketAddr,
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long, value_name = "SECS")]
-    pub duration: Option<u64>,
+    duration: Option<u64>,
     /// Crash the last node (no goodbye) after this many seconds, to show failure detection.
     #[arg(long, value_name = "SECS")]
-    pub kill_after: Option<u64>,
+    kill_after: Option<u64>,
     /// Configuration profile.
     #[arg(long, value_enum, default_value = "local")]
-    pub profile: ProfileFlag,
+    profile: ProfileFlag,
     /// Cluster label carried by every packet.
     #[arg(long)]
-    pub cluster_label: Option<String>,
-}
-
-/// Runs `rumour demo` to completion.
-pub fn run(args: DemoArgs) -> ExitCode {
-    init_logging();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("rumour demo: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(demo(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("rumour demo: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    cluster_label: Option<String>,
 }
 
 /// Prints a line stamped with the seconds since `start`.
@@ -72,8 +52,9 @@ async fn start_node(
     args: &DemoArgs,
     index: u16,
     seed: Option<SocketAddr>,
-) -> Result<Cluster, BoxError> {
-    let mut builder = Cluster::builder(format!("node-{index}"))
+) -> Result<Cluster, Error> {
+    let name = format!("node-{index}");
+    let mut builder = Cluster::builder(name.as_str())
         .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .profile(args.profile.into())
         .ring_instance(true)
@@ -82,10 +63,14 @@ async fn start_node(
     if let Some(label) = &args.cluster_label {
         builder = builder.label(label.as_str());
     }
-    Ok(builder.build().await?)
+    builder
+        .build()
+        .await
+        .map_err(|source| Error::Build { name, source })
 }
 
-async fn demo(args: DemoArgs) -> Result<(), BoxError> {
+/// Runs `rumour demo` for `--duration` or until SIGINT or SIGTERM, then every node leaves.
+pub async fn run(args: DemoArgs) -> Result<(), Error> {
     let start = Instant::now();
     let first = start_node(&args, 0, None).await?;
     let printer = tokio::spawn(print_events(first.clone(), start));
@@ -99,27 +84,23 @@ async fn demo(args: DemoArgs) -> Result<(), BoxError> {
             format_args!("started {} on {}", node.name(), node.addr()),
         );
     }
-    let listener = http::bind(args.http_addr, true).await?;
-    let url = format!("http://{}", listener.local_addr()?);
+    let page = http::StatusPage::bind(args.http_addr, true).await?;
+    let url = format!("http://{}", page.addr());
     println!("status page: {url}/memberlist  (ring: {url}/ring, metrics: {url}/metrics)");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(http::serve(listener, nodes.clone(), async {
-        let _ = stopped.await;
-    }));
+    let server = page.serve(nodes.clone());
     tokio::select! {
         result = story(&args, &nodes, start) => result?,
         () = shutdown_signal() => say(start, "interrupted"),
     }
     say(start, "every node leaves");
     leave_all(&nodes).await;
-    let _ = stop.send(());
-    server.await??;
+    let stopped = server.stop().await;
     let _ = printer.await;
-    Ok(())
+    stopped
 }
 
 /// Convergence, the optional crash, then waiting for the end.
-async fn story(args: &DemoArgs, nodes: &[Cluster], start: Instant) -> Result<(), BoxError> {
+async fn story(args: &DemoArgs, nodes: &[Cluster], start: Instant) -> Result<(), Error> {
     let n = nodes.len();
     converge(nodes, |node| async move {
         Ok(node.num_alive().await? == n && node.ring().await?.is_some_and(|r| r.len() == n))
@@ -143,7 +124,7 @@ async fn story(args: &DemoArgs, nodes: &[Cluster], start: Instant) -> Result<(),
 }
 
 /// Crashes `victim` and waits until every survivor has declared it failed.
-async fn crash(victim: &Cluster, survivors: &[Cluster], start: Instant) -> Result<(), BoxError> {
+async fn crash(victim: &Cluster, survivors: &[Cluster], start: Instant) -> Result<(), Error> {
     say(
         start,
         format_args!("crashing {} (no goodbye)", victim.name()),
@@ -172,15 +153,18 @@ async fn crash(victim: &Cluster, survivors: &[Cluster], start: Instant) -> Resul
 }
 
 /// Waits until `agrees` holds for every node.
-async fn converge<F, Fut>(nodes: &[Cluster], agrees: F) -> Result<(), BoxError>
+async fn converge<F, Fut>(nodes: &[Cluster], agrees: F) -> Result<(), Error>
 where
     F: Fn(Cluster) -> Fut,
-    Fut: std::future::Future<Output = Result<bool, rumour_cluster::Error>>,
+    Fut: std::future::Future<Output = Result<bool, rumour::Error>>,
 {
     loop {
         let mut all = true;
         for node in nodes {
-            all &= agrees(node.clone()).await?;
+            all &= agrees(node.clone()).await.map_err(|source| Error::Node {
+                name: node.name().to_string(),
+                source,
+            })?;
         }
         if all {
             return Ok(());

@@ -8,10 +8,10 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use rumour_cluster::ClusterStats;
-use rumour_cluster::gossip::TrafficByKind as GossipTraffic;
-use rumour_cluster::ring::State as InstanceState;
-use rumour_cluster::swim::{State, TrafficByKind as SwimTraffic};
+use rumour::ClusterStats;
+use rumour::gossip::TrafficByKind as GossipTraffic;
+use rumour::ring::State as InstanceState;
+use rumour::swim::{State, TrafficByKind as SwimTraffic};
 
 type Labels = Vec<(&'static str, String)>;
 type Counters = Family<Labels, Counter>;
@@ -189,7 +189,7 @@ fn record(f: &Families, sample: &Sample) {
 }
 
 fn swim_kinds(t: &SwimTraffic) -> [(&'static str, u64, u64); 8] {
-    let row = |name, t: rumour_cluster::swim::Traffic| (name, t.messages, t.bytes);
+    let row = |name, t: rumour::swim::Traffic| (name, t.messages, t.bytes);
     [
         row("ping", t.ping),
         row("indirect_ping", t.indirect_ping),

@@ -1,0 +1,161 @@
+//! `rumour agent`: one node and its status page, until SIGINT or SIGTERM (then it leaves
+//! gracefully and exits). Flags are named like memberlist's and dskit's.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rumour::{Cluster, NodeEvent};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::ProfileFlag;
+use crate::error::Error;
+use crate::http;
+
+/// How long a leaving node waits for its goodbye to be gossiped.
+pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The flags of `rumour agent`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct AgentArgs {
+    /// Member name, unique in the cluster (default: the host name).
+    #[arg(long)]
+    name: Option<String>,
+    /// Address to bind UDP and TCP to (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:7946")]
+    bind_addr: SocketAddr,
+    /// Address other members reach this node at (default: the bound one).
+    #[arg(long)]
+    advertise_addr: Option<SocketAddr>,
+    /// A member to join through, as host:port; repeat for several.
+    #[arg(long = "join", value_name = "HOST:PORT")]
+    join: Vec<String>,
+    /// Cluster label: packets of other clusters are dropped.
+    #[arg(long)]
+    cluster_label: Option<String>,
+    /// Address of the status page (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    http_addr: SocketAddr,
+    /// Configuration profile.
+    #[arg(long, value_enum, default_value = "lan")]
+    profile: ProfileFlag,
+    /// Register this node as a ring instance (the default).
+    #[arg(long, overrides_with = "no_ring_instance")]
+    ring_instance: bool,
+    /// Do not register this node as a ring instance.
+    #[arg(long, overrides_with = "ring_instance")]
+    no_ring_instance: bool,
+    /// Carry datagrams over TCP too (for networks that drop UDP).
+    #[arg(long)]
+    tcp_only: bool,
+}
+
+impl AgentArgs {
+    /// The node these flags describe, its seeds resolved; not started yet.
+    async fn builder(&self, name: &str) -> Result<rumour::Builder, Error> {
+        let mut builder = Cluster::builder(name)
+            .bind(self.bind_addr)
+            .join(resolve(&self.join).await?)
+            .profile(self.profile.into())
+            .ring_instance(!self.no_ring_instance)
+            .tcp_only(self.tcp_only);
+        if let Some(addr) = self.advertise_addr {
+            builder = builder.advertise(addr);
+        }
+        if let Some(label) = &self.cluster_label {
+            builder = builder.label(label.as_str());
+        }
+        Ok(builder)
+    }
+}
+
+/// Waits for Ctrl-C, or SIGTERM on Unix.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Resolves `host:port` seeds, keeping the first address of each.
+async fn resolve(seeds: &[String]) -> Result<Vec<SocketAddr>, Error> {
+    let mut addrs = Vec::with_capacity(seeds.len());
+    for seed in seeds {
+        let mut found = tokio::net::lookup_host(seed.as_str())
+            .await
+            .map_err(|source| Error::Resolve {
+                seed: seed.clone(),
+                source,
+            })?;
+        let addr = found
+            .next()
+            .ok_or_else(|| Error::NoAddress { seed: seed.clone() })?;
+        addrs.push(addr);
+    }
+    Ok(addrs)
+}
+
+fn default_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "rumour".to_string())
+}
+
+/// Runs `rumour agent` until SIGINT or SIGTERM, then leaves.
+pub async fn run(args: AgentArgs) -> Result<(), Error> {
+    let name = args.name.clone().unwrap_or_else(default_name);
+    let cluster = args
+        .builder(&name)
+        .await?
+        .build()
+        .await
+        .map_err(|source| Error::Build {
+            name: name.clone(),
+            source,
+        })?;
+    let page = http::StatusPage::bind(args.http_addr, false).await?;
+    println!(
+        "rumour agent {name}: gossip on {}, status page on http://{}/memberlist",
+        cluster.addr(),
+        page.addr()
+    );
+    tokio::spawn(log_events(cluster.clone()));
+    let server = page.serve(vec![cluster.clone()]);
+    shutdown_signal().await;
+    tracing::info!("leaving the cluster");
+    if let Err(error) = cluster.leave(LEAVE_TIMEOUT).await {
+        tracing::warn!(%error, "leave incomplete");
+    }
+    cluster.shutdown().await;
+    server.stop().await
+}
+
+/// Logs every membership event of the node.
+async fn log_events(cluster: Cluster) {
+    let mut events = cluster.events();
+    loop {
+        match events.recv().await {
+            Ok(NodeEvent::HealthScoreChanged { score }) => tracing::info!(score, "health score"),
+            Ok(event) => tracing::info!(?event, "membership"),
+            Err(RecvError::Lagged(n)) => tracing::warn!(lost = n, "events lost"),
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
