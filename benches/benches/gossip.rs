@@ -19,6 +19,7 @@ use rumour_gossip::{Config, Gossip};
 use rumour_ring::{
     EntryDigest, Instance, Mergeable, Ring, State, Timestamp, Tombstones, random_tokens,
 };
+use rumour_wire::stable_hash;
 
 const EPOCH: Timestamp = Timestamp(1_700_000_000_000);
 
@@ -71,12 +72,6 @@ fn take_string(input: &mut &[u8]) -> Result<String, rumour_ring::Error> {
     Ok(String::from_utf8_lossy(bytes).into_owned())
 }
 
-fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 impl Mergeable for Lww {
     const CODEC_ID: &'static str = "bench-lww";
 
@@ -126,7 +121,8 @@ impl Mergeable for Lww {
                 .iter()
                 .map(|(name, (version, value))| EntryDigest {
                     name: name.clone(),
-                    hash: fnv(value.as_bytes()) ^ version.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                    hash: stable_hash(value.as_bytes())
+                        ^ version.wrapping_mul(0x9e37_79b9_7f4a_7c15),
                 })
                 .collect(),
         )
@@ -146,7 +142,6 @@ fn addr(i: u16) -> SocketAddr {
 
 fn machine(i: u16, start: Instant) -> Gossip {
     let config = Config {
-        gossip_interval: None,
         pullpush_interval: None,
         ..Config::lan(addr(i))
     };

@@ -49,7 +49,7 @@ impl BenchProfile {
                 .to_builder()
                 .probe_interval(Duration::from_millis(200))
                 .probe_timeout(Duration::from_millis(100))
-                .gossip_interval(Some(Duration::from_millis(50)))
+                .gossip_interval(Duration::from_millis(50))
                 .pullpush_interval(Some(pullpush))
                 .build()
                 .expect("the fast profile is a valid SWIM configuration");

@@ -5,19 +5,19 @@
 #[non_exhaustive]
 pub enum Error {
     /// The SWIM layer refused a command or its configuration.
-    #[error("membership: {0}")]
+    #[error(transparent)]
     Swim(#[from] rumour_swim::Error),
     /// The KV layer refused a command.
-    #[error("kv store: {0}")]
+    #[error(transparent)]
     Gossip(#[from] rumour_gossip::Error),
     /// The ring refused a value.
-    #[error("ring: {0}")]
+    #[error(transparent)]
     Ring(#[from] rumour_ring::Error),
     /// A frame could not be encoded (a stream message over the size limit).
-    #[error("frame: {0}")]
+    #[error(transparent)]
     Frame(#[from] rumour_transport::FrameError),
     /// The transport could not bind, or the cluster label is invalid.
-    #[error("transport: {0}")]
+    #[error(transparent)]
     Transport(#[from] rumour_transport::TransportError),
     /// The node task has stopped (shut down, or every handle was dropped).
     #[error("node {name} is stopped")]

@@ -22,7 +22,8 @@
 //! use rumour_cluster::{Node, NodeConfig, Profile};
 //! use rumour_cluster::sim::{LinkConfig, NodeId, NodeSeed, Sim, node_addr};
 //!
-//! let mut sim = Sim::new(7, LinkConfig::default(), Box::new(|seed: NodeSeed| {
+//! let start = std::time::Instant::now();
+//! let mut sim = Sim::new(7, start, LinkConfig::default(), Box::new(|seed: NodeSeed| {
 //!     let config = NodeConfig::new(format!("node-{}", seed.id.0), seed.addr, Profile::Lan);
 //!     let mut node = Node::new(config, seed.rng, seed.now).unwrap();
 //!     if seed.id != NodeId(0) {
@@ -60,3 +61,4 @@ pub use rumour_gossip as gossip;
 pub use rumour_ring as ring;
 pub use rumour_swim as swim;
 pub use rumour_transport as transport;
+pub use rumour_wire as wire;

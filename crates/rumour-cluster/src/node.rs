@@ -13,12 +13,12 @@ use rumour_swim::{Event as SwimEvent, Member, NodeName, PullPush, State, Swim};
 use rumour_transport::frame::FrameCodec;
 use rumour_wire::BoundedQueue;
 
-use crate::transmit::{Delivery, Transmit};
 use crate::config::{NodeConfig, SIM_EPOCH};
 use crate::envelope::{self, Channel};
 use crate::error::Error;
 use crate::event::NodeEvent;
 use crate::sim::Machine;
+use crate::transmit::{Delivery, Transmit};
 
 /// Most events a node holds for its user; past it the oldest is dropped and counted.
 const EVENT_CAPACITY: usize = 4096;

@@ -8,12 +8,13 @@ use std::net::SocketAddr;
 #[non_exhaustive]
 pub enum Error {
     /// A message from `from` could not be decoded; nothing was applied.
-    #[error("cannot decode a gossip message from {from}: {reason}")]
+    #[error("cannot decode a gossip message from {from}")]
     Decode {
         /// Where the bytes came from.
         from: SocketAddr,
         /// Why decoding failed.
-        reason: String,
+        #[source]
+        source: postcard::Error,
     },
     /// A message from `from` was longer than the limit; it was dropped unread.
     #[error("a {len}-byte gossip message from {from} is over the {max}-byte limit")]

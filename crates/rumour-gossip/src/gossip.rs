@@ -273,10 +273,7 @@ impl Gossip {
         }
         let message = Message::decode(bytes).map_err(|e| {
             self.stats.invalid += 1;
-            Error::Decode {
-                from,
-                reason: e.to_string(),
-            }
+            Error::Decode { from, source: e }
         })?;
         self.stats.received.count(message.kind(), bytes.len());
         match message {

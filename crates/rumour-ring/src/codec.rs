@@ -343,7 +343,6 @@ pub(crate) fn decode_tokens(blob: &[u8]) -> Result<Tokens, &'static str> {
     Ok(Tokens::from_sorted(tokens))
 }
 
-
 /// Writes bits MSB first.
 struct BitWriter<'a> {
     out: &'a mut Vec<u8>,

@@ -401,6 +401,8 @@ mod tests {
     #[test]
     fn largest_ping_fits_the_default_budget() {
         let config = crate::Config::lan();
-        assert!(config.packed_len(largest_ping_len(config.meta_max_size())) <= config.datagram_budget());
+        assert!(
+            config.packed_len(largest_ping_len(config.meta_max_size())) <= config.datagram_budget()
+        );
     }
 }

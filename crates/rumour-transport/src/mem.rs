@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::stats::{Counters, bump, incr};
-use crate::{Incoming, Delivery, Stats, Transport, TransportError};
+use crate::{Delivery, Incoming, Stats, Transport, TransportError};
 
 /// Settings of a [`MemNetwork`]. Loss and duplication are probabilities in `0.0..=1.0`.
 #[derive(Debug, Clone, PartialEq)]

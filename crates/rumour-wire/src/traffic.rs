@@ -76,7 +76,8 @@ impl<K: CountedKind> TrafficByKind<K> {
     /// The sum over all kinds.
     #[must_use]
     pub fn total(&self) -> Traffic {
-        self.iter().fold(Traffic::default(), |acc, (_, t)| acc.plus(t))
+        self.iter()
+            .fold(Traffic::default(), |acc, (_, t)| acc.plus(t))
     }
 }
 
@@ -109,8 +110,20 @@ mod tests {
         traffic.count(Kind::Ping, 10);
         traffic.count(Kind::Ping, 5);
         traffic.count(Kind::Ack, 1);
-        assert_eq!(traffic.get(Kind::Ping), Traffic { messages: 2, bytes: 15 });
-        assert_eq!(traffic.total(), Traffic { messages: 3, bytes: 16 });
+        assert_eq!(
+            traffic.get(Kind::Ping),
+            Traffic {
+                messages: 2,
+                bytes: 15
+            }
+        );
+        assert_eq!(
+            traffic.total(),
+            Traffic {
+                messages: 3,
+                bytes: 16
+            }
+        );
         let names: Vec<_> = traffic.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(names, ["ping", "ack"]);
     }

@@ -19,7 +19,8 @@
 //!   the full configuration, reachable through [`Builder::configure`].
 //! - [`sim`] runs the same sans-IO [`Node`] on virtual time, many at once, from one seed;
 //!   [`scenario`] holds the stories `rumour sim` tells.
-//! - The layers are modules of their own: [`transport`], [`swim`], [`ring`] and [`gossip`].
+//! - The layers are modules of their own: [`transport`], [`swim`], [`ring`], [`gossip`], and
+//!   [`wire`], what they share.
 //!
 //! # Example: two nodes on an in-memory network
 //!
@@ -63,4 +64,4 @@ pub use rumour_cluster::{
 
 pub use rumour_cluster::{scenario, sim};
 
-pub use rumour_cluster::{gossip, ring, swim, transport};
+pub use rumour_cluster::{gossip, ring, swim, transport, wire};

@@ -19,7 +19,6 @@ use tokio::task::JoinSet;
 use super::snapshot::DriverStats;
 use crate::transmit::{Delivery, Transmit};
 
-
 /// Datagrams waiting for the sender task; past it they are dropped and counted.
 const DATAGRAM_QUEUE: usize = 1024;
 /// Reliable messages waiting for one peer; past it they are dropped and counted.

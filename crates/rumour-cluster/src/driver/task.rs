@@ -145,9 +145,7 @@ impl Task {
 
     fn receive(&mut self, now: Instant, incoming: Incoming) {
         match incoming.delivery {
-            Delivery::Datagram => self
-                .node
-                .handle_packet(now, incoming.from, &incoming.bytes),
+            Delivery::Datagram => self.node.handle_packet(now, incoming.from, &incoming.bytes),
             Delivery::Stream => self.node.handle_stream(now, incoming.from, &incoming.bytes),
         }
     }

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::view::ScenarioView;
 use super::{Report, Scenario, ScenarioConfig, Spread};
 use crate::sim::{Fault, LinkConfig, NodeId, NodeSeed, Sim, SimError};
-use super::view::ScenarioView;
 use crate::{Node, NodeConfig, NodeEvent};
 
 /// Failure declarations seen during a run: `(observer, subject) -> first time`.
@@ -58,7 +58,7 @@ impl Cluster {
             }
             node
         });
-        let mut sim = Sim::new(config.seed, LinkConfig::default(), factory);
+        let mut sim = Sim::new(config.seed, Instant::now(), LinkConfig::default(), factory);
         sim.set_replay(config.replay());
         let failures: Failures = Rc::default();
         let sink = failures.clone();

@@ -27,7 +27,8 @@
 //!     fn poll_event(&mut self) -> Option<()> { None }
 //! }
 //!
-//! let mut sim = Sim::new(42, LinkConfig::default(), Box::new(|_| Echo { got: 0 }));
+//! let start = std::time::Instant::now();
+//! let mut sim = Sim::new(42, start, LinkConfig::default(), Box::new(|_| Echo { got: 0 }));
 //! let a = sim.add_node();
 //! let b = sim.add_node();
 //! let to = sim.addr(b);
@@ -265,14 +266,17 @@ fn node_rng(seed: u64, id: NodeId, generation: u32) -> ChaCha8Rng {
 }
 
 impl<M: Machine> Sim<M> {
-    /// An empty simulation; `factory` builds each node.
-    pub fn new(seed: u64, link: LinkConfig, factory: Factory<M>) -> Sim<M> {
+    /// An empty simulation whose virtual time 0 is `start`; `factory` builds each node.
+    ///
+    /// `start` is only a base for the `Instant`s the machines see: the run depends on virtual
+    /// offsets from it alone, so any instant (`Instant::now()` at the caller) replays the same.
+    pub fn new(seed: u64, start: Instant, link: LinkConfig, factory: Factory<M>) -> Sim<M> {
         let mut net_rng = ChaCha8Rng::seed_from_u64(seed);
         net_rng.set_stream(NETWORK_STREAM);
         Sim {
             seed,
             replay: format!("rumour sim --seed {seed}"),
-            base: Instant::now(),
+            base: start,
             now: Duration::ZERO,
             seq: 0,
             queue: BinaryHeap::new(),

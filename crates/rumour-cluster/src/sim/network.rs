@@ -243,7 +243,10 @@ impl Network {
             extra += retransmission_delay(&mut self.rng, link.loss);
         }
         let mut delays = vec![Self::latency(&mut self.rng, link) + extra];
-        if packet.delivery == Delivery::Datagram && link.duplicate > 0.0 && self.rng.gen_bool(link.duplicate.min(1.0)) {
+        if packet.delivery == Delivery::Datagram
+            && link.duplicate > 0.0
+            && self.rng.gen_bool(link.duplicate.min(1.0))
+        {
             delays.push(Self::latency(&mut self.rng, link) + extra);
         }
         Fate::Deliver(delays)

@@ -55,6 +55,7 @@ impl Machine for Pinger {
 fn sim(seed: u64, nodes: usize, link: LinkConfig) -> Sim<Pinger> {
     let mut sim = Sim::new(
         seed,
+        std::time::Instant::now(),
         link,
         Box::new(move |seed: NodeSeed| Pinger {
             rng: seed.rng,

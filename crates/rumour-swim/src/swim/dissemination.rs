@@ -66,9 +66,9 @@ impl Swim {
     pub fn fill_broadcasts(&mut self, budget: usize) -> Vec<Bytes> {
         let n = self.members.len();
         let overhead = self.config.message_overhead();
-        let batch = self
-            .queue
-            .fill(n, budget, |len| rumour_wire::varint::packed_len(len, overhead));
+        let batch = self.queue.fill(n, budget, |len| {
+            rumour_wire::varint::packed_len(len, overhead)
+        });
         batch
             .into_iter()
             .map(|update| {

@@ -16,7 +16,7 @@ use tokio::time::{Instant, timeout, timeout_at};
 
 use super::{Shared, wire};
 use crate::stats::incr;
-use crate::{Incoming, Delivery};
+use crate::{Delivery, Incoming};
 
 /// Reads UDP datagrams into one reused buffer one byte larger than `max_datagram`, so an
 /// oversized datagram is seen as such rather than silently cut.
@@ -138,7 +138,11 @@ async fn read_preamble(shared: &Shared, stream: &mut TcpStream) -> Result<Socket
 async fn read_messages(shared: &Shared, stream: &mut TcpStream, from: SocketAddr) -> End {
     loop {
         match read_message(shared, stream).await {
-            Ok((delivery, bytes)) => shared.deliver(Incoming { from, delivery, bytes }),
+            Ok((delivery, bytes)) => shared.deliver(Incoming {
+                from,
+                delivery,
+                bytes,
+            }),
             Err(end) => return end,
         }
     }

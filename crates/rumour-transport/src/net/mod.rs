@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::stats::{Counters, bump, incr};
-use crate::{Incoming, Delivery, Stats, Transport, TransportError};
+use crate::{Delivery, Incoming, Stats, Transport, TransportError};
 use outbound::Peers;
 
 /// Largest UDP payload over IPv4, the default `max_datagram`.

@@ -121,7 +121,10 @@ mod tests {
 
     #[test]
     fn envelopes_round_trip_and_unknown_kinds_are_refused() {
-        for (kind, len) in [(Delivery::Datagram, 0), (Delivery::Stream, u32::MAX as usize)] {
+        for (kind, len) in [
+            (Delivery::Datagram, 0),
+            (Delivery::Stream, u32::MAX as usize),
+        ] {
             assert_eq!(parse_envelope(&envelope(kind, len)), Some((kind, len)));
         }
         assert_eq!(parse_envelope(&[2, 0, 0, 0, 1]), None);

@@ -9,9 +9,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use rumour::ClusterStats;
-use rumour::gossip::TrafficByKind as GossipTraffic;
 use rumour::ring::State as InstanceState;
-use rumour::swim::{State, TrafficByKind as SwimTraffic};
+use rumour::swim::State;
+use rumour::wire::{CountedKind, TrafficByKind};
 
 type Labels = Vec<(&'static str, String)>;
 type Counters = Family<Labels, Counter>;
@@ -188,36 +188,24 @@ fn record(f: &Families, sample: &Sample) {
     record_protocol(f, node, s);
 }
 
-fn swim_kinds(t: &SwimTraffic) -> [(&'static str, u64, u64); 8] {
-    let row = |name, t: rumour::swim::Traffic| (name, t.messages, t.bytes);
-    [
-        row("ping", t.ping),
-        row("indirect_ping", t.indirect_ping),
-        row("ack", t.ack),
-        row("nack", t.nack),
-        row("alive", t.alive),
-        row("suspect", t.suspect),
-        row("dead", t.dead),
-        row("state", t.state),
-    ]
-}
-
-fn gossip_kinds(t: &GossipTraffic) -> Vec<(&'static str, u64, u64)> {
+/// Each message kind's name, messages and bytes.
+fn kinds<K: CountedKind>(
+    t: &TrafficByKind<K>,
+) -> impl Iterator<Item = (&'static str, u64, u64)> + '_ {
     t.iter()
         .map(|(kind, t)| (kind.as_str(), t.messages, t.bytes))
-        .collect()
 }
 
 fn record_traffic(f: &Families, node: &str, s: &ClusterStats) {
     for (direction, traffic) in [("sent", &s.swim.sent), ("received", &s.swim.received)] {
-        for (kind, messages, bytes) in swim_kinds(traffic) {
+        for (kind, messages, bytes) in kinds(traffic) {
             let pairs = [("direction", direction), ("kind", kind)];
             add(&f.swim_messages, node, &pairs, messages);
             add(&f.swim_bytes, node, &pairs, bytes);
         }
     }
     for (direction, traffic) in [("sent", &s.gossip.sent), ("received", &s.gossip.received)] {
-        for (kind, messages, bytes) in gossip_kinds(traffic) {
+        for (kind, messages, bytes) in kinds(traffic) {
             let pairs = [("direction", direction), ("kind", kind)];
             add(&f.gossip_messages, node, &pairs, messages);
             add(&f.gossip_bytes, node, &pairs, bytes);

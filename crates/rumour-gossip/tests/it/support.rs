@@ -314,7 +314,9 @@ impl Net {
     /// When node `i`'s gossip tick is next due, if it has anything to send.
     fn gossip_due(&self, i: usize) -> Option<Instant> {
         self.gossip?;
-        self.nodes[i].has_broadcasts().then_some(self.next_gossip[i])
+        self.nodes[i]
+            .has_broadcasts()
+            .then_some(self.next_gossip[i])
     }
 
     /// The embedder's gossip tick, as the node runs it: queued changes to `fanout` random
@@ -403,7 +405,10 @@ impl Net {
                     return false;
                 }
                 self.now = self.now.max(t);
-                if self.nodes[i].poll_timeout().is_some_and(|at| at <= self.now) {
+                if self.nodes[i]
+                    .poll_timeout()
+                    .is_some_and(|at| at <= self.now)
+                {
                     self.nodes[i].handle_timeout(self.now);
                 }
                 if self.gossip_due(i).is_some_and(|at| at <= self.now) {

@@ -1,14 +1,12 @@
 //! dskit's documented merge cases (`ring/merge_test.go`), in rumour's model, and the two
 //! improvements: ties never block progress, heartbeats are cheap.
 
-mod support;
-
+use crate::support::{cas, random_ring, summary};
 use rumour_ring::testing::shares_lookup_table;
 use rumour_ring::{
     HEARTBEAT_SUFFIX, Instance, Mergeable, Operation, ReplicationConfig, ReplicationSet, Ring,
     State, Timestamp, Tokens,
 };
-use support::{cas, random_ring, summary};
 
 const T: Timestamp = Timestamp(1_700_000_000_000);
 

@@ -13,6 +13,7 @@ const SEED: u64 = 5;
 fn cluster(n: usize) -> Sim<Node> {
     let mut sim = Sim::new(
         SEED,
+        std::time::Instant::now(),
         LinkConfig::default(),
         Box::new(|seed: NodeSeed| {
             let config = NodeConfig::new(format!("node-{}", seed.id.0), seed.addr, Profile::Lan)

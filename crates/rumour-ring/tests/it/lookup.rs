@@ -1,16 +1,14 @@
 //! Lookups against a brute-force reference, replication sets, and ownership.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use crate::support::{random_ring, ring};
 use proptest::prelude::*;
 use rumour_ring::{
     Error, Instance, Operation, ReplicationConfig, ReplicationSet, Ring, State, Timestamp, Tokens,
     ZoneAwareness,
 };
-use support::{random_ring, ring};
 
 const OPS: [Operation; 4] = [
     Operation::WRITE,

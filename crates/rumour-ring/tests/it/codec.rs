@@ -1,11 +1,9 @@
 //! The ring codec: round trips, hostile input, and the encoded size against the bound.
 
-mod support;
-
+use crate::support::{random_ring, ring};
 use proptest::prelude::*;
 use rumour_ring::testing::decode_unchecked;
 use rumour_ring::{Error, FORMAT_VERSION, Mergeable, Ring};
-use support::{random_ring, ring};
 
 /// log2(C(2^32, n)) / 8: the fewest bytes that can name a set of n distinct 32-bit tokens.
 fn token_set_bound_bytes(n: usize) -> f64 {

@@ -114,6 +114,7 @@ fn ring_replicas_become_equal_when_every_node_registers() {
 fn traced_run(seed: u64) -> (u64, u64) {
     let mut sim = Sim::new(
         seed,
+        std::time::Instant::now(),
         LinkConfig {
             loss: 0.05,
             duplicate: 0.01,

@@ -1,10 +1,8 @@
 //! The CRDT laws of the ring, as properties over random rings and operation sequences.
 
-mod support;
-
+use crate::support::{IDS, cas, instance, ring, state};
 use proptest::prelude::*;
 use rumour_ring::{Mergeable, Ring, State, Timestamp};
-use support::{IDS, cas, instance, ring, state};
 
 fn merged(a: &Ring, b: &Ring) -> Ring {
     let mut out = a.clone();

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rumour_transport::{
-    Incoming, Delivery, MemConfig, MemNetwork, MemTransport, Transport, TransportError,
+    Delivery, Incoming, MemConfig, MemNetwork, MemTransport, Transport, TransportError,
 };
 
 fn addr(i: u8) -> SocketAddr {
@@ -42,7 +42,10 @@ async fn datagrams_and_reliable_messages_are_delivered_with_the_sender_address()
         .await
         .unwrap();
     let got = drain(&b, Duration::from_millis(10)).await;
-    let got: Vec<_> = got.iter().map(|i| (i.from, i.delivery, &i.bytes[..])).collect();
+    let got: Vec<_> = got
+        .iter()
+        .map(|i| (i.from, i.delivery, &i.bytes[..]))
+        .collect();
     assert_eq!(
         got,
         [

@@ -1,10 +1,8 @@
 //! Stories told with two to eight machines wired by hand on virtual time.
 
-mod harness;
-
 use std::time::Duration;
 
-use harness::{Cluster, lan, name};
+use crate::harness::{Cluster, lan, name};
 use rumour_swim::message::Message;
 use rumour_swim::{Event, State, suspicion_max, suspicion_min, suspicion_timeout};
 

@@ -1,13 +1,11 @@
 //! Limits on everything read from the wire: lengths checked before memory is reserved, read
 //! deadlines, concurrent inbound streams, the receive queue. Each rejection is counted.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use bytes::Bytes;
 use rumour_transport::{NetConfig, Transport, TransportError};
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 

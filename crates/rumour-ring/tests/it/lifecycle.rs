@@ -1,16 +1,14 @@
 //! The lifecycler driven through a simulated KV store, and token generation.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::cas;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rumour_ring::{
     HEARTBEAT_SUFFIX, Instance, Lifecycler, LifecyclerConfig, Mergeable, Ring, State, Timestamp,
     TokenStrategy, Tokens,
 };
-use support::cas;
 
 const T: Timestamp = Timestamp(1_700_000_000_000);
 

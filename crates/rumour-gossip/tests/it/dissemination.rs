@@ -1,13 +1,11 @@
 //! Gossip between machines wired by hand on virtual time.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{EPOCH_MILLIS, GSet, LwwMap, Net};
 use bytes::Bytes;
 use rumour_gossip::{Config, KeyChange, Marker, Message, MessageKind, Version};
 use rumour_ring::{Mergeable, Timestamp};
-use support::{EPOCH_MILLIS, GSet, LwwMap, Net};
 
 /// No pull-push timer (and the nets built with it no gossip tick): the test moves every
 /// message itself.
@@ -85,7 +83,7 @@ fn forwarded_changes_are_the_locally_computed_ones() {
     let sent = LwwMap::default().with("a", "older").with("b", "new");
     let message = change_message("k", &sent, EPOCH_MILLIS);
     net.nodes[1]
-        .handle_packet(now, support::addr(0), &message)
+        .handle_packet(now, crate::support::addr(0), &message)
         .unwrap();
 
     let queued: Vec<_> = net.nodes[1].queued().collect();
@@ -108,7 +106,7 @@ fn forwarded_changes_are_the_locally_computed_ones() {
     // The same message again changes nothing and is not forwarded again.
     let before = net.nodes[1].stats().forwarded_queue.enqueued;
     net.nodes[1]
-        .handle_packet(now, support::addr(0), &message)
+        .handle_packet(now, crate::support::addr(0), &message)
         .unwrap();
     assert_eq!(net.nodes[1].stats().forwarded_queue.enqueued, before);
     assert_eq!(net.nodes[1].stats().merges_unchanged, 1);
@@ -130,7 +128,7 @@ fn old_tombstones_are_neither_applied_nor_forwarded() {
     let six_minutes_old = LwwMap::tombstone("x", 5, wall - 6 * 60_000);
     b.handle_packet(
         now,
-        support::addr(0),
+        crate::support::addr(0),
         &change_message("k", &six_minutes_old, wall),
     )
     .unwrap();
@@ -143,7 +141,7 @@ fn old_tombstones_are_neither_applied_nor_forwarded() {
     // Nor does an old tombstone create a key.
     b.handle_packet(
         now,
-        support::addr(0),
+        crate::support::addr(0),
         &change_message("other", &six_minutes_old, wall),
     )
     .unwrap();
@@ -152,7 +150,7 @@ fn old_tombstones_are_neither_applied_nor_forwarded() {
     let one_minute_old = LwwMap::tombstone("x", 5, wall - 60_000);
     b.handle_packet(
         now,
-        support::addr(0),
+        crate::support::addr(0),
         &change_message("k", &one_minute_old, wall),
     )
     .unwrap();
@@ -170,7 +168,7 @@ fn the_local_queue_goes_first() {
     net.nodes[1]
         .handle_packet(
             now,
-            support::addr(0),
+            crate::support::addr(0),
             &change_message("remote-key", &forwarded, EPOCH_MILLIS),
         )
         .unwrap();
@@ -282,7 +280,7 @@ fn peers_reported_down_are_gossiped_to_for_gossip_to_the_dead_time() {
         ..c
     });
     let start = net.now;
-    net.nodes[0].handle_peer_down(start, support::addr(1));
+    net.nodes[0].handle_peer_down(start, crate::support::addr(1));
     net.nodes[0]
         .cas(start, "k", |_: Option<&GSet>| Some(GSet::of(&["1"])))
         .unwrap();
@@ -318,7 +316,7 @@ fn unknown_codecs_are_skipped_and_counted() {
     })
     .encode();
     net.nodes[1]
-        .handle_packet(now, support::addr(0), &message)
+        .handle_packet(now, crate::support::addr(0), &message)
         .unwrap();
     assert!(net.nodes[1].entry("k").is_none());
     assert_eq!(net.nodes[1].stats().unknown_codec, 1);
@@ -356,10 +354,10 @@ fn the_history_keeps_sent_and_received_changes_within_its_budget() {
         .unwrap();
     for message in net.nodes[0].fill_broadcasts(2, 1384) {
         net.nodes[1]
-            .handle_packet(now, support::addr(0), &message)
+            .handle_packet(now, crate::support::addr(0), &message)
             .unwrap();
         net.nodes[1]
-            .handle_packet(now, support::addr(0), &message)
+            .handle_packet(now, crate::support::addr(0), &message)
             .unwrap();
     }
     let sent: Vec<_> = net.nodes[0].history().sent().collect();

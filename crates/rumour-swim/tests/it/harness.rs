@@ -295,7 +295,10 @@ impl Cluster {
         let swim = self.nodes[i].as_ref()?;
         match self.paused_until[i] {
             Some(until) => Some(until),
-            None => Some(swim.poll_timeout().map_or(self.next_gossip[i], |t| t.min(self.next_gossip[i]))),
+            None => Some(
+                swim.poll_timeout()
+                    .map_or(self.next_gossip[i], |t| t.min(self.next_gossip[i])),
+            ),
         }
     }
 
@@ -344,7 +347,11 @@ impl Cluster {
         for t in transmits {
             let reliable = t.delivery == Delivery::Stream;
             if !reliable {
-                let used: usize = t.messages.iter().map(|m| self.config.packed_len(m.len())).sum();
+                let used: usize = t
+                    .messages
+                    .iter()
+                    .map(|m| self.config.packed_len(m.len()))
+                    .sum();
                 assert!(used <= budget, "datagram over budget: {used}");
             }
             self.route(i, t.to, reliable, t.messages);

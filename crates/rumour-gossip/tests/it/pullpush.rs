@@ -1,12 +1,10 @@
 //! Pull-push between machines wired by hand on virtual time.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{GSet, LwwMap, Net, addr};
 use rumour_gossip::{Config, Message, MessageKind};
 use rumour_ring::Mergeable;
-use support::{GSet, LwwMap, Net, addr};
 
 fn manual(config: Config) -> Config {
     Config {
@@ -32,7 +30,7 @@ fn pullpush(net: &mut Net, from: usize, to: usize, join: bool) -> usize {
     begin
 }
 
-fn bytes(delivered: &[support::Delivered]) -> usize {
+fn bytes(delivered: &[crate::support::Delivered]) -> usize {
     delivered.iter().map(|d| d.bytes.len()).sum()
 }
 

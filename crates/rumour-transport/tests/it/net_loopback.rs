@@ -1,10 +1,8 @@
 //! Round trips over real loopback sockets, IPv4 and (where the machine has it) IPv6.
 
-mod support;
-
+use crate::support::*;
 use bytes::Bytes;
 use rumour_transport::{Delivery, NetConfig, NetTransport, Transport, TransportError};
-use support::*;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 async fn datagram_round_trip(a: &NetTransport, b: &NetTransport) {
@@ -31,7 +29,10 @@ async fn reliable_round_trip(a: &NetTransport, b: &NetTransport) {
     }
     for msg in &msgs {
         let got = recv(b).await;
-        assert_eq!((got.from, got.delivery), (a.advertise_addr(), Delivery::Stream));
+        assert_eq!(
+            (got.from, got.delivery),
+            (a.advertise_addr(), Delivery::Stream)
+        );
         assert_eq!(got.bytes, msg);
     }
     assert_eq!(
@@ -81,7 +82,10 @@ async fn datagrams_and_reliable_messages_round_trip_over_ipv6_loopback() {
         .await
         .unwrap();
     let got = recv(&b).await;
-    assert_eq!((got.from, got.delivery), (c.advertise_addr(), Delivery::Datagram));
+    assert_eq!(
+        (got.from, got.delivery),
+        (c.advertise_addr(), Delivery::Datagram)
+    );
 }
 
 #[tokio::test]

@@ -1,16 +1,14 @@
 //! Arbitrary bytes into every `handle_*` never panic, and leave the machine usable.
 #![allow(clippy::disallowed_methods, reason = "tests need a real start time")]
 
-mod support;
-
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::support::{GSet, LwwMap, Net, addr};
 use bytes::Bytes;
 use proptest::prelude::*;
 use rumour_gossip::{Config, Gossip};
 use rumour_wire::CountedKind;
-use support::{GSet, LwwMap, Net, addr};
 
 /// Real messages of every kind, recorded from machines that gossip and reconcile.
 fn corpus() -> &'static [Bytes] {
@@ -41,7 +39,10 @@ fn corpus() -> &'static [Bytes] {
         let join = net.nodes[1].start_pullpush(now, addr(2), true).unwrap();
         net.send(1, 2, true, join);
         net.run_for(Duration::from_secs(5));
-        net.gossip = Some((support::GOSSIP_INTERVAL, support::GOSSIP_NODES));
+        net.gossip = Some((
+            crate::support::GOSSIP_INTERVAL,
+            crate::support::GOSSIP_NODES,
+        ));
         let now = net.now;
         net.nodes[2]
             .cas(now, "late", |_: Option<&GSet>| Some(GSet::of(&["late"])))
@@ -58,7 +59,7 @@ fn corpus() -> &'static [Bytes] {
 /// A machine holding a little of everything.
 fn target() -> Gossip {
     let start = std::time::Instant::now();
-    let mut g = support::machine(9, start, Config::lan(addr(9)));
+    let mut g = crate::support::machine(9, start, Config::lan(addr(9)));
     for i in 0..3 {
         g.handle_peer_up(start, addr(i));
     }
@@ -147,7 +148,11 @@ fn the_corpus_holds_every_message_kind() {
         .iter()
         .map(|b| Message::decode(b).unwrap().kind())
         .collect();
-    assert_eq!(kinds.len(), <MessageKind as CountedKind>::ALL.len(), "{kinds:?}");
+    assert_eq!(
+        kinds.len(),
+        <MessageKind as CountedKind>::ALL.len(),
+        "{kinds:?}"
+    );
 }
 
 #[test]

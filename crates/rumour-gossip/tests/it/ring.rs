@@ -1,14 +1,12 @@
 //! The hash ring as the store's main value: small heartbeat changes, cheap in-sync pull-push.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{EPOCH_MILLIS, Net, addr};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rumour_gossip::{Config, MessageKind};
 use rumour_ring::{Instance, Ring, State, Timestamp, random_tokens};
-use support::{EPOCH_MILLIS, Net, addr};
 
 const INSTANCES: usize = 1000;
 const TOKENS: usize = 128;

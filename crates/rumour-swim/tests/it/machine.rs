@@ -9,13 +9,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rumour_swim::message::{
     Ack, Alive, Dead, Exchange, IndirectPing, MemberState, Message, MessageKind, Nack, Ping,
-    StateExchange,
-    Suspect,
+    StateExchange, Suspect,
 };
+use rumour_swim::{Config, Error, Event, Incarnation, NodeName, PullPush, State, Swim, Transmit};
 use rumour_wire::Delivery;
-use rumour_swim::{
-    Config, Error, Event, Incarnation, NodeName, PullPush, State, Swim, Transmit,
-};
 
 fn name(s: &str) -> NodeName {
     NodeName::new(s).unwrap()
@@ -69,7 +66,12 @@ fn run(swim: &mut Swim, until: Instant) -> Vec<Transmit> {
 
 /// Like [`run`], and also the embedder's gossip tick every `gossip_interval` from `from`:
 /// queued updates to `gossip_nodes` random members, as the node drives it.
-fn run_with_gossip(swim: &mut Swim, config: &Config, from: Instant, until: Instant) -> Vec<Transmit> {
+fn run_with_gossip(
+    swim: &mut Swim,
+    config: &Config,
+    from: Instant,
+    until: Instant,
+) -> Vec<Transmit> {
     let mut out = Vec::new();
     let mut next_gossip = from + config.gossip_interval();
     loop {
@@ -251,7 +253,10 @@ fn an_unanswered_probe_goes_indirect_then_suspects_the_target() {
         .collect();
     assert_eq!(requests.len(), 2, "the two other members are asked");
     assert!(requests.iter().all(|t| t.to != target_addr));
-    let reliable: Vec<_> = indirect.iter().filter(|t| t.delivery == Delivery::Stream).collect();
+    let reliable: Vec<_> = indirect
+        .iter()
+        .filter(|t| t.delivery == Delivery::Stream)
+        .collect();
     assert_eq!(reliable.len(), 1, "a reliable ping runs beside them");
     assert_eq!(reliable[0].to, target_addr);
     // One helper answers with a nack, the other stays silent.
@@ -515,7 +520,10 @@ fn datagrams_never_exceed_the_budget_however_full_the_queue() {
     swim.handle_stream(now, addr(2), &state.encode()).unwrap();
     assert!(swim.pending_broadcasts() > 300);
     let out = run_with_gossip(&mut swim, &config, now, now + Duration::from_secs(5));
-    let datagrams: Vec<_> = out.iter().filter(|t| t.delivery == Delivery::Datagram).collect();
+    let datagrams: Vec<_> = out
+        .iter()
+        .filter(|t| t.delivery == Delivery::Datagram)
+        .collect();
     assert!(datagrams.len() > 10);
     for t in datagrams {
         let used: usize = t.messages.iter().map(|m| config.packed_len(m.len())).sum();
@@ -528,7 +536,13 @@ fn datagrams_never_exceed_the_budget_however_full_the_queue() {
     }
     for budget in [0, 1, 2, 50, 700, 1384] {
         let batch = swim.fill_broadcasts(budget);
-        assert!(batch.iter().map(|b| config.packed_len(b.len())).sum::<usize>() <= budget);
+        assert!(
+            batch
+                .iter()
+                .map(|b| config.packed_len(b.len()))
+                .sum::<usize>()
+                <= budget
+        );
     }
 }
 
@@ -538,9 +552,8 @@ fn the_machine_keeps_no_gossip_timer_and_the_embedder_drives_gossip() {
     swim.handle_timeout(now + Duration::from_millis(250));
     let timers_only = drain(&mut swim);
     assert!(
-        timers_only
-            .iter()
-            .all(|t| t.delivery == Delivery::Stream || matches!(decoded(t).first(), Some(Message::Ping(_))))
+        timers_only.iter().all(|t| t.delivery == Delivery::Stream
+            || matches!(decoded(t).first(), Some(Message::Ping(_))))
     );
     let targets = swim.gossip_targets(now, 2);
     assert_eq!(targets.len(), 2);
@@ -631,7 +644,10 @@ fn stats_count_messages_by_type() {
     swim.handle_packet(now, addr(2), &bytes).unwrap();
     let stats = swim.stats();
     assert_eq!(stats.received.get(MessageKind::Ping).messages, 1);
-    assert_eq!(stats.received.get(MessageKind::Ping).bytes, bytes.len() as u64);
+    assert_eq!(
+        stats.received.get(MessageKind::Ping).bytes,
+        bytes.len() as u64
+    );
     assert_eq!(stats.sent.get(MessageKind::Ack).messages, 1);
     assert!(
         stats.sent.get(MessageKind::Alive).messages >= 1,
@@ -706,7 +722,10 @@ fn a_leaving_member_keeps_gossiping_its_goodbye() {
     let (mut swim, now) = with_peers(config.clone());
     swim.leave(now).unwrap();
     drain(&mut swim);
-    assert!(swim.pending_broadcasts() >= 1, "the goodbye is queued for gossip");
+    assert!(
+        swim.pending_broadcasts() >= 1,
+        "the goodbye is queued for gossip"
+    );
     let out = run_with_gossip(&mut swim, &config, now, now + Duration::from_secs(5));
     let goodbyes = out
         .iter()

@@ -1,14 +1,12 @@
 //! The KV commands on one machine: compare-and-swap, delete, watches.
 #![allow(clippy::disallowed_methods, reason = "tests need a real start time")]
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::{GSet, LwwMap, addr, machine};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rumour_gossip::{CasOutcome, Config, Error, Event, Gossip, Message, Version};
-use support::{GSet, LwwMap, addr, machine};
 
 fn one(config: impl FnOnce(Config) -> Config) -> (Gossip, Instant) {
     let start = Instant::now();
@@ -235,7 +233,7 @@ fn delete_hides_the_key_at_once_and_forgets_it_after_the_obsolete_timeout() {
     assert_eq!(g.list("a/"), ["a/2"]);
     let entry = g.entry("a/1").unwrap();
     assert!(entry.is_deleted());
-    assert_eq!(entry.marker.updated.0, support::EPOCH_MILLIS);
+    assert_eq!(entry.marker.updated.0, crate::support::EPOCH_MILLIS);
 
     // The deletion is gossiped as a marker without a value.
     assert_eq!(g.queued().count(), before + 1);

@@ -1,0 +1,8 @@
+//! The integration tests of `rumour-gossip`, one binary (one link) for all of them.
+
+mod dissemination;
+mod pullpush;
+mod ring;
+mod robustness;
+mod store;
+mod support;

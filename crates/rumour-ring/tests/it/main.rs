@@ -1,0 +1,8 @@
+//! The integration tests of `rumour-ring`, one binary (one link) for all of them.
+
+mod codec;
+mod dskit_cases;
+mod lifecycle;
+mod lookup;
+mod merge_laws;
+mod support;

@@ -1,0 +1,7 @@
+//! The integration tests of `rumour-swim`, one binary (one link) for all of them.
+
+mod decode;
+mod formulas;
+mod harness;
+mod machine;
+mod narratives;
