@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
-use rumour_cluster::driver::Cluster;
+use rumour_cluster::Cluster;
 use rumour_cluster::{NodeConfig, Profile};
 use tokio::task::JoinSet;
 

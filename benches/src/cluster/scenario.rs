@@ -5,8 +5,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rumour_cluster::Cluster;
 use rumour_cluster::NodeEvent;
-use rumour_cluster::driver::Cluster;
 use rumour_cluster::ring::{Instance, Ring, State as InstanceState, Timestamp, Tokens};
 use rumour_cluster::swim::State;
 use tokio::sync::broadcast::{Receiver, error::RecvError};

@@ -38,19 +38,21 @@
 //! assert!(sim.running().all(|(_, node)| node.num_alive() == 3));
 //! ```
 
-pub mod config;
-pub mod driver;
+mod config;
+mod driver;
 pub mod envelope;
-pub mod error;
-pub mod event;
-pub mod node;
-pub mod profile;
+mod error;
+mod event;
+mod node;
+mod profile;
 pub mod scenario;
 pub mod sim;
 mod transmit;
 
-pub use config::NodeConfig;
-pub use driver::{Cluster, ClusterStats, MemberInfo};
+pub use config::{DEFAULT_RING_KEY, NodeConfig, SIM_EPOCH};
+pub use driver::{
+    Builder, Cluster, ClusterStats, DEFAULT_PORT, DriverStats, MemberCounts, MemberInfo,
+};
 pub use error::Error;
 pub use event::NodeEvent;
 pub use node::{Node, NodeStats};

@@ -1,7 +1,7 @@
 //! The ring's wire format: a format version byte, a postcard body, a checksum.
 //!
 //! ```text
-//! ring     = version:u8 (= 1)  count:varint  entry{count}  checksum:u32 (little-endian)
+//! ring     = version:u8 (= 2)  count:varint  entry{count}  checksum:u32 (little-endian)
 //! entry    = id:str  heartbeat:varint  desc:option
 //! desc     = updated_at:varint  state:u8  addr:str  zone:str  registered_at:varint
 //!            read_only:bool  read_only_updated_at:varint  versions:map<varint, varint>
@@ -37,8 +37,9 @@ use crate::instance::{Body, Entry, Instance, State, Tokens, validate_instance_id
 use crate::mergeable::Timestamp;
 use crate::ring::Ring;
 
-/// The format version written first in every encoded ring.
-pub const FORMAT_VERSION: u8 = 1;
+/// The format version written first in every encoded ring (2: the checksum is CRC-32; version 1
+/// closed with a folded 64-bit hash).
+pub const FORMAT_VERSION: u8 = 2;
 
 const CHECKSUM_LEN: usize = 4;
 /// The smallest encoded entry: a one-byte id with its length, a heartbeat, an option tag.

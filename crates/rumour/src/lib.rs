@@ -55,7 +55,7 @@
 //! # Ok(()) }
 //! ```
 
-pub use rumour_cluster::driver::Builder;
+pub use rumour_cluster::Builder;
 pub use rumour_cluster::gossip::{CasOutcome, WatchId};
 pub use rumour_cluster::ring::{Mergeable, Operation, ReplicationConfig, ReplicationSet, Ring};
 pub use rumour_cluster::{

@@ -32,7 +32,7 @@
 //! use std::sync::Arc;
 //! use std::time::Duration;
 //! use rumour_cluster::Profile;
-//! use rumour_cluster::driver::Cluster;
+//! use rumour_cluster::Cluster;
 //! use rumour_cluster::swim::State;
 //! use rumour_cluster::transport::{MemConfig, MemNetwork};
 //!

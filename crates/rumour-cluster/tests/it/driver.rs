@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumour_cluster::driver::Cluster;
+use rumour_cluster::Cluster;
 use rumour_cluster::ring::{Instance, Ring, State as InstanceState, Timestamp, Tokens};
 use rumour_cluster::swim::State;
 use rumour_cluster::transport::{MemConfig, MemNetwork};
