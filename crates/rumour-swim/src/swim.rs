@@ -280,7 +280,7 @@ impl Swim {
         from: SocketAddr,
         bytes: &[u8],
     ) -> Result<(), Error> {
-        self.receive(now, from, bytes, false)
+        self.receive(now, from, bytes, Delivery::Datagram)
     }
 
     /// Handles one swim message received over a stream (`from` is the peer's ephemeral
@@ -292,7 +292,7 @@ impl Swim {
         from: SocketAddr,
         bytes: &[u8],
     ) -> Result<(), Error> {
-        self.receive(now, from, bytes, true)
+        self.receive(now, from, bytes, Delivery::Stream)
     }
 
     /// Decodes and dispatches one message, refusing kinds that do not belong on its channel
@@ -302,24 +302,26 @@ impl Swim {
         now: Instant,
         from: SocketAddr,
         bytes: &[u8],
-        reliable: bool,
+        delivery: Delivery,
     ) -> Result<(), Error> {
         let message = self.decode(bytes)?;
         let now = self.tick(now);
-        let misplaced = if reliable {
-            matches!(message, Message::IndirectPing(_) | Message::Nack(_))
-        } else {
-            matches!(message, Message::State(_))
+        let misplaced = match delivery {
+            Delivery::Stream => matches!(message, Message::IndirectPing(_) | Message::Nack(_)),
+            Delivery::Datagram => matches!(message, Message::State(_)),
         };
         if misplaced {
             self.stats.decode_errors += 1;
             return Err(Error::WrongChannel {
                 kind: message.kind(),
-                channel: if reliable { "stream" } else { "datagram" },
+                channel: match delivery {
+                    Delivery::Stream => "stream",
+                    Delivery::Datagram => "datagram",
+                },
             });
         }
         self.stats.received.count(message.kind(), bytes.len());
-        self.dispatch(now, from, message, reliable);
+        self.dispatch(now, from, message, delivery);
         Ok(())
     }
 
@@ -424,11 +426,11 @@ impl Swim {
         decoded.inspect_err(|_| self.stats.decode_errors += 1)
     }
 
-    fn dispatch(&mut self, now: Instant, from: SocketAddr, message: Message, reliable: bool) {
+    fn dispatch(&mut self, now: Instant, from: SocketAddr, message: Message, delivery: Delivery) {
         match message {
-            Message::Ping(ping) => self.on_ping(now, ping, reliable),
+            Message::Ping(ping) => self.on_ping(now, ping, delivery),
             Message::IndirectPing(req) => self.on_indirect_ping(now, req),
-            Message::Ack(ack) => self.on_ack(ack.seq, reliable),
+            Message::Ack(ack) => self.on_ack(ack.seq, delivery),
             Message::Nack(nack) => self.on_nack(nack.seq),
             Message::Alive(alive) => self.on_alive(now, alive),
             Message::Suspect(suspect) => self.on_suspect(now, suspect),

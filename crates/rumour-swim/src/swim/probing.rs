@@ -2,6 +2,8 @@
 
 use std::time::Instant;
 
+use rumour_wire::Delivery;
+
 use super::Swim;
 use crate::member::{NodeName, State};
 use crate::message::{Ack, IndirectPing, Message, Nack, Ping, Suspect};
@@ -186,7 +188,7 @@ impl Swim {
         self.suspect_after_probe(now, &probe.target);
     }
 
-    pub(super) fn on_ping(&mut self, now: Instant, ping: Ping, reliable: bool) {
+    pub(super) fn on_ping(&mut self, now: Instant, ping: Ping, delivery: Delivery) {
         if ping.target != *self.local_name() {
             // Meant for another member that used to live at this address.
             return;
@@ -194,7 +196,7 @@ impl Swim {
         let reply_to = ping.source.addr;
         self.on_alive(now, ping.source);
         let ack = Message::Ack(Ack { seq: ping.seq });
-        if reliable {
+        if delivery == Delivery::Stream {
             self.send_stream(reply_to, &ack, None);
         } else {
             self.send_datagram(reply_to, &[ack]);
@@ -224,10 +226,10 @@ impl Swim {
         self.send_datagram(req.target_addr, &[ping]);
     }
 
-    pub(super) fn on_ack(&mut self, seq: u32, reliable: bool) {
+    pub(super) fn on_ack(&mut self, seq: u32, delivery: Delivery) {
         if self.probe.as_ref().is_some_and(|p| p.seq == seq) {
             self.probe = None;
-            if reliable {
+            if delivery == Delivery::Stream {
                 self.stats.reliable_only_acks += 1;
             }
             self.adjust_health(-1);
