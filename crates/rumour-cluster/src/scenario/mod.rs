@@ -5,11 +5,12 @@
 //! and returns a [`Report`]. `rumour sim` prints them; the tests in `tests/scenarios.rs` assert
 //! the acceptance figures on fixed seeds.
 
+mod attack;
 mod report;
 mod run;
 mod view;
 
-pub use report::{Report, Spread};
+pub use report::{AttackFigures, Report, Spread};
 pub use run::run;
 
 use std::time::Duration;
@@ -38,11 +39,16 @@ pub enum Scenario {
     /// N nodes join and the cluster runs for 120 simulated seconds in all: the steady cost per
     /// node and the simulator's own speed.
     Steady,
+    /// Honest nodes beside an attacker that sends crafted packets at a high rate for a minute:
+    /// forged deaths, reflection requests, member and key floods, far-future timestamps,
+    /// oversized counts. Honest nodes declared failed, state sizes, bytes reflected to a third
+    /// party, and whether the stores converge afterwards.
+    Attack,
 }
 
 impl Scenario {
     /// Every scenario, in the order `--scenario all` runs them.
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::Join,
         Scenario::Update,
         Scenario::Crash,
@@ -52,6 +58,7 @@ impl Scenario {
         Scenario::Churn,
         Scenario::Ring,
         Scenario::Steady,
+        Scenario::Attack,
     ];
 
     /// The scenario's command-line name.
@@ -67,6 +74,7 @@ impl Scenario {
             Scenario::Churn => "churn",
             Scenario::Ring => "ring",
             Scenario::Steady => "steady",
+            Scenario::Attack => "attack",
         }
     }
 

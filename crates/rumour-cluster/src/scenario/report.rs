@@ -44,6 +44,28 @@ impl Spread {
     }
 }
 
+/// What the attacker of the `attack` scenario sent and achieved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct AttackFigures {
+    /// Crafted packets (datagrams and streams) the attacker sent.
+    pub packets: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Bytes honest nodes sent to the bystander whose address the reflection requests named.
+    pub reflected_bytes: u64,
+    /// Distinct honest members declared failed by some honest node.
+    pub honest_declared_failed: u64,
+    /// The largest member table an honest node held (forged members included).
+    pub max_members: u64,
+    /// The largest KV store an honest node held, in keys.
+    pub max_keys: u64,
+    /// Forged members still listed by some honest node at the end of the run.
+    pub forged_members_left: u64,
+    /// Seconds after the attack stopped until every honest node saw every honest node alive and
+    /// the ring replicas agreed.
+    pub recovery_seconds: Option<f64>,
+}
+
 /// The outcome of one scenario run. Fields that do not apply to a scenario are `None` (and left
 /// out of the JSON).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -96,6 +118,9 @@ pub struct Report {
     /// Members some node still lists as not alive although they run (zombies of a restart).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zombies: Option<u64>,
+    /// What an attacker achieved (`attack`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attack: Option<AttackFigures>,
     /// Suspicions raised, summed over the nodes.
     pub suspicions: u64,
     /// Refutations of self, summed over the nodes.

@@ -16,10 +16,10 @@ use crate::{Node, NodeConfig, NodeEvent};
 /// Failure declarations seen during a run: `(observer, subject) -> first time`.
 type Failures = Rc<RefCell<BTreeMap<(NodeId, String), Duration>>>;
 
-struct Cluster {
-    sim: Sim<Node>,
-    failures: Failures,
-    config: ScenarioConfig,
+pub(super) struct Cluster {
+    pub(super) sim: Sim<Node>,
+    pub(super) failures: Failures,
+    pub(super) config: ScenarioConfig,
     started: Instant,
 }
 
@@ -29,7 +29,7 @@ fn sim_wall(elapsed: Duration) -> rumour_ring::Timestamp {
 }
 
 /// The name of node `id` in scenario clusters.
-fn name_of(id: NodeId) -> String {
+pub(super) fn name_of(id: NodeId) -> String {
     format!("node-{}", id.0)
 }
 
@@ -107,7 +107,7 @@ impl Cluster {
     }
 
     /// Distinct healthy members declared failed, and all such declarations.
-    fn false_positives(&self, healthy: impl Fn(&str) -> bool) -> (u64, u64) {
+    pub(super) fn false_positives(&self, healthy: impl Fn(&str) -> bool) -> (u64, u64) {
         let failures = self.failures.borrow();
         let declarations: Vec<&String> = failures
             .keys()
@@ -118,7 +118,7 @@ impl Cluster {
         (subjects.len() as u64, declarations.len() as u64)
     }
 
-    fn report(&self, converged: bool) -> Report {
+    pub(super) fn report(&self, converged: bool) -> Report {
         let simulated = self.sim.elapsed().as_secs_f64();
         let wall = self.started.elapsed().as_secs_f64();
         let n = self.config.nodes as f64;
@@ -216,6 +216,7 @@ pub fn run(config: &ScenarioConfig, progress: &mut dyn FnMut(f64)) -> Result<Rep
         Scenario::Churn => churn(config, progress),
         Scenario::Ring => ring(config),
         Scenario::Steady => steady(config, progress),
+        Scenario::Attack => super::attack::attack(config, progress),
     };
     progress(1.0);
     report
@@ -233,7 +234,7 @@ fn join(config: &ScenarioConfig) -> Result<Report, SimError> {
 }
 
 /// A converged cluster, with `loss` set afterwards.
-fn converged(config: &ScenarioConfig, ring: bool) -> Result<(Cluster, bool), SimError> {
+pub(super) fn converged(config: &ScenarioConfig, ring: bool) -> Result<(Cluster, bool), SimError> {
     let mut cluster = Cluster::new(config, ring);
     let ok = cluster.converge(JOIN_LIMIT)?.is_some();
     // Let the join traffic settle before measuring.
@@ -344,7 +345,7 @@ fn slow(config: &ScenarioConfig) -> Result<Report, SimError> {
 
 /// Whether every running node's ring holds every running node's instance, active, and all
 /// replicas agree on the ring's topology (heartbeats aside).
-fn rings_agree(sim: &Sim<Node>) -> bool {
+pub(super) fn rings_agree(sim: &Sim<Node>) -> bool {
     let mut digests = sim.running().map(|(_, node)| node.ring_topology_digest());
     let Some(first) = digests.next() else {
         return true;
@@ -367,7 +368,7 @@ fn lost_instances(sim: &Sim<Node>) -> u64 {
 }
 
 /// Running members that some node does not list as alive.
-fn zombies(sim: &Sim<Node>) -> u64 {
+pub(super) fn zombies(sim: &Sim<Node>) -> u64 {
     let names: Vec<String> = sim.running().map(|(id, _)| name_of(id)).collect();
     names
         .iter()

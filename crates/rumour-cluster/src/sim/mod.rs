@@ -203,6 +203,8 @@ struct Slot<M> {
     timer: Option<Duration>,
     epoch: u64,
     generation: u32,
+    /// Bytes sent to this slot's address (counted when they leave the sender).
+    bytes_in: u64,
 }
 
 struct PeriodicCheck<M: Machine> {
@@ -326,18 +328,38 @@ impl<M: Machine> Sim<M> {
             generation: 0,
         };
         let machine = (self.factory)(seed);
+        self.push_slot(Some(machine));
+        self.flush(id);
+        id
+    }
+
+    /// Adds a host that runs no machine: an address that [`Sim::send_from`] can send from (an
+    /// attacker) and that counts what is sent to it ([`Sim::bytes_sent_to`]; a bystander).
+    /// Packets to it are dropped as if it were down. Never restart a host.
+    pub fn add_host(&mut self) -> NodeId {
+        self.push_slot(None)
+    }
+
+    fn push_slot(&mut self, machine: Option<M>) -> NodeId {
+        let id = NodeId(self.slots.len());
+        let addr = node_addr(id);
         self.slots.push(Slot {
-            machine: Some(machine),
+            machine,
             addr,
             paused_until: None,
             slow: Duration::ZERO,
             timer: None,
             epoch: 0,
             generation: 0,
+            bytes_in: 0,
         });
         self.by_addr.insert(addr, id);
-        self.flush(id);
         id
+    }
+
+    /// Bytes every sender put on the wire towards node or host `id` (lost ones included).
+    pub fn bytes_sent_to(&self, id: NodeId) -> u64 {
+        self.slots[id.0].bytes_in
     }
 
     /// The number of nodes, crashed ones included.
@@ -713,6 +735,7 @@ impl<M: Machine> Sim<M> {
             self.stats.dropped_down += 1;
             return;
         };
+        self.slots[to.0].bytes_in += len as u64;
         let info = PacketInfo {
             from,
             to,
