@@ -87,6 +87,7 @@ mod codec;
 mod error;
 mod instance;
 mod lifecycler;
+mod limits;
 mod lookup;
 mod merge;
 mod mergeable;
@@ -100,6 +101,7 @@ pub use instance::{
     Instance, InstanceRef, MAX_INSTANCE_ID_LEN, State, Tokens, validate_instance_id,
 };
 pub use lifecycler::{Lifecycler, LifecyclerConfig};
+pub use limits::{RingCodec, RingLimits};
 pub use lookup::TOKEN_SPACE;
 pub use mergeable::{Codec, EntryDigest, Mergeable, Timestamp, Tombstones, TypedCodec, Value};
 pub use replication::{Operation, Replica, ReplicationConfig, ReplicationSet, ZoneAwareness};
@@ -116,7 +118,7 @@ pub mod testing {
     /// # Errors
     /// Whatever the parser finds wrong.
     pub fn decode_unchecked(payload: &[u8]) -> Result<crate::Ring, crate::Error> {
-        crate::codec::decode_payload(payload)
+        crate::codec::decode_payload(payload, &crate::RingLimits::UNBOUNDED)
     }
 
     /// Whether two rings share one cached lookup table (a cheap change kept it).
