@@ -276,9 +276,10 @@ pub(crate) fn receive(ring: &mut Ring, now: Timestamp, latest: Timestamp) -> usi
         let i = &body.instance;
         i.updated_at > latest || i.registered_at > latest || i.read_only_updated_at > latest
     };
-    let needs_work = ring.entries.iter().any(|e| {
-        e.heartbeat > latest || e.body.as_ref().is_some_and(future) || e.is_tombstone()
-    });
+    let needs_work = ring
+        .entries
+        .iter()
+        .any(|e| e.heartbeat > latest || e.body.as_ref().is_some_and(future) || e.is_tombstone());
     if !needs_work {
         return 0;
     }
