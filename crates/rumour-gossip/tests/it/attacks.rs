@@ -550,3 +550,24 @@ fn an_owner_re_registers_over_a_forged_tombstone_and_its_peers_accept_it() {
         assert_eq!(ring.instance("ingester-0").unwrap().state(), State::Active);
     }
 }
+
+#[test]
+fn a_message_declaring_a_huge_entry_count_is_refused_without_reserving_for_it() {
+    let (mut g, now) = target(|c| c);
+    drain(&mut g);
+    let head = Message::FullState {
+        session: session(addr(1)),
+        request: true,
+        entries: Vec::new(),
+    }
+    .encode();
+    // Replace the empty entry count (the last byte) with 2^63 entries, then a few bytes.
+    let mut bytes = head[..head.len() - 1].to_vec();
+    bytes.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]);
+    bytes.extend_from_slice(&[0; 16]);
+    // Reserving room for them would abort the process; the decoder reserves by what it reads.
+    let error = g.handle_stream(now, addr(1), &bytes).unwrap_err();
+    assert!(matches!(error, Error::Decode { .. }), "{error}");
+    assert!(drain(&mut g).is_empty());
+    assert_eq!(g.stats().invalid, 1);
+}
