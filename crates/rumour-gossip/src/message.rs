@@ -47,7 +47,7 @@ pub struct Session {
     pub id: u64,
 }
 
-/// A key and the hash of its canonical encoding (see [`crate::pullpush`]).
+/// A key and the hash of its canonical encoding (see the `pullpush` module).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyHash {
     /// The key.

@@ -16,8 +16,13 @@
 //!
 //! Received values are merged like gossiped changes, and what they changed is forwarded by
 //! gossip, except what a joining node learns from its join answer (the cluster already has it).
-//! A node runs at most one exchange it opened at a time and serves at most
+//! A node runs at most `max_outgoing_pullpush` exchanges it opened at a time and serves at most
 //! `max_incoming_pullpush` at once; both kinds are abandoned after `pullpush_timeout`.
+//!
+//! Every message here travels over a stream and is answered only to the stream's sender, whose
+//! address the session must name; a join answer waits until its sender is a peer reported
+//! alive.
+//! `docs/protocol-gossip.md` (3.4) gives the rules.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;

@@ -53,7 +53,8 @@ pub struct Stats {
     pub pullpush_timeouts: u64,
     /// Pull-push exchanges started by peers and served.
     pub pullpush_served: u64,
-    /// Incoming pull-push exchanges refused because `max_incoming_pullpush` were in progress.
+    /// Incoming pull-push exchanges refused (answered `Done`) because `max_incoming_pullpush`
+    /// were in progress or the opener is not a peer reported alive.
     pub pullpush_refused: u64,
     /// Pull-push messages that belong to no exchange in progress (late or forged).
     pub pullpush_unexpected: u64,

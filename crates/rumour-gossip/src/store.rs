@@ -331,7 +331,16 @@ impl Store {
         if change.is_none() && !was_deleted {
             return Ok(None);
         }
-        entry.marker = entry.marker.max(fresh);
+        // A local write after a deletion re-creates the key: its marker goes past the stored
+        // one, which is at most `max_clock_skew` ahead of when it arrived.
+        entry.marker = if was_deleted {
+            Marker {
+                updated: wall.max(entry.marker.updated.saturating_add_millis(1)),
+                deleted: false,
+            }
+        } else {
+            entry.marker.max(fresh)
+        };
         let undeleted = was_deleted && !entry.marker.deleted;
         if change.is_none() && !undeleted {
             return Ok(None);

@@ -20,8 +20,14 @@
 //!   tokens: encoded it is `14 + id length` bytes (at most 64 for ids up to 50 bytes), where
 //!   dskit gossips the whole 0.7-2.6 KB instance.
 //! - **Compact, checked codec.** A version byte, postcard, Rice-coded token gaps and a checksum
-//!   (see [`codec`] and `docs/ring.md`). Decoding arbitrary bytes returns an
-//!   error, never panics, and never reserves more than the input can hold.
+//!   (see the `codec` module and `docs/ring.md`). Decoding arbitrary bytes returns an
+//!   error, never panics, and never reserves more than the input can hold or [`RingLimits`]
+//!   allow (instances per ring, tokens per instance); merges of received rings add no instance
+//!   past the limit.
+//! - **Hostile clocks.** [`Mergeable::receive`] drops received descriptions and heartbeats
+//!   stamped too far ahead and makes tombstones age from the local time they arrived, so no
+//!   timestamp can tombstone an instance forever; an owner's local CAS always outbids a stored
+//!   description of its own instance.
 //! - **Cheap clones and lookups.** Clones share entries and tokens; the token table is cached
 //!   and survives heartbeats; [`Ring::get`] allocates nothing when given a reused
 //!   [`ReplicationSet`].

@@ -571,3 +571,26 @@ fn a_message_declaring_a_huge_entry_count_is_refused_without_reserving_for_it() 
     assert!(drain(&mut g).is_empty());
     assert_eq!(g.stats().invalid, 1);
 }
+
+#[test]
+fn a_forged_deletion_inside_the_skew_window_does_not_stop_the_next_local_write() {
+    let (mut g, now) = target(|c| c);
+    let ahead = EPOCH_MILLIS + 5 * 60_000;
+    g.handle_packet(
+        now,
+        attacker(),
+        &change("ring", None, "ring", ahead, true).encode(),
+    )
+    .unwrap();
+    assert!(g.get::<Ring>("ring").is_none());
+    // The owner's next write (a heartbeat, say) brings the key back at once.
+    g.cas(now, "ring", |_: Option<&Ring>| {
+        Some(ring_of(5, EPOCH_MILLIS + 1))
+    })
+    .unwrap();
+    assert_eq!(g.get::<Ring>("ring").unwrap().len(), 5);
+    assert_eq!(
+        g.entry("ring").unwrap().marker.updated,
+        Timestamp(ahead + 1)
+    );
+}
