@@ -25,10 +25,13 @@ pub struct Config {
     pub retransmit_mult: u32,
     /// How long a peer reported down is still gossiped to, so it can catch up (30 s).
     pub gossip_to_the_dead_time: Duration,
-    /// Tombstones inside values older than this are forgotten, and received ones older than
-    /// this are neither applied nor forwarded (5 min; zero keeps tombstones forever).
+    /// Tombstones inside values are forgotten this long after this node received (or wrote)
+    /// them, for values that record it ([`Mergeable::receive`](rumour_ring::Mergeable::receive)),
+    /// else this long after the time they carry; received ones already older than this by the
+    /// time they carry are neither applied nor forwarded (5 min; zero keeps tombstones forever).
     pub left_ingesters_timeout: Duration,
-    /// How long a deleted key is remembered (as a deleted marker) before it is forgotten (30 s).
+    /// How long a deleted key is remembered (as a deleted marker) after this node saw it
+    /// deleted, before it is forgotten (30 s).
     pub obsolete_entries_timeout: Duration,
     /// Watch debounce: changed keys are collected and watchers told once per interval (zero:
     /// at once).
