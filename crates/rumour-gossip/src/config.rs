@@ -25,10 +25,13 @@ pub struct Config {
     pub retransmit_mult: u32,
     /// How long a peer reported down is still gossiped to, so it can catch up (30 s).
     pub gossip_to_the_dead_time: Duration,
-    /// Tombstones inside values older than this are forgotten, and received ones older than
-    /// this are neither applied nor forwarded (5 min; zero keeps tombstones forever).
+    /// Tombstones inside values are forgotten this long after this node received (or wrote)
+    /// them, for values that record it ([`Mergeable::receive`](rumour_ring::Mergeable::receive)),
+    /// else this long after the time they carry; received ones already older than this by the
+    /// time they carry are neither applied nor forwarded (5 min; zero keeps tombstones forever).
     pub left_ingesters_timeout: Duration,
-    /// How long a deleted key is remembered (as a deleted marker) before it is forgotten (30 s).
+    /// How long a deleted key is remembered (as a deleted marker) after this node saw it
+    /// deleted, before it is forgotten (30 s).
     pub obsolete_entries_timeout: Duration,
     /// Watch debounce: changed keys are collected and watchers told once per interval (zero:
     /// at once).
@@ -56,6 +59,29 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// How often deleted keys and old tombstones are swept (1 s).
     pub cleanup_interval: Duration,
+    /// How far ahead of this node's wall time a received timestamp may be (5 min). A key's
+    /// marker further ahead refuses the whole change; inside a value, the parts further ahead
+    /// are dropped (for the ring: the description or the heartbeat). Counted in
+    /// [`Stats::clock_refused`](crate::Stats::clock_refused).
+    pub max_clock_skew: Duration,
+    /// Keys the store holds, deleted ones included (10,000). A received change for a new key
+    /// past it is refused and counted ([`Stats::keys_refused`](crate::Stats::keys_refused));
+    /// local writes are never refused.
+    pub max_keys: usize,
+    /// Longest key accepted from the network, in bytes (1,024).
+    pub max_key_len: usize,
+    /// Largest encoded value accepted from the network, in bytes (16 MiB).
+    pub max_value_bytes: usize,
+    /// Entry names (digests, wanted names) one key may carry in a pull-push message (65,536:
+    /// a ring at its 10,000-instance limit names 20,000).
+    pub max_entry_names: usize,
+    /// Gossip messages handled from one stream
+    /// ([`Gossip::handle_stream_messages`](crate::Gossip::handle_stream_messages)); the rest
+    /// are refused and counted (16; a peer sends one).
+    pub max_stream_messages: usize,
+    /// Pull-push exchanges this node opens at once (1); a further
+    /// [`Gossip::start_pullpush`](crate::Gossip::start_pullpush) is refused and counted.
+    pub max_outgoing_pullpush: usize,
 }
 
 impl Config {
@@ -81,6 +107,13 @@ impl Config {
             watch_buffer: 128,
             max_message_bytes: 64 << 20,
             cleanup_interval: Duration::from_secs(1),
+            max_clock_skew: Duration::from_secs(5 * 60),
+            max_keys: 10_000,
+            max_key_len: 1024,
+            max_value_bytes: 16 << 20,
+            max_entry_names: 65_536,
+            max_stream_messages: 16,
+            max_outgoing_pullpush: 1,
         }
     }
 

@@ -26,6 +26,49 @@ pub enum Error {
         /// The limit ([`Config::max_message_bytes`](crate::Config::max_message_bytes)).
         max: usize,
     },
+    /// A pull-push message arrived in a datagram; pull-push runs only over streams. Nothing was
+    /// applied and nothing is sent.
+    #[error("a pull-push message from {from} arrived in a datagram")]
+    PullPushOnDatagram {
+        /// Where the datagram claimed to come from.
+        from: SocketAddr,
+    },
+    /// A pull-push message from `from` named another address (`named`) as its sender, or an
+    /// answer came from another peer than the exchange's; nothing was applied or sent.
+    #[error("a pull-push message from {from} names {named} as its sender")]
+    SessionMismatch {
+        /// Where the message came from.
+        from: SocketAddr,
+        /// The address it named.
+        named: SocketAddr,
+    },
+    /// A message from `from` carried more of `what` than the configured limit; it was refused.
+    #[error("a message from {from} carries {len} {what}, over the limit of {max}")]
+    Limit {
+        /// Where the message came from.
+        from: SocketAddr,
+        /// What was counted (keys, key bytes, value bytes, entry names, stream messages).
+        what: &'static str,
+        /// How many it carried.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A change for `key` from `from` was stamped `at`, after `latest` (this node's wall time
+    /// plus `max_clock_skew`); it was refused.
+    #[error(
+        "a change for `{key}` from {from} is stamped {at} ms, after the latest allowed {latest} ms"
+    )]
+    FutureTimestamp {
+        /// Where the change came from.
+        from: SocketAddr,
+        /// The key.
+        key: String,
+        /// The change's marker time (ms since the Unix epoch).
+        at: u64,
+        /// The latest time accepted.
+        latest: u64,
+    },
     /// A change or command named the empty key, which the store does not hold.
     #[error("the empty string is not a valid key")]
     EmptyKey,

@@ -11,16 +11,16 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use rumour_ring::{Codec, Mergeable, Timestamp, TypedCodec, Value};
-use rumour_wire::{Delivery, pullpush_scale};
+use rumour_wire::{CountedKind, Delivery, pullpush_scale};
 
 use crate::broadcast::{KvBroadcast, Origin, Outbox};
 use crate::config::Config;
 use crate::error::Error;
 use crate::history::{HistoryRecord, MessageHistory};
-use crate::message::{KeyChange, Message, MessageKind};
+use crate::message::{KeyChange, Limits, Message, MessageKind};
 use crate::pullpush::Sessions;
 use crate::stats::Stats;
-use crate::store::{Applied, EntryRef, Store, Version, change_message};
+use crate::store::{Applied, EntryRef, Store, Version, change_message, prune};
 use crate::watch::{Event, WatchId, Watchers};
 
 /// Bytes to send: one or more gossip messages (unframed) for one peer. Datagrams fit one
@@ -125,7 +125,11 @@ impl Gossip {
             ),
             watchers: Watchers::new(config.notify_interval, config.watch_buffer),
             history: MessageHistory::new(config.message_history_bytes),
-            sessions: Sessions::new(config.max_incoming_pullpush, config.pullpush_timeout),
+            sessions: Sessions::new(
+                config.max_outgoing_pullpush,
+                config.max_incoming_pullpush,
+                config.pullpush_timeout,
+            ),
             next_cleanup: start + config.cleanup_interval,
             next_pullpush,
             config,
@@ -178,11 +182,17 @@ impl Gossip {
     // ---- membership input ---------------------------------------------------------------
 
     /// `addr` is alive: a gossip and pull-push target. This node's own address is ignored.
+    /// A join request from `addr` that arrived before `addr` was known alive is answered now.
     pub fn handle_peer_up(&mut self, now: Instant, addr: SocketAddr) {
-        let _ = now;
         if addr != self.config.advertise_addr {
             self.peers.insert(addr, PeerState::Alive);
+            self.release_deferred(now, addr);
         }
+    }
+
+    /// Whether `addr` is a peer reported alive.
+    pub(crate) fn is_alive(&self, addr: SocketAddr) -> bool {
+        self.peers.get(&addr) == Some(&PeerState::Alive)
     }
 
     /// `addr` died or left: it stays a gossip target (never a pull-push one) for
@@ -237,24 +247,81 @@ impl Gossip {
 
     /// Handles one gossip message received in a datagram (the embedder removed its framing).
     /// Bad input returns an error, is counted, and changes nothing.
+    ///
+    /// Only [`Message::Change`] is accepted: a datagram's source address can be forged, so a
+    /// pull-push message (which asks for an answer) in a datagram is refused before it is
+    /// decoded and counted in [`Stats::pullpush_on_datagram`]. Nothing received in a datagram
+    /// makes this node send anything to anyone but its usual gossip targets.
     pub fn handle_packet(
         &mut self,
         now: Instant,
         from: SocketAddr,
         bytes: &[u8],
     ) -> Result<(), Error> {
-        self.handle_message(now, from, bytes)
+        // The first byte is the variant tag (one byte for every variant): refuse pull-push
+        // messages unread.
+        let pullpush = bytes.first().is_some_and(|&tag| {
+            let tag = usize::from(tag);
+            tag != MessageKind::Change.index() && tag < MessageKind::ALL.len()
+        });
+        if pullpush {
+            self.stats.pullpush_on_datagram += 1;
+            return Err(Error::PullPushOnDatagram { from });
+        }
+        self.handle_message(now, from, bytes, Delivery::Datagram)
     }
 
     /// Handles one gossip message received over a reliable stream (a pull-push step, or a
-    /// change too large for a datagram).
+    /// change too large for a datagram). `from` is the address the stream's sender advertised;
+    /// a pull-push message whose session names another address is refused and counted in
+    /// [`Stats::session_mismatch`], and every answer goes to `from`.
     pub fn handle_stream(
         &mut self,
         now: Instant,
         from: SocketAddr,
         bytes: &[u8],
     ) -> Result<(), Error> {
-        self.handle_message(now, from, bytes)
+        self.handle_message(now, from, bytes, Delivery::Stream)
+    }
+
+    /// Handles the gossip messages of one stream: at most `max_stream_messages` of them, the
+    /// rest refused unread and counted in [`Stats::stream_messages_refused`]. Returns the first
+    /// error after trying every accepted message.
+    pub fn handle_stream_messages<'a>(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        messages: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<(), Error> {
+        let max = self.config.max_stream_messages;
+        let mut first = Ok(());
+        let mut count = 0;
+        for bytes in messages {
+            count += 1;
+            if count > max {
+                self.stats.stream_messages_refused += 1;
+                first = first.and(Err(Error::Limit {
+                    from,
+                    what: "stream messages",
+                    len: count,
+                    max,
+                }));
+                continue;
+            }
+            if let Err(e) = self.handle_stream(now, from, bytes) {
+                first = first.and(Err(e));
+            }
+        }
+        first
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            max_keys: self.config.max_keys,
+            max_key_len: self.config.max_key_len,
+            max_value_bytes: self.config.max_value_bytes,
+            max_entry_names: self.config.max_entry_names,
+        }
     }
 
     fn handle_message(
@@ -262,6 +329,7 @@ impl Gossip {
         now: Instant,
         from: SocketAddr,
         bytes: &[u8],
+        delivery: Delivery,
     ) -> Result<(), Error> {
         if bytes.len() > self.config.max_message_bytes {
             self.stats.invalid += 1;
@@ -275,17 +343,50 @@ impl Gossip {
             self.stats.invalid += 1;
             Error::Decode { from, source: e }
         })?;
+        if let Err(over) = self.limits().check(&message) {
+            match over.what {
+                "key bytes" => self.stats.key_too_long += 1,
+                "value bytes" => self.stats.value_too_large += 1,
+                _ => self.stats.too_many_items += 1,
+            }
+            return Err(Error::Limit {
+                from,
+                what: over.what,
+                len: over.len,
+                max: over.max,
+            });
+        }
+        if let Some(session) = message.session() {
+            if delivery == Delivery::Datagram {
+                self.stats.pullpush_on_datagram += 1;
+                return Err(Error::PullPushOnDatagram { from });
+            }
+            if session.from != from {
+                self.stats.session_mismatch += 1;
+                return Err(Error::SessionMismatch {
+                    from,
+                    named: session.from,
+                });
+            }
+        }
         self.stats.received.count(message.kind(), bytes.len());
         match message {
-            Message::Change(change) => self.receive_change(now, change, true, Some(bytes)),
-            other => self.handle_pullpush(now, other),
+            Message::Change(change) => self.receive_change(now, from, change, true, Some(bytes)),
+            other => self.handle_pullpush(now, from, other),
         }
+    }
+
+    /// The latest wall time a received timestamp may carry at `now`.
+    fn latest_accepted(&self, now: Instant) -> Timestamp {
+        self.wall_time(now)
+            .saturating_add_millis(millis(self.config.max_clock_skew))
     }
 
     /// Merges one received change; what it changed is forwarded if `forward`.
     pub(crate) fn receive_change(
         &mut self,
         now: Instant,
+        from: SocketAddr,
         change: KeyChange,
         forward: bool,
         raw: Option<&[u8]>,
@@ -294,10 +395,39 @@ impl Gossip {
             self.stats.invalid += 1;
             return Err(Error::EmptyKey);
         }
+        let wall = self.wall_time(now);
+        let latest = self.latest_accepted(now);
+        if change.marker.updated > latest {
+            self.stats.clock_refused += 1;
+            return Err(Error::FutureTimestamp {
+                from,
+                key: change.key,
+                at: change.marker.updated.0,
+                latest: latest.0,
+            });
+        }
+        if self.store.entry(&change.key).is_none()
+            && !change.marker.deleted
+            && self.store.len() >= self.config.max_keys
+        {
+            self.stats.keys_refused += 1;
+            return Err(Error::Limit {
+                from,
+                what: "keys",
+                len: self.store.len() + 1,
+                max: self.config.max_keys,
+            });
+        }
+        let cutoff = self.tombstone_cutoff(wall);
         let incoming = match &change.value {
             None => None,
             Some(bytes) => match self.store.decode(&change.key, &change.codec, bytes) {
-                Ok(Some(value)) => Some(value),
+                // Tombstones too old by their own time are never applied (so forgotten ones do
+                // not come back); the rest age from now, when this node received them.
+                Ok(Some(value)) => prune(value, cutoff).map(|mut value| {
+                    self.stats.clock_refused += value.receive(wall, latest) as u64;
+                    value
+                }),
                 Ok(None) => {
                     self.stats.unknown_codec += 1;
                     return Ok(());
@@ -310,7 +440,7 @@ impl Gossip {
         };
         let record = self.history.enabled().then(|| HistoryRecord {
             id: 0,
-            at: self.wall_time(now),
+            at: wall,
             key: change.key.clone(),
             codec: change.codec.clone(),
             value_len: change.value.as_ref().map_or(0, Bytes::len),
@@ -321,10 +451,9 @@ impl Gossip {
                 Bytes::copy_from_slice,
             ),
         });
-        let cutoff = self.tombstone_cutoff(self.wall_time(now));
         let applied = self
             .store
-            .apply_remote(&change.key, incoming, change.marker, cutoff)
+            .apply_remote(&change.key, incoming, change.marker, cutoff, wall)
             .inspect_err(|_| self.stats.invalid += 1)?;
         if let Some(mut record) = record {
             record.version_after = applied.as_ref().map_or(Version(0), |a| a.version);
@@ -381,7 +510,9 @@ impl Gossip {
     /// Runs the timers due at `now`: gossip tick, periodic pull-push, expiry of exchanges,
     /// sweeping of deleted keys and old tombstones, debounced watch notifications.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.stats.pullpush_timeouts += self.sessions.expire(now);
+        let (expired, dropped) = self.sessions.expire(now);
+        self.stats.pullpush_timeouts += expired;
+        self.stats.pullpush_deferred_dropped += dropped;
         if let (Some(at), Some(period)) = (self.next_pullpush, self.config.pullpush_period()) {
             if at <= now {
                 let alive = self.alive_peers();

@@ -25,7 +25,18 @@
 //!   `left_ingesters_timeout` are neither applied nor forwarded. A change whose content (entry
 //!   names) is empty counts as no change.
 //! - **Bounded.** Queues, watch buffers, message sizes and pull-push exchanges are bounded and
-//!   every drop is counted.
+//!   every drop is counted. Keys, key lengths, value sizes, list lengths and messages per stream
+//!   from the network are checked against [`Config`] before anything is merged.
+//! - **No reflection.** Pull-push runs over streams only: a pull-push message in a datagram is
+//!   refused unread. Answers go to the stream's sender (the session must name it), join answers
+//!   only once that sender is a peer reported alive. Nothing received makes the machine send to
+//!   an address a message merely names.
+//! - **Clamped clocks.** Timestamps more than `max_clock_skew` ahead of local wall time are
+//!   refused (a change's marker) or dropped from the value ([`rumour_ring::Mergeable::receive`]);
+//!   tombstones and deleted keys age from the local time they were received.
+//!
+//! `docs/security/gossip.md` lists every limit, its default, its counter and the threat it
+//! closes.
 //!
 //! # Example
 //!

@@ -47,7 +47,7 @@ pub struct Session {
     pub id: u64,
 }
 
-/// A key and the hash of its canonical encoding (see [`crate::pullpush`]).
+/// A key and the hash of its canonical encoding (see the `pullpush` module).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyHash {
     /// The key.
@@ -185,7 +185,105 @@ impl CountedKind for MessageKind {
     }
 }
 
+/// What of a message is over a configured limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct OverLimit {
+    pub(crate) what: &'static str,
+    pub(crate) len: usize,
+    pub(crate) max: usize,
+}
+
+/// The limits a received message is checked against (from the [`Config`](crate::Config)).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub(crate) max_keys: usize,
+    pub(crate) max_key_len: usize,
+    pub(crate) max_value_bytes: usize,
+    pub(crate) max_entry_names: usize,
+}
+
+impl Limits {
+    fn count(what: &'static str, len: usize, max: usize) -> Result<(), OverLimit> {
+        if len > max {
+            Err(OverLimit { what, len, max })
+        } else {
+            Ok(())
+        }
+    }
+
+    fn key(&self, key: &str) -> Result<(), OverLimit> {
+        Limits::count("key bytes", key.len(), self.max_key_len)
+    }
+
+    fn keys(&self, len: usize) -> Result<(), OverLimit> {
+        Limits::count("keys", len, self.max_keys)
+    }
+
+    fn names(&self, len: usize) -> Result<(), OverLimit> {
+        Limits::count("entry names", len, self.max_entry_names)
+    }
+
+    fn change(&self, change: &KeyChange) -> Result<(), OverLimit> {
+        self.key(&change.key)?;
+        let value = change.value.as_ref().map_or(0, Bytes::len);
+        Limits::count("value bytes", value, self.max_value_bytes)
+    }
+
+    fn changes(&self, changes: &[KeyChange]) -> Result<(), OverLimit> {
+        self.keys(changes.len())?;
+        changes.iter().try_for_each(|c| self.change(c))
+    }
+
+    /// Checks every count and size of `message`, before anything of it is decoded further or
+    /// merged.
+    pub(crate) fn check(&self, message: &Message) -> Result<(), OverLimit> {
+        match message {
+            Message::Change(change) => self.change(change),
+            Message::FullState { entries, .. } => self.changes(entries),
+            Message::Summary { .. } | Message::Done { .. } => Ok(()),
+            Message::KeyHashes { keys, .. } => {
+                self.keys(keys.len())?;
+                keys.iter().try_for_each(|k| self.key(&k.key))
+            }
+            Message::Digests {
+                push, want, keys, ..
+            } => {
+                self.changes(push)?;
+                self.keys(want.len())?;
+                want.iter().try_for_each(|k| self.key(k))?;
+                self.keys(keys.len())?;
+                keys.iter().try_for_each(|k| {
+                    self.key(&k.key)?;
+                    self.names(k.entries.len())
+                })
+            }
+            Message::Entries { values, want, .. } => {
+                self.changes(values)?;
+                self.keys(want.len())?;
+                want.iter().try_for_each(|w| {
+                    self.key(&w.key)?;
+                    self.names(w.names.len())
+                })
+            }
+        }
+    }
+}
+
 impl Message {
+    /// The session of a pull-push message; `None` for a [`Message::Change`].
+    #[must_use]
+    pub fn session(&self) -> Option<Session> {
+        match self {
+            Message::Change(_) => None,
+            Message::FullState { session, .. }
+            | Message::Summary { session, .. }
+            | Message::Done { session }
+            | Message::KeyHashes { session, .. }
+            | Message::Digests { session, .. }
+            | Message::Entries { session, .. } => Some(*session),
+        }
+    }
+
     /// The message's kind.
     #[must_use]
     pub fn kind(&self) -> MessageKind {

@@ -16,8 +16,13 @@
 //!
 //! Received values are merged like gossiped changes, and what they changed is forwarded by
 //! gossip, except what a joining node learns from its join answer (the cluster already has it).
-//! A node runs at most one exchange it opened at a time and serves at most
+//! A node runs at most `max_outgoing_pullpush` exchanges it opened at a time and serves at most
 //! `max_incoming_pullpush` at once; both kinds are abandoned after `pullpush_timeout`.
+//!
+//! Every message here travels over a stream and is answered only to the stream's sender, whose
+//! address the session must name; a join answer waits until its sender is a peer reported
+//! alive.
+//! `docs/protocol-gossip.md` (3.4) gives the rules.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -34,45 +39,52 @@ use crate::store::change_message;
 
 struct Outgoing {
     peer: SocketAddr,
-    id: u64,
     join: bool,
     deadline: Instant,
 }
 
-/// The exchanges in progress: at most one opened here, a bounded number served.
+/// A join request from a peer not yet known alive: answered when the peer is reported up.
+struct Deferred {
+    id: u64,
+    deadline: Instant,
+}
+
+/// The exchanges in progress: a bounded number opened here, a bounded number served, and a
+/// bounded number of join answers waiting for their peer to be reported up.
 pub(crate) struct Sessions {
-    outgoing: Option<Outgoing>,
+    outgoing: BTreeMap<u64, Outgoing>,
     incoming: BTreeMap<(SocketAddr, u64), Instant>,
+    deferred: BTreeMap<SocketAddr, Deferred>,
+    max_outgoing: usize,
     max_incoming: usize,
     timeout: Duration,
 }
 
 impl Sessions {
-    pub(crate) fn new(max_incoming: usize, timeout: Duration) -> Self {
+    pub(crate) fn new(max_outgoing: usize, max_incoming: usize, timeout: Duration) -> Self {
         Sessions {
-            outgoing: None,
+            outgoing: BTreeMap::new(),
             incoming: BTreeMap::new(),
+            deferred: BTreeMap::new(),
+            max_outgoing: max_outgoing.max(1),
             max_incoming,
             timeout,
         }
     }
 
-    /// Whether an exchange opened here is in progress.
+    /// Whether `max_outgoing` exchanges opened here are in progress.
     pub(crate) fn busy(&self) -> bool {
-        self.outgoing.is_some()
+        self.outgoing.len() >= self.max_outgoing
     }
 
-    /// The peer of the exchange opened here, if one is in progress.
+    /// The peer of an exchange opened here, if one is in progress.
     pub(crate) fn outgoing_peer(&self) -> Option<SocketAddr> {
-        self.outgoing.as_ref().map(|out| out.peer)
+        self.outgoing.values().next().map(|out| out.peer)
     }
 
-    /// The outgoing exchange `id`, if it is the one in progress: whether it is a join.
-    fn outgoing(&self, id: u64) -> Option<bool> {
-        self.outgoing
-            .as_ref()
-            .filter(|out| out.id == id)
-            .map(|out| out.join)
+    /// The outgoing exchange `id`: its peer and whether it is a join.
+    fn outgoing(&self, id: u64) -> Option<(SocketAddr, bool)> {
+        self.outgoing.get(&id).map(|out| (out.peer, out.join))
     }
 
     fn open_incoming(&mut self, now: Instant, session: Session) -> bool {
@@ -92,26 +104,40 @@ impl Sessions {
         self.incoming.remove(&(session.from, session.id));
     }
 
-    /// Abandons exchanges past their deadline; returns how many.
-    pub(crate) fn expire(&mut self, now: Instant) -> u64 {
-        let before = self.incoming.len();
-        self.incoming.retain(|_, deadline| *deadline > now);
-        let mut expired = (before - self.incoming.len()) as u64;
-        if self
-            .outgoing
-            .as_ref()
-            .is_some_and(|out| out.deadline <= now)
-        {
-            self.outgoing = None;
-            expired += 1;
+    /// Keeps a join answer for `peer` until it is reported up; false if `max_incoming` are
+    /// already waiting.
+    fn defer(&mut self, now: Instant, peer: SocketAddr, id: u64) -> bool {
+        if self.deferred.len() >= self.max_incoming && !self.deferred.contains_key(&peer) {
+            return false;
         }
-        expired
+        let deadline = now + self.timeout;
+        self.deferred.insert(peer, Deferred { id, deadline });
+        true
+    }
+
+    /// The exchange id of the join answer waiting for `peer`, if any (it stops waiting).
+    fn take_deferred(&mut self, now: Instant, peer: SocketAddr) -> Option<u64> {
+        let deferred = self.deferred.remove(&peer)?;
+        (deferred.deadline > now).then_some(deferred.id)
+    }
+
+    /// Abandons exchanges past their deadline; returns how many, and how many deferred join
+    /// answers were dropped.
+    pub(crate) fn expire(&mut self, now: Instant) -> (u64, u64) {
+        let before = self.incoming.len() + self.outgoing.len();
+        self.incoming.retain(|_, deadline| *deadline > now);
+        self.outgoing.retain(|_, out| out.deadline > now);
+        let expired = (before - self.incoming.len() - self.outgoing.len()) as u64;
+        let waiting = self.deferred.len();
+        self.deferred.retain(|_, d| d.deadline > now);
+        (expired, (waiting - self.deferred.len()) as u64)
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let incoming = self.incoming.values().min().copied();
-        let outgoing = self.outgoing.as_ref().map(|out| out.deadline);
-        incoming.into_iter().chain(outgoing).min()
+        let outgoing = self.outgoing.values().map(|out| out.deadline).min();
+        let deferred = self.deferred.values().map(|d| d.deadline).min();
+        [incoming, outgoing, deferred].into_iter().flatten().min()
     }
 }
 
@@ -133,15 +159,18 @@ impl Gossip {
     /// abandoned.
     pub fn start_pullpush(&mut self, now: Instant, peer: SocketAddr, join: bool) -> Option<Bytes> {
         if self.sessions.busy() {
+            self.stats.pullpush_busy += 1;
             return None;
         }
         let id = self.rng.r#gen::<u64>();
-        self.sessions.outgoing = Some(Outgoing {
-            peer,
+        self.sessions.outgoing.insert(
             id,
-            join,
-            deadline: now + self.config.pullpush_timeout,
-        });
+            Outgoing {
+                peer,
+                join,
+                deadline: now + self.config.pullpush_timeout,
+            },
+        );
         self.stats.pullpush_started += 1;
         let session = self.session(id);
         let message = if join {
@@ -161,6 +190,24 @@ impl Gossip {
         Some(self.encode_sent(&message))
     }
 
+    /// Answers the join request of exchange `id` from `to` with the whole store.
+    fn answer_join(&mut self, to: SocketAddr, id: u64) {
+        self.stats.pullpush_served += 1;
+        let answer = Message::FullState {
+            session: self.session(id),
+            request: false,
+            entries: self.store.all(),
+        };
+        self.reply(to, &answer);
+    }
+
+    /// `peer` was reported up: answer its join request if one is waiting.
+    pub(crate) fn release_deferred(&mut self, now: Instant, peer: SocketAddr) {
+        if let Some(id) = self.sessions.take_deferred(now, peer) {
+            self.answer_join(peer, id);
+        }
+    }
+
     fn session(&self, id: u64) -> Session {
         Session {
             from: self.config.advertise_addr,
@@ -177,65 +224,85 @@ impl Gossip {
         });
     }
 
-    fn complete_outgoing(&mut self) {
-        self.sessions.outgoing = None;
+    fn complete_outgoing(&mut self, id: u64) {
+        self.sessions.outgoing.remove(&id);
         self.stats.pullpush_completed += 1;
+    }
+
+    /// Whether the outgoing exchange `session.id` is in progress with `from`: `Some(join)`.
+    /// An answer from another peer than the exchange's is refused and counted.
+    fn outgoing_from(&mut self, from: SocketAddr, session: Session) -> Option<bool> {
+        let (peer, join) = self.sessions.outgoing(session.id)?;
+        if peer == from {
+            Some(join)
+        } else {
+            self.stats.session_mismatch += 1;
+            None
+        }
     }
 
     /// Merges every value of a pull-push message; returns the first error after trying all.
     fn merge_all(
         &mut self,
         now: Instant,
+        from: SocketAddr,
         values: Vec<KeyChange>,
         forward: bool,
     ) -> Result<(), Error> {
         let mut first = Ok(());
         for change in values {
-            if let Err(e) = self.receive_change(now, change, forward, None) {
+            if let Err(e) = self.receive_change(now, from, change, forward, None) {
                 first = first.and(Err(e));
             }
         }
         first
     }
 
-    /// Handles one pull-push message (anything but a [`Message::Change`]).
-    pub(crate) fn handle_pullpush(&mut self, now: Instant, message: Message) -> Result<(), Error> {
+    /// Handles one pull-push message (anything but a [`Message::Change`]) received over a
+    /// stream from `from`, whose session names `from` (the caller checked). Every answer goes
+    /// to `from`; a join answer only once `from` is known alive.
+    pub(crate) fn handle_pullpush(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        message: Message,
+    ) -> Result<(), Error> {
         match message {
-            Message::Change(change) => self.receive_change(now, change, true, None),
+            Message::Change(change) => self.receive_change(now, from, change, true, None),
             Message::FullState {
                 session,
                 request: true,
                 entries,
             } => {
-                self.stats.pullpush_served += 1;
-                let answer = Message::FullState {
-                    session: self.session(session.id),
-                    request: false,
-                    entries: self.store.all(),
-                };
-                self.reply(session.from, &answer);
-                self.merge_all(now, entries, true)
+                if self.is_alive(from) {
+                    self.answer_join(from, session.id);
+                } else if self.sessions.defer(now, from, session.id) {
+                    self.stats.pullpush_deferred += 1;
+                } else {
+                    self.stats.pullpush_deferred_dropped += 1;
+                }
+                self.merge_all(now, from, entries, true)
             }
             Message::FullState {
                 session,
                 request: false,
                 entries,
-            } => match self.sessions.outgoing(session.id) {
+            } => match self.outgoing_from(from, session) {
                 Some(join) => {
-                    self.complete_outgoing();
-                    self.merge_all(now, entries, !join)
+                    self.complete_outgoing(session.id);
+                    self.merge_all(now, from, entries, !join)
                 }
                 None => self.unexpected(),
             },
             Message::Summary { session, root, .. } => {
-                self.answer_summary(now, session, root);
+                self.answer_summary(now, from, session, root);
                 Ok(())
             }
             Message::KeyHashes { session, keys } => {
-                if self.sessions.outgoing(session.id).is_none() {
+                if self.outgoing_from(from, session).is_none() {
                     return self.unexpected();
                 }
-                self.answer_key_hashes(session, keys);
+                self.answer_key_hashes(from, session, keys);
                 Ok(())
             }
             Message::Digests {
@@ -247,18 +314,18 @@ impl Gossip {
                 if !self.sessions.has_incoming(session) {
                     return self.unexpected();
                 }
-                let merged = self.merge_all(now, push, true);
-                self.answer_digests(now, session, &want, &keys);
+                let merged = self.merge_all(now, from, push, true);
+                self.answer_digests(now, from, session, &want, &keys);
                 merged
             }
             Message::Entries {
                 session,
                 values,
                 want,
-            } => self.handle_entries(now, session, values, &want),
+            } => self.handle_entries(now, from, session, values, &want),
             Message::Done { session } => {
-                if self.sessions.outgoing(session.id).is_some() {
-                    self.complete_outgoing();
+                if self.outgoing_from(from, session).is_some() {
+                    self.complete_outgoing(session.id);
                     Ok(())
                 } else if self.sessions.has_incoming(session) {
                     self.sessions.close_incoming(session);
@@ -275,31 +342,33 @@ impl Gossip {
         Ok(())
     }
 
-    /// Step 2: equal root hashes end the exchange; otherwise send every key's hash.
-    fn answer_summary(&mut self, now: Instant, session: Session, root: u64) {
+    /// Step 2: equal root hashes end the exchange; otherwise send every key's hash. An opener
+    /// not known alive, or one past `max_incoming_pullpush`, gets a `Done` (no bigger than its
+    /// `Summary`).
+    fn answer_summary(&mut self, now: Instant, from: SocketAddr, session: Session, root: u64) {
         let me = self.session(session.id);
         let (mine, _) = self.store.root_hash();
         if mine == root {
             self.stats.pullpush_served += 1;
-            self.reply(session.from, &Message::Done { session: me });
-        } else if self.sessions.open_incoming(now, session) {
+            self.reply(from, &Message::Done { session: me });
+        } else if self.is_alive(from) && self.sessions.open_incoming(now, session) {
             self.stats.pullpush_served += 1;
             let keys = self.store.key_hashes();
-            self.reply(session.from, &Message::KeyHashes { session: me, keys });
+            self.reply(from, &Message::KeyHashes { session: me, keys });
         } else {
-            // Busy: end the exchange at once rather than let the opener wait for its timeout.
+            // Busy or unknown: end the exchange at once rather than let the opener wait.
             self.stats.pullpush_refused += 1;
-            self.reply(session.from, &Message::Done { session: me });
+            self.reply(from, &Message::Done { session: me });
         }
     }
 
     /// Step 3: compare key hashes and send what differs.
-    fn answer_key_hashes(&mut self, session: Session, theirs: Vec<KeyHash>) {
+    fn answer_key_hashes(&mut self, from: SocketAddr, session: Session, theirs: Vec<KeyHash>) {
         let plan = self.plan(theirs);
         let me = self.session(session.id);
         if plan.push.is_empty() && plan.want.is_empty() && plan.keys.is_empty() {
-            self.complete_outgoing();
-            self.reply(session.from, &Message::Done { session: me });
+            self.complete_outgoing(session.id);
+            self.reply(from, &Message::Done { session: me });
             return;
         }
         let message = Message::Digests {
@@ -308,7 +377,7 @@ impl Gossip {
             want: plan.want,
             keys: plan.keys,
         };
-        self.reply(session.from, &message);
+        self.reply(from, &message);
     }
 
     fn plan(&mut self, theirs: Vec<KeyHash>) -> Plan {
@@ -350,6 +419,7 @@ impl Gossip {
     fn answer_digests(
         &mut self,
         now: Instant,
+        from: SocketAddr,
         session: Session,
         want: &[String],
         keys: &[KeyDigests],
@@ -359,7 +429,7 @@ impl Gossip {
         for digests in keys {
             // Take the opener's marker first; send ours back only if it is newer.
             let marker_only = change_message(&digests.key, &digests.codec, None, digests.marker);
-            let _ = self.receive_change(now, marker_only, true, None);
+            let _ = self.receive_change(now, from, marker_only, true, None);
             let theirs: BTreeMap<&str, u64> = digests
                 .entries
                 .iter()
@@ -400,7 +470,7 @@ impl Gossip {
         if wanted.is_empty() {
             self.sessions.close_incoming(session);
             if values.is_empty() {
-                self.reply(session.from, &Message::Done { session: me });
+                self.reply(from, &Message::Done { session: me });
                 return;
             }
         }
@@ -409,21 +479,22 @@ impl Gossip {
             values,
             want: wanted,
         };
-        self.reply(session.from, &message);
+        self.reply(from, &message);
     }
 
     /// Steps 5 and 6: merge the entries; the opener answers what was wanted.
     fn handle_entries(
         &mut self,
         now: Instant,
+        from: SocketAddr,
         session: Session,
         values: Vec<KeyChange>,
         want: &[Wanted],
     ) -> Result<(), Error> {
-        if self.sessions.outgoing(session.id).is_some() {
-            self.complete_outgoing();
+        if self.outgoing_from(from, session).is_some() {
+            self.complete_outgoing(session.id);
             let theirs = self.entry_hashes(&values);
-            let merged = self.merge_all(now, values, true);
+            let merged = self.merge_all(now, from, values, true);
             if !want.is_empty() {
                 let values = want
                     .iter()
@@ -437,12 +508,12 @@ impl Gossip {
                     values,
                     want: Vec::new(),
                 };
-                self.reply(session.from, &message);
+                self.reply(from, &message);
             }
             merged
         } else if self.sessions.has_incoming(session) {
             self.sessions.close_incoming(session);
-            self.merge_all(now, values, true)
+            self.merge_all(now, from, values, true)
         } else {
             self.unexpected()
         }
@@ -499,7 +570,7 @@ mod tests {
     #[test]
     fn only_one_outgoing_exchange_and_a_bounded_number_incoming() {
         let now = Instant::now();
-        let mut sessions = Sessions::new(1, Duration::from_secs(10));
+        let mut sessions = Sessions::new(1, 1, Duration::from_secs(10));
         let a = Session {
             from: "127.0.0.1:1".parse().unwrap(),
             id: 1,
@@ -507,17 +578,36 @@ mod tests {
         let b = Session { id: 2, ..a };
         assert!(sessions.open_incoming(now, a));
         assert!(!sessions.open_incoming(now, b));
-        sessions.outgoing = Some(Outgoing {
-            peer: a.from,
-            id: 9,
-            join: false,
-            deadline: now + Duration::from_secs(5),
-        });
+        sessions.outgoing.insert(
+            9,
+            Outgoing {
+                peer: a.from,
+                join: false,
+                deadline: now + Duration::from_secs(5),
+            },
+        );
         assert!(sessions.busy());
         assert_eq!(sessions.poll_timeout(), Some(now + Duration::from_secs(5)));
-        assert_eq!(sessions.expire(now + Duration::from_secs(5)), 1);
+        assert_eq!(sessions.expire(now + Duration::from_secs(5)), (1, 0));
         assert!(!sessions.busy());
-        assert_eq!(sessions.expire(now + Duration::from_secs(10)), 1);
+        assert_eq!(sessions.expire(now + Duration::from_secs(10)), (1, 0));
         assert!(sessions.open_incoming(now, b));
+    }
+
+    #[test]
+    fn deferred_join_answers_are_bounded_and_expire() {
+        let now = Instant::now();
+        let mut sessions = Sessions::new(1, 1, Duration::from_secs(10));
+        let (x, y) = (
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+        );
+        assert!(sessions.defer(now, x, 7));
+        assert!(!sessions.defer(now, y, 8));
+        assert_eq!(sessions.take_deferred(now, x), Some(7));
+        assert_eq!(sessions.take_deferred(now, x), None);
+        assert!(sessions.defer(now, y, 8));
+        assert_eq!(sessions.expire(now + Duration::from_secs(10)), (0, 1));
+        assert_eq!(sessions.take_deferred(now, y), None);
     }
 }

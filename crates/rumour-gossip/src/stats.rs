@@ -53,7 +53,8 @@ pub struct Stats {
     pub pullpush_timeouts: u64,
     /// Pull-push exchanges started by peers and served.
     pub pullpush_served: u64,
-    /// Incoming pull-push exchanges refused because `max_incoming_pullpush` were in progress.
+    /// Incoming pull-push exchanges refused (answered `Done`) because `max_incoming_pullpush`
+    /// were in progress or the opener is not a peer reported alive.
     pub pullpush_refused: u64,
     /// Pull-push messages that belong to no exchange in progress (late or forged).
     pub pullpush_unexpected: u64,
@@ -63,4 +64,50 @@ pub struct Stats {
     pub keys_forgotten: u64,
     /// Keys held (deleted ones included).
     pub keys: usize,
+    /// Pull-push messages refused because they arrived in a datagram (pull-push runs only over
+    /// streams, so no datagram with a forged source can make this node reply).
+    pub pullpush_on_datagram: u64,
+    /// Pull-push messages refused because their session address is not the address the stream
+    /// came from, or an answer came from another peer than the exchange's.
+    pub session_mismatch: u64,
+    /// Join requests from a peer not (yet) known alive, whose answer waits until the peer is
+    /// reported up.
+    pub pullpush_deferred: u64,
+    /// Deferred join answers dropped: the peer was not reported up within `pullpush_timeout`,
+    /// or `max_incoming_pullpush` were already waiting.
+    pub pullpush_deferred_dropped: u64,
+    /// Pull-push exchanges this node did not open because `max_outgoing_pullpush` were in
+    /// progress.
+    pub pullpush_busy: u64,
+    /// Received changes for a new key refused because the store held `max_keys`.
+    pub keys_refused: u64,
+    /// Received keys longer than `max_key_len`.
+    pub key_too_long: u64,
+    /// Received values longer than `max_value_bytes`.
+    pub value_too_large: u64,
+    /// Pull-push messages refused for carrying more keys than `max_keys` or more entry names
+    /// per key than `max_entry_names`.
+    pub too_many_items: u64,
+    /// Stream messages past `max_stream_messages` in one stream, refused unread.
+    pub stream_messages_refused: u64,
+    /// Received changes or parts of values refused for a timestamp more than `max_clock_skew`
+    /// ahead of this node's wall time.
+    pub clock_refused: u64,
+}
+
+impl Stats {
+    /// Every input refused: undecodable or invalid messages and values, and messages or parts
+    /// refused by a limit, the clock rule or the reflection rules.
+    #[must_use]
+    pub fn refusals(&self) -> u64 {
+        self.invalid
+            + self.pullpush_on_datagram
+            + self.session_mismatch
+            + self.keys_refused
+            + self.key_too_long
+            + self.value_too_large
+            + self.too_many_items
+            + self.stream_messages_refused
+            + self.clock_refused
+    }
 }

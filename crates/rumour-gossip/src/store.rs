@@ -74,6 +74,9 @@ struct Entry {
     value: Box<dyn Value>,
     version: Version,
     marker: Marker,
+    /// Local wall time at which this node saw the key become deleted: the deleted key is
+    /// forgotten `obsolete_entries_timeout` after it, whatever time the marker carries.
+    deleted_at: Timestamp,
     /// Cached hash of the canonical encoding, cleared whenever the entry changes.
     hash: Option<u64>,
 }
@@ -84,6 +87,7 @@ impl Entry {
             value,
             version: Version(1),
             marker,
+            deleted_at: Timestamp(0),
             hash: None,
         }
     }
@@ -144,7 +148,10 @@ impl Entry {
 }
 
 /// Drops tombstones older than `cutoff` from `value`; `None` if nothing is left to name.
-fn prune(mut value: Box<dyn Value>, cutoff: Option<Timestamp>) -> Option<Box<dyn Value>> {
+pub(crate) fn prune(
+    mut value: Box<dyn Value>,
+    cutoff: Option<Timestamp>,
+) -> Option<Box<dyn Value>> {
     if let Some(cutoff) = cutoff {
         value.remove_tombstones(cutoff);
     }
@@ -244,12 +251,14 @@ impl Store {
     /// Merges a received value (or only a marker) into `key`. Tombstones older than `cutoff`
     /// are removed from the incoming value first (never applied) and from the change (never
     /// forwarded). A deletion of an unknown key is ignored: deleted keys do not come back.
+    /// `wall` is the local time, from which a deletion received now ages.
     pub(crate) fn apply_remote(
         &mut self,
         key: &str,
         incoming: Option<Box<dyn Value>>,
         marker: Marker,
         cutoff: Option<Timestamp>,
+        wall: Timestamp,
     ) -> Result<Option<Applied>, Error> {
         let incoming = incoming.and_then(|value| prune(value, cutoff));
         let Some(entry) = self.entries.get_mut(key) else {
@@ -271,6 +280,9 @@ impl Store {
         };
         let marker_moved = marker > entry.marker;
         if marker_moved {
+            if marker.deleted && !entry.marker.deleted {
+                entry.deleted_at = wall;
+            }
             entry.marker = marker;
         }
         if change.is_none() && !marker_moved {
@@ -319,7 +331,16 @@ impl Store {
         if change.is_none() && !was_deleted {
             return Ok(None);
         }
-        entry.marker = entry.marker.max(fresh);
+        // A local write after a deletion re-creates the key: its marker goes past the stored
+        // one, which is at most `max_clock_skew` ahead of when it arrived.
+        entry.marker = if was_deleted {
+            Marker {
+                updated: wall.max(entry.marker.updated.saturating_add_millis(1)),
+                deleted: false,
+            }
+        } else {
+            entry.marker.max(fresh)
+        };
         let undeleted = was_deleted && !entry.marker.deleted;
         if change.is_none() && !undeleted {
             return Ok(None);
@@ -343,14 +364,16 @@ impl Store {
             updated: wall.max(entry.marker.updated),
             deleted: true,
         };
+        entry.deleted_at = wall;
         Some(entry.bump(None))
     }
 
-    /// Forgets keys deleted before `obsolete_before` and tombstones older than `cutoff`.
+    /// Forgets keys this node saw deleted before `obsolete_before` and tombstones older than
+    /// `cutoff` (by local receive time, for values that record it).
     pub(crate) fn sweep(&mut self, obsolete_before: Timestamp, cutoff: Option<Timestamp>) -> Sweep {
         let mut sweep = Sweep::default();
         self.entries.retain(|_, entry| {
-            if entry.marker.deleted && entry.marker.updated < obsolete_before {
+            if entry.marker.deleted && entry.deleted_at < obsolete_before {
                 sweep.keys_forgotten += 1;
                 return false;
             }

@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::instance::{Body, Entry, Instance, State, Tokens, validate_instance_id};
+use crate::limits::RingLimits;
 use crate::mergeable::Timestamp;
 use crate::ring::Ring;
 
@@ -66,7 +67,7 @@ pub(crate) fn encode(ring: &Ring) -> Vec<u8> {
 }
 
 /// Decodes a ring, checking the checksum first.
-pub(crate) fn decode(bytes: &[u8]) -> Result<Ring, Error> {
+pub(crate) fn decode(bytes: &[u8], limits: &RingLimits) -> Result<Ring, Error> {
     if bytes.len() < 2 + CHECKSUM_LEN {
         return Err(Error::decode("ring", bytes.len(), "too short"));
     }
@@ -75,11 +76,11 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Ring, Error> {
     if crc32fast::hash(payload) != expected {
         return Err(Error::decode("ring", payload.len(), "checksum mismatch"));
     }
-    decode_payload(payload)
+    decode_payload(payload, limits)
 }
 
 /// Decodes the bytes before the checksum.
-pub(crate) fn decode_payload(bytes: &[u8]) -> Result<Ring, Error> {
+pub(crate) fn decode_payload(bytes: &[u8], limits: &RingLimits) -> Result<Ring, Error> {
     match bytes.first() {
         None => return Err(Error::decode("ring", 0, "empty input")),
         Some(&FORMAT_VERSION) => {}
@@ -95,12 +96,19 @@ pub(crate) fn decode_payload(bytes: &[u8]) -> Result<Ring, Error> {
             "count exceeds what the input can hold",
         ));
     }
+    if count > limits.max_instances as u64 {
+        return Err(Error::decode(
+            "ring entry count",
+            1,
+            "more instances than the limit",
+        ));
+    }
     let mut entries: Vec<Entry> = Vec::with_capacity(count as usize);
     for _ in 0..count {
         let offset = offset_of(rest);
         let (wire, tail) = postcard::take_from_bytes::<WireEntryIn<'_>>(rest)
             .map_err(|e| Error::decode("ring entry", offset, reason(&e)))?;
-        let entry = wire.into_entry(offset)?;
+        let entry = wire.into_entry(offset, limits.max_tokens_per_instance)?;
         if entries.last().is_some_and(|last| last.id >= entry.id) {
             return Err(Error::decode(
                 "ring entry",
@@ -214,7 +222,7 @@ struct WireDescIn<'a> {
 }
 
 impl WireEntryIn<'_> {
-    fn into_entry(self, offset: usize) -> Result<Entry, Error> {
+    fn into_entry(self, offset: usize, max_tokens: usize) -> Result<Entry, Error> {
         let fail = |reason| Error::decode("ring entry", offset, reason);
         validate_instance_id(self.id).map_err(|_| fail("invalid instance id"))?;
         let body = match self.desc {
@@ -225,7 +233,7 @@ impl WireEntryIn<'_> {
             Some(desc) => {
                 let state =
                     State::from_index(u64::from(desc.state)).ok_or(fail("unknown state"))?;
-                let tokens = decode_tokens(desc.tokens).map_err(fail)?;
+                let tokens = decode_tokens(desc.tokens, max_tokens).map_err(fail)?;
                 if state == State::Left && !tokens.is_empty() {
                     return Err(fail("Left tombstone with tokens"));
                 }
@@ -242,11 +250,7 @@ impl WireEntryIn<'_> {
                 }))
             }
         };
-        Ok(Entry {
-            id: self.id.into(),
-            body,
-            heartbeat: Timestamp(self.heartbeat),
-        })
+        Ok(Entry::new(self.id.into(), body, Timestamp(self.heartbeat)))
     }
 }
 
@@ -303,9 +307,13 @@ fn rice_parameter(tokens: &[u32]) -> u8 {
         .map_or(0, |k| k as u8)
 }
 
-/// Decodes a token blob; every count is checked against the bits left before allocating.
-pub(crate) fn decode_tokens(blob: &[u8]) -> Result<Tokens, &'static str> {
+/// Decodes a token blob; the count is checked against `max_tokens` and against the bits left
+/// (each token after the first costs at least `k + 1` bits) before anything is allocated.
+pub(crate) fn decode_tokens(blob: &[u8], max_tokens: usize) -> Result<Tokens, &'static str> {
     let (count, used) = varint::get(blob).map_err(|_| "bad token count")?;
+    if count > max_tokens as u64 {
+        return Err("more tokens than the limit");
+    }
     let rest = &blob[used..];
     if count == 0 {
         return if rest.is_empty() {
@@ -473,7 +481,7 @@ mod tests {
         for tokens in cases {
             let mut blob = Vec::new();
             encode_tokens(&tokens, &mut blob);
-            let decoded = decode_tokens(&blob).expect("a valid blob decodes");
+            let decoded = decode_tokens(&blob, usize::MAX).expect("a valid blob decodes");
             assert_eq!(decoded.as_slice(), tokens.as_slice());
         }
     }
@@ -484,7 +492,7 @@ mod tests {
         varint::put(&mut blob, u64::MAX / 2);
         blob.extend_from_slice(&[0, 0, 0, 0, 0]);
         assert_eq!(
-            decode_tokens(&blob),
+            decode_tokens(&blob, usize::MAX),
             Err("token count exceeds what the input can hold")
         );
     }
@@ -496,7 +504,7 @@ mod tests {
         blob.push(0);
         blob.extend_from_slice(&[0, 0, 0, 0]);
         blob.extend_from_slice(&[0xff; 20]);
-        assert!(decode_tokens(&blob).is_err());
+        assert!(decode_tokens(&blob, usize::MAX).is_err());
     }
 
     #[test]

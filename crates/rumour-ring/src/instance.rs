@@ -337,9 +337,24 @@ pub(crate) struct Entry {
     pub(crate) id: Arc<str>,
     pub(crate) body: Option<Arc<Body>>,
     pub(crate) heartbeat: Timestamp,
+    /// Local wall time at which this node received (or wrote) the entry's current tombstone;
+    /// zero when unknown (the entry was built in code or decoded without
+    /// [`Mergeable::receive`](crate::Mergeable::receive)). Never encoded, never compared: it
+    /// only ages tombstones here.
+    pub(crate) received: Timestamp,
 }
 
 impl Entry {
+    /// An entry with no receive time.
+    pub(crate) fn new(id: Arc<str>, body: Option<Arc<Body>>, heartbeat: Timestamp) -> Entry {
+        Entry {
+            id,
+            body,
+            heartbeat,
+            received: Timestamp(0),
+        }
+    }
+
     /// Tombstones are `Left` descriptions and ghosts.
     pub(crate) fn is_tombstone(&self) -> bool {
         self.body.as_ref().is_none_or(|b| b.instance.is_tombstone())
@@ -350,6 +365,16 @@ impl Entry {
         match &self.body {
             Some(body) => body.instance.updated_at,
             None => self.heartbeat,
+        }
+    }
+
+    /// The time a tombstone ages from: when this node received it, if known, else when it was
+    /// written.
+    pub(crate) fn tombstone_age_base(&self) -> Timestamp {
+        if self.received.0 > 0 {
+            self.received
+        } else {
+            self.tombstone_time()
         }
     }
 

@@ -20,8 +20,14 @@
 //!   tokens: encoded it is `14 + id length` bytes (at most 64 for ids up to 50 bytes), where
 //!   dskit gossips the whole 0.7-2.6 KB instance.
 //! - **Compact, checked codec.** A version byte, postcard, Rice-coded token gaps and a checksum
-//!   (see [`codec`] and `docs/ring.md`). Decoding arbitrary bytes returns an
-//!   error, never panics, and never reserves more than the input can hold.
+//!   (see the `codec` module and `docs/ring.md`). Decoding arbitrary bytes returns an
+//!   error, never panics, and never reserves more than the input can hold or [`RingLimits`]
+//!   allow (instances per ring, tokens per instance); merges of received rings add no instance
+//!   past the limit.
+//! - **Hostile clocks.** [`Mergeable::receive`] drops received descriptions and heartbeats
+//!   stamped too far ahead and makes tombstones age from the local time they arrived, so no
+//!   timestamp can tombstone an instance forever; an owner's local CAS always outbids a stored
+//!   description of its own instance.
 //! - **Cheap clones and lookups.** Clones share entries and tokens; the token table is cached
 //!   and survives heartbeats; [`Ring::get`] allocates nothing when given a reused
 //!   [`ReplicationSet`].
@@ -87,6 +93,7 @@ mod codec;
 mod error;
 mod instance;
 mod lifecycler;
+mod limits;
 mod lookup;
 mod merge;
 mod mergeable;
@@ -100,6 +107,7 @@ pub use instance::{
     Instance, InstanceRef, MAX_INSTANCE_ID_LEN, State, Tokens, validate_instance_id,
 };
 pub use lifecycler::{Lifecycler, LifecyclerConfig};
+pub use limits::{RingCodec, RingLimits};
 pub use lookup::TOKEN_SPACE;
 pub use mergeable::{Codec, EntryDigest, Mergeable, Timestamp, Tombstones, TypedCodec, Value};
 pub use replication::{Operation, Replica, ReplicationConfig, ReplicationSet, ZoneAwareness};
@@ -116,7 +124,7 @@ pub mod testing {
     /// # Errors
     /// Whatever the parser finds wrong.
     pub fn decode_unchecked(payload: &[u8]) -> Result<crate::Ring, crate::Error> {
-        crate::codec::decode_payload(payload)
+        crate::codec::decode_payload(payload, &crate::RingLimits::UNBOUNDED)
     }
 
     /// Whether two rings share one cached lookup table (a cheap change kept it).

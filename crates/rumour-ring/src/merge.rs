@@ -113,15 +113,24 @@ fn merge_entry(
     if new_body.is_none() && heartbeat == stored_heartbeat {
         return None;
     }
+    // The local time the merged entry's tombstone (if it is one) ages from: a local write is
+    // received now, a received description or ghost heartbeat brings its receive time along.
+    let received = match local_cas {
+        Some(now) if new_body.is_some() => now,
+        _ if new_body.is_some() || stored_body.is_none() => incoming.received,
+        _ => stored.map_or(Timestamp(0), |e| e.received),
+    };
     let merged = Entry {
         id: incoming.id.clone(),
         body: new_body.clone().or_else(|| stored_body.cloned()),
         heartbeat,
+        received,
     };
     let change = Entry {
         id: incoming.id.clone(),
         body: new_body,
         heartbeat,
+        received,
     };
     Some((merged, change))
 }
@@ -132,6 +141,10 @@ fn merge_small(ring: &mut Ring, other: &Ring) -> Option<Ring> {
     let mut impact = Impact::None;
     for incoming in other.entries.iter() {
         let position = ring.find(&incoming.id);
+        if position.is_err() && ring.entries.len() >= ring.limits.max_instances {
+            ring.refused_instances += 1;
+            continue;
+        }
         let stored = position.ok().map(|i| &ring.entries[i]);
         let Some((merged, change)) = merge_entry(stored, incoming, None) else {
             continue;
@@ -162,6 +175,9 @@ fn merge_join(ring: &mut Ring, other: &Ring, local_cas: Option<Timestamp>) -> Op
     let mut changes = Vec::new();
     let mut impact = Impact::None;
     let (mut i, mut j) = (0, 0);
+    // Entries the merged ring holds so far and will hold: the stored ones plus the new ids added.
+    let mut held = a.len();
+    let mut refused = 0;
     loop {
         let (stored, incoming) = match (a.get(i), b.get(j)) {
             (Some(x), Some(y)) => match x.id.cmp(&y.id) {
@@ -177,13 +193,22 @@ fn merge_join(ring: &mut Ring, other: &Ring, local_cas: Option<Timestamp>) -> Op
             (Some(s), None, Some(now)) => cas_missing(s, now).map(|body| {
                 let entry = Entry {
                     body: Some(body),
+                    received: now,
                     ..s.clone()
                 };
                 (entry.clone(), entry)
             }),
+            // A received new id past the limit is not added; local writes are not bounded.
+            (None, Some(_), None) if held >= ring.limits.max_instances => {
+                refused += 1;
+                None
+            }
             (s, Some(inc), _) => merge_entry(s, inc, local_cas),
             _ => None,
         };
+        if stored.is_none() && merged.is_some() {
+            held += 1;
+        }
         match merged {
             Some((entry, change)) => {
                 impact = impact.max(match stored {
@@ -214,6 +239,7 @@ fn merge_join(ring: &mut Ring, other: &Ring, local_cas: Option<Timestamp>) -> Op
     if let Some(entries) = out {
         ring.entries = Arc::new(entries);
     }
+    ring.refused_instances += refused;
     finish(ring, changes, impact)
 }
 
@@ -227,7 +253,7 @@ fn finish(ring: &mut Ring, changes: Vec<Entry>, impact: Impact) -> Option<Ring> 
 
 /// See [`crate::Mergeable::remove_tombstones`] for the ring.
 pub(crate) fn remove_tombstones(ring: &mut Ring, older_than: Timestamp) -> Tombstones {
-    let expired = |e: &Entry| e.is_tombstone() && e.tombstone_time() < older_than;
+    let expired = |e: &Entry| e.is_tombstone() && e.tombstone_age_base() < older_than;
     let mut counts = Tombstones::default();
     for entry in ring.entries.iter().filter(|e| e.is_tombstone()) {
         if expired(entry) {
@@ -241,6 +267,41 @@ pub(crate) fn remove_tombstones(ring: &mut Ring, older_than: Timestamp) -> Tombs
         ring.refresh_table(Impact::Shifted);
     }
     counts
+}
+
+/// See [`crate::Mergeable::receive`] for the ring: refuses descriptions and heartbeats stamped
+/// after `latest`, then stamps the remaining tombstones (`Left` descriptions, ghosts) with `now`.
+pub(crate) fn receive(ring: &mut Ring, now: Timestamp, latest: Timestamp) -> usize {
+    let future = |body: &Arc<Body>| {
+        let i = &body.instance;
+        i.updated_at > latest || i.registered_at > latest || i.read_only_updated_at > latest
+    };
+    let needs_work = ring
+        .entries
+        .iter()
+        .any(|e| e.heartbeat > latest || e.body.as_ref().is_some_and(future) || e.is_tombstone());
+    if !needs_work {
+        return 0;
+    }
+    let mut refused = 0;
+    let entries = Arc::make_mut(&mut ring.entries);
+    for entry in entries.iter_mut() {
+        if entry.body.as_ref().is_some_and(future) {
+            entry.body = None;
+            refused += 1;
+        }
+        if entry.heartbeat > latest {
+            entry.heartbeat = Timestamp(0);
+            refused += 1;
+        }
+        if entry.is_tombstone() {
+            entry.received = now;
+        }
+    }
+    // An entry left with neither a description nor a heartbeat carries nothing.
+    entries.retain(|e| e.body.is_some() || e.heartbeat.0 > 0);
+    ring.refresh_table(Impact::Tokens);
+    refused
 }
 
 /// The sub-ring holding the named entries: an instance id selects the whole entry, a heartbeat

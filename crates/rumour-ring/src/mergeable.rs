@@ -105,6 +105,19 @@ pub trait Mergeable: Clone + fmt::Debug + PartialEq + Send + Sync + 'static {
         None
     }
 
+    /// Prepares a value just received from the network, before it is merged: drops the parts
+    /// stamped later than `latest` (the receiver's wall time plus the clock skew it tolerates)
+    /// and returns how many it dropped, and records `now` (the receiver's wall time) as the time
+    /// its tombstones arrived, so that [`Mergeable::remove_tombstones`] ages them from when this
+    /// node saw them rather than from a time the sender chose. The default keeps everything and
+    /// returns 0.
+    ///
+    /// A dropped part is as if it had not been received: the value stays a join-semilattice.
+    fn receive(&mut self, now: Timestamp, latest: Timestamp) -> usize {
+        let _ = (now, latest);
+        0
+    }
+
     /// The sub-value holding only the named entries (those that exist), or `None` if the type
     /// cannot be split (callers then send the whole value).
     fn select(&self, names: &[String]) -> Option<Self> {
@@ -131,6 +144,11 @@ pub trait Value: Any + fmt::Debug + Send + Sync {
     fn encode(&self) -> Vec<u8>;
     /// [`Mergeable::entry_digests`].
     fn entry_digests(&self) -> Option<Vec<EntryDigest>>;
+    /// [`Mergeable::receive`].
+    fn receive(&mut self, now: Timestamp, latest: Timestamp) -> usize {
+        let _ = (now, latest);
+        0
+    }
     /// [`Mergeable::select`].
     fn select(&self, names: &[String]) -> Option<Box<dyn Value>>;
     /// A copy of the value.
@@ -177,6 +195,10 @@ impl<T: Mergeable> Value for T {
 
     fn entry_digests(&self) -> Option<Vec<EntryDigest>> {
         Mergeable::entry_digests(self)
+    }
+
+    fn receive(&mut self, now: Timestamp, latest: Timestamp) -> usize {
+        Mergeable::receive(self, now, latest)
     }
 
     fn select(&self, names: &[String]) -> Option<Box<dyn Value>> {

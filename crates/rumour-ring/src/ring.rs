@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::error::Error;
 use crate::instance::{Body, Entry, Instance, InstanceRef, State, validate_instance_id};
+use crate::limits::RingLimits;
 use crate::lookup::TokenTable;
 use crate::mergeable::{EntryDigest, Mergeable, Timestamp, Tombstones};
 
@@ -26,6 +27,10 @@ pub const HEARTBEAT_SUFFIX: &str = " heartbeat";
 pub struct Ring {
     pub(crate) entries: Arc<Vec<Entry>>,
     pub(crate) table: OnceLock<Arc<TokenTable>>,
+    /// Bounds applied when merging received values (local, never encoded or compared).
+    pub(crate) limits: RingLimits,
+    /// New instance ids a merge did not add because of `limits` (local, never compared).
+    pub(crate) refused_instances: u64,
 }
 
 /// How a mutation affects the cached lookup table.
@@ -51,7 +56,39 @@ impl Ring {
         Ring {
             entries: Arc::new(entries),
             table: OnceLock::new(),
+            limits: RingLimits::default(),
+            refused_instances: 0,
         }
+    }
+
+    /// Decodes a ring refusing, before reserving memory, more instances or tokens per instance
+    /// than `limits` allow; the ring keeps `limits` for its merges. [`Mergeable::decode`] is
+    /// this with [`RingLimits::default`].
+    ///
+    /// # Errors
+    /// [`Error::Decode`] naming what is wrong and where.
+    pub fn decode_with(bytes: &[u8], limits: RingLimits) -> Result<Ring, Error> {
+        let mut ring = crate::codec::decode(bytes, &limits)?;
+        ring.limits = limits;
+        Ok(ring)
+    }
+
+    /// The limits this ring's merges apply.
+    #[must_use]
+    pub fn limits(&self) -> RingLimits {
+        self.limits
+    }
+
+    /// Sets the limits this ring's merges apply.
+    pub fn set_limits(&mut self, limits: RingLimits) {
+        self.limits = limits;
+    }
+
+    /// New instance ids that merges into this ring refused because it held
+    /// [`RingLimits::max_instances`] entries.
+    #[must_use]
+    pub fn refused_instances(&self) -> u64 {
+        self.refused_instances
     }
 
     /// Instances with a description, `Left` tombstones included.
@@ -106,11 +143,7 @@ impl Ring {
             }
             Err(i) => {
                 let impact = table_impact(None, Some(&body)).max(Impact::Shifted);
-                let entry = Entry {
-                    id: id.into(),
-                    body: Some(body),
-                    heartbeat: Timestamp(0),
-                };
+                let entry = Entry::new(id.into(), Some(body), Timestamp(0));
                 Arc::make_mut(&mut self.entries).insert(i, entry);
                 impact
             }
@@ -137,11 +170,7 @@ impl Ring {
                 }
             }
             Err(i) if heartbeat.0 > 0 => {
-                let entry = Entry {
-                    id: id.into(),
-                    body: None,
-                    heartbeat,
-                };
+                let entry = Entry::new(id.into(), None, heartbeat);
                 Arc::make_mut(&mut self.entries).insert(i, entry);
                 self.refresh_table(Impact::Shifted);
             }
@@ -268,7 +297,14 @@ impl Mergeable for Ring {
     }
 
     fn decode(bytes: &[u8]) -> Result<Self, Error> {
-        crate::codec::decode(bytes)
+        Ring::decode_with(bytes, RingLimits::default())
+    }
+
+    /// Drops every description with a timestamp (`updated_at`, `registered_at`,
+    /// `read_only_updated_at`) after `latest` and every heartbeat after `latest` (returning how
+    /// many), then stamps the tombstones left with `now`, the local time they age from.
+    fn receive(&mut self, now: Timestamp, latest: Timestamp) -> usize {
+        crate::merge::receive(self, now, latest)
     }
 
     /// One digest per instance id, covering its description and heartbeat.

@@ -1,5 +1,6 @@
 //! The integration tests of `rumour-gossip`, one binary (one link) for all of them.
 
+mod attacks;
 mod dissemination;
 mod pullpush;
 mod ring;

@@ -3,6 +3,7 @@
 mod codec;
 mod dskit_cases;
 mod lifecycle;
+mod limits;
 mod lookup;
 mod merge_laws;
 mod support;
