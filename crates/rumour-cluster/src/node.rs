@@ -85,7 +85,7 @@ impl Node {
     /// # Errors
     /// A configuration the layers refuse (name, metadata, instance id).
     pub fn new(config: NodeConfig, mut rng: ChaCha8Rng, now: Instant) -> Result<Node, Error> {
-        let frame = FrameCodec::new(config.frame.clone());
+        let frame = FrameCodec::new(config.frame.clone()).with_nonce_rng(nonce_rng(&rng));
         let frame_overhead = frame.header_len() + TAG_SLACK;
         let gossip_interval = config.gossip_interval();
         let gossip_nodes = config.swim.gossip_nodes().get();
@@ -355,7 +355,7 @@ impl Node {
         let Ok(messages) = self.frame.decode_packet(bytes) else {
             return; // counted by the frame codec
         };
-        for message in messages {
+        for message in &messages {
             let result = match envelope::untag(message) {
                 Ok((Channel::Swim, body)) => self
                     .swim
@@ -379,7 +379,7 @@ impl Node {
         let Ok(body) = self.frame.decode_stream(bytes) else {
             return; // counted by the frame codec
         };
-        match envelope::decode_stream(body) {
+        match envelope::decode_stream(&body) {
             Ok(parts) => {
                 for (channel, part) in parts {
                     let result = match channel {
@@ -682,4 +682,13 @@ impl Machine for Node {
     fn poll_event(&mut self) -> Option<NodeEvent> {
         Node::poll_event(self)
     }
+}
+
+/// The generator of a node's frame nonces: the node's seeded generator on another ChaCha stream,
+/// so the simulator replays byte for byte and no random choice of the layers is disturbed. The
+/// tokio driver replaces it with one seeded from the operating system.
+fn nonce_rng(rng: &ChaCha8Rng) -> ChaCha8Rng {
+    let mut nonces = rng.clone();
+    nonces.set_stream(0x6e6f6e6365); // "nonce"
+    nonces
 }

@@ -41,7 +41,8 @@
 //!
 //! let incoming = b.recv().await?;
 //! assert_eq!(incoming.from, a.local_addr());
-//! let got: Vec<&[u8]> = codec.decode_packet(&incoming.bytes)?.collect();
+//! let packet = codec.decode_packet(&incoming.bytes)?;
+//! let got: Vec<&[u8]> = packet.iter().collect();
 //! assert_eq!(got, msgs);
 //!
 //! // Larger state goes over a stream, as one length-prefixed frame.
