@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::ValueEnum;
 use rumour_cluster::{Cluster, NodeEvent, Profile};
 
-use crate::http;
+use crate::{http, keyring_file};
 
 /// How long a leaving node waits for its goodbye to be gossiped.
 pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -69,6 +69,16 @@ pub struct AgentArgs {
     /// Carry datagrams over TCP too (for networks that drop UDP).
     #[arg(long)]
     pub tcp_only: bool,
+    /// Seal every packet with the keys in this file (one per line, base64 or hex, the first
+    /// primary; see `docs/security.md`). Re-read on SIGHUP.
+    #[arg(long, value_name = "PATH")]
+    pub keyring_file: Option<std::path::PathBuf>,
+    /// With keys: drop packets that are not sealed (off during a rollout).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub gossip_verify_incoming: bool,
+    /// With keys: seal packets sent (off during a rollout).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub gossip_verify_outgoing: bool,
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
@@ -163,7 +173,27 @@ async fn agent(args: AgentArgs) -> Result<(), BoxError> {
     if let Some(label) = &args.cluster_label {
         builder = builder.label(label.as_str());
     }
+    let keyring = match &args.keyring_file {
+        Some(path) => {
+            let keyring = keyring_file::read(path)?;
+            keyring_file::check_permissions(path);
+            keyring_file::log_keyring("keyring loaded", path, &keyring);
+            keyring
+        }
+        None => Default::default(),
+    };
+    if let Some(warning) = keyring_file::exposure_warning(args.bind_addr, !keyring.is_empty()) {
+        tracing::warn!("{warning}");
+    }
+    let builder = builder
+        .keyring(keyring)
+        .gossip_verify_incoming(args.gossip_verify_incoming)
+        .gossip_verify_outgoing(args.gossip_verify_outgoing);
     let cluster = builder.build().await?;
+    #[cfg(unix)]
+    if let Some(path) = args.keyring_file.clone() {
+        keyring_file::spawn_reloader(cluster.clone(), path)?;
+    }
     let listener = http::bind(args.http_addr, false).await?;
     println!(
         "rumour agent {name}: gossip on {}, status page on http://{}/memberlist",

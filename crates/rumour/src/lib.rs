@@ -10,3 +10,4 @@ pub use rumour_cluster::*;
 pub mod agent;
 pub mod demo;
 pub mod http;
+pub mod keyring_file;
