@@ -112,7 +112,7 @@ fn watch(nodes: &[Cluster]) -> Vec<broadcast::Receiver<NodeEvent>> {
     nodes.iter().map(Cluster::events).collect()
 }
 
-fn assert_no_suspicion(watchers: &mut [broadcast::Receiver<NodeEvent>], n: usize) {
+fn assert_no_suspicion(watchers: &mut [broadcast::Receiver<NodeEvent>]) {
     for (i, events) in watchers.iter_mut().enumerate() {
         loop {
             match events.try_recv() {
@@ -127,7 +127,6 @@ fn assert_no_suspicion(watchers: &mut [broadcast::Receiver<NodeEvent>], n: usize
             }
         }
     }
-    let _ = n;
 }
 
 async fn all_alive(nodes: &[Cluster]) {
@@ -183,7 +182,7 @@ async fn rotate(prefix: &str, lagging: Option<usize>) {
     }
     write_and_spread(&nodes, 0, "after".to_string()).await;
     all_alive(&nodes).await;
-    assert_no_suspicion(&mut watchers, nodes.len());
+    assert_no_suspicion(&mut watchers);
     for node in &nodes {
         let status = node.keys().await.expect("running");
         assert_eq!(status.fingerprints, [new.fingerprint()]);
@@ -266,7 +265,7 @@ async fn over_real_sockets_a_plaintext_cluster_moves_to_encryption_and_back_with
         write_and_spread(&nodes, i, format!("keyless-{i}")).await;
     }
     all_alive(&nodes).await;
-    assert_no_suspicion(&mut watchers, nodes.len());
+    assert_no_suspicion(&mut watchers);
     for node in &nodes {
         let stats = node.stats().await.unwrap().frame;
         assert_eq!(
@@ -392,7 +391,7 @@ async fn over_real_sockets_forged_packets_without_the_key_have_no_effect() {
             .unwrap();
         assert!(ring_intact);
     }
-    assert_no_suspicion(&mut watchers, nodes.len());
+    assert_no_suspicion(&mut watchers);
     // Every forged frame was dropped before decoding, so no reply could go to the third party.
     let third = third_party.stats();
     assert_eq!(third.datagrams_in + third.reliable_in, 0, "{third:?}");
