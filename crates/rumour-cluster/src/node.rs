@@ -684,11 +684,13 @@ impl Machine for Node {
     }
 }
 
-/// The generator of a node's frame nonces: the node's seeded generator on another ChaCha stream,
-/// so the simulator replays byte for byte and no random choice of the layers is disturbed. The
-/// tokio driver replaces it with one seeded from the operating system.
+/// The generator of a node's frame nonces: the node's seeded generator on another ChaCha stream
+/// (its own stream with the high bits of "nonce" flipped, so nodes of one simulation, which share
+/// a seed on different streams, never share nonces), so the simulator replays byte for byte and
+/// no random choice of the layers is disturbed. The tokio driver replaces it with one seeded from
+/// the operating system.
 fn nonce_rng(rng: &ChaCha8Rng) -> ChaCha8Rng {
     let mut nonces = rng.clone();
-    nonces.set_stream(0x6e6f6e6365); // "nonce"
+    nonces.set_stream(rng.get_stream() ^ 0x6e6f_6e63_6500_0000); // "nonce"
     nonces
 }
