@@ -46,6 +46,9 @@ struct Cli {
     /// The idle window of `steady`, in seconds.
     #[arg(long, default_value_t = 20)]
     steady_secs: u64,
+    /// Seal every frame with one cluster key (XChaCha20-Poly1305), to measure its cost.
+    #[arg(long)]
+    keys: bool,
 }
 
 /// The scenarios named by `--scenario`.
@@ -99,15 +102,17 @@ async fn run(cli: &Cli) -> Result<(), BenchError> {
         profile: cli.profile,
         seed: cli.seed,
         steady: Duration::from_secs(cli.steady_secs),
+        keys: cli.keys,
     };
     for &scenario in &cli.scenario.0 {
         let mut samples = Vec::new();
         for rep in 0..cli.repeat {
             eprint!(
-                "{} n={} profile={} repetition {}/{}: ",
+                "{} n={} profile={}{} repetition {}/{}: ",
                 scenario.name(),
                 settings.nodes,
                 settings.profile.name(),
+                if settings.keys { " keys" } else { "" },
                 rep + 1,
                 cli.repeat
             );

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
 use rumour_cluster::Cluster;
+use rumour_cluster::transport::frame::{Key, Keyring};
 use rumour_cluster::{NodeConfig, Profile};
 use tokio::task::JoinSet;
 
@@ -91,21 +92,27 @@ pub struct LocalCluster {
 impl LocalCluster {
     /// Starts node 0, then nodes 1..n-1 back to back, each joining node 0. Returns the
     /// cluster and the instant just before the first join was started. Node seeds come from
-    /// `rng`.
+    /// `rng`; with `keys`, every node seals its frames with one key drawn from it.
     ///
     /// # Errors
     /// A node could not bind or start.
     pub async fn start(
         n: usize,
         profile: BenchProfile,
+        keys: bool,
         rng: &mut ChaCha8Rng,
     ) -> Result<(LocalCluster, Instant), BenchError> {
-        let first = start_node(0, profile, rng.next_u64(), None).await?;
+        let keyring = if keys {
+            Keyring::new(Key::generate(rng))
+        } else {
+            Keyring::default()
+        };
+        let first = start_node(0, profile, &keyring, rng.next_u64(), None).await?;
         let seed = first.addr();
         let mut nodes = vec![first];
         let joins_started = Instant::now();
         for i in 1..n {
-            nodes.push(start_node(i, profile, rng.next_u64(), Some(seed)).await?);
+            nodes.push(start_node(i, profile, &keyring, rng.next_u64(), Some(seed)).await?);
         }
         Ok((LocalCluster { nodes }, joins_started))
     }
@@ -155,6 +162,7 @@ impl LocalCluster {
 async fn start_node(
     i: usize,
     profile: BenchProfile,
+    keyring: &Keyring,
     rng_seed: u64,
     seed: Option<SocketAddr>,
 ) -> Result<Cluster, BenchError> {
@@ -163,6 +171,7 @@ async fn start_node(
         .profile(Profile::Lan)
         .configure(move |config| profile.apply(config))
         .seed(rng_seed)
+        .keyring(keyring.clone())
         .join(seed)
         .build()
         .await?;

@@ -43,6 +43,9 @@ pub struct Report {
     pub profile: &'static str,
     /// Cluster size.
     pub n: usize,
+    /// Whether frames were sealed (`--keys`); left out when not.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub keys: bool,
     /// The scenario.
     pub scenario: &'static str,
     /// Repetitions.
@@ -77,6 +80,7 @@ impl Report {
             implementation: "rumour",
             profile: settings.profile.name(),
             n: settings.nodes,
+            keys: settings.keys,
             scenario: scenario.name(),
             repeat: samples.len(),
             seconds: Summary::of(samples.iter().filter_map(|s| s.seconds)),

@@ -76,6 +76,8 @@ pub struct Settings {
     pub seed: u64,
     /// The idle window of `steady`.
     pub steady: Duration,
+    /// Whether every frame is sealed (XChaCha20-Poly1305, one key for the cluster).
+    pub keys: bool,
 }
 
 /// What one repetition measured.
@@ -131,7 +133,7 @@ pub async fn run(scenario: Scenario, settings: &Settings, rep: u64) -> Result<Sa
     let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
     rng.set_stream(rep);
     let (cluster, joins_started) =
-        LocalCluster::start(settings.nodes, settings.profile, &mut rng).await?;
+        LocalCluster::start(settings.nodes, settings.profile, settings.keys, &mut rng).await?;
     let sample = match cluster.converge().await {
         Err(error) => Err(error),
         Ok(converged) => match scenario {

@@ -84,7 +84,7 @@ impl Node {
     /// # Errors
     /// A configuration the layers refuse (name, metadata, instance id).
     pub fn new(config: NodeConfig, mut rng: ChaCha8Rng, now: Instant) -> Result<Node, Error> {
-        let frame = FrameCodec::new(config.frame.clone());
+        let frame = FrameCodec::new(config.frame.clone()).with_nonce_rng(nonce_rng(&rng));
         let frame_overhead = frame.header_len() + TAG_SLACK;
         let gossip_interval = config.gossip_interval();
         let gossip_nodes = config.swim.gossip_nodes().get();
@@ -300,7 +300,7 @@ impl Node {
         let Ok(messages) = self.frame.decode_packet(bytes) else {
             return; // counted by the frame codec
         };
-        for message in messages {
+        for message in &messages {
             let result = match envelope::untag(message) {
                 Ok((Channel::Swim, body)) => self
                     .swim
@@ -324,7 +324,7 @@ impl Node {
         let Ok(body) = self.frame.decode_stream(bytes) else {
             return; // counted by the frame codec
         };
-        match envelope::decode_stream(body) {
+        match envelope::decode_stream(&body) {
             Ok(parts) => {
                 for (channel, part) in parts {
                     let result = match channel {
@@ -623,4 +623,15 @@ impl Machine for Node {
     fn poll_event(&mut self) -> Option<NodeEvent> {
         Node::poll_event(self)
     }
+}
+
+/// The generator of a node's frame nonces: the node's seeded generator on another ChaCha stream
+/// (its own stream with the high bits of "nonce" flipped, so nodes of one simulation, which share
+/// a seed on different streams, never share nonces), so the simulator replays byte for byte and
+/// no random choice of the layers is disturbed. The tokio driver replaces it with one seeded from
+/// the operating system.
+fn nonce_rng(rng: &ChaCha8Rng) -> ChaCha8Rng {
+    let mut nonces = rng.clone();
+    nonces.set_stream(rng.get_stream() ^ 0x6e6f_6e63_6500_0000); // "nonce"
+    nonces
 }

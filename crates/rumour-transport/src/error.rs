@@ -55,6 +55,14 @@ pub enum FrameErrorKind {
     /// The frame is sealed (encrypted) and this codec has no key to open it.
     #[error("sealed frame and no key to open it")]
     Sealed,
+    /// The frame is sealed and no installed key opens it: another key, or bytes altered or cut
+    /// on the way (the tag covers every byte of the frame).
+    #[error("sealed frame that no installed key opens")]
+    NotAuthentic,
+    /// The frame is not sealed, and this codec accepts only sealed frames (it has keys and
+    /// `verify_incoming` is on).
+    #[error("plaintext frame and only sealed frames are accepted")]
+    Unsealed,
 }
 
 /// A frame that could not be decoded (or a message that cannot be encoded): the field, the byte
@@ -145,6 +153,25 @@ pub enum TransportError {
     /// The transport was shut down.
     #[error("the transport is shut down")]
     Shutdown,
+    /// A key could not be read: wrong length or encoding. The key itself is never part of
+    /// the message.
+    #[error("invalid key: {reason}")]
+    KeyFormat {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The key is not in the keyring (to make it primary or remove it, install it first).
+    #[error("key {fingerprint} is not installed")]
+    UnknownKey {
+        /// The key's fingerprint (never the key).
+        fingerprint: String,
+    },
+    /// The primary key cannot be removed: make another key primary first.
+    #[error("key {fingerprint} is the primary key; make another key primary before removing it")]
+    RemovePrimaryKey {
+        /// The key's fingerprint (never the key).
+        fingerprint: String,
+    },
     /// A frame could not be decoded.
     #[error(transparent)]
     Frame(#[from] FrameError),

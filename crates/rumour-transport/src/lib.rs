@@ -10,7 +10,9 @@
 //! - [`frame`] is pure (no I/O, no clock): magic and version, flags, optional cluster
 //!   [`Label`], CRC-32, and compound packing of many messages into one datagram up to the packet
 //!   budget. The simulator and the real network frame packets with the same code. A frame with
-//!   a wrong checksum or label is rejected and counted, never delivered.
+//!   a wrong checksum or label is rejected and counted, never delivered. With a
+//!   [`Keyring`](frame::Keyring), frames are sealed with XChaCha20-Poly1305 and a frame that no
+//!   installed key opens is dropped and counted before any decoding.
 //! - [`NetTransport`] is UDP + TCP on one port, on tokio, IPv4 or IPv6, with an advertise
 //!   address and a TCP-only mode. Everything read from the wire is bounded: datagram size,
 //!   stream message size (checked before any memory is reserved), read deadline, concurrent
@@ -41,7 +43,8 @@
 //!
 //! let incoming = b.recv().await?;
 //! assert_eq!(incoming.from, a.local_addr());
-//! let got: Vec<&[u8]> = codec.decode_packet(&incoming.bytes)?.collect();
+//! let packet = codec.decode_packet(&incoming.bytes)?;
+//! let got: Vec<&[u8]> = packet.iter().collect();
 //! assert_eq!(got, msgs);
 //!
 //! // Larger state goes over a stream, as one length-prefixed frame.

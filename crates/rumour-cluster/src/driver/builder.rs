@@ -9,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rumour_ring::Timestamp;
+use rumour_transport::frame::Keyring;
 use rumour_transport::{Label, NetConfig, NetTransport, Transport};
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -41,6 +42,9 @@ pub struct Builder {
     seed: Option<u64>,
     configure: Option<Configure>,
     event_capacity: usize,
+    keyring: Keyring,
+    verify_incoming: bool,
+    verify_outgoing: bool,
 }
 
 impl fmt::Debug for Builder {
@@ -54,6 +58,9 @@ impl fmt::Debug for Builder {
             .field("label", &self.label)
             .field("ring_instance", &self.ring_instance)
             .field("tcp_only", &self.tcp_only)
+            .field("keyring", &self.keyring)
+            .field("gossip_verify_incoming", &self.verify_incoming)
+            .field("gossip_verify_outgoing", &self.verify_outgoing)
             .finish_non_exhaustive()
     }
 }
@@ -73,6 +80,9 @@ impl Builder {
             seed: None,
             configure: None,
             event_capacity: EVENT_CAPACITY,
+            keyring: Keyring::default(),
+            verify_incoming: true,
+            verify_outgoing: true,
         }
     }
 
@@ -111,6 +121,32 @@ impl Builder {
         self
     }
 
+    /// The keys every datagram and stream message is sealed and opened with
+    /// (XChaCha20-Poly1305): the first seals, all open. Default: none, frames travel in
+    /// plaintext. Keys can change while the node runs ([`Cluster::install_key`] and friends).
+    /// Frames that no installed key opens are dropped and counted before any decoding.
+    #[must_use]
+    pub fn keyring(mut self, keyring: Keyring) -> Builder {
+        self.keyring = keyring;
+        self
+    }
+
+    /// With keys: drop frames that are not sealed (default `true`). Turn off while a running
+    /// plaintext cluster moves to encryption; see `docs/security.md`.
+    #[must_use]
+    pub fn gossip_verify_incoming(mut self, verify: bool) -> Builder {
+        self.verify_incoming = verify;
+        self
+    }
+
+    /// With keys: seal every frame sent (default `true`). Turn off while a running plaintext
+    /// cluster learns the key; see `docs/security.md`.
+    #[must_use]
+    pub fn gossip_verify_outgoing(mut self, verify: bool) -> Builder {
+        self.verify_outgoing = verify;
+        self
+    }
+
     /// Whether the node registers itself as an instance of the ring and heartbeats it.
     #[must_use]
     pub fn ring_instance(mut self, register: bool) -> Builder {
@@ -134,7 +170,8 @@ impl Builder {
         self
     }
 
-    /// The seed of the node's random choices (default: drawn from the process).
+    /// The seed of the node's random choices (default: drawn from the process). Nonces of
+    /// sealed frames never come from it: the driver seeds them from the operating system.
     #[must_use]
     pub fn seed(mut self, seed: u64) -> Builder {
         self.seed = Some(seed);
@@ -198,12 +235,20 @@ impl Builder {
         if let Some(label) = label {
             config.frame = config.frame.with_label(label);
         }
+        config.frame = config
+            .frame
+            .with_keyring(std::mem::take(&mut self.keyring))
+            .with_verify_incoming(self.verify_incoming)
+            .with_verify_outgoing(self.verify_outgoing);
         config.wall_epoch = Some((now, wall_clock()));
         if let Some(configure) = self.configure.take() {
             configure(&mut config);
         }
         let seed = self.seed.unwrap_or_else(|| entropy(&self.name));
-        Node::new(config, ChaCha8Rng::seed_from_u64(seed), now)
+        let node = Node::new(config, ChaCha8Rng::seed_from_u64(seed), now)?;
+        // Nonces must never repeat under a key, whatever seed nodes are given.
+        node.frame().seed_nonces_from_os();
+        Ok(node)
     }
 
     fn spawn(self, node: Node, transport: Arc<dyn Transport>) -> Cluster {

@@ -87,6 +87,7 @@ use std::time::{Duration, Instant};
 use rumour_gossip::{CasOutcome, WatchId};
 use rumour_ring::{Mergeable, Ring};
 use rumour_transport::Transport;
+use rumour_transport::frame::{Key, Keyring, KeyringStatus};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub use builder::{Builder, DEFAULT_PORT};
@@ -303,6 +304,108 @@ impl Cluster {
         stats.transport = self.handle.transport.stats();
         stats.driver = self.handle.counters.snapshot();
         Ok(stats)
+    }
+
+    // ---- keys ---------------------------------------------------------------------------------
+
+    /// Installs `key` for opening frames (it seals only once made primary with
+    /// [`Cluster::use_key`], or if the node had no key). Returns whether it was new. Rotation:
+    /// install the new key on every node, then use it on every node, then remove the old one on
+    /// every node (`docs/security.md`).
+    ///
+    /// # Errors
+    /// The node has stopped.
+    pub async fn install_key(&self, key: Key) -> Result<bool, Error> {
+        let installed = self.with_node(move |node, _| node.frame().install_key(key));
+        let installed = installed.await?;
+        self.log_keys("key installed").await;
+        Ok(installed)
+    }
+
+    /// Makes an installed key the one that seals.
+    ///
+    /// # Errors
+    /// The node has stopped, or the key is not installed.
+    pub async fn use_key(&self, key: &Key) -> Result<(), Error> {
+        let key = key.clone();
+        self.with_node(move |node, _| node.frame().use_key(&key))
+            .await??;
+        self.log_keys("primary key changed").await;
+        Ok(())
+    }
+
+    /// Removes an installed key. The primary key cannot be removed: make another primary first.
+    ///
+    /// # Errors
+    /// The node has stopped, the key is the primary or is not installed.
+    pub async fn remove_key(&self, key: &Key) -> Result<(), Error> {
+        let key = key.clone();
+        self.with_node(move |node, _| node.frame().remove_key(&key))
+            .await??;
+        self.log_keys("key removed").await;
+        Ok(())
+    }
+
+    /// Replaces the whole keyring (a re-read key file, say). An empty keyring turns
+    /// encryption off.
+    ///
+    /// # Errors
+    /// The node has stopped.
+    pub async fn set_keyring(&self, keyring: Keyring) -> Result<(), Error> {
+        self.with_node(move |node, _| node.frame().set_keyring(keyring))
+            .await?;
+        self.log_keys("keyring replaced").await;
+        Ok(())
+    }
+
+    /// The installed keys' fingerprints (primary first) and the two switches; never keys.
+    ///
+    /// # Errors
+    /// The node has stopped.
+    pub async fn keys(&self) -> Result<KeyringStatus, Error> {
+        self.with_node(|node, _| node.frame().keyring_status())
+            .await
+    }
+
+    /// Turns the check that incoming frames are sealed on or off
+    /// (memberlist's `GossipVerifyIncoming`).
+    ///
+    /// # Errors
+    /// The node has stopped.
+    pub async fn set_gossip_verify_incoming(&self, verify: bool) -> Result<(), Error> {
+        self.with_node(move |node, _| node.frame().set_verify_incoming(verify))
+            .await?;
+        self.log_keys("gossip_verify_incoming changed").await;
+        Ok(())
+    }
+
+    /// Turns sealing of outgoing frames on or off (memberlist's `GossipVerifyOutgoing`).
+    ///
+    /// # Errors
+    /// The node has stopped.
+    pub async fn set_gossip_verify_outgoing(&self, verify: bool) -> Result<(), Error> {
+        self.with_node(move |node, _| node.frame().set_verify_outgoing(verify))
+            .await?;
+        self.log_keys("gossip_verify_outgoing changed").await;
+        Ok(())
+    }
+
+    /// Logs the keyring's fingerprints and switches (never key material).
+    async fn log_keys(&self, what: &str) {
+        if let Ok(status) = self.keys().await {
+            let fingerprints: Vec<String> = status
+                .fingerprints
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            tracing::info!(
+                name = %self.handle.name,
+                keys = ?fingerprints,
+                verify_incoming = status.verify_incoming,
+                verify_outgoing = status.verify_outgoing,
+                "{what}"
+            );
+        }
     }
 
     /// Leaves the cluster: the ring instance (if any) becomes Left, the member says goodbye,

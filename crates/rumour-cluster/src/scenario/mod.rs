@@ -12,6 +12,7 @@ mod view;
 
 pub use report::{AttackFigures, Report, Spread};
 pub use run::run;
+pub use view::ScenarioView;
 
 use std::time::Duration;
 

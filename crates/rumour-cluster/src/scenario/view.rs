@@ -8,8 +8,9 @@ use rumour_wire::StableHasher;
 
 use crate::Node;
 
-/// The scenarios' view of a node.
-pub(crate) trait ScenarioView {
+/// The scenarios' view of a node: what they read from and write into it beyond its own API
+/// (tests use it too).
+pub trait ScenarioView {
     /// Whether this node lists `name` as alive.
     fn sees_alive(&self, name: &str) -> bool;
 

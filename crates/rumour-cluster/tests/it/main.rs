@@ -1,6 +1,9 @@
 //! The integration tests of `rumour-cluster`, one binary (one link) for all of them.
 
 mod driver;
+mod encryption;
+mod encryption_sim;
+mod forge;
 mod node;
 mod robustness;
 mod scenarios;

@@ -10,7 +10,16 @@
 //! A datagram's body is one message, or (flag `COMPOUND`) any number of messages each preceded by
 //! its length as an LEB128 varint, up to the end of the datagram. The CRC-32 covers every byte of
 //! the frame except the four bytes of the CRC itself, so a flipped bit anywhere is caught.
-//! `docs/protocol.md` describes every byte.
+//! `docs/protocol-frame.md` describes every byte.
+//!
+//! With a [`Keyring`] the codec *seals* frames with XChaCha20-Poly1305 (flag `SEALED`): the header
+//! stays in the clear and is authenticated, a random 24-byte nonce follows, then the encrypted
+//! body and a 16-byte tag in place of the CRC. The primary key seals, every installed key is tried
+//! to open, and a frame that no key opens is dropped and counted before any of its bytes is
+//! parsed as a message. Keys can be installed, made primary and removed while the codec is in use
+//! ([`FrameCodec::install_key`], [`FrameCodec::use_key`], [`FrameCodec::remove_key`]), and the
+//! switches [`FrameConfig::verify_incoming`] / [`FrameConfig::verify_outgoing`] move a running
+//! cluster from plaintext to sealed frames (and back) without a split.
 //!
 //! A [`FrameCodec`] holds the [`FrameConfig`] (cluster label, packet budget, message limit) and
 //! counts frames in, out, and dropped by reason ([`FrameStats`]). Callers pack datagrams
@@ -21,20 +30,33 @@
 //! use rumour_transport::frame::{FrameCodec, FrameConfig};
 //! let codec = FrameCodec::new(FrameConfig::default());
 //! let packet = codec.encode_packet(&[b"ping", b"alive:n1"]);
-//! let messages: Vec<&[u8]> = codec.decode_packet(&packet)?.collect();
+//! let packet = codec.decode_packet(&packet)?;
+//! let messages: Vec<&[u8]> = packet.iter().collect();
 //! assert_eq!(messages, [&b"ping"[..], &b"alive:n1"[..]]);
 //! # Ok::<(), rumour_transport::FrameError>(())
 //! ```
 
+mod keyring;
+mod seal;
 mod stats;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_seal;
 
+pub use keyring::{Fingerprint, Key, Keyring};
+pub use seal::{NONCE_LEN, SEAL_OVERHEAD, TAG_LEN};
 pub use stats::FrameStats;
 
+use std::borrow::Cow;
+use std::sync::{Mutex, PoisonError, RwLock};
+
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
 use rumour_wire::{VarintError, varint};
 
+use crate::TransportError;
 use crate::error::{FrameError, FrameErrorKind};
 use crate::label::Label;
 use stats::{FrameCounters, bump};
@@ -49,7 +71,7 @@ pub const FLAG_LABEL: u8 = 0x01;
 pub const FLAG_COMPOUND: u8 = 0x02;
 /// Flag: the frame is a stream frame (length field, one message), not a datagram.
 pub const FLAG_STREAM: u8 = 0x04;
-/// Flag, reserved: the frame is sealed with an AEAD. Not produced yet; rejected on input.
+/// Flag: the frame is sealed with XChaCha20-Poly1305 (nonce after the header, tag at the end).
 pub const FLAG_SEALED: u8 = 0x08;
 const KNOWN_FLAGS: u8 = FLAG_LABEL | FLAG_COMPOUND | FLAG_STREAM | FLAG_SEALED;
 
@@ -77,8 +99,20 @@ pub struct FrameConfig {
     /// does not enforce it. Default 1400.
     pub packet_budget: usize,
     /// The longest message a stream frame may carry, checked when encoding and before anything
-    /// is read past the length field when decoding. Capped at `u32::MAX`. Default 32 MiB.
+    /// is read past the length field when decoding. Capped at `u32::MAX` less the sealing
+    /// overhead. Default 32 MiB.
     pub max_message: usize,
+    /// The keys frames are sealed and opened with (at construction; they can change later
+    /// through the codec). Empty (the default): frames are neither sealed nor opened, and a
+    /// sealed frame is dropped as [`Sealed`](FrameErrorKind::Sealed).
+    pub keyring: Keyring,
+    /// With keys: accept only sealed frames (drop plaintext ones as
+    /// [`Unsealed`](FrameErrorKind::Unsealed)). Off, plaintext frames are accepted too; sealed
+    /// frames must open either way. memberlist's `GossipVerifyIncoming`. Default `true`.
+    pub verify_incoming: bool,
+    /// With keys: seal every frame written. Off, frames are written in plaintext (while the
+    /// cluster is still learning the key). memberlist's `GossipVerifyOutgoing`. Default `true`.
+    pub verify_outgoing: bool,
 }
 
 impl Default for FrameConfig {
@@ -88,6 +122,9 @@ impl Default for FrameConfig {
             verify_label: true,
             packet_budget: DEFAULT_PACKET_BUDGET,
             max_message: DEFAULT_MAX_MESSAGE,
+            keyring: Keyring::default(),
+            verify_incoming: true,
+            verify_outgoing: true,
         }
     }
 }
@@ -120,16 +157,97 @@ impl FrameConfig {
         self.max_message = max;
         self
     }
+
+    /// Sets the keyring (empty: no encryption).
+    #[must_use]
+    pub fn with_keyring(mut self, keyring: Keyring) -> Self {
+        self.keyring = keyring;
+        self
+    }
+
+    /// Turns the check that every incoming frame is sealed on or off.
+    #[must_use]
+    pub fn with_verify_incoming(mut self, verify: bool) -> Self {
+        self.verify_incoming = verify;
+        self
+    }
+
+    /// Turns sealing of outgoing frames on or off.
+    #[must_use]
+    pub fn with_verify_outgoing(mut self, verify: bool) -> Self {
+        self.verify_outgoing = verify;
+        self
+    }
+}
+
+/// What a codec seals and opens with right now.
+#[derive(Clone)]
+struct Sealing {
+    keyring: Keyring,
+    verify_incoming: bool,
+    verify_outgoing: bool,
+}
+
+impl Sealing {
+    /// The key that seals what we write, if we seal.
+    fn sealing_key(&self) -> Option<&keyring::Key> {
+        self.keyring.primary().filter(|_| self.verify_outgoing)
+    }
+
+    /// Whether a plaintext frame is refused.
+    fn requires_sealed(&self) -> bool {
+        !self.keyring.is_empty() && self.verify_incoming
+    }
+}
+
+/// The current keyring and switches of a codec, without key material: what status pages,
+/// logs and metrics may show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyringStatus {
+    /// Fingerprints of the installed keys, primary first. Empty without encryption.
+    pub fingerprints: Vec<Fingerprint>,
+    /// Whether only sealed frames are accepted.
+    pub verify_incoming: bool,
+    /// Whether frames written are sealed.
+    pub verify_outgoing: bool,
+}
+
+impl KeyringStatus {
+    /// The primary key's fingerprint, if any.
+    pub fn primary(&self) -> Option<Fingerprint> {
+        self.fingerprints.first().copied()
+    }
+
+    /// Whether the codec seals what it writes.
+    pub fn seals(&self) -> bool {
+        self.verify_outgoing && !self.fingerprints.is_empty()
+    }
 }
 
 /// Encodes and decodes frames for one node and counts what it sees. Methods take `&self`
-/// (counters are atomic), so one codec can be shared.
-#[derive(Debug)]
+/// (counters are atomic, the keyring and the nonce generator sit behind locks), so one codec
+/// can be shared.
 pub struct FrameCodec {
     config: FrameConfig,
     /// Magic, version, flags (label bit only) and the label: the start of every frame we write.
     prefix: Vec<u8>,
     counters: FrameCounters,
+    sealing: RwLock<Sealing>,
+    /// Draws the nonces of sealed frames.
+    nonces: Mutex<Box<dyn RngCore + Send + Sync>>,
+}
+
+impl std::fmt::Debug for FrameCodec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sealing = self.sealing();
+        f.debug_struct("FrameCodec")
+            .field("label", &self.config.label)
+            .field("keys", &sealing.keyring.len())
+            .field("verify_incoming", &sealing.verify_incoming)
+            .field("verify_outgoing", &sealing.verify_outgoing)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The fields in front of a frame's checksum or length.
@@ -141,7 +259,8 @@ struct Header<'a> {
 }
 
 impl FrameCodec {
-    /// A codec for `config`.
+    /// A codec for `config`. Nonces of sealed frames come from a ChaCha20 generator seeded from
+    /// the operating system; [`with_nonce_rng`](Self::with_nonce_rng) replaces it.
     pub fn new(config: FrameConfig) -> Self {
         let mut prefix = Vec::with_capacity(LABEL_AT + 1 + Label::MAX_LEN);
         prefix.extend_from_slice(&MAGIC);
@@ -154,14 +273,43 @@ impl FrameCodec {
             }
             None => prefix.push(0),
         }
+        let sealing = Sealing {
+            keyring: config.keyring.clone(),
+            verify_incoming: config.verify_incoming,
+            verify_outgoing: config.verify_outgoing,
+        };
         Self {
             config,
             prefix,
             counters: FrameCounters::default(),
+            sealing: RwLock::new(sealing),
+            nonces: Mutex::new(Box::new(ChaCha20Rng::from_entropy())),
         }
     }
 
-    /// The configuration this codec was built with.
+    /// Draws nonces from `rng` from now on. Nonces must never repeat under one key: give a
+    /// cryptographic generator seeded with enough entropy, never the same seed to two codecs
+    /// that share a key. (The simulator gives each node a child of its seeded generator, for
+    /// runs that replay; the tokio driver seeds from the operating system.)
+    #[must_use]
+    pub fn with_nonce_rng(self, rng: impl RngCore + Send + Sync + 'static) -> Self {
+        self.set_nonce_rng(rng);
+        self
+    }
+
+    /// Replaces the nonce generator with a ChaCha20 generator seeded with 256 bits from the
+    /// operating system.
+    pub fn seed_nonces_from_os(&self) {
+        self.set_nonce_rng(ChaCha20Rng::from_entropy());
+    }
+
+    /// Replaces the nonce generator (see [`with_nonce_rng`](Self::with_nonce_rng)).
+    pub fn set_nonce_rng(&self, rng: impl RngCore + Send + Sync + 'static) {
+        *self.nonces.lock().unwrap_or_else(PoisonError::into_inner) = Box::new(rng);
+    }
+
+    /// The configuration this codec was built with. Its keyring and switches are the initial
+    /// ones; [`keyring_status`](Self::keyring_status) tells the current ones.
     pub fn config(&self) -> &FrameConfig {
         &self.config
     }
@@ -171,15 +319,85 @@ impl FrameCodec {
         self.counters.snapshot()
     }
 
+    // ---- keys ---------------------------------------------------------------------------------
+
+    fn sealing(&self) -> std::sync::RwLockReadGuard<'_, Sealing> {
+        self.sealing.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn sealing_mut(&self) -> std::sync::RwLockWriteGuard<'_, Sealing> {
+        self.sealing.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The installed keys' fingerprints and the switches; never key material.
+    pub fn keyring_status(&self) -> KeyringStatus {
+        let sealing = self.sealing();
+        KeyringStatus {
+            fingerprints: sealing.keyring.fingerprints(),
+            verify_incoming: sealing.verify_incoming,
+            verify_outgoing: sealing.verify_outgoing,
+        }
+    }
+
+    /// Whether frames written now are sealed (keys installed and `verify_outgoing` on).
+    pub fn seals(&self) -> bool {
+        self.sealing().sealing_key().is_some()
+    }
+
+    /// Installs `key` for opening frames (it seals only once made primary with
+    /// [`use_key`](Self::use_key), or if it is the first key). Returns whether it was new.
+    pub fn install_key(&self, key: Key) -> bool {
+        self.sealing_mut().keyring.install(key)
+    }
+
+    /// Makes an installed key the one that seals.
+    ///
+    /// # Errors
+    /// [`TransportError::UnknownKey`] if it is not installed.
+    pub fn use_key(&self, key: &Key) -> Result<(), TransportError> {
+        self.sealing_mut().keyring.use_key(key)
+    }
+
+    /// Removes an installed key that is not the primary.
+    ///
+    /// # Errors
+    /// [`TransportError::RemovePrimaryKey`] for the primary key, [`TransportError::UnknownKey`]
+    /// if it is not installed.
+    pub fn remove_key(&self, key: &Key) -> Result<(), TransportError> {
+        self.sealing_mut().keyring.remove(key)
+    }
+
+    /// Replaces the whole keyring (for example from a re-read key file). An empty keyring turns
+    /// encryption off.
+    pub fn set_keyring(&self, keyring: Keyring) {
+        self.sealing_mut().keyring = keyring;
+    }
+
+    /// Turns the check that incoming frames are sealed on or off.
+    pub fn set_verify_incoming(&self, verify: bool) {
+        self.sealing_mut().verify_incoming = verify;
+    }
+
+    /// Turns sealing of outgoing frames on or off.
+    pub fn set_verify_outgoing(&self, verify: bool) {
+        self.sealing_mut().verify_outgoing = verify;
+    }
+
     /// The configured packet budget.
     pub fn packet_budget(&self) -> usize {
         self.config.packet_budget
     }
 
-    /// Bytes every datagram frame spends before its body: magic, version, flags, the label if
-    /// any, and the checksum. 8 bytes without a label, `10 + label length` with one.
+    /// Bytes every datagram frame written now spends beside its messages: magic, version,
+    /// flags, the label if any, and the checksum. 8 bytes without a label, `10 + label length`
+    /// with one. A sealed datagram has no checksum but a nonce and a tag: `4 + 40` without a
+    /// label, `6 + label length + 40` with one.
     pub fn header_len(&self) -> usize {
-        self.prefix.len() + CRC_LEN
+        if self.seals() {
+            self.prefix.len() + SEAL_OVERHEAD
+        } else {
+            self.prefix.len() + CRC_LEN
+        }
     }
 
     /// Bytes a message of `msg_len` bytes costs inside a compound datagram: its varint length
@@ -193,7 +411,7 @@ impl FrameCodec {
     /// The exact length of the datagram [`encode_packet`](Self::encode_packet) makes of `msgs`.
     pub fn packet_len(&self, msgs: &[&[u8]]) -> usize {
         match msgs {
-            [one] => self.header_len() + one.len(),
+            [one] if !self.seals() => self.header_len() + one.len(),
             _ => {
                 self.header_len()
                     + msgs
@@ -207,7 +425,26 @@ impl FrameCodec {
     /// Frames `msgs` as one datagram: a plain frame for one message, a compound frame for zero or
     /// several. The packet budget is not enforced here; check
     /// [`packet_len`](Self::packet_len) first.
+    ///
+    /// With a primary key and `verify_outgoing` on, the frame is sealed; its body is then
+    /// always a compound (inside the ciphertext), so a lone message costs its length too.
     pub fn encode_packet(&self, msgs: &[&[u8]]) -> Vec<u8> {
+        let sealing = self.sealing();
+        if let Some(key) = sealing.sealing_key() {
+            let mut out = Vec::with_capacity(self.prefix.len() + SEAL_OVERHEAD + body_len(msgs));
+            out.extend_from_slice(&self.prefix);
+            out[FLAGS_AT] |= FLAG_SEALED;
+            let aad_end = seal::start(&mut out, &mut **self.nonce_rng());
+            for msg in msgs {
+                varint::put(&mut out, msg.len() as u64);
+                out.extend_from_slice(msg);
+            }
+            seal::finish(&mut out, aad_end, key);
+            bump(&self.counters.packets_encoded, 1);
+            bump(&self.counters.packets_sealed, 1);
+            return out;
+        }
+        drop(sealing);
         let mut out = Vec::with_capacity(self.packet_len(msgs));
         out.extend_from_slice(&self.prefix);
         let crc_at = out.len();
@@ -228,17 +465,23 @@ impl FrameCodec {
 
     /// Checks a datagram frame and returns its messages. A frame with a wrong checksum, a wrong
     /// or missing label, or any structural fault is rejected whole and counted; nothing in it is
-    /// returned.
-    pub fn decode_packet<'a>(&self, bytes: &'a [u8]) -> Result<Messages<'a>, FrameError> {
-        let messages = self.count(self.check_packet(bytes))?;
+    /// returned. A sealed frame is opened first: if no installed key opens it, it is dropped
+    /// and counted before any byte of its body is parsed.
+    pub fn decode_packet<'a>(&self, bytes: &'a [u8]) -> Result<Packet<'a>, FrameError> {
+        let packet = self.count(self.check_packet(bytes))?;
         bump(&self.counters.packets_decoded, 1);
-        bump(&self.counters.messages_decoded, messages.len() as u64);
-        Ok(messages)
+        bump(&self.counters.messages_decoded, packet.len() as u64);
+        Ok(packet)
     }
 
-    /// Bytes a stream frame spends around its message: header, length and checksum.
+    /// Bytes a stream frame written now spends around its message: header, length and
+    /// checksum (or, sealed, header, length, nonce and tag).
     pub fn stream_overhead(&self) -> usize {
-        self.prefix.len() + LENGTH_LEN + CRC_LEN
+        if self.seals() {
+            self.prefix.len() + LENGTH_LEN + SEAL_OVERHEAD
+        } else {
+            self.prefix.len() + LENGTH_LEN + CRC_LEN
+        }
     }
 
     /// Frames one message for a stream. Fails with
@@ -252,6 +495,20 @@ impl FrameCodec {
             };
             return Err(FrameError::new("message", 0, kind));
         }
+        let sealing = self.sealing();
+        if let Some(key) = sealing.sealing_key() {
+            let mut out = Vec::with_capacity(self.prefix.len() + 4 + SEAL_OVERHEAD + msg.len());
+            out.extend_from_slice(&self.prefix);
+            out[FLAGS_AT] |= FLAG_STREAM | FLAG_SEALED;
+            out.extend_from_slice(&((msg.len() + SEAL_OVERHEAD) as u32).to_be_bytes());
+            let aad_end = seal::start(&mut out, &mut **self.nonce_rng());
+            out.extend_from_slice(msg);
+            seal::finish(&mut out, aad_end, key);
+            bump(&self.counters.streams_encoded, 1);
+            bump(&self.counters.streams_sealed, 1);
+            return Ok(out);
+        }
+        drop(sealing);
         let mut out = Vec::with_capacity(self.stream_overhead() + msg.len());
         out.extend_from_slice(&self.prefix);
         out[FLAGS_AT] |= FLAG_STREAM;
@@ -265,8 +522,9 @@ impl FrameCodec {
     }
 
     /// Checks a complete stream frame and returns its message. The length field is checked
-    /// against the limit before anything after it is looked at.
-    pub fn decode_stream<'a>(&self, bytes: &'a [u8]) -> Result<&'a [u8], FrameError> {
+    /// against the limit before anything after it is looked at. A sealed frame is opened
+    /// (borrowed input, owned output); if no installed key opens it, it is dropped and counted.
+    pub fn decode_stream<'a>(&self, bytes: &'a [u8]) -> Result<Cow<'a, [u8]>, FrameError> {
         let msg = self.count(self.check_stream(bytes))?;
         bump(&self.counters.streams_decoded, 1);
         bump(&self.counters.messages_decoded, 1);
@@ -279,6 +537,7 @@ impl FrameCodec {
     /// then reserve memory for the message.
     pub fn stream_frame_len(&self, prefix: &[u8]) -> Result<Option<usize>, FrameError> {
         match self.check_stream_head(prefix) {
+            Ok((header, crc_at, len)) if header.flags & FLAG_SEALED != 0 => Ok(Some(crc_at + len)),
             Ok((_, crc_at, len)) => Ok(Some(crc_at + CRC_LEN + len)),
             Err(e) if e.kind == FrameErrorKind::Truncated => Ok(None),
             Err(e) => {
@@ -289,7 +548,32 @@ impl FrameCodec {
     }
 
     fn max_message(&self) -> u64 {
-        (self.config.max_message as u64).min(u64::from(u32::MAX))
+        (self.config.max_message as u64).min(u64::from(u32::MAX) - SEAL_OVERHEAD as u64)
+    }
+
+    fn nonce_rng(&self) -> std::sync::MutexGuard<'_, Box<dyn RngCore + Send + Sync>> {
+        self.nonces.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Drops plaintext frames when only sealed ones are accepted, and sealed frames when we
+    /// have no key.
+    fn check_sealing(&self, header: &Header<'_>) -> Result<(), FrameError> {
+        let sealed = header.flags & FLAG_SEALED != 0;
+        let sealing = self.sealing();
+        if sealed && sealing.keyring.is_empty() {
+            return Err(FrameError::new("flags", FLAGS_AT, FrameErrorKind::Sealed));
+        }
+        if !sealed && sealing.requires_sealed() {
+            return Err(FrameError::new("flags", FLAGS_AT, FrameErrorKind::Unsealed));
+        }
+        Ok(())
+    }
+
+    /// Opens the sealed part of a frame that starts at `aad_end`.
+    fn open(&self, bytes: &[u8], aad_end: usize) -> Result<Vec<u8>, FrameError> {
+        let plain = seal::open(bytes, aad_end, &self.sealing().keyring)?;
+        bump(&self.counters.frames_opened, 1);
+        Ok(plain)
     }
 
     fn count<T>(&self, result: Result<T, FrameError>) -> Result<T, FrameError> {
@@ -299,24 +583,40 @@ impl FrameCodec {
         result
     }
 
-    fn check_packet<'a>(&self, bytes: &'a [u8]) -> Result<Messages<'a>, FrameError> {
+    fn check_packet<'a>(&self, bytes: &'a [u8]) -> Result<Packet<'a>, FrameError> {
         let header = parse_header(bytes)?;
-        if header.flags & FLAG_STREAM != 0 {
+        let sealed = header.flags & FLAG_SEALED != 0;
+        // A sealed datagram's body is always a compound, and its COMPOUND bit stays clear.
+        if header.flags & FLAG_STREAM != 0 || (sealed && header.flags & FLAG_COMPOUND != 0) {
             return Err(FrameError::new(
                 "flags",
                 FLAGS_AT,
                 FrameErrorKind::Malformed,
             ));
         }
+        self.check_sealing(&header)?;
+        if sealed {
+            let plain = self.open(bytes, header.end)?;
+            self.verify_label(&header)?;
+            let base = header.end + NONCE_LEN;
+            let count = Messages::check(&plain, base, true)?.remaining;
+            return Ok(Packet {
+                body: Cow::Owned(plain),
+                compound: true,
+                count,
+            });
+        }
         let crc_at = header.end;
         verify_checksum(bytes, crc_at)?;
         self.verify_label(&header)?;
         let body_at = crc_at + CRC_LEN;
-        Messages::check(
-            &bytes[body_at..],
-            body_at,
-            header.flags & FLAG_COMPOUND != 0,
-        )
+        let compound = header.flags & FLAG_COMPOUND != 0;
+        let count = Messages::check(&bytes[body_at..], body_at, compound)?.remaining;
+        Ok(Packet {
+            body: Cow::Borrowed(&bytes[body_at..]),
+            compound,
+            count,
+        })
     }
 
     /// Parses a stream frame up to its length field; returns the header, the checksum's offset
@@ -336,6 +636,22 @@ impl FrameCodec {
         let len_at = header.end;
         let len = read_u32(bytes, len_at, "message length")?;
         let limit = self.max_message();
+        if header.flags & FLAG_SEALED != 0 {
+            // The length counts nonce, ciphertext and tag.
+            if (len as usize) < SEAL_OVERHEAD {
+                return Err(FrameError::new(
+                    "message length",
+                    len_at,
+                    FrameErrorKind::Malformed,
+                ));
+            }
+            let plain = u64::from(len) - SEAL_OVERHEAD as u64;
+            if plain > limit {
+                let kind = FrameErrorKind::OverLimit { len: plain, limit };
+                return Err(FrameError::new("message length", len_at, kind));
+            }
+            return Ok((header, len_at + LENGTH_LEN, len as usize));
+        }
         if u64::from(len) > limit {
             let kind = FrameErrorKind::OverLimit {
                 len: u64::from(len),
@@ -346,8 +662,32 @@ impl FrameCodec {
         Ok((header, len_at + LENGTH_LEN, len as usize))
     }
 
-    fn check_stream<'a>(&self, bytes: &'a [u8]) -> Result<&'a [u8], FrameError> {
+    fn check_stream<'a>(&self, bytes: &'a [u8]) -> Result<Cow<'a, [u8]>, FrameError> {
         let (header, crc_at, len) = self.check_stream_head(bytes)?;
+        self.check_sealing(&header)?;
+        if header.flags & FLAG_SEALED != 0 {
+            // `crc_at` is where the nonce starts; `len` counts nonce, ciphertext and tag.
+            let sealed_at = crc_at;
+            let available = bytes.len() - sealed_at;
+            if available < len {
+                let what = if available < NONCE_LEN {
+                    "nonce"
+                } else {
+                    "message"
+                };
+                return Err(FrameError::new(what, sealed_at, FrameErrorKind::Truncated));
+            }
+            if available > len {
+                return Err(FrameError::new(
+                    "end of frame",
+                    sealed_at + len,
+                    FrameErrorKind::Malformed,
+                ));
+            }
+            let plain = self.open(bytes, sealed_at)?;
+            self.verify_label(&header)?;
+            return Ok(Cow::Owned(plain));
+        }
         let msg_at = crc_at + CRC_LEN;
         if bytes.len() < msg_at {
             return Err(FrameError::new(
@@ -373,7 +713,7 @@ impl FrameCodec {
         }
         verify_checksum(bytes, crc_at)?;
         self.verify_label(&header)?;
-        Ok(&bytes[msg_at..])
+        Ok(Cow::Borrowed(&bytes[msg_at..]))
     }
 
     fn verify_label(&self, header: &Header<'_>) -> Result<(), FrameError> {
@@ -419,9 +759,6 @@ fn parse_header(bytes: &[u8]) -> Result<Header<'_>, FrameError> {
             FLAGS_AT,
             FrameErrorKind::Malformed,
         ));
-    }
-    if flags & FLAG_SEALED != 0 {
-        return Err(FrameError::new("flags", FLAGS_AT, FrameErrorKind::Sealed));
     }
     if flags & FLAG_LABEL == 0 {
         return Ok(Header {
@@ -489,7 +826,56 @@ fn verify_checksum(frame: &[u8], crc_at: usize) -> Result<(), FrameError> {
     Ok(())
 }
 
-/// The messages of an accepted datagram, in order. Checked in full before it is handed out.
+/// Bytes of the body of a datagram of `msgs` when packed as a compound.
+fn body_len(msgs: &[&[u8]]) -> usize {
+    msgs.iter().map(|m| FrameCodec::packed_len(m.len())).sum()
+}
+
+/// An accepted datagram: its body, borrowed from the input, or opened from a sealed frame.
+/// Checked in full before it is handed out; [`iter`](Packet::iter) yields its messages.
+#[derive(Debug, Clone)]
+pub struct Packet<'a> {
+    body: Cow<'a, [u8]>,
+    compound: bool,
+    count: usize,
+}
+
+impl Packet<'_> {
+    /// The messages, in order.
+    pub fn iter(&self) -> Messages<'_> {
+        Messages {
+            body: &self.body,
+            compound: self.compound,
+            remaining: self.count,
+        }
+    }
+
+    /// How many messages the datagram holds.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the datagram holds no message (an empty compound).
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Whether the datagram was sealed.
+    pub fn was_sealed(&self) -> bool {
+        matches!(self.body, Cow::Owned(_))
+    }
+}
+
+impl<'p> IntoIterator for &'p Packet<'_> {
+    type Item = &'p [u8];
+    type IntoIter = Messages<'p>;
+
+    fn into_iter(self) -> Messages<'p> {
+        self.iter()
+    }
+}
+
+/// The messages of an accepted datagram, in order.
 #[derive(Debug, Clone)]
 pub struct Messages<'a> {
     body: &'a [u8],

@@ -36,6 +36,16 @@ pub struct FrameStats {
     pub dropped_over_limit: u64,
     /// Sealed frames dropped because this codec has no key.
     pub dropped_sealed: u64,
+    /// Sealed frames dropped because no installed key opens them (wrong key, tampered, cut).
+    pub dropped_not_authentic: u64,
+    /// Plaintext frames dropped because only sealed frames are accepted.
+    pub dropped_unsealed: u64,
+    /// Datagram frames sealed with the primary key (included in `packets_encoded`).
+    pub packets_sealed: u64,
+    /// Stream frames sealed with the primary key (included in `streams_encoded`).
+    pub streams_sealed: u64,
+    /// Sealed frames opened (included in `packets_decoded` and `streams_decoded`).
+    pub frames_opened: u64,
 }
 
 impl FrameStats {
@@ -50,6 +60,8 @@ impl FrameStats {
             + self.dropped_missing_label
             + self.dropped_over_limit
             + self.dropped_sealed
+            + self.dropped_not_authentic
+            + self.dropped_unsealed
     }
 
     /// Frames dropped for the given reason.
@@ -64,6 +76,8 @@ impl FrameStats {
             FrameErrorKind::MissingLabel => self.dropped_missing_label,
             FrameErrorKind::OverLimit { .. } => self.dropped_over_limit,
             FrameErrorKind::Sealed => self.dropped_sealed,
+            FrameErrorKind::NotAuthentic => self.dropped_not_authentic,
+            FrameErrorKind::Unsealed => self.dropped_unsealed,
         }
     }
 }
@@ -76,10 +90,13 @@ pub(crate) struct FrameCounters {
     pub(crate) packets_decoded: AtomicU64,
     pub(crate) streams_decoded: AtomicU64,
     pub(crate) messages_decoded: AtomicU64,
+    pub(crate) packets_sealed: AtomicU64,
+    pub(crate) streams_sealed: AtomicU64,
+    pub(crate) frames_opened: AtomicU64,
     dropped: [AtomicU64; DROP_REASONS],
 }
 
-const DROP_REASONS: usize = 9;
+const DROP_REASONS: usize = 11;
 
 const fn drop_index(kind: FrameErrorKind) -> usize {
     match kind {
@@ -92,6 +109,8 @@ const fn drop_index(kind: FrameErrorKind) -> usize {
         FrameErrorKind::MissingLabel => 6,
         FrameErrorKind::OverLimit { .. } => 7,
         FrameErrorKind::Sealed => 8,
+        FrameErrorKind::NotAuthentic => 9,
+        FrameErrorKind::Unsealed => 10,
     }
 }
 
@@ -122,6 +141,11 @@ impl FrameCounters {
             dropped_missing_label: dropped(6),
             dropped_over_limit: dropped(7),
             dropped_sealed: dropped(8),
+            dropped_not_authentic: dropped(9),
+            dropped_unsealed: dropped(10),
+            packets_sealed: get(&self.packets_sealed),
+            streams_sealed: get(&self.streams_sealed),
+            frames_opened: get(&self.frames_opened),
         }
     }
 }

@@ -2,5 +2,6 @@
 //! real HTTP. One test binary for the crate; each file is a module.
 
 mod agent;
+mod agent_keys;
 mod http;
 mod support;

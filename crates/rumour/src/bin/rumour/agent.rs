@@ -9,7 +9,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::ProfileFlag;
 use crate::error::Error;
-use crate::http;
+use crate::{http, keyring_file};
 
 /// How long a leaving node waits for its goodbye to be gossiped.
 pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -47,6 +47,16 @@ pub struct AgentArgs {
     /// Carry datagrams over TCP too (for networks that drop UDP).
     #[arg(long)]
     tcp_only: bool,
+    /// Seal every packet with the keys in this file (one per line, base64 or hex, the first
+    /// primary; see `docs/security.md`). Re-read on SIGHUP.
+    #[arg(long, value_name = "PATH")]
+    keyring_file: Option<std::path::PathBuf>,
+    /// With keys: drop packets that are not sealed (off during a rollout).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    gossip_verify_incoming: bool,
+    /// With keys: seal packets sent (off during a rollout).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    gossip_verify_outgoing: bool,
 }
 
 impl AgentArgs {
@@ -64,7 +74,22 @@ impl AgentArgs {
         if let Some(label) = &self.cluster_label {
             builder = builder.label(label.as_str());
         }
-        Ok(builder)
+        let keyring = match &self.keyring_file {
+            Some(path) => {
+                let keyring = keyring_file::read(path)?;
+                keyring_file::check_permissions(path);
+                keyring_file::log_keyring("keyring loaded", path, &keyring);
+                keyring
+            }
+            None => Default::default(),
+        };
+        if let Some(warning) = keyring_file::exposure_warning(self.bind_addr, !keyring.is_empty()) {
+            tracing::warn!("{warning}");
+        }
+        Ok(builder
+            .keyring(keyring)
+            .gossip_verify_incoming(self.gossip_verify_incoming)
+            .gossip_verify_outgoing(self.gossip_verify_outgoing))
     }
 }
 
@@ -130,6 +155,10 @@ pub async fn run(args: AgentArgs) -> Result<(), Error> {
             name: name.clone(),
             source,
         })?;
+    #[cfg(unix)]
+    if let Some(path) = args.keyring_file.clone() {
+        keyring_file::spawn_reloader(cluster.clone(), path).map_err(Error::Signal)?;
+    }
     let page = http::StatusPage::bind(args.http_addr, false).await?;
     println!(
         "rumour agent {name}: gossip on {}, status page on http://{}/memberlist",

@@ -54,6 +54,18 @@ pub enum Error {
     /// The status page's server failed.
     #[error("the status page failed")]
     Serve(#[source] io::Error),
+    /// The `--keyring-file` could not be used.
+    #[error("keyring file {}", path.display())]
+    Keyring {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: crate::keyring_file::KeyringFileError,
+    },
+    /// The SIGHUP handler could not be registered.
+    #[error("cannot listen for SIGHUP")]
+    Signal(#[source] io::Error),
     /// The status page's task panicked.
     #[error("the status page's task ended abnormally")]
     ServeTask(#[source] tokio::task::JoinError),

@@ -5,6 +5,7 @@ mod agent;
 mod demo;
 mod error;
 mod http;
+mod keyring_file;
 mod sim;
 
 use std::future::Future;

@@ -262,6 +262,8 @@ fn record_drops(f: &Families, node: &str, s: &ClusterStats) {
         ("frame", "missing_label", fr.dropped_missing_label),
         ("frame", "over_limit", fr.dropped_over_limit),
         ("frame", "sealed", fr.dropped_sealed),
+        ("frame", "not_authentic", fr.dropped_not_authentic),
+        ("frame", "unsealed", fr.dropped_unsealed),
         ("node", "refused", s.node.messages_refused),
         ("node", "events", s.node.events_dropped),
         ("swim", "decode_error", s.swim.decode_errors),
