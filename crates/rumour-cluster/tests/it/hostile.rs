@@ -1,0 +1,299 @@
+//! Hostile packets against a 5-node cluster on real sockets (127.0.0.1, local profile, no
+//! label): one crafted packet per attack class, sent by a plain transport that is not a member,
+//! and the outcome asserted. Every wait is a polling loop under a generous deadline.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rumour_cluster::envelope::{self, Channel};
+use rumour_cluster::gossip::{KeyChange, Marker, Message as KvMessage, Session};
+use rumour_cluster::ring::{Mergeable, Ring, Timestamp};
+use rumour_cluster::swim::message::{Alive, Dead, Message as SwimMessage, Ping, Suspect};
+use rumour_cluster::swim::{Incarnation, NodeName, State};
+use rumour_cluster::transport::frame::{FrameCodec, FrameConfig};
+use rumour_cluster::transport::{NetConfig, NetTransport, Transport};
+use rumour_cluster::{Cluster, Error, Profile};
+use tokio::time::{Instant, sleep};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+const POLL: Duration = Duration::from_millis(20);
+
+/// Polls `check` until it holds, failing the test with `what` after [`DEADLINE`].
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<bool, Error>>,
+{
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if check().await.expect("node running") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        sleep(POLL).await;
+    }
+}
+
+/// Checks `check` on every poll for `window`, failing the test the first time it does not hold.
+async fn throughout<F, Fut>(what: &str, window: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<bool, Error>>,
+{
+    let end = Instant::now() + window;
+    while Instant::now() < end {
+        assert!(check().await.expect("node running"), "{what} stopped holding");
+        sleep(POLL).await;
+    }
+}
+
+/// Five nodes on 127.0.0.1, joined through the first, converged.
+async fn cluster() -> Vec<Cluster> {
+    let mut nodes: Vec<Cluster> = Vec::new();
+    for i in 0..5 {
+        let seeds: Vec<SocketAddr> = nodes.first().map(Cluster::addr).into_iter().collect();
+        let node = Cluster::builder(format!("node-{i}"))
+            .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .profile(Profile::Local)
+            .ring_instance(true)
+            .join(seeds)
+            .build()
+            .await
+            .expect("binds 127.0.0.1");
+        nodes.push(node);
+    }
+    eventually("every node sees five alive members", || {
+        let nodes = nodes.clone();
+        async move {
+            for node in &nodes {
+                if node.num_alive().await? != 5 {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+    })
+    .await;
+    nodes
+}
+
+async fn shutdown(nodes: Vec<Cluster>) {
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+/// A transport that is no member: the attacker, or a bystander counting what it receives.
+async fn outsider() -> NetTransport {
+    NetTransport::bind(NetConfig::new(SocketAddr::from(([127, 0, 0, 1], 0))))
+        .await
+        .expect("binds 127.0.0.1")
+}
+
+fn name(s: &str) -> NodeName {
+    NodeName::new(s).expect("valid name")
+}
+
+fn datagram(channel: Channel, message: &[u8]) -> Bytes {
+    let frame = FrameCodec::new(FrameConfig::default());
+    Bytes::from(frame.encode_packet(&[&envelope::tag(channel, message)]))
+}
+
+async fn state_of(node: &Cluster, member: &str) -> Result<Option<(State, u32)>, Error> {
+    let members = node.members().await?;
+    Ok(members
+        .iter()
+        .find(|m| m.name == member)
+        .map(|m| (m.state, m.incarnation)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_forged_death_at_the_highest_incarnation_takes_nobody_out() {
+    let nodes = cluster().await;
+    let attacker = outsider().await;
+    for forged in [
+        SwimMessage::Dead(Dead {
+            name: name("node-2"),
+            incarnation: Incarnation(u32::MAX),
+            from: name("node-3"),
+        }),
+        SwimMessage::Suspect(Suspect {
+            name: name("node-2"),
+            incarnation: Incarnation(u32::MAX),
+            from: name("node-3"),
+        }),
+    ] {
+        let packet = datagram(Channel::Swim, &forged.encode());
+        attacker
+            .send_datagram(nodes[1].addr(), packet)
+            .await
+            .expect("sent");
+    }
+    throughout("every node lists node-2 alive", Duration::from_secs(3), || {
+        let nodes = nodes.clone();
+        async move {
+            for node in &nodes {
+                match state_of(node, "node-2").await? {
+                    Some((State::Alive | State::Suspect, incarnation)) => {
+                        assert!(incarnation < u32::MAX, "incarnation pinned at the ceiling");
+                    }
+                    other => panic!("{} lists node-2 as {other:?}", node.name()),
+                }
+            }
+            Ok(true)
+        }
+    })
+    .await;
+    eventually("every node lists node-2 alive", || {
+        let nodes = nodes.clone();
+        async move {
+            for node in &nodes {
+                if !matches!(state_of(node, "node-2").await?, Some((State::Alive, _))) {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+    })
+    .await;
+    attacker.shutdown().await;
+    shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reflection_request_makes_no_node_send_a_bystander_more_than_the_attacker_sent() {
+    let nodes = cluster().await;
+    let attacker = outsider().await;
+    let bystander = outsider().await;
+    let mut sent = 0u64;
+    let requests = [
+        (
+            Channel::Gossip,
+            KvMessage::FullState {
+                session: Session {
+                    from: bystander.advertise_addr(),
+                    id: 7,
+                },
+                request: true,
+                entries: Vec::new(),
+            }
+            .encode(),
+        ),
+        (
+            Channel::Swim,
+            SwimMessage::Ping(Ping {
+                seq: 1,
+                target: name("node-1"),
+                source: Alive {
+                    name: name("bystander"),
+                    addr: bystander.advertise_addr(),
+                    incarnation: Incarnation(1),
+                    meta: Bytes::new(),
+                },
+            })
+            .encode(),
+        ),
+    ];
+    for (channel, message) in &requests {
+        let packet = datagram(*channel, message);
+        // Sent twice (datagram and stream) but counted once: the stricter bound.
+        sent += packet.len() as u64;
+        attacker
+            .send_datagram(nodes[1].addr(), packet.clone())
+            .await
+            .expect("sent");
+        attacker
+            .send_reliable(nodes[2].addr(), packet)
+            .await
+            .expect("sent");
+    }
+    // Give every node time to answer wherever it would, then count what reached the bystander.
+    throughout("the bystander receives no more than the attacker sent", Duration::from_secs(3), || {
+        let bystander_in = bystander.stats().bytes_in;
+        async move { Ok(bystander_in <= sent) }
+    })
+    .await;
+    attacker.shutdown().await;
+    bystander.shutdown().await;
+    shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_far_future_deletion_of_the_ring_key_deletes_nothing() {
+    let nodes = cluster().await;
+    let attacker = outsider().await;
+    let deletion = KvMessage::Change(KeyChange {
+        key: "ring".into(),
+        codec: Ring::CODEC_ID.into(),
+        value: None,
+        marker: Marker {
+            updated: Timestamp(u64::MAX),
+            deleted: true,
+        },
+    });
+    attacker
+        .send_datagram(nodes[0].addr(), datagram(Channel::Gossip, &deletion.encode()))
+        .await
+        .expect("sent");
+    throughout("every node holds the ring with five instances", Duration::from_secs(3), || {
+        let nodes = nodes.clone();
+        async move {
+            for node in &nodes {
+                let instances = node.ring().await?.map_or(0, |r| r.instances().count());
+                if instances != 5 {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+    })
+    .await;
+    attacker.shutdown().await;
+    shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_forged_members_stays_within_the_table_limit() {
+    let nodes = cluster().await;
+    let attacker = outsider().await;
+    let flood = 2_000u32;
+    for i in 0..flood {
+        let alive = SwimMessage::Alive(Alive {
+            name: name(&format!("forged-{i}")),
+            addr: SocketAddr::from(([127, 0, 0, 1], 1)),
+            incarnation: Incarnation(1),
+            meta: Bytes::new(),
+        });
+        attacker
+            .send_datagram(nodes[0].addr(), datagram(Channel::Swim, &alive.encode()))
+            .await
+            .expect("sent");
+    }
+    let limit = nodes[0]
+        .with_node(|node| node.swim().config().max_members())
+        .await
+        .expect("running");
+    throughout("no member table grows past its limit, and no real member fails", Duration::from_secs(3), || {
+        let nodes = nodes.clone();
+        async move {
+            for node in &nodes {
+                let members = node.members().await?;
+                assert!(members.len() <= limit, "{} holds {}", node.name(), members.len());
+                for real in (0..5).map(|i| format!("node-{i}")) {
+                    let state = members.iter().find(|m| m.name == real).map(|m| m.state);
+                    assert!(
+                        matches!(state, Some(State::Alive | State::Suspect)),
+                        "{} lists {real} as {state:?}",
+                        node.name()
+                    );
+                }
+            }
+            Ok(true)
+        }
+    })
+    .await;
+    attacker.shutdown().await;
+    shutdown(nodes).await;
+}
