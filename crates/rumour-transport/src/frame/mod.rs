@@ -57,6 +57,8 @@ const KNOWN_FLAGS: u8 = FLAG_LABEL | FLAG_COMPOUND | FLAG_STREAM | FLAG_SEALED;
 pub const DEFAULT_PACKET_BUDGET: usize = 1400;
 /// Default limit on one stream message: 32 MiB.
 pub const DEFAULT_MAX_MESSAGE: usize = 32 << 20;
+/// Default limit on the messages of one compound datagram (memberlist's is 255).
+pub const DEFAULT_MAX_PACKET_MESSAGES: usize = 255;
 
 const CRC_LEN: usize = 4;
 const LENGTH_LEN: usize = 4;
@@ -79,6 +81,10 @@ pub struct FrameConfig {
     /// The longest message a stream frame may carry, checked when encoding and before anything
     /// is read past the length field when decoding. Capped at `u32::MAX`. Default 32 MiB.
     pub max_message: usize,
+    /// The most messages one compound datagram may carry; a datagram with more is dropped
+    /// whole (and counted as over the limit) while its lengths are walked, before any message
+    /// is handed out. Default [`DEFAULT_MAX_PACKET_MESSAGES`].
+    pub max_packet_messages: usize,
 }
 
 impl Default for FrameConfig {
@@ -88,6 +94,7 @@ impl Default for FrameConfig {
             verify_label: true,
             packet_budget: DEFAULT_PACKET_BUDGET,
             max_message: DEFAULT_MAX_MESSAGE,
+            max_packet_messages: DEFAULT_MAX_PACKET_MESSAGES,
         }
     }
 }
@@ -118,6 +125,13 @@ impl FrameConfig {
     #[must_use]
     pub fn with_max_message(mut self, max: usize) -> Self {
         self.max_message = max;
+        self
+    }
+
+    /// Sets the limit on messages per compound datagram.
+    #[must_use]
+    pub fn with_max_packet_messages(mut self, max: usize) -> Self {
+        self.max_packet_messages = max;
         self
     }
 }
@@ -275,11 +289,14 @@ impl FrameCodec {
 
     /// For readers of a byte stream: given the first bytes of a stream frame, returns its total
     /// length once the header and length field are in (`None` until then), after checking the
-    /// length against the limit. A reader can thus read the header, learn the length, and only
-    /// then reserve memory for the message.
+    /// label and the length against the limit. A reader can thus read the header, learn the
+    /// length, and only then reserve memory for the message.
     pub fn stream_frame_len(&self, prefix: &[u8]) -> Result<Option<usize>, FrameError> {
-        match self.check_stream_head(prefix) {
-            Ok((_, crc_at, len)) => Ok(Some(crc_at + CRC_LEN + len)),
+        let head = self
+            .check_stream_head(prefix)
+            .and_then(|(header, crc_at, len)| Ok((self.verify_label(&header)?, crc_at, len)));
+        match head {
+            Ok(((), crc_at, len)) => Ok(Some(crc_at + CRC_LEN + len)),
             Err(e) if e.kind == FrameErrorKind::Truncated => Ok(None),
             Err(e) => {
                 self.counters.count_drop(e.kind);
@@ -316,6 +333,7 @@ impl FrameCodec {
             &bytes[body_at..],
             body_at,
             header.flags & FLAG_COMPOUND != 0,
+            self.config.max_packet_messages,
         )
     }
 
@@ -498,8 +516,9 @@ pub struct Messages<'a> {
 }
 
 impl<'a> Messages<'a> {
-    /// Walks the body once to check every length; `base` is the body's offset in the frame.
-    fn check(body: &'a [u8], base: usize, compound: bool) -> Result<Self, FrameError> {
+    /// Walks the body once to check every length and that there are at most `max` messages;
+    /// `base` is the body's offset in the frame.
+    fn check(body: &'a [u8], base: usize, compound: bool, max: usize) -> Result<Self, FrameError> {
         if !compound {
             return Ok(Self {
                 body,
@@ -521,6 +540,13 @@ impl<'a> Messages<'a> {
             }
             at = msg_at + len as usize;
             count += 1;
+            if count > max {
+                let kind = FrameErrorKind::OverLimit {
+                    len: count as u64,
+                    limit: max as u64,
+                };
+                return Err(FrameError::new("message count", base + msg_at, kind));
+            }
         }
         Ok(Self {
             body,
