@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rumour_ring::Timestamp;
-use rumour_transport::{Label, NetConfig, NetTransport, Transport};
+use rumour_transport::{Cidr, Label, NetConfig, NetTransport, Transport};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use super::outbound::Counters;
@@ -41,6 +41,7 @@ pub struct Builder {
     seed: Option<u64>,
     configure: Option<Configure>,
     event_capacity: usize,
+    allowed_cidrs: Vec<Cidr>,
 }
 
 impl fmt::Debug for Builder {
@@ -73,6 +74,7 @@ impl Builder {
             seed: None,
             configure: None,
             event_capacity: EVENT_CAPACITY,
+            allowed_cidrs: Vec::new(),
         }
     }
 
@@ -156,6 +158,16 @@ impl Builder {
         self
     }
 
+    /// Accepts datagrams and connections only from these networks (like memberlist's
+    /// `CIDRsAllowed`); anything else is dropped before it is read, and counted in the
+    /// transport's `refused_source`. Empty (the default) accepts every source. Applies to the
+    /// bound [`NetTransport`], not to a transport given with [`Builder::transport`].
+    #[must_use]
+    pub fn allowed_cidrs(mut self, cidrs: impl IntoIterator<Item = Cidr>) -> Builder {
+        self.allowed_cidrs.extend(cidrs);
+        self
+    }
+
     /// Binds the transport (unless one was given), starts the node task and joins the seeds.
     ///
     /// # Errors
@@ -163,9 +175,12 @@ impl Builder {
     /// configuration.
     pub async fn build(mut self) -> Result<Cluster, Error> {
         let label = self.label.take().map(Label::new).transpose()?;
-        let transport = match self.transport.take() {
-            Some(transport) => transport,
-            None => self.bind_net().await?,
+        let (transport, net) = match self.transport.take() {
+            Some(transport) => (transport, None),
+            None => {
+                let net = self.bind_net().await?;
+                (net.clone() as Arc<dyn Transport>, Some(net))
+            }
         };
         let now = task::now();
         let node = match self.node(transport.advertise_addr(), label, now) {
@@ -175,11 +190,15 @@ impl Builder {
                 return Err(error);
             }
         };
+        // Stream frame headers (label, length) are checked before bodies are read.
+        if let Some(net) = net {
+            net.check_stream_frames(node.frame().config().clone());
+        }
         Ok(self.spawn(node, transport))
     }
 
-    async fn bind_net(&self) -> Result<Arc<dyn Transport>, Error> {
-        let mut config = NetConfig::new(self.bind);
+    async fn bind_net(&self) -> Result<Arc<NetTransport>, Error> {
+        let mut config = NetConfig::new(self.bind).with_allowed_cidrs(self.allowed_cidrs.clone());
         config.advertise = self.advertise;
         config.tcp_only = self.tcp_only;
         Ok(Arc::new(NetTransport::bind(config).await?))

@@ -211,7 +211,12 @@ async fn read_message(
     // With a frame configuration, read the frame header of a reliable message first and
     // check it before anything of the body.
     let mut frame_head = [0u8; FRAME_HEAD_MAX];
-    let checked = match (&shared.codec, kind) {
+    let codec = shared
+        .codec
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    let checked = match (&codec, kind) {
         (Some(codec), Delivery::Stream) => {
             let seen = read_frame_head(
                 codec,

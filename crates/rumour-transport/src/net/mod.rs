@@ -185,7 +185,7 @@ pub(crate) struct Shared {
     pub(crate) advertise: SocketAddr,
     pub(crate) counters: Counters,
     /// Checks the frame headers of reliable messages, if configured.
-    pub(crate) codec: Option<FrameCodec>,
+    pub(crate) codec: RwLock<Option<Arc<FrameCodec>>>,
     queue: mpsc::Sender<Queued>,
     /// One permit per byte the receive queue may still take.
     queue_bytes: Arc<Semaphore>,
@@ -306,7 +306,7 @@ impl NetTransport {
         let advertise = advertise_addr(config.advertise, local)?;
         let (queue, rx) = mpsc::channel(config.recv_queue);
         let shared = Arc::new(Shared {
-            codec: config.frame.clone().map(FrameCodec::new),
+            codec: RwLock::new(config.frame.clone().map(|f| Arc::new(FrameCodec::new(f)))),
             queue_bytes: Arc::new(Semaphore::new(config.recv_queue_bytes)),
             per_ip: Mutex::new(HashMap::new()),
             config,
@@ -333,9 +333,20 @@ impl NetTransport {
         })
     }
 
-    /// The configuration it was bound with.
+    /// The configuration it was bound with (`frame` as at bind time).
     pub fn config(&self) -> &NetConfig {
         &self.shared.config
+    }
+
+    /// From now on, checks the first bytes of every reliable message as the header of a stream
+    /// frame of `frame` before reading its body, as if bound with [`NetConfig::frame`] set (for
+    /// callers that learn their frame configuration after binding, like the cluster driver).
+    pub fn check_stream_frames(&self, frame: FrameConfig) {
+        *self
+            .shared
+            .codec
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(FrameCodec::new(frame)));
     }
 
     fn abort_all(&self) -> Vec<JoinHandle<()>> {
