@@ -92,7 +92,7 @@ use rumour_transport::Transport;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub use builder::{Builder, DEFAULT_PORT};
-// The lead re-exports `Status`, `KeyInfo` and `STATUS_MAX_AGE` from the crate root.
+// `KeyInfo` and `STATUS_MAX_AGE` are public but not yet re-exported from the crate root.
 pub use snapshot::{ClusterStats, DriverStats, MemberCounts, MemberInfo, Status};
 
 use crate::{Error, Node, NodeEvent};
