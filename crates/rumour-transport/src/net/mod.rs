@@ -57,7 +57,7 @@ pub struct NetConfig {
     /// Carry datagrams over TCP too, for networks that drop UDP. UDP is still bound and read,
     /// so a node in this mode still hears peers that are not.
     pub tcp_only: bool,
-    /// Largest datagram sent or accepted. Default [`MAX_UDP_PAYLOAD`].
+    /// Largest datagram sent or accepted. Default 65 507, the largest UDP payload over IPv4.
     pub max_datagram: usize,
     /// Largest reliable message sent or accepted. Default 32 MiB; at most `u32::MAX`.
     pub max_stream_message: usize,
@@ -279,7 +279,12 @@ impl Shared {
     }
 }
 
-/// UDP + TCP transport on tokio. See the [module docs](self) for how it uses its sockets.
+/// UDP + TCP transport on tokio: one UDP socket and one TCP listener on the same port.
+///
+/// Datagrams go out as UDP datagrams (or over TCP in TCP-only mode); reliable messages over
+/// TCP, one writer and at most one connection per peer, each connection opened with a
+/// preamble carrying our advertised address. Everything read is bounded and every drop is
+/// counted in [`Stats`]; see [`NetConfig`] for the limits.
 ///
 /// Dropping it without [`shutdown`](Transport::shutdown) also stops its tasks, but does not
 /// wait for them.
