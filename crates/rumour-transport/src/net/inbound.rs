@@ -15,11 +15,10 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
-
-use crate::frame::FrameCodec;
 use tokio::time::{Instant, timeout, timeout_at};
 
 use super::{IpSlot, Shared, wire};
+use crate::frame::FrameCodec;
 use crate::stats::incr;
 use crate::{Delivery, FrameErrorKind, Incoming, Label};
 
