@@ -51,7 +51,8 @@ mod transmit;
 
 pub use config::{DEFAULT_RING_KEY, NodeConfig, SIM_EPOCH};
 pub use driver::{
-    Builder, Cluster, ClusterStats, DEFAULT_PORT, DriverStats, MemberCounts, MemberInfo,
+    Builder, Cluster, ClusterStats, DEFAULT_PORT, DriverStats, KeyInfo, MemberCounts, MemberInfo,
+    STATUS_MAX_AGE, Status,
 };
 pub use error::Error;
 pub use event::NodeEvent;

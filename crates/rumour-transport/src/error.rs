@@ -142,6 +142,13 @@ pub enum TransportError {
         /// The destination.
         to: SocketAddr,
     },
+    /// The table of peers with a writer is full (`max_outbound_peers`), so no connection to a
+    /// new peer can be opened now; the message was dropped.
+    #[error("too many peers to send to; nothing sent to {to}")]
+    PeerLimit {
+        /// The destination.
+        to: SocketAddr,
+    },
     /// A configuration value makes no sense.
     #[error("invalid configuration: {field} {reason}")]
     Config {

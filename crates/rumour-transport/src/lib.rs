@@ -15,8 +15,12 @@
 //!   installed key opens is dropped and counted before any decoding.
 //! - [`NetTransport`] is UDP + TCP on one port, on tokio, IPv4 or IPv6, with an advertise
 //!   address and a TCP-only mode. Everything read from the wire is bounded: datagram size,
-//!   stream message size (checked before any memory is reserved), read deadline, concurrent
-//!   inbound streams, receive queue. Each rejection is counted in [`Stats`].
+//!   stream message size and (given a [`FrameConfig`](frame::FrameConfig)) the frame header
+//!   and label, all checked before any memory is reserved; read deadlines, including for the
+//!   first message after a preamble; concurrent inbound streams, in all and per source IP; an
+//!   allow-list of source networks ([`Cidr`]); the receive queue by count and by bytes; the
+//!   outbound peer table and send queues by count and by bytes. Each rejection is counted in
+//!   [`Stats`].
 //! - [`MemNetwork`] hands out [`MemTransport`] endpoints with seeded loss, delay, duplication
 //!   and partitions, for tests of async code.
 //! - Nothing read from the wire can make this crate panic; decoders return [`FrameError`]
@@ -57,6 +61,7 @@
 //! # Ok(()) }
 //! ```
 
+mod cidr;
 mod error;
 pub mod frame;
 mod label;
@@ -65,6 +70,7 @@ mod net;
 mod stats;
 mod transport;
 
+pub use cidr::Cidr;
 pub use error::{FrameError, FrameErrorKind, TransportError};
 pub use label::Label;
 pub use mem::{MemConfig, MemNetwork, MemTransport};

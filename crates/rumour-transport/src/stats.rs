@@ -46,12 +46,23 @@ counters! {
     connections_accepted,
     /// Inbound connections refused because `max_inbound_streams` were already open.
     streams_refused,
+    /// Inbound connections refused because `max_streams_per_ip` were already open from the
+    /// same source IP.
+    streams_refused_per_ip,
+    /// Datagrams and inbound connections refused because their source is outside
+    /// `allowed_cidrs` (nothing of them was read).
+    refused_source,
     /// Inbound input rejected because a length was over a limit (read no further).
     dropped_over_limit,
     /// Inbound messages abandoned because the read deadline passed.
     dropped_timeout,
-    /// Inbound messages dropped because the receive queue was full.
+    /// Inbound messages dropped because the receive queue held `recv_queue` messages.
     dropped_queue_full,
+    /// Inbound messages dropped because the receive queue held `recv_queue_bytes` bytes.
+    dropped_queue_bytes,
+    /// Inbound connections dropped because a stream message's frame header carried another
+    /// cluster label, or none when one is required (the body was not read).
+    dropped_label,
     /// Inbound connections dropped for a malformed preamble or envelope.
     dropped_malformed,
     /// Inbound messages lost to a socket error or a connection closed mid-message.
@@ -64,14 +75,23 @@ counters! {
     dropped_no_route,
     /// Sends that failed (the caller got an error, or a queued datagram could not be written).
     send_errors,
+    /// Sends refused because `max_outbound_peers` peers already had a writer (also counted in
+    /// `send_errors`).
+    sends_refused_peers,
+    /// Sends refused because `send_queue_bytes` bytes were already waiting to be written (also
+    /// counted in `send_errors`).
+    sends_refused_bytes,
 }
 
 impl Stats {
-    /// All inbound input dropped, whatever the reason (refused streams not included).
+    /// All inbound input dropped, whatever the reason (refused streams and sources not
+    /// included).
     pub fn dropped_total(&self) -> u64 {
         self.dropped_over_limit
             + self.dropped_timeout
             + self.dropped_queue_full
+            + self.dropped_queue_bytes
+            + self.dropped_label
             + self.dropped_malformed
             + self.dropped_io
             + self.dropped_loss

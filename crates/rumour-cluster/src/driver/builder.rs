@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rumour_ring::Timestamp;
 use rumour_transport::frame::Keyring;
-use rumour_transport::{Label, NetConfig, NetTransport, Transport};
+use rumour_transport::{Cidr, Label, NetConfig, NetTransport, Transport};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use super::outbound::Counters;
@@ -45,6 +45,7 @@ pub struct Builder {
     keyring: Keyring,
     verify_incoming: bool,
     verify_outgoing: bool,
+    allowed_cidrs: Vec<Cidr>,
 }
 
 impl fmt::Debug for Builder {
@@ -83,6 +84,7 @@ impl Builder {
             keyring: Keyring::default(),
             verify_incoming: true,
             verify_outgoing: true,
+            allowed_cidrs: Vec::new(),
         }
     }
 
@@ -193,6 +195,16 @@ impl Builder {
         self
     }
 
+    /// Accepts datagrams and connections only from these networks (like memberlist's
+    /// `CIDRsAllowed`); anything else is dropped before it is read, and counted in the
+    /// transport's `refused_source`. Empty (the default) accepts every source. Applies to the
+    /// bound [`NetTransport`], not to a transport given with [`Builder::transport`].
+    #[must_use]
+    pub fn allowed_cidrs(mut self, cidrs: impl IntoIterator<Item = Cidr>) -> Builder {
+        self.allowed_cidrs.extend(cidrs);
+        self
+    }
+
     /// Binds the transport (unless one was given), starts the node task and joins the seeds.
     ///
     /// # Errors
@@ -200,9 +212,12 @@ impl Builder {
     /// configuration.
     pub async fn build(mut self) -> Result<Cluster, Error> {
         let label = self.label.take().map(Label::new).transpose()?;
-        let transport = match self.transport.take() {
-            Some(transport) => transport,
-            None => self.bind_net().await?,
+        let (transport, net) = match self.transport.take() {
+            Some(transport) => (transport, None),
+            None => {
+                let net = self.bind_net().await?;
+                (net.clone() as Arc<dyn Transport>, Some(net))
+            }
         };
         let now = task::now();
         let node = match self.node(transport.advertise_addr(), label, now) {
@@ -212,11 +227,15 @@ impl Builder {
                 return Err(error);
             }
         };
+        // Stream frame headers (label, length) are checked before bodies are read.
+        if let Some(net) = net {
+            net.check_stream_frames(node.frame().config().clone());
+        }
         Ok(self.spawn(node, transport))
     }
 
-    async fn bind_net(&self) -> Result<Arc<dyn Transport>, Error> {
-        let mut config = NetConfig::new(self.bind);
+    async fn bind_net(&self) -> Result<Arc<NetTransport>, Error> {
+        let mut config = NetConfig::new(self.bind).with_allowed_cidrs(self.allowed_cidrs.clone());
         config.advertise = self.advertise;
         config.tcp_only = self.tcp_only;
         Ok(Arc::new(NetTransport::bind(config).await?))

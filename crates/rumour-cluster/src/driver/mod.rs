@@ -78,6 +78,8 @@ mod builder;
 mod outbound;
 mod snapshot;
 mod task;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -91,7 +93,10 @@ use rumour_transport::frame::{Key, Keyring, KeyringStatus};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub use builder::{Builder, DEFAULT_PORT};
-pub use snapshot::{ClusterStats, DriverStats, MemberCounts, MemberInfo};
+// `KeyInfo` and `STATUS_MAX_AGE` are public but not yet re-exported from the crate root.
+pub use snapshot::{
+    ClusterStats, DriverStats, KeyInfo, MemberCounts, MemberInfo, STATUS_MAX_AGE, Status,
+};
 
 use crate::{Error, Node, NodeEvent};
 use outbound::Counters;
@@ -211,6 +216,23 @@ impl Cluster {
                 .collect()
         })
         .await
+    }
+
+    /// A copy of the node's members, ring, keys and message history for status pages, taken
+    /// on the node task at most every 500 ms (`STATUS_MAX_AGE`; callers in between share the
+    /// last copy). Render it off the node task: the node does nothing else while a copy is taken,
+    /// and nothing at all while a caller renders it.
+    ///
+    /// # Errors
+    /// The node has stopped.
+    pub async fn status(&self) -> Result<Arc<Status>, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.handle
+            .commands
+            .send(Command::Status(tx))
+            .await
+            .map_err(|_| self.stopped())?;
+        rx.await.map_err(|_| self.stopped())
     }
 
     /// How many members the node considers alive, itself included.

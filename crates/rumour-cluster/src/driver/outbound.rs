@@ -3,6 +3,11 @@
 //! unreachable peer delays only its own messages, and each peer's messages stay in order).
 //! Closing waits a little for the queues to drain, so a goodbye sent just before a shutdown
 //! still leaves.
+//!
+//! Everything here is bounded, so that no input can make the driver hold without limit what the
+//! node asked it to send: [`DATAGRAM_QUEUE`] datagrams, [`MAX_PEERS`] peer queues and tasks of
+//! [`PEER_QUEUE`] messages each, and [`QUEUE_BYTES`] bytes over all queues together. Past any
+//! of them a message is dropped and counted ([`DriverStats`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,8 +17,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rumour_transport::Transport;
-use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use super::snapshot::DriverStats;
@@ -27,12 +32,23 @@ const PEER_QUEUE: usize = 64;
 const PEER_IDLE: Duration = Duration::from_secs(30);
 /// Past this many peer queues, closed ones are forgotten.
 const PEER_PRUNE: usize = 256;
+/// Most peers with a queue and a sender task at once; messages to more are dropped.
+pub(super) const MAX_PEERS: usize = 1024;
+/// Most bytes waiting in all send queues together (a message larger than this is sent only
+/// when nothing else waits).
+pub(super) const QUEUE_BYTES: usize = 64 << 20;
+
+/// A message and its share of [`QUEUE_BYTES`], given back once it has been handed to the
+/// transport.
+type Queued = (Bytes, OwnedSemaphorePermit);
 
 /// The driver's live counters, shared by the node task, the sender tasks and the handles.
 #[derive(Debug, Default)]
 pub(super) struct Counters {
     pub(super) send_errors: AtomicU64,
     pub(super) sends_dropped: AtomicU64,
+    pub(super) sends_dropped_peers: AtomicU64,
+    pub(super) sends_dropped_bytes: AtomicU64,
     pub(super) recv_errors: AtomicU64,
     pub(super) events: AtomicU64,
     pub(super) join_attempts: AtomicU64,
@@ -48,6 +64,8 @@ impl Counters {
         DriverStats {
             send_errors: get(&self.send_errors),
             sends_dropped: get(&self.sends_dropped),
+            sends_dropped_peers: get(&self.sends_dropped_peers),
+            sends_dropped_bytes: get(&self.sends_dropped_bytes),
             recv_errors: get(&self.recv_errors),
             events: get(&self.events),
             join_attempts: get(&self.join_attempts),
@@ -60,9 +78,11 @@ impl Counters {
 pub(super) struct Outbound {
     transport: Arc<dyn Transport>,
     counters: Arc<Counters>,
-    datagrams: mpsc::Sender<(SocketAddr, Bytes)>,
-    peers: HashMap<SocketAddr, mpsc::Sender<Bytes>>,
+    datagrams: mpsc::Sender<(SocketAddr, Queued)>,
+    peers: HashMap<SocketAddr, mpsc::Sender<Queued>>,
     tasks: JoinSet<()>,
+    /// One permit per byte the queues may still take.
+    bytes: Arc<Semaphore>,
 }
 
 impl Outbound {
@@ -76,6 +96,7 @@ impl Outbound {
             datagrams,
             peers: HashMap::new(),
             tasks,
+            bytes: Arc::new(Semaphore::new(QUEUE_BYTES)),
         }
     }
 
@@ -97,55 +118,71 @@ impl Outbound {
 
     /// Queues one framed message; never waits.
     pub(super) fn send(&mut self, transmit: Transmit) {
+        let want = u32::try_from(transmit.bytes.len().min(QUEUE_BYTES)).unwrap_or(u32::MAX);
+        let Ok(permit) = self.bytes.clone().try_acquire_many_owned(want) else {
+            self.dropped(&self.counters.sends_dropped_bytes);
+            return;
+        };
+        let msg = (transmit.bytes, permit);
         if transmit.delivery == Delivery::Stream {
-            self.send_reliable(transmit.to, transmit.bytes);
-        } else if self
-            .datagrams
-            .try_send((transmit.to, transmit.bytes))
-            .is_err()
-        {
+            self.send_reliable(transmit.to, msg);
+        } else if self.datagrams.try_send((transmit.to, msg)).is_err() {
             Counters::incr(&self.counters.sends_dropped);
         }
     }
 
-    fn send_reliable(&mut self, to: SocketAddr, bytes: Bytes) {
-        let mut bytes = bytes;
+    /// Counts a dropped message under `reason` and in the total.
+    fn dropped(&self, reason: &AtomicU64) {
+        Counters::incr(reason);
+        Counters::incr(&self.counters.sends_dropped);
+    }
+
+    fn send_reliable(&mut self, to: SocketAddr, msg: Queued) {
+        let mut msg = msg;
         // A peer's task may have exited for idleness: then start another, once.
         for _ in 0..2 {
-            let queue = self.peer_queue(to);
-            match queue.try_send(bytes) {
+            let Some(queue) = self.peer_queue(to) else {
+                self.dropped(&self.counters.sends_dropped_peers);
+                return;
+            };
+            match queue.try_send(msg) {
                 Ok(()) => return,
                 Err(TrySendError::Full(_)) => break,
                 Err(TrySendError::Closed(back)) => {
                     self.peers.remove(&to);
-                    bytes = back;
+                    msg = back;
                 }
             }
         }
         Counters::incr(&self.counters.sends_dropped);
     }
 
-    fn peer_queue(&mut self, to: SocketAddr) -> &mpsc::Sender<Bytes> {
-        if self.peers.len() >= PEER_PRUNE {
+    /// The queue of `to`'s sender task, started if needed; `None` if [`MAX_PEERS`] peers
+    /// already have one.
+    fn peer_queue(&mut self, to: SocketAddr) -> Option<&mpsc::Sender<Queued>> {
+        if self.peers.len() >= PEER_PRUNE && !self.peers.contains_key(&to) {
             self.peers.retain(|_, queue| !queue.is_closed());
         }
+        if self.peers.len() >= MAX_PEERS && !self.peers.contains_key(&to) {
+            return None;
+        }
         let tasks = &mut self.tasks;
-        self.peers.entry(to).or_insert_with(|| {
+        Some(self.peers.entry(to).or_insert_with(|| {
             while tasks.try_join_next().is_some() {}
             let (queue, rx) = mpsc::channel(PEER_QUEUE);
             let (transport, counters) = (self.transport.clone(), self.counters.clone());
             tasks.spawn(send_reliable(transport, counters, to, rx));
             queue
-        })
+        }))
     }
 }
 
 async fn send_datagrams(
     transport: Arc<dyn Transport>,
     counters: Arc<Counters>,
-    mut rx: mpsc::Receiver<(SocketAddr, Bytes)>,
+    mut rx: mpsc::Receiver<(SocketAddr, Queued)>,
 ) {
-    while let Some((to, bytes)) = rx.recv().await {
+    while let Some((to, (bytes, _permit))) = rx.recv().await {
         if let Err(error) = transport.send_datagram(to, bytes).await {
             tracing::trace!(%to, %error, "datagram not sent");
             Counters::incr(&counters.send_errors);
@@ -157,11 +194,11 @@ async fn send_reliable(
     transport: Arc<dyn Transport>,
     counters: Arc<Counters>,
     to: SocketAddr,
-    mut rx: mpsc::Receiver<Bytes>,
+    mut rx: mpsc::Receiver<Queued>,
 ) {
     loop {
         match tokio::time::timeout(PEER_IDLE, rx.recv()).await {
-            Ok(Some(bytes)) => {
+            Ok(Some((bytes, _permit))) => {
                 if let Err(error) = transport.send_reliable(to, bytes).await {
                     tracing::debug!(%to, %error, "reliable message not sent");
                     Counters::incr(&counters.send_errors);

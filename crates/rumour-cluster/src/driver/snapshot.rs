@@ -1,10 +1,13 @@
 //! What a running node reports through its handle: members and counters, copied out of the
-//! node task.
+//! node task, and the [`Status`] the status pages render.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use rumour_gossip::HistoryRecord;
+use rumour_ring::{Ring, Timestamp, Value};
 use rumour_swim::{Member, State};
 use rumour_transport::frame::FrameStats;
 
@@ -93,8 +96,15 @@ impl MemberCounts {
 pub struct DriverStats {
     /// Sends the transport refused or failed (a peer unreachable, a socket error).
     pub send_errors: u64,
-    /// Messages dropped before reaching the transport because a send queue was full.
+    /// Messages dropped before reaching the transport, for any reason: a send queue full,
+    /// the peer table full, or the queues' byte budget spent.
     pub sends_dropped: u64,
+    /// Of `sends_dropped`: reliable messages dropped because 1024 other peers already had a
+    /// send queue and task.
+    pub sends_dropped_peers: u64,
+    /// Of `sends_dropped`: messages dropped because the send queues together already held
+    /// 64 MiB.
+    pub sends_dropped_bytes: u64,
     /// Messages received but refused by the transport with an error other than shutdown.
     pub recv_errors: u64,
     /// Events handed to subscribers.
@@ -137,6 +147,95 @@ impl ClusterStats {
             health_score: node.swim().health_score(),
             members: MemberCounts::of(node),
             ..ClusterStats::default()
+        }
+    }
+}
+
+/// How old a [`Status`] may be before the node task takes a new one: requests in between
+/// share the last copy, so however many pages are asked for, the node copies its state at
+/// most this often.
+pub const STATUS_MAX_AGE: Duration = Duration::from_millis(500);
+
+/// A copy of what the status pages show, taken on the node task (see
+/// [`Cluster::status`](super::Cluster::status)) and rendered elsewhere: taking it clones the
+/// members, the ring and the stored values (cheap next to encoding or analysing them), and
+/// everything costly (encoding values, ring ownership) is left to the reader.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Status {
+    /// The node's name.
+    pub name: String,
+    /// When it was taken, by the node's clock.
+    pub taken: Instant,
+    /// The node's wall clock when it was taken.
+    pub wall: Timestamp,
+    /// Lifeguard's health score (0 is healthy).
+    pub health_score: u32,
+    /// Members considered alive, the node itself included.
+    pub alive: usize,
+    /// Every member, sorted by name.
+    pub members: Vec<MemberInfo>,
+    /// The ring, if the store holds one.
+    pub ring: Option<Ring>,
+    /// Every key of the KV store, in order.
+    pub keys: Vec<KeyInfo>,
+    /// Whether the node keeps a message history.
+    pub history_enabled: bool,
+    /// Changes sent, oldest first.
+    pub history_sent: Vec<HistoryRecord>,
+    /// Changes received, oldest first.
+    pub history_received: Vec<HistoryRecord>,
+}
+
+/// One key of the KV store, in a [`Status`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct KeyInfo {
+    /// The key.
+    pub key: String,
+    /// The codec id of its value.
+    pub codec: &'static str,
+    /// Node-local count of accepted changes.
+    pub version: u64,
+    /// Whether it is deleted.
+    pub deleted: bool,
+    /// Wall time of the last write.
+    pub updated: Timestamp,
+    /// A copy of the value (tombstones included).
+    pub value: Arc<dyn Value>,
+}
+
+impl Status {
+    /// Copies the state of `node` at `now`.
+    pub(crate) fn of(node: &Node, now: Instant) -> Status {
+        let local = node.name().to_string();
+        let gossip = node.gossip();
+        let history = gossip.history();
+        Status {
+            members: node
+                .members()
+                .map(|m| MemberInfo::new(m, &local, now))
+                .collect(),
+            name: local,
+            taken: now,
+            wall: gossip.wall_time(now),
+            health_score: node.swim().health_score(),
+            alive: node.num_alive(),
+            ring: node.ring(),
+            keys: gossip
+                .entries()
+                .map(|(key, entry)| KeyInfo {
+                    key: key.to_string(),
+                    codec: entry.codec(),
+                    version: entry.version.0,
+                    deleted: entry.is_deleted(),
+                    updated: entry.marker.updated,
+                    value: Arc::from(entry.value.clone_box()),
+                })
+                .collect(),
+            history_enabled: history.enabled(),
+            history_sent: history.sent().cloned().collect(),
+            history_received: history.received().cloned().collect(),
         }
     }
 }

@@ -10,6 +10,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::Instrument;
 
 use super::outbound::{Counters, Outbound};
+use super::snapshot::{STATUS_MAX_AGE, Status};
 use crate::{Node, NodeEvent};
 
 /// First wait before the driver tries its seeds again; it doubles up to [`JOIN_RETRY_MAX`].
@@ -33,6 +34,8 @@ pub(super) type Call = Box<dyn FnOnce(&mut Node, Instant) + Send>;
 pub(super) enum Command {
     /// Run a closure on the node (reads and commands alike).
     Call(Call),
+    /// Answer with a [`Status`] no older than `STATUS_MAX_AGE`.
+    Status(oneshot::Sender<Arc<Status>>),
     /// Stop the task, shut the transport down, then answer.
     Shutdown(oneshot::Sender<()>),
 }
@@ -105,6 +108,7 @@ impl Task {
         let mut outbound = Outbound::new(self.transport.clone(), self.counters.clone());
         let mut joining = Joining::new(std::mem::take(&mut self.seeds), now());
         self.flush(&mut outbound, &mut joining);
+        let mut status: Option<Arc<Status>> = None;
         let ack = loop {
             let deadline = [self.node.poll_timeout(), joining.next]
                 .into_iter()
@@ -129,6 +133,9 @@ impl Task {
                     self.node.handle_timeout(now);
                 }
                 Input::Command(Some(Command::Call(f))) => f(&mut self.node, now),
+                Input::Command(Some(Command::Status(reply))) => {
+                    let _ = reply.send(self.status(&mut status, now));
+                }
                 Input::Command(Some(Command::Shutdown(ack))) => break Some(ack),
                 Input::Command(None) => break None,
             }
@@ -140,6 +147,16 @@ impl Task {
         tracing::debug!("node stopped");
         if let Some(ack) = ack {
             let _ = ack.send(());
+        }
+    }
+
+    /// The last status if it is recent enough, else a new one (kept for the next callers).
+    fn status(&self, last: &mut Option<Arc<Status>>, now: Instant) -> Arc<Status> {
+        match last {
+            Some(status) if now.saturating_duration_since(status.taken) < STATUS_MAX_AGE => {
+                status.clone()
+            }
+            _ => last.insert(Arc::new(Status::of(&self.node, now))).clone(),
         }
     }
 

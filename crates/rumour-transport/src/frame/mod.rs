@@ -79,6 +79,8 @@ const KNOWN_FLAGS: u8 = FLAG_LABEL | FLAG_COMPOUND | FLAG_STREAM | FLAG_SEALED;
 pub const DEFAULT_PACKET_BUDGET: usize = 1400;
 /// Default limit on one stream message: 32 MiB.
 pub const DEFAULT_MAX_MESSAGE: usize = 32 << 20;
+/// Default limit on the messages of one compound datagram (memberlist's is 255).
+pub const DEFAULT_MAX_PACKET_MESSAGES: usize = 255;
 
 const CRC_LEN: usize = 4;
 const LENGTH_LEN: usize = 4;
@@ -113,6 +115,10 @@ pub struct FrameConfig {
     /// With keys: seal every frame written. Off, frames are written in plaintext (while the
     /// cluster is still learning the key). memberlist's `GossipVerifyOutgoing`. Default `true`.
     pub verify_outgoing: bool,
+    /// The most messages one compound datagram may carry; a datagram with more is dropped
+    /// whole (and counted as over the limit) while its lengths are walked, before any message
+    /// is handed out. Default [`DEFAULT_MAX_PACKET_MESSAGES`].
+    pub max_packet_messages: usize,
 }
 
 impl Default for FrameConfig {
@@ -125,6 +131,7 @@ impl Default for FrameConfig {
             keyring: Keyring::default(),
             verify_incoming: true,
             verify_outgoing: true,
+            max_packet_messages: DEFAULT_MAX_PACKET_MESSAGES,
         }
     }
 }
@@ -176,6 +183,13 @@ impl FrameConfig {
     #[must_use]
     pub fn with_verify_outgoing(mut self, verify: bool) -> Self {
         self.verify_outgoing = verify;
+        self
+    }
+
+    /// Sets the limit on messages per compound datagram.
+    #[must_use]
+    pub fn with_max_packet_messages(mut self, max: usize) -> Self {
+        self.max_packet_messages = max;
         self
     }
 }
@@ -533,12 +547,18 @@ impl FrameCodec {
 
     /// For readers of a byte stream: given the first bytes of a stream frame, returns its total
     /// length once the header and length field are in (`None` until then), after checking the
-    /// length against the limit. A reader can thus read the header, learn the length, and only
-    /// then reserve memory for the message.
+    /// label and the length against the limit. A reader can thus read the header, learn the
+    /// length, and only then reserve memory for the message.
     pub fn stream_frame_len(&self, prefix: &[u8]) -> Result<Option<usize>, FrameError> {
-        match self.check_stream_head(prefix) {
-            Ok((header, crc_at, len)) if header.flags & FLAG_SEALED != 0 => Ok(Some(crc_at + len)),
-            Ok((_, crc_at, len)) => Ok(Some(crc_at + CRC_LEN + len)),
+        let head = self
+            .check_stream_head(prefix)
+            .and_then(|(header, crc_at, len)| {
+                self.verify_label(&header)?;
+                Ok((header.flags & FLAG_SEALED != 0, crc_at, len))
+            });
+        match head {
+            Ok((true, crc_at, len)) => Ok(Some(crc_at + len)),
+            Ok((false, crc_at, len)) => Ok(Some(crc_at + CRC_LEN + len)),
             Err(e) if e.kind == FrameErrorKind::Truncated => Ok(None),
             Err(e) => {
                 self.counters.count_drop(e.kind);
@@ -599,7 +619,8 @@ impl FrameCodec {
             let plain = self.open(bytes, header.end)?;
             self.verify_label(&header)?;
             let base = header.end + NONCE_LEN;
-            let count = Messages::check(&plain, base, true)?.remaining;
+            let count =
+                Messages::check(&plain, base, true, self.config.max_packet_messages)?.remaining;
             return Ok(Packet {
                 body: Cow::Owned(plain),
                 compound: true,
@@ -611,7 +632,13 @@ impl FrameCodec {
         self.verify_label(&header)?;
         let body_at = crc_at + CRC_LEN;
         let compound = header.flags & FLAG_COMPOUND != 0;
-        let count = Messages::check(&bytes[body_at..], body_at, compound)?.remaining;
+        let count = Messages::check(
+            &bytes[body_at..],
+            body_at,
+            compound,
+            self.config.max_packet_messages,
+        )?
+        .remaining;
         Ok(Packet {
             body: Cow::Borrowed(&bytes[body_at..]),
             compound,
@@ -884,8 +911,9 @@ pub struct Messages<'a> {
 }
 
 impl<'a> Messages<'a> {
-    /// Walks the body once to check every length; `base` is the body's offset in the frame.
-    fn check(body: &'a [u8], base: usize, compound: bool) -> Result<Self, FrameError> {
+    /// Walks the body once to check every length and that there are at most `max` messages;
+    /// `base` is the body's offset in the frame.
+    fn check(body: &'a [u8], base: usize, compound: bool, max: usize) -> Result<Self, FrameError> {
         if !compound {
             return Ok(Self {
                 body,
@@ -907,6 +935,13 @@ impl<'a> Messages<'a> {
             }
             at = msg_at + len as usize;
             count += 1;
+            if count > max {
+                let kind = FrameErrorKind::OverLimit {
+                    len: count as u64,
+                    limit: max as u64,
+                };
+                return Err(FrameError::new("message count", base + msg_at, kind));
+            }
         }
         Ok(Self {
             body,

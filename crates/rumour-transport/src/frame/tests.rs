@@ -408,3 +408,42 @@ fn the_examples_in_the_protocol_doc_are_what_the_encoder_writes() {
         "52 55 01 05 04 70 72 6f 64 00 00 00 04 43 ad 3e a7 73 79 6e 63"
     );
 }
+
+#[test]
+fn stream_frame_len_refuses_a_foreign_or_missing_label_from_the_header_alone() {
+    let ours = labelled("prod");
+    let foreign = labelled("staging").encode_stream(&[1; 500]).unwrap();
+    let head = &foreign[..4 + 1 + 7 + 4];
+    assert_eq!(
+        ours.stream_frame_len(head).unwrap_err().kind,
+        FrameErrorKind::LabelMismatch
+    );
+    let bare = codec().encode_stream(&[1; 500]).unwrap();
+    assert_eq!(
+        ours.stream_frame_len(&bare[..8]).unwrap_err().kind,
+        FrameErrorKind::MissingLabel
+    );
+    assert_eq!(ours.stats().dropped_label_mismatch, 1);
+    assert_eq!(ours.stats().dropped_missing_label, 1);
+}
+
+#[test]
+fn a_compound_datagram_over_the_message_cap_is_dropped_whole() {
+    let c = FrameCodec::new(FrameConfig::default().with_max_packet_messages(3));
+    let three: [&[u8]; 3] = [b"a", b"b", b""];
+    assert_eq!(decode(&c, &c.encode_packet(&three)).unwrap(), three);
+    let four: [&[u8]; 4] = [b"a", b"b", b"", b""];
+    let err = decode(&c, &c.encode_packet(&four)).unwrap_err();
+    assert_eq!(err.kind, FrameErrorKind::OverLimit { len: 4, limit: 3 });
+    assert_eq!(err.what, "message count");
+    assert_eq!(c.stats().dropped_over_limit, 1);
+    assert_eq!(c.stats().messages_decoded, 3);
+}
+
+#[test]
+fn the_default_cap_is_memberlists_255_messages() {
+    let c = codec();
+    let empty: Vec<&[u8]> = vec![b""; 256];
+    assert!(decode(&c, &c.encode_packet(&empty[..255])).is_ok());
+    assert!(decode(&c, &c.encode_packet(&empty)).is_err());
+}

@@ -1,6 +1,9 @@
 //! Reading the sockets: the UDP reader, the TCP accept loop, and one task per inbound
-//! connection. Every length is checked before memory is reserved for it, every read after the
-//! first byte of a message runs against the read deadline, and every drop is counted.
+//! connection. Sources outside the allow-list are dropped before anything is read from them;
+//! every length (and, if configured, every stream frame header) is checked before memory is
+//! reserved for the body, every read after the first byte of a message runs against the read
+//! deadline, the first message must start within the read deadline of the preamble, and every
+//! drop is counted.
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -14,9 +17,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout, timeout_at};
 
-use super::{Shared, wire};
+use super::{IpSlot, Shared, wire};
+use crate::frame::FrameCodec;
 use crate::stats::incr;
-use crate::{Delivery, Incoming};
+use crate::{Delivery, FrameErrorKind, Incoming, Label};
 
 /// Reads UDP datagrams into one reused buffer one byte larger than `max_datagram`, so an
 /// oversized datagram is seen as such rather than silently cut.
@@ -25,6 +29,7 @@ pub(super) async fn read_datagrams(shared: Arc<Shared>, socket: Arc<UdpSocket>) 
     let mut buf = vec![0u8; (limit + 1).min(1 << 16)];
     loop {
         match socket.recv_from(&mut buf).await {
+            Ok((_, from)) if !shared.source_allowed(from.ip()) => {}
             Ok((len, _)) if len > limit => incr(&shared.counters.dropped_over_limit),
             Ok((len, from)) => {
                 let bytes = Bytes::copy_from_slice(&buf[..len]);
@@ -51,7 +56,9 @@ pub(super) async fn read_datagrams(shared: Arc<Shared>, socket: Arc<UdpSocket>) 
     }
 }
 
-/// Accepts TCP connections, refusing (closing at once) those past `max_inbound_streams`.
+/// Accepts TCP connections, refusing (closing at once, before reading anything) those from
+/// outside the allow-list, past `max_streams_per_ip` from one IP, or past
+/// `max_inbound_streams`.
 pub(super) async fn accept_streams(
     shared: Arc<Shared>,
     listener: TcpListener,
@@ -71,6 +78,14 @@ pub(super) async fn accept_streams(
             }
         };
         backoff = Duration::from_millis(5);
+        if !shared.source_allowed(peer.ip()) {
+            tracing::debug!(%peer, "refused inbound stream: source not allowed");
+            continue;
+        }
+        let Some(slot) = shared.ip_slot(peer.ip()) else {
+            tracing::debug!(%peer, "refused inbound stream: too many from this IP");
+            continue;
+        };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             incr(&shared.counters.streams_refused);
             tracing::debug!(%peer, "refused inbound stream: too many open");
@@ -79,7 +94,7 @@ pub(super) async fn accept_streams(
         incr(&shared.counters.connections_accepted);
         let mut conns = conns.lock().unwrap_or_else(PoisonError::into_inner);
         while conns.try_join_next().is_some() {}
-        conns.spawn(serve_stream(shared.clone(), stream, peer, permit));
+        conns.spawn(serve_stream(shared.clone(), stream, peer, (permit, slot)));
     }
 }
 
@@ -88,6 +103,8 @@ enum End {
     /// The peer closed it between messages, or it was idle too long: nothing lost.
     Closed,
     OverLimit,
+    /// A stream frame header carried a foreign label, or none when one is required.
+    Label,
     Timeout,
     Malformed,
     Io,
@@ -98,7 +115,7 @@ async fn serve_stream(
     shared: Arc<Shared>,
     mut stream: TcpStream,
     peer: SocketAddr,
-    _permit: OwnedSemaphorePermit,
+    _slots: (OwnedSemaphorePermit, IpSlot),
 ) {
     let _ = stream.set_nodelay(true);
     let outcome = match read_preamble(&shared, &mut stream).await {
@@ -109,6 +126,7 @@ async fn serve_stream(
     let counter = match outcome {
         End::Closed => return,
         End::OverLimit => &counters.dropped_over_limit,
+        End::Label => &counters.dropped_label,
         End::Timeout => &counters.dropped_timeout,
         End::Malformed => &counters.dropped_malformed,
         End::Io => &counters.dropped_io,
@@ -136,8 +154,18 @@ async fn read_preamble(shared: &Shared, stream: &mut TcpStream) -> Result<Socket
 }
 
 async fn read_messages(shared: &Shared, stream: &mut TcpStream, from: SocketAddr) -> End {
+    // The first message must start within the read deadline of the preamble: a connection
+    // that opens and then says nothing does not hold a slot for long.
+    let mut first = true;
     loop {
-        match read_message(shared, stream).await {
+        let wait = if first {
+            shared.config.read_deadline
+        } else {
+            shared.config.inbound_idle_timeout
+        };
+        let message = read_message(shared, stream, wait, first).await;
+        first = false;
+        match message {
             Ok((delivery, bytes)) => shared.deliver(Incoming {
                 from,
                 delivery,
@@ -148,12 +176,23 @@ async fn read_messages(shared: &Shared, stream: &mut TcpStream, from: SocketAddr
     }
 }
 
-/// Reads one envelope and its message. Waits up to `inbound_idle_timeout` for the first byte,
-/// then up to `read_deadline` for the rest.
-async fn read_message(shared: &Shared, stream: &mut TcpStream) -> Result<(Delivery, Bytes), End> {
+/// Bytes of the longest stream frame header: magic, version, flags, label length, label,
+/// length field.
+const FRAME_HEAD_MAX: usize = 4 + 1 + Label::MAX_LEN + 4;
+
+/// Reads one envelope and its message. Waits up to `wait` for the first byte (a timeout is a
+/// drop if this is the connection's `first` message, a quiet close otherwise), then up to
+/// `read_deadline` for the rest.
+async fn read_message(
+    shared: &Shared,
+    stream: &mut TcpStream,
+    wait: Duration,
+    first: bool,
+) -> Result<(Delivery, Bytes), End> {
     let config = &shared.config;
     let mut head = [0u8; wire::ENVELOPE_LEN];
-    match timeout(config.inbound_idle_timeout, stream.read(&mut head[..1])).await {
+    match timeout(wait, stream.read(&mut head[..1])).await {
+        Err(_) if first => return Err(End::Timeout),
         Ok(Ok(0)) | Err(_) => return Err(End::Closed),
         Ok(Ok(_)) => {}
         Ok(Err(_)) => return Err(End::Io),
@@ -168,15 +207,79 @@ async fn read_message(shared: &Shared, stream: &mut TcpStream) -> Result<(Delive
     if len > limit {
         return Err(End::OverLimit);
     }
+    // With a frame configuration, read the frame header of a reliable message first and
+    // check it before anything of the body.
+    let mut frame_head = [0u8; FRAME_HEAD_MAX];
+    let codec = shared
+        .codec
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    let checked = match (&codec, kind) {
+        (Some(codec), Delivery::Stream) => {
+            let seen = read_frame_head(
+                codec,
+                stream,
+                &mut frame_head[..len.min(FRAME_HEAD_MAX)],
+                deadline,
+            )
+            .await?;
+            check_frame_head(codec, &frame_head[..seen], len)?;
+            &frame_head[..seen]
+        }
+        _ => &[],
+    };
     // Memory grows with the bytes that actually arrive, from a small start, so a peer that
     // announces a large message and sends nothing costs almost nothing.
     let mut buf = Vec::with_capacity(len.min(64 * 1024));
-    let mut body = (&mut *stream).take(len as u64);
+    buf.extend_from_slice(checked);
+    let rest = len - checked.len();
+    let mut body = (&mut *stream).take(rest as u64);
     match timeout_at(deadline, body.read_to_end(&mut buf)).await {
         Err(_) => Err(End::Timeout),
         Ok(Err(_)) => Err(End::Io),
-        Ok(Ok(read)) if read < len => Err(End::Io),
+        Ok(Ok(read)) if read < rest => Err(End::Io),
         Ok(Ok(_)) => Ok((kind, Bytes::from(buf))),
+    }
+}
+
+/// Reads the first bytes of a reliable message into `head` (as long as the longest header, or
+/// the whole message if shorter) only until the frame header and its length field are in, or
+/// the header is found wrong: returns how many bytes were read. Never waits for bytes past the
+/// header, so a sender that stops after a bad header is dropped at once.
+async fn read_frame_head<R: AsyncRead + Unpin>(
+    codec: &FrameCodec,
+    reader: &mut R,
+    head: &mut [u8],
+    deadline: Instant,
+) -> Result<usize, End> {
+    let mut seen = 0;
+    while seen < head.len() {
+        match timeout_at(deadline, reader.read(&mut head[seen..])).await {
+            Err(_) => return Err(End::Timeout),
+            Ok(Err(_) | Ok(0)) => return Err(End::Io),
+            Ok(Ok(n)) => seen += n,
+        }
+        if !matches!(codec.stream_frame_len(&head[..seen]), Ok(None)) {
+            break;
+        }
+    }
+    Ok(seen)
+}
+
+/// Checks the first bytes of a reliable message of `len` bytes (`seen` holds them all if the
+/// message is shorter than the longest header) as the header of a stream frame.
+fn check_frame_head(codec: &FrameCodec, seen: &[u8], len: usize) -> Result<(), End> {
+    match codec.stream_frame_len(seen) {
+        Ok(Some(declared)) if declared == len => Ok(()),
+        // The frame says another length than the envelope, or the message is shorter than
+        // its own header.
+        Ok(_) => Err(End::Malformed),
+        Err(e) => Err(match e.kind {
+            FrameErrorKind::LabelMismatch | FrameErrorKind::MissingLabel => End::Label,
+            FrameErrorKind::OverLimit { .. } => End::OverLimit,
+            _ => End::Malformed,
+        }),
     }
 }
 

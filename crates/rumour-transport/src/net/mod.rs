@@ -6,28 +6,38 @@
 //!   messages to one peer are written in order. A connection opens with a preamble carrying our
 //!   advertised address, so the receiver knows who sent what arrives on it.
 //! - Every message on a connection is preceded by an envelope: kind and length. The receiver
-//!   checks the length against `max_datagram` or `max_stream_message` before reserving memory,
-//!   reads the message within `read_deadline`, and hands it to [`Transport::recv`]'s bounded
-//!   queue (dropping and counting it if the queue is full).
-//! - At most `max_inbound_streams` inbound connections are open at once; more are closed on
-//!   accept and counted. An inbound connection idle for `inbound_idle_timeout` is closed.
+//!   checks the length against `max_datagram` or `max_stream_message` before reserving memory
+//!   and, given a [`FrameConfig`] in `frame`, reads only the frame header of a reliable message
+//!   first and drops the connection if its label is not ours or its declared length is over the
+//!   limit or disagrees with the envelope. It reads the message within `read_deadline`, and
+//!   hands it to [`Transport::recv`]'s queue, bounded by count and by bytes (dropping and
+//!   counting it if the queue is full).
+//! - Datagrams and connections from outside `allowed_cidrs` are dropped before anything is
+//!   read. At most `max_inbound_streams` inbound connections are open at once, and at most
+//!   `max_streams_per_ip` from one IP; more are closed on accept and counted. The first message
+//!   must start within `read_deadline` of the preamble; after that, an inbound connection idle
+//!   for `inbound_idle_timeout` is closed.
+//! - At most `max_outbound_peers` peers have a writer at once, and at most `send_queue_bytes`
+//!   bytes wait in their queues; sends past either are refused and counted.
 
 mod inbound;
 mod outbound;
 pub(crate) mod wire;
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::frame::{FrameCodec, FrameConfig};
 use crate::stats::{Counters, bump, incr};
-use crate::{Delivery, Incoming, Stats, Transport, TransportError};
+use crate::{Cidr, Delivery, Incoming, Stats, Transport, TransportError};
 use outbound::Peers;
 
 /// Largest UDP payload over IPv4, the default `max_datagram`.
@@ -47,7 +57,7 @@ pub struct NetConfig {
     /// Carry datagrams over TCP too, for networks that drop UDP. UDP is still bound and read,
     /// so a node in this mode still hears peers that are not.
     pub tcp_only: bool,
-    /// Largest datagram sent or accepted. Default [`MAX_UDP_PAYLOAD`].
+    /// Largest datagram sent or accepted. Default 65 507, the largest UDP payload over IPv4.
     pub max_datagram: usize,
     /// Largest reliable message sent or accepted. Default 32 MiB; at most `u32::MAX`.
     pub max_stream_message: usize,
@@ -67,6 +77,25 @@ pub struct NetConfig {
     pub recv_queue: usize,
     /// Capacity of each peer's queue of messages waiting to be written. Default 256.
     pub peer_queue: usize,
+    /// Bytes the receive queue behind [`Transport::recv`] may hold (a message larger than this
+    /// is accepted only into an empty queue). Default 64 MiB.
+    pub recv_queue_bytes: usize,
+    /// Bytes all peers' queues may hold together, waiting to be written (a message larger
+    /// than this is accepted only when nothing else waits). Default 64 MiB.
+    pub send_queue_bytes: usize,
+    /// Most peers with a writer (and so a cached outbound connection) at once. Default 1024.
+    pub max_outbound_peers: usize,
+    /// Most inbound TCP connections open at once from one source IP. Default 16.
+    pub max_streams_per_ip: usize,
+    /// Sources allowed to reach us: datagrams and connections from any other IP are dropped
+    /// before anything is read. Empty (the default) allows every source.
+    pub allowed_cidrs: Vec<Cidr>,
+    /// The frames the caller sends and accepts. When set, the first bytes of every reliable
+    /// message are checked as the header of a stream frame of this configuration (magic,
+    /// version, flags, cluster label, declared length within `max_message` and equal to the
+    /// envelope's) before its body is read; on any fault the connection is dropped. `None`
+    /// (the default) moves reliable messages unchecked.
+    pub frame: Option<FrameConfig>,
 }
 
 impl NetConfig {
@@ -85,7 +114,28 @@ impl NetConfig {
             max_inbound_streams: 128,
             recv_queue: 1024,
             peer_queue: 256,
+            recv_queue_bytes: 64 << 20,
+            send_queue_bytes: 64 << 20,
+            max_outbound_peers: 1024,
+            max_streams_per_ip: 16,
+            allowed_cidrs: Vec::new(),
+            frame: None,
         }
+    }
+
+    /// Sets the allow-list of source networks (empty allows all).
+    #[must_use]
+    pub fn with_allowed_cidrs(mut self, cidrs: impl IntoIterator<Item = Cidr>) -> Self {
+        self.allowed_cidrs = cidrs.into_iter().collect();
+        self
+    }
+
+    /// Checks the frame header of every reliable message against `frame` before reading its
+    /// body.
+    #[must_use]
+    pub fn with_frame(mut self, frame: FrameConfig) -> Self {
+        self.frame = Some(frame);
+        self
     }
 
     fn validate(&self) -> Result<(), TransportError> {
@@ -105,12 +155,22 @@ impl NetConfig {
             ("max_inbound_streams", self.max_inbound_streams),
             ("recv_queue", self.recv_queue),
             ("peer_queue", self.peer_queue),
+            ("recv_queue_bytes", self.recv_queue_bytes),
+            ("send_queue_bytes", self.send_queue_bytes),
+            ("max_outbound_peers", self.max_outbound_peers),
+            ("max_streams_per_ip", self.max_streams_per_ip),
         ];
         if let Some((field, _)) = counts.iter().find(|(_, n)| *n == 0) {
             return bad(field, "must be more than zero");
         }
         if let Some((field, _)) = counts[..2].iter().find(|(_, n)| *n > u32::MAX as usize) {
             return bad(field, "must fit in 32 bits");
+        }
+        if let Some((field, _)) = counts[5..7]
+            .iter()
+            .find(|(_, n)| *n > Semaphore::MAX_PERMITS)
+        {
+            return bad(field, "is too large");
         }
         // Refuse an unusable advertise address before binding anything.
         advertise_addr(self.advertise, self.bind).map(drop)
@@ -124,14 +184,88 @@ pub(crate) struct Shared {
     pub(crate) local: SocketAddr,
     pub(crate) advertise: SocketAddr,
     pub(crate) counters: Counters,
-    queue: mpsc::Sender<Incoming>,
+    /// Checks the frame headers of reliable messages, if configured.
+    pub(crate) codec: RwLock<Option<Arc<FrameCodec>>>,
+    queue: mpsc::Sender<Queued>,
+    /// One permit per byte the receive queue may still take.
+    queue_bytes: Arc<Semaphore>,
+    /// Open inbound connections per source IP.
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// A received message and the bytes of the receive queue it holds until `recv` takes it.
+type Queued = (Incoming, Option<OwnedSemaphorePermit>);
+
+/// Takes permits for `len` bytes from a byte budget of `total`: a message larger than the
+/// whole budget takes all of it. `None` when the budget has not that much left.
+pub(crate) fn take_bytes(
+    budget: &Arc<Semaphore>,
+    total: usize,
+    len: usize,
+) -> Option<OwnedSemaphorePermit> {
+    let want = u32::try_from(len.min(total)).unwrap_or(u32::MAX);
+    budget.clone().try_acquire_many_owned(want).ok()
+}
+
+/// One inbound connection's place in the per-IP count; gives it back when dropped.
+pub(crate) struct IpSlot {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut per_ip = self
+            .shared
+            .per_ip
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(open) = per_ip.get_mut(&self.ip) {
+            *open -= 1;
+            if *open == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+    }
 }
 
 impl Shared {
-    /// Hands a message to `recv`'s queue, or drops and counts it if the queue is full.
+    /// Whether `ip` may reach us (counts a refusal).
+    pub(crate) fn source_allowed(&self, ip: IpAddr) -> bool {
+        let allowed = crate::cidr::allowed(&self.config.allowed_cidrs, ip);
+        if !allowed {
+            incr(&self.counters.refused_source);
+        }
+        allowed
+    }
+
+    /// A slot for one more inbound connection from `ip`, unless `max_streams_per_ip` are
+    /// already open from it (counts a refusal).
+    pub(crate) fn ip_slot(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
+        let ip = ip.to_canonical();
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
+        let open = per_ip.entry(ip).or_insert(0);
+        if *open >= self.config.max_streams_per_ip {
+            incr(&self.counters.streams_refused_per_ip);
+            return None;
+        }
+        *open += 1;
+        Some(IpSlot {
+            shared: self.clone(),
+            ip,
+        })
+    }
+
+    /// Hands a message to `recv`'s queue, or drops and counts it if the queue is full (by
+    /// count or by bytes).
     pub(crate) fn deliver(&self, incoming: Incoming) {
         let (kind, len) = (incoming.delivery, incoming.bytes.len() as u64);
-        match self.queue.try_send(incoming) {
+        let total = self.config.recv_queue_bytes;
+        let Some(permit) = take_bytes(&self.queue_bytes, total, incoming.bytes.len()) else {
+            incr(&self.counters.dropped_queue_bytes);
+            return;
+        };
+        match self.queue.try_send((incoming, Some(permit))) {
             Ok(()) => {
                 incr(match kind {
                     Delivery::Datagram => &self.counters.datagrams_in,
@@ -145,7 +279,12 @@ impl Shared {
     }
 }
 
-/// UDP + TCP transport on tokio. See the [module docs](self) for how it uses its sockets.
+/// UDP + TCP transport on tokio: one UDP socket and one TCP listener on the same port.
+///
+/// Datagrams go out as UDP datagrams (or over TCP in TCP-only mode); reliable messages over
+/// TCP, one writer and at most one connection per peer, each connection opened with a
+/// preamble carrying our advertised address. Everything read is bounded and every drop is
+/// counted in [`Stats`]; see [`NetConfig`] for the limits.
 ///
 /// Dropping it without [`shutdown`](Transport::shutdown) also stops its tasks, but does not
 /// wait for them.
@@ -153,7 +292,7 @@ impl Shared {
 pub struct NetTransport {
     shared: Arc<Shared>,
     udp: RwLock<Option<Arc<UdpSocket>>>,
-    rx: tokio::sync::Mutex<mpsc::Receiver<Incoming>>,
+    rx: tokio::sync::Mutex<mpsc::Receiver<Queued>>,
     closed: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     conns: Arc<Mutex<JoinSet<()>>>,
@@ -172,6 +311,9 @@ impl NetTransport {
         let advertise = advertise_addr(config.advertise, local)?;
         let (queue, rx) = mpsc::channel(config.recv_queue);
         let shared = Arc::new(Shared {
+            codec: RwLock::new(config.frame.clone().map(|f| Arc::new(FrameCodec::new(f)))),
+            queue_bytes: Arc::new(Semaphore::new(config.recv_queue_bytes)),
+            per_ip: Mutex::new(HashMap::new()),
             config,
             local,
             advertise,
@@ -196,9 +338,20 @@ impl NetTransport {
         })
     }
 
-    /// The configuration it was bound with.
+    /// The configuration it was bound with (`frame` as at bind time).
     pub fn config(&self) -> &NetConfig {
         &self.shared.config
+    }
+
+    /// From now on, checks the first bytes of every reliable message as the header of a stream
+    /// frame of `frame` before reading its body, as if bound with [`NetConfig::frame`] set (for
+    /// callers that learn their frame configuration after binding, like the cluster driver).
+    pub fn check_stream_frames(&self, frame: FrameConfig) {
+        *self
+            .shared
+            .codec
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(FrameCodec::new(frame)));
     }
 
     fn abort_all(&self) -> Vec<JoinHandle<()>> {
@@ -278,7 +431,8 @@ impl Transport for NetTransport {
         tokio::select! {
             biased;
             _ = closed.wait_for(|closed| *closed) => Err(TransportError::Shutdown),
-            incoming = rx.recv() => incoming.ok_or(TransportError::Shutdown),
+            // Dropping the permit gives the message's bytes back to the queue.
+            queued = rx.recv() => queued.map(|(incoming, _permit)| incoming).ok_or(TransportError::Shutdown),
         }
     }
 

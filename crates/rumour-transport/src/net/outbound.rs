@@ -7,6 +7,10 @@
 //! and, if a write on a reused connection fails, tries once more on a fresh one. When a
 //! connection attempt fails, everything already queued for that peer fails at once instead of
 //! waiting for its own attempt.
+//!
+//! The table is bounded: at most `max_outbound_peers` writers at once (closed ones are
+//! forgotten first), and at most `send_queue_bytes` bytes queued over all of them. A send past
+//! either limit is refused at once and counted.
 
 use std::collections::HashMap;
 use std::io;
@@ -17,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use bytes::{Buf, Bytes};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 
@@ -32,6 +36,8 @@ struct Outgoing {
     bytes: Bytes,
     /// Where to report the outcome (reliable messages only).
     done: Option<oneshot::Sender<Result<(), TransportError>>>,
+    /// The message's share of `send_queue_bytes`, given back once it is written or dropped.
+    _bytes: OwnedSemaphorePermit,
 }
 
 #[derive(Debug)]
@@ -46,6 +52,8 @@ struct Table {
     shared: Arc<Shared>,
     peers: Mutex<HashMap<SocketAddr, Peer>>,
     writers: Mutex<JoinSet<()>>,
+    /// One permit per byte the send queues may still take.
+    bytes: Arc<Semaphore>,
     next_id: AtomicU64,
     closed: AtomicBool,
 }
@@ -61,9 +69,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Peers {
     pub(super) fn new(shared: Arc<Shared>) -> Self {
         Self(Arc::new(Table {
-            shared,
+            shared: shared.clone(),
             peers: Mutex::new(HashMap::new()),
             writers: Mutex::new(JoinSet::new()),
+            bytes: Arc::new(Semaphore::new(shared.config.send_queue_bytes)),
             next_id: AtomicU64::new(0),
             closed: AtomicBool::new(false),
         }))
@@ -79,6 +88,16 @@ impl Peers {
         if let Some(peer) = peers.get(&to).filter(|p| !p.tx.is_closed()) {
             return Ok(peer.tx.clone());
         }
+        let limit = table.shared.config.max_outbound_peers;
+        if peers.len() >= limit {
+            peers.retain(|_, peer| !peer.tx.is_closed());
+        }
+        if peers.len() >= limit && !peers.contains_key(&to) {
+            let counters = &table.shared.counters;
+            incr(&counters.sends_refused_peers);
+            incr(&counters.send_errors);
+            return Err(TransportError::PeerLimit { to });
+        }
         let id = table.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(table.shared.config.peer_queue);
         let mut writers = lock(&table.writers);
@@ -86,6 +105,23 @@ impl Peers {
         writers.spawn(run_writer(table.clone(), to, id, rx));
         peers.insert(to, Peer { id, tx: tx.clone() });
         Ok(tx)
+    }
+
+    /// The share of `send_queue_bytes` a message of `len` bytes holds while it waits, or
+    /// [`TransportError::QueueFull`] (counted) if the queues hold too much already.
+    fn take_bytes(
+        &self,
+        to: SocketAddr,
+        len: usize,
+    ) -> Result<OwnedSemaphorePermit, TransportError> {
+        let table = &self.0;
+        let total = table.shared.config.send_queue_bytes;
+        super::take_bytes(&table.bytes, total, len).ok_or_else(|| {
+            let counters = &table.shared.counters;
+            incr(&counters.sends_refused_bytes);
+            incr(&counters.send_errors);
+            TransportError::QueueFull { to }
+        })
     }
 
     /// Queues a datagram for `to` without waiting (TCP-only mode).
@@ -96,6 +132,7 @@ impl Peers {
     ) -> Result<(), TransportError> {
         let mut msg = Outgoing {
             delivery: Delivery::Datagram,
+            _bytes: self.take_bytes(to, bytes.len())?,
             bytes,
             done: None,
         };
@@ -122,6 +159,7 @@ impl Peers {
         let (done, outcome) = oneshot::channel();
         let mut msg = Outgoing {
             delivery: Delivery::Stream,
+            _bytes: self.take_bytes(to, bytes.len())?,
             bytes,
             done: Some(done),
         };

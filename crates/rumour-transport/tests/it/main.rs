@@ -2,6 +2,7 @@
 
 mod frame_props;
 mod mem_network;
+mod net_hostile;
 mod net_limits;
 mod net_loopback;
 mod support;

@@ -217,9 +217,11 @@ async fn an_idle_inbound_connection_is_closed_and_its_place_freed() {
     c.max_inbound_streams = 1;
     let b = bind(c).await;
     let mut raw = TcpStream::connect(b.local_addr()).await.unwrap();
-    raw.write_all(&preamble_v4(addr("127.0.0.1:1")))
-        .await
-        .unwrap();
+    let mut msg = preamble_v4(addr("127.0.0.1:1"));
+    msg.extend(envelope(1, 2));
+    msg.extend(b"hi");
+    raw.write_all(&msg).await.unwrap();
+    assert_eq!(&recv(&b).await.bytes[..], b"hi");
     closed_by_server(&mut raw).await;
     assert_eq!(
         b.stats().dropped_total(),

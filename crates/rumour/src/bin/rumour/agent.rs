@@ -47,6 +47,10 @@ pub struct AgentArgs {
     /// Carry datagrams over TCP too (for networks that drop UDP).
     #[arg(long)]
     tcp_only: bool,
+    /// Accept packets and connections only from these networks (`10.0.0.0/8`, `::1/128`);
+    /// repeat for several. Default: from anywhere (memberlist's `CIDRsAllowed`).
+    #[arg(long = "allowed-cidr", value_name = "CIDR")]
+    allowed_cidrs: Vec<rumour::transport::Cidr>,
     /// Seal every packet with the keys in this file (one per line, base64 or hex, the first
     /// primary; see `docs/security.md`). Re-read on SIGHUP.
     #[arg(long, value_name = "PATH")]
@@ -87,6 +91,7 @@ impl AgentArgs {
             tracing::warn!("{warning}");
         }
         Ok(builder
+            .allowed_cidrs(self.allowed_cidrs.clone())
             .keyring(keyring)
             .gossip_verify_incoming(self.gossip_verify_incoming)
             .gossip_verify_outgoing(self.gossip_verify_outgoing))

@@ -241,7 +241,11 @@ fn record_traffic(f: &Families, node: &str, s: &ClusterStats) {
 }
 
 fn record_drops(f: &Families, node: &str, s: &ClusterStats) {
-    let (t, fr) = (&s.transport, &s.frame);
+    let (t, fr, d) = (&s.transport, &s.frame, &s.driver);
+    // `sends_dropped` is the driver's total; each reason is reported once.
+    let driver_queue_full = d
+        .sends_dropped
+        .saturating_sub(d.sends_dropped_peers + d.sends_dropped_bytes);
     let drops = [
         ("transport", "over_limit", t.dropped_over_limit),
         ("transport", "timeout", t.dropped_timeout),
@@ -249,6 +253,16 @@ fn record_drops(f: &Families, node: &str, s: &ClusterStats) {
         ("transport", "malformed", t.dropped_malformed),
         ("transport", "io", t.dropped_io),
         ("transport", "streams_refused", t.streams_refused),
+        (
+            "transport",
+            "streams_refused_per_ip",
+            t.streams_refused_per_ip,
+        ),
+        ("transport", "source_not_allowed", t.refused_source),
+        ("transport", "queue_bytes", t.dropped_queue_bytes),
+        ("transport", "label", t.dropped_label),
+        ("transport", "send_peer_table_full", t.sends_refused_peers),
+        ("transport", "send_queue_bytes", t.sends_refused_bytes),
         ("frame", "truncated", fr.dropped_truncated),
         ("frame", "bad_magic", fr.dropped_bad_magic),
         (
@@ -273,7 +287,9 @@ fn record_drops(f: &Families, node: &str, s: &ClusterStats) {
         ("gossip", "invalid", s.gossip.invalid),
         ("gossip", "unknown_codec", s.gossip.unknown_codec),
         ("gossip", "watch_buffer_full", s.gossip.watch_drops),
-        ("driver", "send_queue_full", s.driver.sends_dropped),
+        ("driver", "send_queue_full", driver_queue_full),
+        ("driver", "peer_table_full", d.sends_dropped_peers),
+        ("driver", "send_queue_bytes", d.sends_dropped_bytes),
     ];
     for (layer, reason, count) in drops {
         add(

@@ -10,6 +10,12 @@
 //!
 //! With several nodes (the demo), `?node=NAME` picks whose view a page shows; the first node
 //! is the default.
+//!
+//! Pages are made off the node task: the node hands out a copy of its state
+//! ([`Cluster::status`], taken at most every 500 ms and shared meanwhile), and the page is
+//! built from it on a blocking thread (encoding values, ring ownership in O(n log n)). At most
+//! [`MAX_CONCURRENT_REQUESTS`] requests are served at once (more get 503 at once), and each
+//! must be answered within [`REQUEST_TIMEOUT`] (else 503).
 
 mod metrics;
 mod page;
@@ -18,22 +24,74 @@ mod view;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use rumour::Cluster;
 use rumour::ring::State as InstanceState;
 use serde::Serialize;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::error::Error;
 use metrics::Sample;
-use view::{MemberList, RingView};
+use view::{History, KeyRow, MemberList, RingView};
+
+/// Most requests served at once; more are answered 503 without waiting.
+pub const MAX_CONCURRENT_REQUESTS: usize = 16;
+/// Longest a request may take before it is answered 503.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The limits every request passes through, and what they refused.
+#[derive(Debug)]
+struct Limits {
+    permits: Semaphore,
+    timeout: Duration,
+    /// Requests refused because `permits` were all taken.
+    refused: AtomicU64,
+    /// Requests answered 503 at the timeout.
+    timed_out: AtomicU64,
+}
+
+impl Limits {
+    fn new(concurrent: usize, timeout: Duration) -> Arc<Limits> {
+        Arc::new(Limits {
+            permits: Semaphore::new(concurrent),
+            timeout,
+            refused: AtomicU64::new(0),
+            timed_out: AtomicU64::new(0),
+        })
+    }
+}
+
+/// Serves a request within the limits: refuses it when too many are in flight, and gives up
+/// on it at the timeout.
+async fn limit(State(limits): State<Arc<Limits>>, request: Request, next: Next) -> Response {
+    let Ok(_permit) = limits.permits.try_acquire() else {
+        limits.refused.fetch_add(1, Ordering::Relaxed);
+        return unavailable("too many requests in flight");
+    };
+    match tokio::time::timeout(limits.timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            limits.timed_out.fetch_add(1, Ordering::Relaxed);
+            unavailable("timed out")
+        }
+    }
+}
+
+/// Runs `f` on a blocking thread: pages are built there, away from the node tasks and the
+/// runtime's workers.
+async fn off_task<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    tokio::task::spawn_blocking(f).await.ok()
+}
 
 /// The nodes the pages show.
 #[derive(Clone, Debug)]
@@ -54,6 +112,11 @@ impl Nodes {
 
 /// The router of the status pages for `clusters` (at least one).
 fn router(clusters: Vec<Cluster>) -> Router {
+    let limits = Limits::new(MAX_CONCURRENT_REQUESTS, REQUEST_TIMEOUT);
+    limited(pages(clusters), limits)
+}
+
+fn pages(clusters: Vec<Cluster>) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/memberlist", get(memberlist))
@@ -61,6 +124,10 @@ fn router(clusters: Vec<Cluster>) -> Router {
         .route("/metrics", get(metrics))
         .route("/ready", get(ready))
         .with_state(Nodes(Arc::new(clusters)))
+}
+
+fn limited(router: Router, limits: Arc<Limits>) -> Router {
+    router.layer(middleware::from_fn_with_state(limits, limit))
 }
 
 /// The status page's bound listener, not serving yet.
@@ -192,14 +259,42 @@ async fn memberlist(State(nodes): State<Nodes>, headers: HeaderMap, uri: Uri) ->
     let Some(cluster) = nodes.pick(&uri) else {
         return unavailable("no node");
     };
-    match cluster
-        .with_node(|node, now| MemberList::of(node, now))
-        .await
-    {
-        Ok(view) => respond(wants_json(&headers, &uri), &view, |v| {
+    let status = match cluster.status().await {
+        Ok(status) => status,
+        Err(error) => return unavailable(&error.to_string()),
+    };
+    let view = off_task(move || {
+        let keys = status
+            .keys
+            .iter()
+            .map(|k| KeyRow {
+                key: k.key.clone(),
+                codec: k.codec.to_string(),
+                version: k.version,
+                deleted: k.deleted,
+                updated: k.updated.0,
+                size: k.value.encode().len(),
+            })
+            .collect();
+        MemberList {
+            node: status.name.clone(),
+            now: status.wall.0,
+            health_score: status.health_score,
+            alive: status.alive,
+            members: view::member_rows(&status.members),
+            keys,
+            history: History::new(
+                status.history_enabled,
+                &status.history_sent,
+                &status.history_received,
+            ),
+        }
+    });
+    match view.await {
+        Some(view) => respond(wants_json(&headers, &uri), &view, |v| {
             page::memberlist(v, &nodes.names())
         }),
-        Err(error) => unavailable(&error.to_string()),
+        None => unavailable("page failed"),
     }
 }
 
@@ -207,11 +302,17 @@ async fn ring(State(nodes): State<Nodes>, headers: HeaderMap, uri: Uri) -> Respo
     let Some(cluster) = nodes.pick(&uri) else {
         return unavailable("no node");
     };
-    match cluster.with_node(|node, now| RingView::of(node, now)).await {
-        Ok(view) => respond(wants_json(&headers, &uri), &view, |v| {
+    let status = match cluster.status().await {
+        Ok(status) => status,
+        Err(error) => return unavailable(&error.to_string()),
+    };
+    let view =
+        off_task(move || RingView::new(status.name.clone(), status.wall, status.ring.as_ref()));
+    match view.await {
+        Some(view) => respond(wants_json(&headers, &uri), &view, |v| {
             page::ring(v, &nodes.names())
         }),
-        Err(error) => unavailable(&error.to_string()),
+        None => unavailable("page failed"),
     }
 }
 
@@ -233,20 +334,14 @@ async fn metrics(State(nodes): State<Nodes>) -> Response {
 /// One node's figures for `/metrics`.
 async fn sample(cluster: &Cluster) -> Result<Sample, rumour::Error> {
     let stats = cluster.stats().await?;
-    let ring = cluster
-        .with_node(|node, _| {
-            let ring = node.ring().unwrap_or_default();
-            InstanceState::ALL
-                .iter()
-                .map(|&state| {
-                    (
-                        state,
-                        ring.instances().filter(|i| i.state() == state).count(),
-                    )
-                })
-                .collect()
+    let status = cluster.status().await?;
+    let ring = InstanceState::ALL
+        .iter()
+        .map(|&state| {
+            let instances = status.ring.iter().flat_map(|ring| ring.instances());
+            (state, instances.filter(|i| i.state() == state).count())
         })
-        .await?;
+        .collect();
     Ok(Sample {
         node: cluster.name().to_string(),
         ready: cluster.is_ready(),
@@ -288,6 +383,58 @@ mod tests {
     fn a_truncated_escape_is_kept_as_text() {
         assert_eq!(percent_decode("a%2"), "a%2");
         assert_eq!(percent_decode("%zz"), "%zz");
+    }
+
+    /// Sends `GET path` to `addr` and returns the status code.
+    async fn status_of(addr: SocketAddr, path: &str) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await.unwrap();
+        std::str::from_utf8(&head[9..12]).unwrap().parse().unwrap()
+    }
+
+    /// Serves `/slow` (never answers) and `/fast` on 127.0.0.1 under `limits`.
+    async fn serve_limited(limits: Arc<Limits>) -> SocketAddr {
+        let router = Router::new()
+            .route("/slow", get(std::future::pending::<&'static str>))
+            .route("/fast", get(|| async { "ok" }));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, limited(router, limits)).await });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_request_that_takes_too_long_is_answered_503_at_the_timeout() {
+        let limits = Limits::new(4, Duration::from_millis(100));
+        let addr = serve_limited(limits.clone()).await;
+        let answered = tokio::time::timeout(Duration::from_secs(10), status_of(addr, "/slow"));
+        assert_eq!(answered.await.expect("answered in time"), 503);
+        assert_eq!(limits.timed_out.load(Ordering::Relaxed), 1);
+        assert_eq!(status_of(addr, "/fast").await, 200);
+    }
+
+    #[tokio::test]
+    async fn requests_past_the_concurrency_limit_are_refused_at_once() {
+        let limits = Limits::new(2, Duration::from_secs(3600));
+        let addr = serve_limited(limits.clone()).await;
+        let _slow: Vec<_> = (0..2)
+            .map(|_| tokio::spawn(status_of(addr, "/slow")))
+            .collect();
+        // Poll until both slow requests hold their permits, then one more is refused.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while limits.permits.available_permits() > 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "slow requests never arrived"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(status_of(addr, "/fast").await, 503);
+        assert_eq!(limits.refused.load(Ordering::Relaxed), 1);
     }
 
     #[tokio::test]
