@@ -96,5 +96,5 @@ pub use member::{Incarnation, MAX_NAME_LEN, Member, NodeName, State};
 pub use pullpush::PullPush;
 pub use stats::Stats;
 pub use suspicion::{expected_confirmations, suspicion_max, suspicion_min, suspicion_timeout};
-pub use swim::{MemberUpdate, Swim};
+pub use swim::{Admission, MemberUpdate, Swim};
 pub use transmit::Transmit;
