@@ -295,6 +295,12 @@ impl ConfigBuilder {
                 "must be at least probe_interval: members need time to answer",
             );
         }
+        if c.max_state_members.get() > message::MAX_STATE_MEMBERS {
+            return invalid(
+                "max_state_members",
+                "is over the protocol limit message::MAX_STATE_MEMBERS",
+            );
+        }
         if c.max_members.get() < 2 {
             return invalid("max_members", "must leave room for another member");
         }

@@ -286,6 +286,17 @@ impl Membership {
             .collect()
     }
 
+    /// Up to `count` live never-confirmed members, newest first.
+    pub(crate) fn newest_unconfirmed_live(&self, count: usize) -> Vec<(NodeName, SocketAddr)> {
+        self.unconfirmed
+            .iter()
+            .rev()
+            .filter_map(|(_, name)| self.get(name).filter(|m| m.state.is_live()))
+            .take(count)
+            .map(|m| (m.name.clone(), m.addr))
+            .collect()
+    }
+
     /// Removes the never-confirmed entries learned at least `timeout` ago.
     pub(crate) fn expire_unconfirmed(&mut self, now: Instant, timeout: Duration) -> Vec<Member> {
         let mut expired = Vec::new();
@@ -402,8 +413,13 @@ impl Membership {
     }
 
     /// Every member as a full-state entry.
+    /// Never-confirmed members are left out: this node does not vouch for what it only heard
+    /// second-hand, so a flood of forged members stays where it landed.
     pub(crate) fn snapshot(&self) -> Vec<MemberState> {
-        self.members()
+        self.entries
+            .values()
+            .filter(|e| e.confirmed)
+            .map(|e| &e.member)
             .map(|m| MemberState {
                 name: m.name.clone(),
                 addr: m.addr,

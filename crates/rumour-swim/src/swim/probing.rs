@@ -92,11 +92,13 @@ impl Swim {
         }
     }
 
-    /// The verification lane: a bare ping to each of the next `verifications_per_probe`
-    /// live members that never answered this node, walked round-robin, beside the probe
-    /// round. An ack confirms the member and schedules it in the round-robin; silence costs
-    /// nothing (the entry expires after `unconfirmed_timeout`). Forged members learned in
-    /// bulk so wait here, off the round-robin, instead of diluting the probes of real ones.
+    /// The verification lane: beside the probe round, a bare ping to up to
+    /// `verifications_per_probe` live members that never answered this node: half the newest
+    /// (a member that just joined is confirmed at once), half walked round-robin from the
+    /// oldest (everyone gets a turn). An ack confirms the member and schedules it in the
+    /// round-robin; silence costs nothing (the entry expires after `unconfirmed_timeout`).
+    /// Forged members learned in bulk so wait here, off the round-robin, instead of diluting
+    /// the probes of real ones.
     fn send_verifications(&mut self) {
         self.verifying.clear();
         let per_probe = self.config.verifications_per_probe();
@@ -104,11 +106,19 @@ impl Swim {
         if per_probe == 0 || total == 0 {
             return;
         }
+        let newest = self.members.newest_unconfirmed_live(per_probe.div_ceil(2));
         if self.verify_cursor >= total {
             self.verify_cursor = 0;
         }
-        let batch = self.members.unconfirmed_live(self.verify_cursor, per_probe);
-        self.verify_cursor += per_probe;
+        let walk = per_probe - newest.len();
+        let oldest = self.members.unconfirmed_live(self.verify_cursor, walk);
+        self.verify_cursor += walk;
+        let mut batch = newest;
+        for entry in oldest {
+            if !batch.contains(&entry) {
+                batch.push(entry);
+            }
+        }
         for (name, addr) in batch {
             self.verify(name, addr);
         }

@@ -137,8 +137,13 @@ impl Swim {
                 | Outcome::Accuse { .. }
                 | Outcome::Refused
         );
+        // An alive is passed on only about a member this node confirmed: a forged member
+        // reaches no further than the node it was sent to (a real one is passed on once it
+        // answers the verification ping, see `confirm`).
+        let vouched =
+            |m: &Message| !matches!(m, Message::Alive(_)) || self.members.is_confirmed(name);
         if regossip {
-            if let Some(message) = &message {
+            if let Some(message) = message.as_ref().filter(|m| vouched(m)) {
                 self.enqueue(message);
             }
         }
@@ -211,6 +216,9 @@ impl Swim {
         if self.members.confirm(name, addr) {
             self.stats.members_confirmed += 1;
             self.order.insert(name.clone(), &mut self.rng);
+            if let Some(alive) = self.members.alive_of(name) {
+                self.enqueue(&Message::Alive(alive));
+            }
         }
     }
 
