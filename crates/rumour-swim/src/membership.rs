@@ -40,6 +40,10 @@ use crate::member::{Incarnation, Member, NodeName, State};
 use crate::message::{Alive, Dead, MemberState, Message, Suspect};
 use crate::suspicion::Suspicion;
 
+/// Verification pings the lane sends one never-confirmed member, at most: an entry naming a
+/// third party's address draws no more than this many pings to it.
+pub(crate) const MAX_VERIFY_ATTEMPTS: u8 = 2;
+
 /// One row of the table.
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
@@ -54,6 +58,8 @@ pub(crate) struct Entry {
     confirmed: bool,
     /// When the entry was created or its address last changed (orders the unconfirmed).
     learned_at: Instant,
+    /// Verification pings the lane sent it while unconfirmed.
+    verify_attempts: u8,
 }
 
 /// Where an accusation comes from, which decides whether it confirms a suspicion.
@@ -280,10 +286,19 @@ impl Membership {
         self.unconfirmed
             .iter()
             .skip(skip)
-            .filter_map(|(_, name)| self.get(name).filter(|m| m.state.is_live()))
+            .filter_map(|(_, name)| self.entries.get(name))
+            .filter(|e| e.member.state.is_live() && e.verify_attempts < MAX_VERIFY_ATTEMPTS)
+            .map(|e| &e.member)
             .take(count)
             .map(|m| (m.name.clone(), m.addr))
             .collect()
+    }
+
+    /// Counts one verification ping sent to `name`.
+    pub(crate) fn note_verification(&mut self, name: &NodeName) {
+        if let Some(entry) = self.entries.get_mut(name) {
+            entry.verify_attempts = entry.verify_attempts.saturating_add(1);
+        }
     }
 
     /// Up to `count` live never-confirmed members, newest first.
@@ -291,7 +306,9 @@ impl Membership {
         self.unconfirmed
             .iter()
             .rev()
-            .filter_map(|(_, name)| self.get(name).filter(|m| m.state.is_live()))
+            .filter_map(|(_, name)| self.entries.get(name))
+            .filter(|e| e.member.state.is_live() && e.verify_attempts < MAX_VERIFY_ATTEMPTS)
+            .map(|e| &e.member)
             .take(count)
             .map(|m| (m.name.clone(), m.addr))
             .collect()
@@ -521,6 +538,7 @@ impl Membership {
                 // A new address is unproven until it answers a ping.
                 entry.confirmed = false;
                 entry.learned_at = now;
+                entry.verify_attempts = 0;
                 self.unconfirmed.insert((now, a.name.clone()));
                 self.unconfirmed_again.push(a.name.clone());
             }
@@ -542,7 +560,16 @@ impl Membership {
         // A stale alive about a member held Suspect, Dead or Left (from a reclaimable
         // address, if it changed): it is probably that member, restarted or cut off,
         // announcing itself. Keep the state; tell it what it is accused of.
-        m.addr = a.addr;
+        if m.addr != a.addr {
+            m.addr = a.addr;
+            if entry.confirmed {
+                entry.confirmed = false;
+                entry.learned_at = now;
+                entry.verify_attempts = 0;
+                self.unconfirmed.insert((now, a.name.clone()));
+                self.unconfirmed_again.push(a.name.clone());
+            }
+        }
         self.accuse(now, &a.name)
     }
 
@@ -742,6 +769,7 @@ impl Entry {
             slot,
             confirmed: false,
             learned_at,
+            verify_attempts: 0,
         }
     }
 }

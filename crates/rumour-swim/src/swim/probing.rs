@@ -120,6 +120,7 @@ impl Swim {
             }
         }
         for (name, addr) in batch {
+            self.members.note_verification(&name);
             self.verify(name, addr);
         }
     }
@@ -274,6 +275,7 @@ impl Swim {
         }
         let (source, seq) = (ping.source.name.clone(), ping.seq);
         let announced = ping.source.addr;
+        let received = Message::Ping(ping.clone()).encode().len();
         self.on_alive(now, ping.source);
         let ack = Message::Ack(Ack { seq });
         if delivery == Delivery::Stream {
@@ -291,7 +293,15 @@ impl Swim {
             .get(&source)
             .is_some_and(|m| m.addr == from && m.state.is_live())
             && !self.members.is_confirmed(&source);
-        if unconfirmed {
+        // The ping back is never larger than the ping that caused it.
+        let ours = Message::Ping(Ping {
+            seq,
+            target: source.clone(),
+            source: self.source(),
+        })
+        .encode()
+        .len();
+        if unconfirmed && ours <= received {
             self.verify(source, from);
         }
     }
