@@ -219,6 +219,9 @@ impl Swim {
             if let Some(alive) = self.members.alive_of(name) {
                 self.enqueue(&Message::Alive(alive));
             }
+            if let Some(member) = self.members.get(name).cloned() {
+                self.emit(Event::MemberConfirmed(member));
+            }
         }
     }
 

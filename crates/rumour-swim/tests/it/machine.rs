@@ -225,7 +225,15 @@ fn a_ping_is_answered_to_the_packet_source_with_gossip_only_for_a_confirmed_memb
         "the ping taught us b"
     );
     // Once b answered a ping of ours, its acks carry the queued gossip.
+    while swim.poll_event().is_some() {}
     confirm(&mut swim, now, "b", 2, 1);
+    let events: Vec<_> = std::iter::from_fn(|| swim.poll_event()).collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::MemberConfirmed(m) if m.name == name("b"))),
+        "{events:?}"
+    );
     swim.handle_packet(now, addr(2), &ping.encode()).unwrap();
     let out = drain(&mut swim);
     assert_eq!(out.len(), 1);
