@@ -31,8 +31,9 @@ pub use dissemination::MemberUpdate;
 /// Indirect probes run for others at once, at most.
 const RELAY_CAPACITY: usize = 256;
 
-/// Verification pings awaiting an ack, at most (the lane's batch and ping-backs).
-const VERIFY_CAPACITY: usize = 256;
+/// Verification pings awaiting an ack, at most (the lane's batch and ping-backs), and the most
+/// the lane sends in one probe period.
+const VERIFY_CAPACITY: usize = 1024;
 
 /// Decides whether a member learned from an alive message or a state exchange may enter the
 /// table (or change its address or metadata): memberlist's alive / merge delegate. It gets the

@@ -93,32 +93,53 @@ impl Swim {
     }
 
     /// The verification lane: beside the probe round, a bare ping to up to
-    /// `verifications_per_probe` live members that never answered this node: half the newest
-    /// (a member that just joined is confirmed at once), half walked round-robin from the
+    /// `verifications_per_probe` live members that never answered this node (more when many
+    /// wait: enough for each to get its two pings within `unconfirmed_timeout`, at most 1,024
+    /// per probe period, and at most one per IP address): half the newest (a member that
+    /// just joined is confirmed at once), half walked round-robin from the
     /// oldest (everyone gets a turn). An ack confirms the member and schedules it in the
     /// round-robin; silence costs nothing (the entry expires after `unconfirmed_timeout`).
     /// Forged members learned in bulk so wait here, off the round-robin, instead of diluting
     /// the probes of real ones.
     fn send_verifications(&mut self) {
         self.verifying.clear();
-        let per_probe = self.config.verifications_per_probe();
         let total = self.members.num_unconfirmed();
-        if per_probe == 0 || total == 0 {
+        let configured = self.config.verifications_per_probe();
+        if configured == 0 || total == 0 {
             return;
         }
-        let newest = self.members.newest_unconfirmed_live(per_probe.div_ceil(2));
+        // Enough for every entry to get both its pings before it expires: a thousand members
+        // learned in one join are all confirmed well within `unconfirmed_timeout`.
+        let periods = (self.config.unconfirmed_timeout().as_secs_f64()
+            / self.config.probe_interval().as_secs_f64())
+        .max(1.0);
+        let needed = (2.0 * total as f64 / periods).ceil() as usize;
+        let per_probe = configured.max(needed).min(super::VERIFY_CAPACITY);
+        // At most one verification ping per IP address and period: forged members that all
+        // name one victim draw one small ping a period to it, whatever their number.
+        let mut ips = std::collections::BTreeSet::new();
+        let mut batch: Vec<(NodeName, std::net::SocketAddr)> = Vec::with_capacity(per_probe);
+        let mut take = |candidates: Vec<(NodeName, std::net::SocketAddr)>, limit: usize| {
+            for entry in candidates {
+                if batch.len() >= limit {
+                    break;
+                }
+                if !batch.contains(&entry) && ips.insert(entry.1.ip()) {
+                    batch.push(entry);
+                }
+            }
+        };
+        let half = per_probe.div_ceil(2);
+        take(self.members.newest_unconfirmed_live(4 * half), half);
         if self.verify_cursor >= total {
             self.verify_cursor = 0;
         }
-        let walk = per_probe - newest.len();
-        let oldest = self.members.unconfirmed_live(self.verify_cursor, walk);
+        let walk = 4 * (per_probe - half);
+        take(
+            self.members.unconfirmed_live(self.verify_cursor, walk),
+            per_probe,
+        );
         self.verify_cursor += walk;
-        let mut batch = newest;
-        for entry in oldest {
-            if !batch.contains(&entry) {
-                batch.push(entry);
-            }
-        }
         for (name, addr) in batch {
             self.members.note_verification(&name);
             self.verify(name, addr);
@@ -350,9 +371,9 @@ impl Swim {
 
     pub(super) fn on_ack(&mut self, from: std::net::SocketAddr, seq: u32, delivery: Delivery) {
         if let Some(probe) = self.probe.as_ref().filter(|p| p.seq == seq) {
-            // The target answered itself (a relayed ack comes from a helper's address).
-            if from.ip() == probe.addr.ip() && (delivery == Delivery::Stream || from == probe.addr)
-            {
+            // The target answered itself (a relayed ack comes from a helper's host; a port
+            // may differ behind a wildcard bind or a stream).
+            if from.ip() == probe.addr.ip() {
                 let (target, addr) = (probe.target.clone(), probe.addr);
                 self.confirm(&target, addr);
             }
@@ -364,7 +385,7 @@ impl Swim {
             return;
         }
         if let Some((name, addr)) = self.verifying.remove(&seq) {
-            if from == addr {
+            if from.ip() == addr.ip() {
                 self.confirm(&name, addr);
             }
             return;
