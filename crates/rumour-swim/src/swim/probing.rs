@@ -9,6 +9,9 @@ use crate::member::{NodeName, State};
 use crate::message::{Ack, IndirectPing, Message, Nack, Ping, Suspect};
 use crate::probe::{Probe, Relay};
 
+/// Verification pings the lane sends one IP address per probe period, at most.
+const VERIFICATIONS_PER_IP: usize = 4;
+
 impl Swim {
     /// The local node's alive message, carried by its pings.
     pub(super) fn source(&self) -> crate::message::Alive {
@@ -95,7 +98,7 @@ impl Swim {
     /// The verification lane: beside the probe round, a bare ping to up to
     /// `verifications_per_probe` live members that never answered this node (more when many
     /// wait: enough for each to get its two pings within `unconfirmed_timeout`, at most 1,024
-    /// per probe period, and at most one per IP address): half the newest (a member that
+    /// per probe period, and at most four per IP address): half the newest (a member that
     /// just joined is confirmed at once), half walked round-robin from the
     /// oldest (everyone gets a turn). An ack confirms the member and schedules it in the
     /// round-robin; silence costs nothing (the entry expires after `unconfirmed_timeout`).
@@ -115,16 +118,20 @@ impl Swim {
         .max(1.0);
         let needed = (2.0 * total as f64 / periods).ceil() as usize;
         let per_probe = configured.max(needed).min(super::VERIFY_CAPACITY);
-        // At most one verification ping per IP address and period: forged members that all
-        // name one victim draw one small ping a period to it, whatever their number.
-        let mut ips = std::collections::BTreeSet::new();
+        // At most `VERIFICATIONS_PER_IP` verification pings per IP address and period: forged
+        // members that all name one victim draw a few small pings a period to it, whatever
+        // their number (members sharing a host, as on loopback, still get a turn each).
+        let mut ips: std::collections::BTreeMap<std::net::IpAddr, usize> =
+            std::collections::BTreeMap::new();
         let mut batch: Vec<(NodeName, std::net::SocketAddr)> = Vec::with_capacity(per_probe);
         let mut take = |candidates: Vec<(NodeName, std::net::SocketAddr)>, limit: usize| {
             for entry in candidates {
                 if batch.len() >= limit {
                     break;
                 }
-                if !batch.contains(&entry) && ips.insert(entry.1.ip()) {
+                let sent = ips.entry(entry.1.ip()).or_default();
+                if *sent < VERIFICATIONS_PER_IP && !batch.contains(&entry) {
+                    *sent += 1;
                     batch.push(entry);
                 }
             }
