@@ -118,6 +118,23 @@ config_fields! {
     transmit_queue_capacity: NonZeroUsize,
     /// How many members a leaving node sends its goodbye to directly.
     leave_fanout: NonZeroUsize,
+    /// Most members the table holds, the local node and unreaped dead ones included. A new
+    /// member past it evicts the oldest never-confirmed entry, or is refused (counted) when
+    /// every entry is confirmed.
+    max_members: NonZeroUsize,
+    /// Most members one full-state exchange may carry; a larger one is refused whole.
+    max_state_members: NonZeroUsize,
+    /// Most a single alive raises a stored incarnation, and most a single accusation raises
+    /// the local one: no message drives an incarnation towards `u32::MAX`.
+    max_incarnation_jump: NonZeroU32,
+    /// How long a member that never answered a ping of this node stays in the table.
+    unconfirmed_timeout: Duration,
+    /// Never-confirmed members pinged each probe period to confirm them (0 = none).
+    verifications_per_probe: usize,
+    /// Most payload bytes the broadcast queue holds; past it the most-sent are dropped.
+    broadcast_queue_bytes: NonZeroUsize,
+    /// Most message bytes the transmit queue holds; past it the oldest are dropped.
+    transmit_queue_bytes: NonZeroUsize,
 }
 
 const fn nz32(n: u32) -> NonZeroU32 {
@@ -166,6 +183,13 @@ impl Config {
             event_queue_capacity: nz(1024),
             transmit_queue_capacity: nz(4096),
             leave_fanout: nz(8),
+            max_members: nz(16_384),
+            max_state_members: nz(16_384),
+            max_incarnation_jump: nz32(256),
+            unconfirmed_timeout: Duration::from_secs(60),
+            verifications_per_probe: 8,
+            broadcast_queue_bytes: nz(2 << 20),
+            transmit_queue_bytes: nz(32 << 20),
         }
     }
 
@@ -264,6 +288,21 @@ impl ConfigBuilder {
             if period.is_some_and(|p| p.is_zero()) {
                 return invalid(field, "must be None (off) or greater than zero");
             }
+        }
+        if c.unconfirmed_timeout < c.probe_interval {
+            return invalid(
+                "unconfirmed_timeout",
+                "must be at least probe_interval: members need time to answer",
+            );
+        }
+        if c.max_state_members.get() > message::MAX_STATE_MEMBERS {
+            return invalid(
+                "max_state_members",
+                "is over the protocol limit message::MAX_STATE_MEMBERS",
+            );
+        }
+        if c.max_members.get() < 2 {
+            return invalid("max_members", "must leave room for another member");
         }
         if c.packet_budget.get() <= c.frame_overhead {
             return invalid("frame_overhead", "leaves no room in packet_budget");

@@ -20,8 +20,14 @@ pub enum Event {
     MemberFailed(Member),
     /// A member left gracefully.
     MemberLeft(Member),
-    /// A dead or left member was forgotten after `gossip_to_the_dead_time`.
+    /// A member was forgotten: dead or left for `gossip_to_the_dead_time`, or never confirmed
+    /// (evicted to make room, or unanswered for `unconfirmed_timeout`).
     MemberReaped(Member),
+    /// A member answered a ping of this node at its address for the first time (or since its
+    /// address changed): from now on it is probed, gossiped to and exchanged with. An
+    /// embedder that sends its own traffic to members should wait for this event rather than
+    /// [`MemberJoined`](Event::MemberJoined), which a forged alive can cause.
+    MemberConfirmed(Member),
     /// The local node refuted an accusation against itself by raising its incarnation.
     RefutedSelf {
         /// The new incarnation.

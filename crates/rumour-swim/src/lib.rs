@@ -22,6 +22,13 @@
 //!   members and re-join of seeds). The formulas are public functions: [`retransmit_limit`],
 //!   [`suspicion_min`], [`suspicion_max`], [`suspicion_timeout`], [`scale_timeout`],
 //!   [`pullpush_scale`].
+//! - Hostile networks (`docs/security/swim.md`): accusations are credited only at the
+//!   incarnation this node holds and no message moves an incarnation by more than
+//!   `Config::max_incarnation_jump`, so no single packet declares a live member dead or pins
+//!   an incarnation at the ceiling; members learned second-hand stay *unconfirmed* (off the
+//!   probe round, gossip and state exchanges, evicted first from the bounded table, forgotten
+//!   after `Config::unconfirmed_timeout`) until they answer a ping; an [`Admission`] hook
+//!   vets new members; replies go to the packet's source.
 //!
 //! # Driving two machines by hand
 //!
@@ -96,5 +103,5 @@ pub use member::{Incarnation, MAX_NAME_LEN, Member, NodeName, State};
 pub use pullpush::PullPush;
 pub use stats::Stats;
 pub use suspicion::{expected_confirmations, suspicion_max, suspicion_min, suspicion_timeout};
-pub use swim::{MemberUpdate, Swim};
+pub use swim::{Admission, MemberUpdate, Swim};
 pub use transmit::Transmit;

@@ -7,17 +7,28 @@
 //! | alive | unknown | always | insert Alive (joined) |
 //! | alive | any | `i > s` | Alive with the claim's address and metadata |
 //! | alive | Suspect / Dead / Left | `i <= s` | no change; the stored accusation is sent to the claimant so it can refute |
-//! | suspect | Alive | `i >= s` | Suspect, suspicion timer started |
+//! | alive | any | `i > s + jump` | taken as alive at `s + jump` (clamped, counted) |
+//! | suspect | Alive | `i >= s` | Suspect at `s`, suspicion timer started |
 //! | suspect | Suspect | `i >= s` | a new independent accuser confirms (timer shrinks) |
-//! | dead | Alive / Suspect | `i >= s` | Dead (Left when `from == m`) |
-//! | dead from `m` | Dead | `i >= s` | Left |
-//! | any accusation | Dead / Left | `i > s` | incarnation raised, no transition |
-//! | suspect / dead about self | | `i >= s` | refute: incarnation `max(s, i) + 1`, alive broadcast |
-//! | alive about self | | `i > s`, or `i == s` with other address or metadata | refute |
+//! | dead | Alive / Suspect | `i == s` | Dead (Left when `from == m`) |
+//! | dead from another member | Alive / Suspect | `i > s` | taken as a suspicion at `s` |
+//! | dead from `m` | Alive / Suspect / Dead | `i >= s` | Left at `s` |
+//! | any accusation | Dead / Left | `i > s` | ignored: accusations never raise an incarnation |
+//! | suspect / dead about self | | `i >= s` | refute: `max(s, min(i, s + jump)) + 1`, alive broadcast |
+//! | alive about self | | `i > s`, or `i == s` with other address or metadata | refute (same bound) |
 //!
-//! The stored incarnation never decreases, so a stale alive can never resurrect a member that
-//! was accused at a higher incarnation. A name claimed from another address is refused unless
-//! the member left, or has been dead longer than `dead_node_reclaim_time`.
+//! Only an alive (which the member itself originates) raises a stored incarnation, by at most
+//! `jump` per claim; an accusation is applied at the incarnation this node holds, since no
+//! honest accuser can know a higher one that this node has not also been told by an alive. So
+//! one forged packet can neither declare a member dead nor push any incarnation towards
+//! `u32::MAX`. The stored incarnation never decreases, so a stale alive can never resurrect a
+//! member that was accused at the stored incarnation. A name claimed from another address is
+//! refused unless the member left, or has been dead longer than `dead_node_reclaim_time`.
+//!
+//! The table is bounded (`max_members`). A member is *confirmed* once it answered a ping of
+//! this node (or opened a state exchange from its own host); entries never confirmed are kept
+//! in learning order, evicted oldest first when a new member needs room, and forgotten after
+//! `unconfirmed_timeout`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -29,6 +40,10 @@ use crate::member::{Incarnation, Member, NodeName, State};
 use crate::message::{Alive, Dead, MemberState, Message, Suspect};
 use crate::suspicion::Suspicion;
 
+/// Verification pings the lane sends one never-confirmed member, at most: an entry naming a
+/// third party's address draws no more than this many pings to it.
+pub(crate) const MAX_VERIFY_ATTEMPTS: u8 = 2;
+
 /// One row of the table.
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
@@ -37,6 +52,14 @@ pub(crate) struct Entry {
     /// timer's hundred bytes.
     pub(crate) suspicion: Option<Box<Suspicion>>,
     last_accused: Option<Instant>,
+    /// Position in `Membership::names`.
+    slot: usize,
+    /// Whether the member answered a ping of this node at its current address.
+    confirmed: bool,
+    /// When the entry was created or its address last changed (orders the unconfirmed).
+    learned_at: Instant,
+    /// Verification pings the lane sent it while unconfirmed.
+    verify_attempts: u8,
 }
 
 /// Where an accusation comes from, which decides whether it confirms a suspicion.
@@ -61,8 +84,6 @@ pub(crate) struct SuspicionParams {
 pub(crate) enum Outcome {
     /// Nothing changed (stale, duplicate, or about an unknown member).
     Ignored,
-    /// The stored incarnation rose; the state did not change.
-    Raised,
     /// The member is new (`new`) or came back from Dead / Left.
     Joined { new: bool },
     /// An alive member's incarnation rose; `changed` if its address or metadata changed or a
@@ -85,6 +106,22 @@ pub(crate) enum Outcome {
     },
     /// A stale alive came from a member held Suspect / Dead / Left: send it this accusation.
     Accuse { to: SocketAddr, message: Message },
+    /// A new member was refused: the table is full of confirmed members.
+    Refused,
+}
+
+/// Limits of the table (see the `Config` fields of the same names).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub(crate) max_members: usize,
+    pub(crate) max_incarnation_jump: u32,
+}
+
+/// Counters of the limits at work, read and reset by the machine.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct LimitCounts {
+    /// Claims whose incarnation was clamped (alive jumps, accusations above the stored one).
+    pub(crate) clamped: u64,
 }
 
 /// The member table, the local node included, sorted by name.
@@ -103,6 +140,14 @@ pub(crate) struct Membership {
     alive: usize,
     /// Every stored name in no particular order, for picking random members without a scan.
     names: Vec<NodeName>,
+    /// Members never confirmed, oldest first (the local node is never in it).
+    unconfirmed: BTreeSet<(Instant, NodeName)>,
+    limits: Limits,
+    /// Members removed to make room, for the machine to report.
+    evicted: Vec<Member>,
+    /// Members that lost their confirmation (a new address), for the machine to unschedule.
+    unconfirmed_again: Vec<NodeName>,
+    pub(crate) counts: LimitCounts,
 }
 
 impl Membership {
@@ -114,7 +159,10 @@ impl Membership {
         let name = local.name.clone();
         let alive = usize::from(local.state == State::Alive);
         let mut entries = BTreeMap::new();
-        entries.insert(name.clone(), Entry::new(local));
+        let at = local.state_changed_at;
+        let mut entry = Entry::new(local, 0, at);
+        entry.confirmed = true;
+        entries.insert(name.clone(), entry);
         let names = vec![name.clone()];
         Membership {
             local: name,
@@ -124,7 +172,162 @@ impl Membership {
             reclaim_time,
             alive,
             names,
+            unconfirmed: BTreeSet::new(),
+            limits: Limits {
+                max_members: usize::MAX,
+                max_incarnation_jump: u32::MAX,
+            },
+            evicted: Vec::new(),
+            unconfirmed_again: Vec::new(),
+            counts: LimitCounts::default(),
         }
+    }
+
+    /// Sets the table's limits.
+    pub(crate) fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
+    /// Stores a new entry (the caller checked that the name is unknown).
+    fn insert(&mut self, member: Member, now: Instant) {
+        let name = member.name.clone();
+        if member.state == State::Alive {
+            self.alive += 1;
+        }
+        let entry = Entry::new(member, self.names.len(), now);
+        self.unconfirmed.insert((now, name.clone()));
+        self.names.push(name.clone());
+        self.entries.insert(name, entry);
+    }
+
+    /// Removes `name` from the table and every index.
+    pub(crate) fn remove(&mut self, name: &NodeName) -> Option<Member> {
+        if *name == self.local {
+            return None;
+        }
+        let entry = self.entries.remove(name)?;
+        self.suspected.remove(name);
+        self.unconfirmed.remove(&(entry.learned_at, name.clone()));
+        if entry.member.state == State::Alive {
+            self.alive -= 1;
+        }
+        let slot = entry.slot;
+        self.names.swap_remove(slot);
+        if let Some(moved) = self.names.get(slot) {
+            if let Some(e) = self.entries.get_mut(moved) {
+                e.slot = slot;
+            }
+        }
+        Some(entry.member)
+    }
+
+    /// Makes room for one more member by evicting the oldest never-confirmed entry; false when
+    /// every entry is confirmed (the newcomer is then refused).
+    fn make_room(&mut self) -> bool {
+        if self.entries.len() < self.limits.max_members {
+            return true;
+        }
+        let Some((_, oldest)) = self.unconfirmed.first().cloned() else {
+            return false;
+        };
+        if let Some(member) = self.remove(&oldest) {
+            self.evicted.push(member);
+        }
+        true
+    }
+
+    /// Members evicted to make room since the last call.
+    pub(crate) fn take_evicted(&mut self) -> Vec<Member> {
+        std::mem::take(&mut self.evicted)
+    }
+
+    /// Members that lost their confirmation since the last call.
+    pub(crate) fn take_unconfirmed_again(&mut self) -> Vec<NodeName> {
+        std::mem::take(&mut self.unconfirmed_again)
+    }
+
+    /// Marks `name` confirmed if it is stored at `addr`; true when it was not confirmed before.
+    pub(crate) fn confirm(&mut self, name: &NodeName, addr: SocketAddr) -> bool {
+        let Some(entry) = self.entries.get_mut(name) else {
+            return false;
+        };
+        if entry.confirmed || entry.member.addr != addr {
+            return false;
+        }
+        entry.confirmed = true;
+        self.unconfirmed.remove(&(entry.learned_at, name.clone()));
+        true
+    }
+
+    /// Whether `name` is confirmed and stored at `addr` (a member address it answered at).
+    pub(crate) fn is_confirmed_at(&self, name: &NodeName, addr: SocketAddr) -> bool {
+        self.entries
+            .get(name)
+            .is_some_and(|e| e.confirmed && e.member.addr == addr)
+    }
+
+    /// Whether `name` is stored and confirmed.
+    pub(crate) fn is_confirmed(&self, name: &NodeName) -> bool {
+        self.entries.get(name).is_some_and(|e| e.confirmed)
+    }
+
+    /// Number of never-confirmed entries.
+    pub(crate) fn num_unconfirmed(&self) -> usize {
+        self.unconfirmed.len()
+    }
+
+    /// Up to `count` live never-confirmed members, oldest first, skipping the first `skip`
+    /// never-confirmed entries: the verification lane walks them round-robin.
+    pub(crate) fn unconfirmed_live(
+        &self,
+        skip: usize,
+        count: usize,
+    ) -> Vec<(NodeName, SocketAddr)> {
+        self.unconfirmed
+            .iter()
+            .skip(skip)
+            .filter_map(|(_, name)| self.entries.get(name))
+            .filter(|e| e.member.state.is_live() && e.verify_attempts < MAX_VERIFY_ATTEMPTS)
+            .map(|e| &e.member)
+            .take(count)
+            .map(|m| (m.name.clone(), m.addr))
+            .collect()
+    }
+
+    /// Counts one verification ping sent to `name`.
+    pub(crate) fn note_verification(&mut self, name: &NodeName) {
+        if let Some(entry) = self.entries.get_mut(name) {
+            entry.verify_attempts = entry.verify_attempts.saturating_add(1);
+        }
+    }
+
+    /// Up to `count` live never-confirmed members, newest first.
+    pub(crate) fn newest_unconfirmed_live(&self, count: usize) -> Vec<(NodeName, SocketAddr)> {
+        self.unconfirmed
+            .iter()
+            .rev()
+            .filter_map(|(_, name)| self.entries.get(name))
+            .filter(|e| e.member.state.is_live() && e.verify_attempts < MAX_VERIFY_ATTEMPTS)
+            .map(|e| &e.member)
+            .take(count)
+            .map(|m| (m.name.clone(), m.addr))
+            .collect()
+    }
+
+    /// Removes the never-confirmed entries learned at least `timeout` ago.
+    pub(crate) fn expire_unconfirmed(&mut self, now: Instant, timeout: Duration) -> Vec<Member> {
+        let mut expired = Vec::new();
+        while let Some((at, name)) = self.unconfirmed.first().cloned() {
+            if now.saturating_duration_since(at) < timeout {
+                break;
+            }
+            if let Some(member) = self.remove(&name) {
+                expired.push(member);
+            } else {
+                self.unconfirmed.pop_first();
+            }
+        }
+        expired
     }
 
     /// The member at `index` of an arbitrary but deterministic order, `index < len()`: with a
@@ -227,8 +430,13 @@ impl Membership {
     }
 
     /// Every member as a full-state entry.
+    /// Never-confirmed members are left out: this node does not vouch for what it only heard
+    /// second-hand, so a flood of forged members stays where it landed.
     pub(crate) fn snapshot(&self) -> Vec<MemberState> {
-        self.members()
+        self.entries
+            .values()
+            .filter(|e| e.confirmed)
+            .map(|e| &e.member)
             .map(|m| MemberState {
                 name: m.name.clone(),
                 addr: m.addr,
@@ -239,13 +447,62 @@ impl Membership {
             .collect()
     }
 
+    /// The claim as this node can credit it (see the module's rules): an alive about another
+    /// known member raises its incarnation by at most `max_incarnation_jump`; an accusation
+    /// about another known member is taken at the stored incarnation, and a death declared by
+    /// a third party above it becomes a suspicion there. Claims about the local node or unknown
+    /// members are returned as they are. Clamps are counted.
+    pub(crate) fn credible(&mut self, message: Message) -> Message {
+        let name = match &message {
+            Message::Alive(a) => &a.name,
+            Message::Suspect(s) => &s.name,
+            Message::Dead(d) => &d.name,
+            _ => return message,
+        };
+        if *name == self.local {
+            return message;
+        }
+        let Some(m) = self.get(name) else {
+            return message;
+        };
+        let (stored, live) = (m.incarnation, m.state.is_live());
+        let ceiling = Incarnation(stored.0.saturating_add(self.limits.max_incarnation_jump));
+        let credited = match message {
+            Message::Alive(a) if a.incarnation > ceiling => Message::Alive(Alive {
+                incarnation: ceiling,
+                ..a
+            }),
+            Message::Suspect(s) if s.incarnation > stored => Message::Suspect(Suspect {
+                incarnation: stored,
+                ..s
+            }),
+            Message::Dead(d) if d.incarnation > stored && d.from != d.name && live => {
+                Message::Suspect(Suspect {
+                    name: d.name,
+                    incarnation: stored,
+                    from: d.from,
+                })
+            }
+            Message::Dead(d) if d.incarnation > stored => Message::Dead(Dead {
+                incarnation: stored,
+                ..d
+            }),
+            other => return other,
+        };
+        self.counts.clamped += 1;
+        credited
+    }
+
     /// Applies an alive claim.
     pub(crate) fn alive(&mut self, now: Instant, a: &Alive) -> Outcome {
         if a.name == self.local {
             return self.alive_about_self(a);
         }
         let reclaim_time = self.reclaim_time;
-        let Some(entry) = self.entries.get_mut(&a.name) else {
+        if !self.entries.contains_key(&a.name) {
+            if !self.make_room() {
+                return Outcome::Refused;
+            }
             let member = Member {
                 name: a.name.clone(),
                 addr: a.addr,
@@ -254,11 +511,10 @@ impl Membership {
                 state: State::Alive,
                 state_changed_at: now,
             };
-            self.entries.insert(a.name.clone(), Entry::new(member));
-            self.names.push(a.name.clone());
-            self.alive += 1;
+            self.insert(member, now);
             return Outcome::Joined { new: true };
-        };
+        }
+        let entry = self.entries.get_mut(&a.name).expect("checked");
         let m = &mut entry.member;
         if m.addr != a.addr {
             let dead_for = now.saturating_duration_since(m.state_changed_at);
@@ -273,10 +529,19 @@ impl Membership {
         }
         if a.incarnation > m.incarnation {
             let previous = m.state;
-            let changed = m.addr != a.addr || m.meta != a.meta || previous == State::Suspect;
+            let moved = m.addr != a.addr;
+            let changed = moved || m.meta != a.meta || previous == State::Suspect;
             m.addr = a.addr;
             m.meta = a.meta.clone();
             m.incarnation = a.incarnation;
+            if moved && entry.confirmed {
+                // A new address is unproven until it answers a ping.
+                entry.confirmed = false;
+                entry.learned_at = now;
+                entry.verify_attempts = 0;
+                self.unconfirmed.insert((now, a.name.clone()));
+                self.unconfirmed_again.push(a.name.clone());
+            }
             m.state = State::Alive;
             if previous != State::Alive {
                 m.state_changed_at = now;
@@ -295,18 +560,37 @@ impl Membership {
         // A stale alive about a member held Suspect, Dead or Left (from a reclaimable
         // address, if it changed): it is probably that member, restarted or cut off,
         // announcing itself. Keep the state; tell it what it is accused of.
-        m.addr = a.addr;
+        if m.addr != a.addr {
+            m.addr = a.addr;
+            if entry.confirmed {
+                entry.confirmed = false;
+                entry.learned_at = now;
+                entry.verify_attempts = 0;
+                self.unconfirmed.insert((now, a.name.clone()));
+                self.unconfirmed_again.push(a.name.clone());
+            }
+        }
         self.accuse(now, &a.name)
     }
 
-    fn alive_about_self(&self, a: &Alive) -> Outcome {
+    fn alive_about_self(&mut self, a: &Alive) -> Outcome {
         let me = self.local();
         let same = a.addr == me.addr && a.meta == me.meta;
         if a.incarnation < me.incarnation || (a.incarnation == me.incarnation && same) {
             return Outcome::Ignored;
         }
+        self.refutation(a.incarnation)
+    }
+
+    /// The refutation of a claim about the local node at `accused` (`accused >= own`): the
+    /// claim is taken at no more than `own + max_incarnation_jump`, so that no single message
+    /// drives the local incarnation towards `u32::MAX`. A restarted node whose previous life
+    /// reached a higher incarnation climbs there in steps of that size, one per accusation.
+    fn refutation(&self, accused: Incarnation) -> Outcome {
+        let own = self.local().incarnation;
+        let ceiling = Incarnation(own.0.saturating_add(self.limits.max_incarnation_jump));
         Outcome::Refute {
-            accused: a.incarnation,
+            accused: accused.min(ceiling),
         }
     }
 
@@ -341,9 +625,7 @@ impl Membership {
             if s.incarnation < self.local().incarnation {
                 return Outcome::Ignored;
             }
-            return Outcome::Refute {
-                accused: s.incarnation,
-            };
+            return self.refutation(s.incarnation);
         }
         let local = self.local.clone();
         let Some(entry) = self.entries.get_mut(&s.name) else {
@@ -353,10 +635,8 @@ impl Membership {
         if s.incarnation < m.incarnation {
             return Outcome::Ignored;
         }
-        let raised = s.incarnation > m.incarnation;
-        m.incarnation = s.incarnation;
         match m.state {
-            State::Dead | State::Left => raise_or_ignore(raised),
+            State::Dead | State::Left => Outcome::Ignored,
             State::Suspect => {
                 let confirmed = match (evidence, entry.suspicion.as_mut()) {
                     (Evidence::Accuser(from), Some(timer)) => timer.confirm(from),
@@ -365,7 +645,7 @@ impl Membership {
                 if confirmed {
                     Outcome::Confirmed
                 } else {
-                    raise_or_ignore(raised)
+                    Outcome::Ignored
                 }
             }
             State::Alive => {
@@ -391,9 +671,7 @@ impl Membership {
             if d.incarnation < self.local().incarnation {
                 return Outcome::Ignored;
             }
-            return Outcome::Refute {
-                accused: d.incarnation,
-            };
+            return self.refutation(d.incarnation);
         }
         let Some(entry) = self.entries.get_mut(&d.name) else {
             return Outcome::Ignored;
@@ -402,12 +680,10 @@ impl Membership {
         if d.incarnation < m.incarnation {
             return Outcome::Ignored;
         }
-        let raised = d.incarnation > m.incarnation;
-        m.incarnation = d.incarnation;
         let left = d.from == d.name;
         match m.state {
-            State::Left => raise_or_ignore(raised),
-            State::Dead if !left => raise_or_ignore(raised),
+            State::Left => Outcome::Ignored,
+            State::Dead if !left => Outcome::Ignored,
             State::Dead | State::Alive | State::Suspect => {
                 if m.state == State::Alive {
                     self.alive -= 1;
@@ -421,41 +697,40 @@ impl Membership {
         }
     }
 
-    /// Applies one entry of a remote full state (a remote Dead counts as Suspect).
+    /// Applies one entry of a remote full state (a remote Dead counts as Suspect), as
+    /// [`credible`](Self::credible) takes it; returns the claim applied, to re-gossip.
     pub(crate) fn merge(
         &mut self,
         now: Instant,
         remote: &MemberState,
         params: SuspicionParams,
     ) -> (Outcome, Option<Message>) {
-        match remote.state {
-            State::Alive => {
-                let alive = Alive {
-                    name: remote.name.clone(),
-                    addr: remote.addr,
-                    incarnation: remote.incarnation,
-                    meta: remote.meta.clone(),
-                };
-                (self.alive(now, &alive), Some(Message::Alive(alive)))
-            }
-            State::Left => {
-                let dead = Dead {
-                    name: remote.name.clone(),
-                    incarnation: remote.incarnation,
-                    from: remote.name.clone(),
-                };
-                (self.dead(now, &dead), Some(Message::Dead(dead)))
-            }
-            State::Suspect | State::Dead => {
-                let suspect = Suspect {
-                    name: remote.name.clone(),
-                    incarnation: remote.incarnation,
-                    from: self.local.clone(),
-                };
-                let outcome = self.suspect(now, &suspect, Evidence::FullState, params);
-                (outcome, Some(Message::Suspect(suspect)))
-            }
-        }
+        let claim = match remote.state {
+            State::Alive => Message::Alive(Alive {
+                name: remote.name.clone(),
+                addr: remote.addr,
+                incarnation: remote.incarnation,
+                meta: remote.meta.clone(),
+            }),
+            State::Left => Message::Dead(Dead {
+                name: remote.name.clone(),
+                incarnation: remote.incarnation,
+                from: remote.name.clone(),
+            }),
+            State::Suspect | State::Dead => Message::Suspect(Suspect {
+                name: remote.name.clone(),
+                incarnation: remote.incarnation,
+                from: self.local.clone(),
+            }),
+        };
+        let claim = self.credible(claim);
+        let outcome = match &claim {
+            Message::Alive(a) => self.alive(now, a),
+            Message::Dead(d) => self.dead(now, d),
+            Message::Suspect(s) => self.suspect(now, s, Evidence::FullState, params),
+            _ => Outcome::Ignored,
+        };
+        (outcome, Some(claim))
     }
 
     /// Removes dead and left members whose state changed at least `after` ago.
@@ -470,15 +745,9 @@ impl Membership {
             })
             .map(|e| e.member.name.clone())
             .collect();
-        for name in &expired {
-            self.suspected.remove(name);
-        }
-        if !expired.is_empty() {
-            self.names.retain(|n| !expired.contains(n));
-        }
         expired
             .iter()
-            .filter_map(|name| self.entries.remove(name).map(|e| e.member))
+            .filter_map(|name| self.remove(name))
             .collect()
     }
 
@@ -492,20 +761,16 @@ impl Membership {
 }
 
 impl Entry {
-    fn new(member: Member) -> Entry {
+    fn new(member: Member, slot: usize, learned_at: Instant) -> Entry {
         Entry {
             member,
             suspicion: None,
             last_accused: None,
+            slot,
+            confirmed: false,
+            learned_at,
+            verify_attempts: 0,
         }
-    }
-}
-
-fn raise_or_ignore(raised: bool) -> Outcome {
-    if raised {
-        Outcome::Raised
-    } else {
-        Outcome::Ignored
     }
 }
 

@@ -18,8 +18,13 @@ use crate::member::{Incarnation, MAX_NAME_LEN, NodeName, State};
 /// The most metadata bytes any message may carry (the configured limit is usually lower).
 pub const MAX_META_LEN: usize = 16 * 1024;
 
-/// The most members one full-state exchange may carry.
-pub const MAX_STATE_MEMBERS: usize = 1 << 20;
+/// The most members one full-state exchange may carry (the protocol limit, checked from the
+/// declared count before any element is decoded; `Config::max_state_members` is usually lower).
+pub const MAX_STATE_MEMBERS: usize = 1 << 16;
+
+/// Elements reserved up front when decoding a member list: the vector then grows with what
+/// the input really holds, never with what its count declares.
+const PREALLOCATED_MEMBERS: usize = 64;
 
 /// One swim message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -198,6 +203,7 @@ pub struct StateExchange {
     /// Where to send the reply (streams arrive from ephemeral ports).
     pub source_addr: SocketAddr,
     /// Every member the sender holds, itself and dead members not yet reaped included.
+    #[serde(deserialize_with = "bounded_members")]
     pub members: Vec<MemberState>,
 }
 
@@ -214,6 +220,39 @@ pub struct MemberState {
     pub meta: Bytes,
     /// The sender's view of its state.
     pub state: State,
+}
+
+/// Decodes a member list: a declared count over [`MAX_STATE_MEMBERS`] is refused before any
+/// element is read, and memory is reserved only as elements actually decode (each takes at
+/// least 11 input bytes), so a decode never allocates more than a small multiple of its input.
+fn bounded_members<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<MemberState>, D::Error> {
+    struct Members;
+    impl<'de> serde::de::Visitor<'de> for Members {
+        type Value = Vec<MemberState>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "at most {MAX_STATE_MEMBERS} members")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let declared = seq.size_hint().unwrap_or(0);
+            if declared > MAX_STATE_MEMBERS {
+                return Err(serde::de::Error::invalid_length(declared, &self));
+            }
+            let mut members = Vec::with_capacity(declared.min(PREALLOCATED_MEMBERS));
+            while let Some(member) = seq.next_element()? {
+                if members.len() == MAX_STATE_MEMBERS {
+                    return Err(serde::de::Error::invalid_length(members.len() + 1, &self));
+                }
+                members.push(member);
+            }
+            Ok(members)
+        }
+    }
+    deserializer.deserialize_seq(Members)
 }
 
 impl Message {
@@ -396,6 +435,42 @@ mod tests {
         broken[1] = 0;
         broken.remove(2);
         assert!(Message::decode(&broken).is_err());
+    }
+
+    #[test]
+    fn a_declared_member_count_over_the_limit_is_refused_before_decoding_members() {
+        let state = |count: usize| {
+            let members = vec![
+                MemberState {
+                    name: name("m"),
+                    addr: "10.0.0.1:1".parse().unwrap(),
+                    incarnation: Incarnation(1),
+                    meta: Bytes::new(),
+                    state: State::Alive,
+                };
+                count
+            ];
+            Message::State(StateExchange {
+                exchange: Exchange::Request,
+                join: false,
+                source: name("a"),
+                source_addr: "10.0.0.1:1".parse().unwrap(),
+                members,
+            })
+            .encode()
+        };
+        assert!(Message::decode(&state(MAX_STATE_MEMBERS)).is_ok());
+        assert!(matches!(
+            Message::decode(&state(MAX_STATE_MEMBERS + 1)),
+            Err(Error::Decode { .. })
+        ));
+        // A small input declaring a huge count fails at once, whatever follows.
+        let mut forged = state(1).to_vec();
+        // Layout: variant, exchange, join, source ("a"), source_addr (v4, 4 bytes, port 1),
+        // then the member count at offset 10.
+        assert_eq!(forged[10], 1);
+        forged.splice(10..11, [0xff, 0xff, 0xff, 0xff, 0x0f]);
+        assert!(Message::decode(&forged).is_err());
     }
 
     #[test]

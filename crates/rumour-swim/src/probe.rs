@@ -34,14 +34,16 @@ impl ProbeOrder {
         self.names.insert(at, name);
     }
 
-    /// Removes `name`.
-    pub(crate) fn remove(&mut self, name: &NodeName) {
-        if let Some(at) = self.names.iter().position(|n| n == name) {
-            self.names.remove(at);
-            if at < self.next {
-                self.next -= 1;
-            }
+    /// Removes `name`; false if it was not in the order.
+    pub(crate) fn remove(&mut self, name: &NodeName) -> bool {
+        let Some(at) = self.names.iter().position(|n| n == name) else {
+            return false;
+        };
+        self.names.remove(at);
+        if at < self.next {
+            self.next -= 1;
         }
+        true
     }
 
     /// The next name in this cycle, or `None` at the end of the cycle.
@@ -85,8 +87,10 @@ pub(crate) struct Probe {
 /// An indirect probe run for another member.
 #[derive(Clone, Debug)]
 pub(crate) struct Relay {
-    /// Where the ack or nack goes.
+    /// Where the ack or nack goes: the request's packet source.
     pub(crate) requester: SocketAddr,
+    /// The name the requester gave (piggybacked gossip only if confirmed at `requester`).
+    pub(crate) requester_name: NodeName,
     /// The requester's sequence number.
     pub(crate) seq: u32,
     /// Whether the requester wants a nack.
@@ -208,6 +212,7 @@ mod tests {
         let now = Instant::now();
         let relay = Relay {
             requester: "10.0.0.1:1".parse().unwrap(),
+            requester_name: name(1),
             seq: 1,
             nack: true,
             deadline: now,

@@ -61,4 +61,29 @@ pub struct Stats {
     pub queue_depth: u64,
     /// Events queued now.
     pub event_queue_depth: u64,
+    /// Claims whose incarnation was beyond what this node could credit and was clamped: alive
+    /// jumps over `max_incarnation_jump`, accusations above the stored incarnation (a death
+    /// declared there by a third party becomes a suspicion).
+    pub incarnations_clamped: u64,
+    /// New members refused because the table was full of confirmed members.
+    pub members_refused: u64,
+    /// Never-confirmed members evicted to make room for a new one.
+    pub members_evicted: u64,
+    /// Never-confirmed members forgotten after `unconfirmed_timeout`.
+    pub unconfirmed_expired: u64,
+    /// Members confirmed (they answered a ping of this node).
+    pub members_confirmed: u64,
+    /// Verification pings sent to never-confirmed members.
+    pub verifications: u64,
+    /// Alive claims refused by the admission hook.
+    pub admission_refused: u64,
+    /// Full-state exchanges refused for carrying more than `max_state_members` members.
+    pub states_refused: u64,
+    /// Indirect pings refused because the target is not a member at the address named.
+    pub relays_refused: u64,
+    /// Stream replies not sent because the address named is neither the stream's peer host
+    /// nor a confirmed member's address.
+    pub replies_refused: u64,
+    /// Message bytes in the transmit queue now.
+    pub transmit_queue_bytes: u64,
 }

@@ -31,6 +31,16 @@ pub use dissemination::MemberUpdate;
 /// Indirect probes run for others at once, at most.
 const RELAY_CAPACITY: usize = 256;
 
+/// Verification pings awaiting an ack, at most (the lane's batch and ping-backs), and the most
+/// the lane sends in one probe period.
+const VERIFY_CAPACITY: usize = 1024;
+
+/// Decides whether a member learned from an alive message or a state exchange may enter the
+/// table (or change its address or metadata): memberlist's alive / merge delegate. It gets the
+/// record as it would be stored; `false` refuses the claim (counted in
+/// [`Stats::admission_refused`]).
+pub type Admission = Box<dyn Fn(&Member) -> bool + Send + Sync>;
+
 /// A SWIM + Lifeguard member: failure detection, dissemination and full-state exchange, as a
 /// deterministic state machine that does no I/O.
 ///
@@ -74,6 +84,12 @@ pub struct Swim {
     left: bool,
     /// The latest time given to the machine; inputs never move it backwards.
     clock: Instant,
+    /// The admission hook, if any.
+    admission: Option<Admission>,
+    /// Verification pings in flight: sequence number to member and address.
+    verifying: std::collections::BTreeMap<u32, (NodeName, SocketAddr)>,
+    /// Where the verification lane resumes among the never-confirmed members.
+    verify_cursor: usize,
 }
 
 /// The periodic timers; `None` when off.
@@ -107,11 +123,15 @@ impl Swim {
             state: State::Alive,
             state_changed_at: now,
         };
-        let members = Membership::new(
+        let mut members = Membership::new(
             local,
             config.probe_interval(),
             config.dead_node_reclaim_time(),
         );
+        members.set_limits(crate::membership::Limits {
+            max_members: config.max_members().get(),
+            max_incarnation_jump: config.max_incarnation_jump().get(),
+        });
         let mut swim = Swim {
             rng,
             members,
@@ -123,7 +143,10 @@ impl Swim {
                 config.retransmit_mult().get(),
                 config.broadcast_queue_capacity().get(),
             ),
-            outbox: Outbox::new(config.transmit_queue_capacity().get()),
+            outbox: Outbox::new(
+                config.transmit_queue_capacity().get(),
+                config.transmit_queue_bytes().get(),
+            ),
             events: EventQueue::new(config.event_queue_capacity().get()),
             stats: Stats::default(),
             seq: 0,
@@ -133,6 +156,9 @@ impl Swim {
             followup_wanted: false,
             left: false,
             clock: now,
+            admission: None,
+            verifying: std::collections::BTreeMap::new(),
+            verify_cursor: 0,
             config,
         };
         swim.start_clocks(now);
@@ -213,7 +239,28 @@ impl Swim {
         stats.events_dropped = self.events.dropped();
         stats.event_queue_depth = self.events.len() as u64;
         stats.transmits_dropped = self.outbox.dropped();
+        stats.transmit_queue_bytes = self.outbox.bytes() as u64;
+        stats.incarnations_clamped = self.members.counts.clamped;
         stats
+    }
+
+    /// Whether `name` answered a ping of this node at its current address (members learned
+    /// only second-hand are not probed in the round-robin, gossiped to or exchanged with
+    /// until they do).
+    #[must_use]
+    pub fn is_confirmed(&self, name: &str) -> bool {
+        self.members
+            .get(name)
+            .is_some_and(|m| self.members.is_confirmed(&m.name))
+    }
+
+    // ----- settings -----
+
+    /// Installs (or, with `None`, removes) the admission hook: every alive claim that would add
+    /// a member or change a member's address or metadata, from gossip, pings or state
+    /// exchanges, is first shown to it.
+    pub fn set_admission(&mut self, admission: Option<Admission>) {
+        self.admission = admission;
     }
 
     /// Room left in `transmit` for more messages: the datagram budget less what its messages
@@ -283,9 +330,10 @@ impl Swim {
         self.receive(now, from, bytes, Delivery::Datagram)
     }
 
-    /// Handles one swim message received over a stream (`from` is the peer's ephemeral
-    /// address; replies go to the address the message carries). Bad bytes return an error and
-    /// change nothing.
+    /// Handles one swim message received over a stream (`from` is the peer's address, its
+    /// port ephemeral; replies go to the address the message carries only when that address
+    /// is on the peer's host or is a confirmed member's). Bad bytes return an error and change
+    /// nothing.
     pub fn handle_stream(
         &mut self,
         now: Instant,
@@ -375,16 +423,18 @@ impl Swim {
             from: me.name.clone(),
         });
         self.enqueue(&dead);
-        let mut targets: Vec<SocketAddr> = self
+        let mut targets: Vec<(SocketAddr, bool)> = self
             .members
             .members()
             .filter(|m| m.state.is_live() && m.name != *self.local_name())
-            .map(|m| m.addr)
+            .map(|m| (m.addr, self.members.is_confirmed(&m.name)))
             .collect();
         targets.shuffle(&mut self.rng);
+        // Confirmed members first; the goodbye is small and rides alone to the others.
+        targets.sort_by_key(|&(_, confirmed)| !confirmed);
         targets.truncate(self.config.leave_fanout().get());
-        for to in targets {
-            self.send_datagram(to, std::slice::from_ref(&dead));
+        for (to, confirmed) in targets {
+            self.send_datagram(to, std::slice::from_ref(&dead), confirmed);
         }
         self.probe = None;
         let t = &mut self.timers;
@@ -421,6 +471,15 @@ impl Swim {
                     reason: "metadata is over the configured meta_max_size",
                 });
             }
+            if let Message::State(state) = &message {
+                if state.members.len() > self.config.max_state_members().get() {
+                    self.stats.states_refused += 1;
+                    return Err(Error::Invalid {
+                        kind: message.kind(),
+                        reason: "more members than the configured max_state_members",
+                    });
+                }
+            }
             Ok(message)
         });
         decoded.inspect_err(|_| self.stats.decode_errors += 1)
@@ -428,9 +487,9 @@ impl Swim {
 
     fn dispatch(&mut self, now: Instant, from: SocketAddr, message: Message, delivery: Delivery) {
         match message {
-            Message::Ping(ping) => self.on_ping(now, ping, delivery),
-            Message::IndirectPing(req) => self.on_indirect_ping(now, req),
-            Message::Ack(ack) => self.on_ack(ack.seq, delivery),
+            Message::Ping(ping) => self.on_ping(now, from, ping, delivery),
+            Message::IndirectPing(req) => self.on_indirect_ping(now, from, req),
+            Message::Ack(ack) => self.on_ack(from, ack.seq, delivery),
             Message::Nack(nack) => self.on_nack(nack.seq),
             Message::Alive(alive) => self.on_alive(now, alive),
             Message::Suspect(suspect) => self.on_suspect(now, suspect),
@@ -481,11 +540,18 @@ impl Swim {
         }
     }
 
-    /// Random members matching `keep`, excluding the local node, at most `count`.
+    /// Random confirmed members matching `keep`, excluding the local node, at most `count`:
+    /// gossip, helpers and exchanges go only to members that answered this node, so that
+    /// forged entries neither draw traffic to addresses they name nor dilute real work.
     fn random_members(&mut self, count: usize, keep: impl Fn(&Member) -> bool) -> Vec<Member> {
         let local = self.members.local();
         let (local_addr, local_name) = (local.addr, local.name.clone());
-        let eligible = |m: &Member| (m.addr != local_addr || m.name != local_name) && keep(m);
+        let members = &self.members;
+        let eligible = |m: &Member| {
+            (m.addr != local_addr || m.name != local_name)
+                && keep(m)
+                && members.is_confirmed(&m.name)
+        };
         let total = self.members.len();
         // In a large table, draw random members and keep the eligible ones: a few lookups
         // instead of a scan of every member on every gossip tick and probe.
@@ -523,6 +589,7 @@ impl std::fmt::Debug for Swim {
             .field("members", &self.members.len())
             .field("health_score", &self.awareness.score())
             .field("queue", &self.queue)
+            .field("admission", &self.admission.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -43,9 +43,7 @@ fn table(state: State, now: Instant) -> Membership {
     );
     let mut m = member("m", 2, STORED, state, now);
     m.state = state;
-    t.entries.insert(name("m"), Entry::new(m));
-    t.names.push(name("m"));
-    t.alive += usize::from(state == State::Alive);
+    t.insert(m, now);
     if state == State::Suspect {
         let timer = Suspicion::new(now, name("x"), 2, params().min, params().max);
         t.entries.get_mut(&name("m")).unwrap().suspicion = Some(Box::new(timer));
@@ -125,21 +123,14 @@ fn alive_with_equal_or_lower_incarnation_changes_nothing() {
 fn stale_alive_cannot_resurrect_a_dead_member() {
     let now = Instant::now();
     let mut t = table(State::Dead, now);
-    // An accusation at a higher incarnation raises the stored one without a transition...
-    assert_eq!(
-        t.suspect(
-            now,
-            &suspect("m", 7, "x"),
-            Evidence::Accuser(&name("x")),
-            params()
-        ),
-        Outcome::Raised
-    );
-    assert_eq!(stored(&t), (State::Dead, Incarnation(7)));
-    // ...so an alive from before that accusation cannot bring the member back.
-    t.alive(now, &alive("m", 6));
-    assert_eq!(stored(&t), (State::Dead, Incarnation(7)));
-    assert_eq!(t.alive(now, &alive("m", 8)), Outcome::Joined { new: false });
+    // An alive at or below the incarnation the member was declared dead at changes nothing...
+    assert!(matches!(
+        t.alive(now, &alive("m", 5)),
+        Outcome::Accuse { .. }
+    ));
+    assert_eq!(stored(&t), (State::Dead, STORED));
+    // ...a newer one (the member refuting) brings it back.
+    assert_eq!(t.alive(now, &alive("m", 6)), Outcome::Joined { new: false });
 }
 
 #[test]
@@ -242,7 +233,7 @@ fn suspect_with_equal_or_higher_incarnation_suspects_an_alive_member() {
             t.suspect(now, &s, Evidence::Accuser(&name("x")), params()),
             Outcome::Suspected
         );
-        assert_eq!(stored(&t), (State::Suspect, Incarnation(inc)));
+        assert_eq!(stored(&t), (State::Suspect, STORED), "never raised");
         assert!(t.entries[&name("m")].suspicion.is_some());
     }
 }
@@ -288,21 +279,130 @@ fn suspect_of_a_suspect_confirms_only_from_new_accusers() {
 }
 
 #[test]
-fn suspect_of_a_dead_or_left_member_only_raises_the_incarnation() {
+fn accusations_never_raise_a_stored_incarnation() {
     let now = Instant::now();
     for state in [State::Dead, State::Left] {
         let mut t = table(state, now);
         let x = name("x");
-        assert_eq!(
-            t.suspect(now, &suspect("m", 5, "x"), Evidence::Accuser(&x), params()),
-            Outcome::Ignored
-        );
-        assert_eq!(
-            t.suspect(now, &suspect("m", 8, "x"), Evidence::Accuser(&x), params()),
-            Outcome::Raised
-        );
-        assert_eq!(stored(&t), (state, Incarnation(8)));
+        for inc in [5, 8, u32::MAX] {
+            assert_eq!(
+                t.suspect(
+                    now,
+                    &suspect("m", inc, "x"),
+                    Evidence::Accuser(&x),
+                    params()
+                ),
+                Outcome::Ignored
+            );
+            assert_eq!(t.dead(now, &dead("m", inc, "x")), Outcome::Ignored);
+        }
+        assert_eq!(stored(&t), (state, STORED));
     }
+}
+
+#[test]
+fn a_claim_beyond_the_stored_incarnation_is_credited_only_up_to_it() {
+    let now = Instant::now();
+    let mut t = table(State::Alive, now);
+    t.set_limits(Limits {
+        max_members: 100,
+        max_incarnation_jump: 10,
+    });
+    // A third party's death at u32::MAX is a suspicion at the stored incarnation.
+    assert_eq!(
+        t.credible(Message::Dead(dead("m", u32::MAX, "x"))),
+        Message::Suspect(suspect("m", 5, "x"))
+    );
+    // A suspicion is taken at the stored incarnation, a goodbye too.
+    assert_eq!(
+        t.credible(Message::Suspect(suspect("m", u32::MAX, "x"))),
+        Message::Suspect(suspect("m", 5, "x"))
+    );
+    assert_eq!(
+        t.credible(Message::Dead(dead("m", u32::MAX, "m"))),
+        Message::Dead(dead("m", 5, "m"))
+    );
+    // An alive raises the incarnation by at most the jump.
+    assert_eq!(
+        t.credible(Message::Alive(alive("m", u32::MAX))),
+        Message::Alive(alive("m", 15))
+    );
+    // Claims at or below what is stored, about the local node, or about unknown members are
+    // untouched.
+    for claim in [
+        Message::Dead(dead("m", 5, "x")),
+        Message::Alive(alive("m", 15)),
+        Message::Dead(dead("self", u32::MAX, "x")),
+        Message::Alive(alive("zz", u32::MAX)),
+    ] {
+        assert_eq!(t.credible(claim.clone()), claim);
+    }
+    assert_eq!(t.counts.clamped, 4);
+}
+
+#[test]
+fn a_refutation_climbs_at_most_the_jump_above_the_local_incarnation() {
+    let now = Instant::now();
+    let mut t = table(State::Alive, now);
+    t.set_limits(Limits {
+        max_members: 100,
+        max_incarnation_jump: 10,
+    });
+    assert_eq!(
+        t.dead(now, &dead("self", u32::MAX, "x")),
+        Outcome::Refute {
+            accused: Incarnation(15)
+        }
+    );
+    assert_eq!(
+        t.alive(now, &alive("self", u32::MAX)),
+        Outcome::Refute {
+            accused: Incarnation(15)
+        }
+    );
+}
+
+#[test]
+fn a_full_table_evicts_the_oldest_unconfirmed_member_and_then_refuses() {
+    let now = Instant::now();
+    let mut t = table(State::Alive, now);
+    t.set_limits(Limits {
+        max_members: 3,
+        max_incarnation_jump: 10,
+    });
+    assert_eq!(t.alive(now, &alive("n", 1)), Outcome::Joined { new: true });
+    let later = now + Duration::from_secs(1);
+    assert_eq!(
+        t.alive(later, &alive("o", 1)),
+        Outcome::Joined { new: true }
+    );
+    assert_eq!(t.len(), 3);
+    let evicted: Vec<_> = t.take_evicted().into_iter().map(|m| m.name).collect();
+    assert_eq!(evicted, [name("m")], "the oldest unconfirmed goes");
+    assert!(t.confirm(&name("n"), addr(2)));
+    assert!(t.confirm(&name("o"), addr(2)));
+    assert_eq!(t.alive(later, &alive("p", 1)), Outcome::Refused);
+    assert_eq!(t.len(), 3);
+    assert_eq!(t.num_alive(), scanned_alive(&t));
+}
+
+#[test]
+fn unconfirmed_members_expire_and_confirmed_ones_stay() {
+    let now = Instant::now();
+    let mut t = table(State::Alive, now);
+    t.alive(now, &alive("n", 1));
+    assert!(t.confirm(&name("n"), addr(2)));
+    assert!(!t.confirm(&name("n"), addr(2)), "once");
+    let timeout = Duration::from_secs(60);
+    assert!(t.expire_unconfirmed(now + timeout / 2, timeout).is_empty());
+    let expired: Vec<_> = t
+        .expire_unconfirmed(now + timeout, timeout)
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    assert_eq!(expired, [name("m")]);
+    assert_eq!(t.len(), 2);
+    assert_eq!(t.num_alive(), scanned_alive(&t));
 }
 
 #[test]
@@ -316,7 +416,7 @@ fn dead_with_equal_or_higher_incarnation_kills_a_live_member() {
                 Outcome::Failed,
                 "{state} {inc}"
             );
-            assert_eq!(stored(&t), (State::Dead, Incarnation(inc)));
+            assert_eq!(stored(&t), (State::Dead, STORED), "never raised");
             assert!(t.entries[&name("m")].suspicion.is_none());
         }
     }
@@ -341,19 +441,6 @@ fn dead_with_lower_incarnation_changes_nothing() {
         assert_eq!(t.dead(now, &dead("m", 4, "m")), Outcome::Ignored);
         assert_eq!(stored(&t), (state, STORED));
     }
-}
-
-#[test]
-fn dead_of_a_dead_or_left_member_only_raises_the_incarnation() {
-    let now = Instant::now();
-    let mut t = table(State::Dead, now);
-    assert_eq!(t.dead(now, &dead("m", 5, "x")), Outcome::Ignored);
-    assert_eq!(t.dead(now, &dead("m", 9, "x")), Outcome::Raised);
-    assert_eq!(stored(&t), (State::Dead, Incarnation(9)));
-    let mut t = table(State::Left, now);
-    assert_eq!(t.dead(now, &dead("m", 5, "m")), Outcome::Ignored);
-    assert_eq!(t.dead(now, &dead("m", 9, "x")), Outcome::Raised);
-    assert_eq!(stored(&t), (State::Left, Incarnation(9)));
 }
 
 #[test]
@@ -460,14 +547,8 @@ fn remote_dead_in_a_full_state_is_taken_as_suspect() {
 fn reaping_removes_only_expired_dead_and_left_members() {
     let now = Instant::now();
     let mut t = table(State::Dead, now);
-    t.entries.insert(
-        name("l"),
-        Entry::new(member("l", 3, STORED, State::Left, now)),
-    );
-    t.entries.insert(
-        name("a"),
-        Entry::new(member("a", 4, STORED, State::Alive, now)),
-    );
+    t.insert(member("l", 3, STORED, State::Left, now), now);
+    t.insert(member("a", 4, STORED, State::Alive, now), now);
     assert!(
         t.reap(now + Duration::from_secs(10), Duration::from_secs(30))
             .is_empty()

@@ -45,9 +45,10 @@ impl Broadcast for MemberUpdate {
 }
 
 impl Swim {
-    /// Random members to gossip to: alive and suspect ones, and dead ones for
+    /// Random confirmed members to gossip to: alive and suspect ones, and dead ones for
     /// `gossip_to_the_dead_time` after they died (so they can hear they were declared dead
-    /// and refute), excluding the local node; at most `count`.
+    /// and refute), excluding the local node; at most `count`. Members that never answered a
+    /// ping of this node are not gossiped to.
     pub fn gossip_targets(&mut self, now: Instant, count: usize) -> Vec<SocketAddr> {
         let dead_time = self.config.gossip_to_the_dead_time();
         self.random_members(count, |m| match m.state {
@@ -92,6 +93,11 @@ impl Swim {
             kind: message.kind(),
             bytes: message.encode(),
         });
+        let max_bytes = self.config.broadcast_queue_bytes().get();
+        while self.queue.payload_bytes() > max_bytes && self.queue.len() > 1 {
+            // The most-sent go first, as when the count bound is reached (counted as drops).
+            self.queue.prune(self.queue.len() - 1);
+        }
     }
 
     /// Queues the local node's alive message.
@@ -102,8 +108,11 @@ impl Swim {
         }
     }
 
-    /// Sends `messages` in one datagram to `to`, topped up with queued updates.
-    pub(super) fn send_datagram(&mut self, to: SocketAddr, messages: &[Message]) {
+    /// Sends `messages` in one datagram to `to`, topped up with queued updates when
+    /// `piggyback` is set. Callers set it only when `to` is the address of a confirmed member:
+    /// an address a message merely names (a forged member's, a spoofed source) gets no more
+    /// than the answer itself, never a full datagram of gossip.
+    pub(super) fn send_datagram(&mut self, to: SocketAddr, messages: &[Message], piggyback: bool) {
         let mut encoded = Vec::with_capacity(messages.len() + 4);
         let mut used = 0;
         for message in messages {
@@ -112,8 +121,10 @@ impl Swim {
             used += self.cost(bytes.len());
             encoded.push(bytes);
         }
-        let room = self.config.datagram_budget().saturating_sub(used);
-        encoded.extend(self.fill_broadcasts(room));
+        if piggyback {
+            let room = self.config.datagram_budget().saturating_sub(used);
+            encoded.extend(self.fill_broadcasts(room));
+        }
         self.outbox.push(Transmit {
             to,
             delivery: Delivery::Datagram,

@@ -31,16 +31,32 @@ impl Swim {
         })
     }
 
-    pub(super) fn on_state(&mut self, now: Instant, _from: SocketAddr, state: StateExchange) {
+    pub(super) fn on_state(&mut self, now: Instant, from: SocketAddr, state: StateExchange) {
         if state.source == *self.local_name() {
             return;
         }
+        // The stream's peer is who it claims to be only if it connects from the host of the
+        // address it names (a stream's source cannot be spoofed without a handshake).
+        let from_its_host = from.ip() == state.source_addr.ip();
         if state.exchange == Exchange::Request {
-            // Answer with the state as it was before the merge, like memberlist.
-            let reply = self.state_message(Exchange::Reply, state.join);
-            self.send_stream(state.source_addr, &reply, Some(PullPush::Reply));
+            // Answer with the state as it was before the merge, like memberlist, and only to
+            // the stream's peer host or to a confirmed member's address: never a whole table
+            // to an address a message merely names.
+            if from_its_host
+                || self
+                    .members
+                    .is_confirmed_at(&state.source, state.source_addr)
+            {
+                let reply = self.state_message(Exchange::Reply, state.join);
+                self.send_stream(state.source_addr, &reply, Some(PullPush::Reply));
+            } else {
+                self.stats.replies_refused += 1;
+            }
         }
         self.merge(now, &state);
+        if from_its_host {
+            self.confirm(&state.source, state.source_addr);
+        }
         if state.exchange == Exchange::Reply && state.join && self.followup_wanted {
             // One more exchange soon, with another member: the joiner's view is then checked
             // against a second one, and that member learns of the joiner at once.
@@ -53,6 +69,17 @@ impl Swim {
     fn merge(&mut self, now: Instant, state: &StateExchange) {
         let params = self.suspicion_params();
         for remote in &state.members {
+            if remote.state == State::Alive {
+                let alive = crate::message::Alive {
+                    name: remote.name.clone(),
+                    addr: remote.addr,
+                    incarnation: remote.incarnation,
+                    meta: remote.meta.clone(),
+                };
+                if !self.admits(&alive) {
+                    continue;
+                }
+            }
             let (outcome, message) = self.members.merge(now, remote, params);
             self.apply(&remote.name, outcome, message);
         }

@@ -9,6 +9,9 @@ use crate::member::{NodeName, State};
 use crate::message::{Ack, IndirectPing, Message, Nack, Ping, Suspect};
 use crate::probe::{Probe, Relay};
 
+/// Verification pings the lane sends one IP address per probe period, at most.
+const VERIFICATIONS_PER_IP: usize = 4;
+
 impl Swim {
     /// The local node's alive message, carried by its pings.
     pub(super) fn source(&self) -> crate::message::Alive {
@@ -43,6 +46,8 @@ impl Swim {
     fn start_probe(&mut self, now: Instant) {
         let interval = self.awareness.scale(self.config.probe_interval());
         self.timers.probe = Some(now + interval);
+        self.expire_unconfirmed(now);
+        self.send_verifications();
         let recheck_after = self.suspicion_params().min / 2;
         let stale = self.members.stale_suspect(now, recheck_after);
         let Some(target) = stale.or_else(|| self.next_target(now)) else {
@@ -53,6 +58,7 @@ impl Swim {
         };
         let seq = self.next_seq();
         self.stats.probes += 1;
+        let piggyback = self.members.is_confirmed_at(&target, member.addr);
         self.probe = Some(Probe {
             seq,
             target: target.clone(),
@@ -76,7 +82,92 @@ impl Swim {
                 from: self.local_name().clone(),
             }));
         }
-        self.send_datagram(member.addr, &messages);
+        self.send_datagram(member.addr, &messages, piggyback);
+    }
+
+    /// Forgets the members that never answered a ping of this node within
+    /// `unconfirmed_timeout` of being learned.
+    fn expire_unconfirmed(&mut self, now: Instant) {
+        let timeout = self.config.unconfirmed_timeout();
+        for member in self.members.expire_unconfirmed(now, timeout) {
+            self.stats.unconfirmed_expired += 1;
+            self.emit(crate::Event::MemberReaped(member));
+        }
+    }
+
+    /// The verification lane: beside the probe round, a bare ping to up to
+    /// `verifications_per_probe` live members that never answered this node (more when many
+    /// wait: enough for each to get its two pings within `unconfirmed_timeout`, at most 1,024
+    /// per probe period, and at most four per IP address): half the newest (a member that
+    /// just joined is confirmed at once), half walked round-robin from the
+    /// oldest (everyone gets a turn). An ack confirms the member and schedules it in the
+    /// round-robin; silence costs nothing (the entry expires after `unconfirmed_timeout`).
+    /// Forged members learned in bulk so wait here, off the round-robin, instead of diluting
+    /// the probes of real ones.
+    fn send_verifications(&mut self) {
+        self.verifying.clear();
+        let total = self.members.num_unconfirmed();
+        let configured = self.config.verifications_per_probe();
+        if configured == 0 || total == 0 {
+            return;
+        }
+        // Enough for every entry to get both its pings before it expires: a thousand members
+        // learned in one join are all confirmed well within `unconfirmed_timeout`.
+        let periods = (self.config.unconfirmed_timeout().as_secs_f64()
+            / self.config.probe_interval().as_secs_f64())
+        .max(1.0);
+        let needed = (2.0 * total as f64 / periods).ceil() as usize;
+        let per_probe = configured.max(needed).min(super::VERIFY_CAPACITY);
+        // At most `VERIFICATIONS_PER_IP` verification pings per IP address and period: forged
+        // members that all name one victim draw a few small pings a period to it, whatever
+        // their number (members sharing a host, as on loopback, still get a turn each).
+        let mut ips: std::collections::BTreeMap<std::net::IpAddr, usize> =
+            std::collections::BTreeMap::new();
+        let mut batch: Vec<(NodeName, std::net::SocketAddr)> = Vec::with_capacity(per_probe);
+        let mut take = |candidates: Vec<(NodeName, std::net::SocketAddr)>, limit: usize| {
+            for entry in candidates {
+                if batch.len() >= limit {
+                    break;
+                }
+                let sent = ips.entry(entry.1.ip()).or_default();
+                if *sent < VERIFICATIONS_PER_IP && !batch.contains(&entry) {
+                    *sent += 1;
+                    batch.push(entry);
+                }
+            }
+        };
+        let half = per_probe.div_ceil(2);
+        take(self.members.newest_unconfirmed_live(4 * half), half);
+        if self.verify_cursor >= total {
+            self.verify_cursor = 0;
+        }
+        let walk = 4 * (per_probe - half);
+        take(
+            self.members.unconfirmed_live(self.verify_cursor, walk),
+            per_probe,
+        );
+        self.verify_cursor += walk;
+        for (name, addr) in batch {
+            self.members.note_verification(&name);
+            self.verify(name, addr);
+        }
+    }
+
+    /// Sends a bare verification ping to `name` at `addr` (no piggybacked gossip: the address
+    /// is not yet known to be a member's).
+    fn verify(&mut self, name: NodeName, addr: std::net::SocketAddr) {
+        if self.verifying.len() >= super::VERIFY_CAPACITY {
+            return;
+        }
+        let seq = self.next_seq();
+        self.stats.verifications += 1;
+        self.verifying.insert(seq, (name.clone(), addr));
+        let ping = Message::Ping(Ping {
+            seq,
+            target: name,
+            source: self.source(),
+        });
+        self.send_datagram(addr, &[ping], false);
     }
 
     fn next_target(&mut self, now: Instant) -> Option<NodeName> {
@@ -109,8 +200,13 @@ impl Swim {
             .members
             .reap(now, self.config.gossip_to_the_dead_time());
         for member in reaped {
-            self.order.remove(&member.name);
-            if member.state == State::Dead && self.config.reconnect_interval().is_some() {
+            let confirmed = self.order.remove(&member.name);
+            // Only members that once answered this node are retried: a forged entry must not
+            // earn its address a state exchange.
+            if confirmed
+                && member.state == State::Dead
+                && self.config.reconnect_interval().is_some()
+            {
                 let evicted = self.reconnect.insert(now, member.name.clone(), member.addr);
                 self.stats.reconnect_evicted += evicted;
             }
@@ -134,6 +230,7 @@ impl Swim {
         }
         let source = self.source();
         for helper in helpers {
+            // Helpers are confirmed members (see `random_members`).
             self.stats.indirect_probes += 1;
             let request = Message::IndirectPing(IndirectPing {
                 seq,
@@ -142,7 +239,7 @@ impl Swim {
                 nack: true,
                 source: source.clone(),
             });
-            self.send_datagram(helper.addr, &[request]);
+            self.send_datagram(helper.addr, &[request], true);
         }
         if self.config.reliable_ping() {
             let ping = Message::Ping(Ping {
@@ -188,27 +285,79 @@ impl Swim {
         self.suspect_after_probe(now, &probe.target);
     }
 
-    pub(super) fn on_ping(&mut self, now: Instant, ping: Ping, delivery: Delivery) {
+    /// A datagram ping is answered to the packet's source; a reliable ping (stream) to the
+    /// address it names, only when that address is on the stream peer's host or is the
+    /// source's confirmed address. The ack carries piggybacked gossip only when it goes to a
+    /// confirmed member's address. A ping from a member not yet confirmed, sent from the
+    /// address it announces, is answered with a bare verification ping as well.
+    pub(super) fn on_ping(
+        &mut self,
+        now: Instant,
+        from: std::net::SocketAddr,
+        ping: Ping,
+        delivery: Delivery,
+    ) {
         if ping.target != *self.local_name() {
             // Meant for another member that used to live at this address.
             return;
         }
-        let reply_to = ping.source.addr;
+        let (source, seq) = (ping.source.name.clone(), ping.seq);
+        let announced = ping.source.addr;
+        let received = Message::Ping(ping.clone()).encode().len();
         self.on_alive(now, ping.source);
-        let ack = Message::Ack(Ack { seq: ping.seq });
+        let ack = Message::Ack(Ack { seq });
         if delivery == Delivery::Stream {
-            self.send_stream(reply_to, &ack, None);
-        } else {
-            self.send_datagram(reply_to, &[ack]);
+            if from.ip() == announced.ip() || self.members.is_confirmed_at(&source, announced) {
+                self.send_stream(announced, &ack, None);
+            } else {
+                self.stats.replies_refused += 1;
+            }
+            return;
+        }
+        let piggyback = self.members.is_confirmed_at(&source, from);
+        self.send_datagram(from, &[ack], piggyback);
+        let unconfirmed = self
+            .members
+            .get(&source)
+            .is_some_and(|m| m.addr == from && m.state.is_live())
+            && !self.members.is_confirmed(&source);
+        // The ping back is never larger than the ping that caused it.
+        let ours = Message::Ping(Ping {
+            seq,
+            target: source.clone(),
+            source: self.source(),
+        })
+        .encode()
+        .len();
+        if unconfirmed && ours <= received {
+            self.verify(source, from);
         }
     }
 
-    pub(super) fn on_indirect_ping(&mut self, now: Instant, req: IndirectPing) {
-        let requester = req.source.addr;
+    /// Relays an indirect probe: the ping goes to the target named, but only when the target
+    /// is a live member stored at that address (otherwise refused and counted), and the ack or
+    /// nack goes back to the packet's source. Nothing bigger than the request goes to an
+    /// address that is not a confirmed member's.
+    pub(super) fn on_indirect_ping(
+        &mut self,
+        now: Instant,
+        from: std::net::SocketAddr,
+        req: IndirectPing,
+    ) {
+        let requester_name = req.source.name.clone();
         self.on_alive(now, req.source);
+        let target_known = self
+            .members
+            .get(&req.target)
+            .is_some_and(|m| m.addr == req.target_addr && m.state.is_live());
+        if !target_known || req.target == *self.local_name() {
+            self.stats.relays_refused += 1;
+            return;
+        }
         let seq = self.next_seq();
         let relay = Relay {
-            requester,
+            requester: from,
+            requester_name,
             seq: req.seq,
             nack: req.nack,
             deadline: now + self.config.probe_timeout(),
@@ -218,16 +367,23 @@ impl Swim {
             return;
         }
         self.stats.relayed_probes += 1;
+        let piggyback = self.members.is_confirmed_at(&req.target, req.target_addr);
         let ping = Message::Ping(Ping {
             seq,
             target: req.target,
             source: self.source(),
         });
-        self.send_datagram(req.target_addr, &[ping]);
+        self.send_datagram(req.target_addr, &[ping], piggyback);
     }
 
-    pub(super) fn on_ack(&mut self, seq: u32, delivery: Delivery) {
-        if self.probe.as_ref().is_some_and(|p| p.seq == seq) {
+    pub(super) fn on_ack(&mut self, from: std::net::SocketAddr, seq: u32, delivery: Delivery) {
+        if let Some(probe) = self.probe.as_ref().filter(|p| p.seq == seq) {
+            // The target answered itself (a relayed ack comes from a helper's host; a port
+            // may differ behind a wildcard bind or a stream).
+            if from.ip() == probe.addr.ip() {
+                let (target, addr) = (probe.target.clone(), probe.addr);
+                self.confirm(&target, addr);
+            }
             self.probe = None;
             if delivery == Delivery::Stream {
                 self.stats.reliable_only_acks += 1;
@@ -235,9 +391,18 @@ impl Swim {
             self.adjust_health(-1);
             return;
         }
+        if let Some((name, addr)) = self.verifying.remove(&seq) {
+            if from.ip() == addr.ip() {
+                self.confirm(&name, addr);
+            }
+            return;
+        }
         if let Some(relay) = self.relays.take(seq) {
             let ack = Message::Ack(Ack { seq: relay.seq });
-            self.send_datagram(relay.requester, &[ack]);
+            let piggyback = self
+                .members
+                .is_confirmed_at(&relay.requester_name, relay.requester);
+            self.send_datagram(relay.requester, &[ack], piggyback);
         }
     }
 
@@ -253,7 +418,10 @@ impl Swim {
         for relay in self.relays.expire(now) {
             if relay.nack {
                 let nack = Message::Nack(Nack { seq: relay.seq });
-                self.send_datagram(relay.requester, &[nack]);
+                let piggyback = self
+                    .members
+                    .is_confirmed_at(&relay.requester_name, relay.requester);
+                self.send_datagram(relay.requester, &[nack], piggyback);
             }
         }
     }

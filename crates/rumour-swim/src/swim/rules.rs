@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use super::Swim;
 use crate::event::Event;
-use crate::member::{Member, NodeName};
+use crate::member::{Member, NodeName, State};
 use crate::membership::{Evidence, Outcome, SuspicionParams};
 use crate::message::{Alive, Dead, Message, Suspect};
 use crate::suspicion::{expected_confirmations, suspicion_max, suspicion_min};
@@ -23,12 +23,52 @@ impl Swim {
     }
 
     pub(super) fn on_alive(&mut self, now: Instant, alive: Alive) {
+        let Message::Alive(alive) = self.members.credible(Message::Alive(alive)) else {
+            unreachable!("an alive stays an alive");
+        };
+        if !self.admits(&alive) {
+            return;
+        }
         let outcome = self.members.alive(now, &alive);
         let name = alive.name.clone();
         self.apply(&name, outcome, Some(Message::Alive(alive)));
     }
 
+    /// Asks the admission hook about an alive claim that would add a member or change a
+    /// member's address or metadata; claims about the local node and claims that change
+    /// neither are always admitted.
+    pub(super) fn admits(&mut self, alive: &Alive) -> bool {
+        let Some(hook) = &self.admission else {
+            return true;
+        };
+        if alive.name == *self.local_name() {
+            return true;
+        }
+        let (state, at) = match self.members.get(&alive.name) {
+            Some(m) if m.addr == alive.addr && m.meta == alive.meta => return true,
+            Some(m) => (m.state, m.state_changed_at),
+            None => (State::Alive, self.clock),
+        };
+        let candidate = Member {
+            name: alive.name.clone(),
+            addr: alive.addr,
+            meta: alive.meta.clone(),
+            incarnation: alive.incarnation,
+            state,
+            state_changed_at: at,
+        };
+        let admitted = hook(&candidate);
+        if !admitted {
+            self.stats.admission_refused += 1;
+        }
+        admitted
+    }
+
     pub(super) fn on_suspect(&mut self, now: Instant, suspect: Suspect) {
+        let suspect = match self.members.credible(Message::Suspect(suspect)) {
+            Message::Suspect(s) => s,
+            _ => unreachable!("a suspicion stays a suspicion"),
+        };
         let params = self.suspicion_params();
         let from = suspect.from.clone();
         if suspect.name == *self.local_name() && from != suspect.name && !self.left {
@@ -53,13 +93,21 @@ impl Swim {
         }
         if let Some(addr) = self.members.get(&suspect.from).map(|m| m.addr) {
             let alive = Message::Alive(self.source());
-            self.send_datagram(addr, &[alive]);
+            let piggyback = self.members.is_confirmed_at(&suspect.from, addr);
+            self.send_datagram(addr, &[alive], piggyback);
         }
     }
 
     pub(super) fn on_dead(&mut self, now: Instant, dead: Dead) {
-        let outcome = self.members.dead(now, &dead);
-        self.apply(&dead.name.clone(), outcome, Some(Message::Dead(dead)));
+        match self.members.credible(Message::Dead(dead)) {
+            Message::Dead(dead) => {
+                let outcome = self.members.dead(now, &dead);
+                self.apply(&dead.name.clone(), outcome, Some(Message::Dead(dead)));
+            }
+            // A death above the stored incarnation, declared by a third party.
+            Message::Suspect(suspect) => self.on_suspect(now, suspect),
+            _ => unreachable!("a death stays a death or becomes a suspicion"),
+        }
     }
 
     /// Suspects `name` after a failed probe (the local node is the accuser).
@@ -87,19 +135,27 @@ impl Swim {
                 | Outcome::Refute { .. }
                 | Outcome::Conflict { .. }
                 | Outcome::Accuse { .. }
+                | Outcome::Refused
         );
+        // An alive is passed on only about a member this node confirmed: a forged member
+        // reaches no further than the node it was sent to (a real one is passed on once it
+        // answers the verification ping, see `confirm`).
+        let vouched =
+            |m: &Message| !matches!(m, Message::Alive(_)) || self.members.is_confirmed(name);
         if regossip {
-            if let Some(message) = &message {
+            if let Some(message) = message.as_ref().filter(|m| vouched(m)) {
                 self.enqueue(message);
             }
         }
         let member = || self.members.get(name).cloned();
         let event = match outcome {
-            Outcome::Ignored | Outcome::Raised => None,
-            Outcome::Joined { new } => {
-                if new {
-                    self.order.insert(name.clone(), &mut self.rng);
-                }
+            Outcome::Ignored => None,
+            Outcome::Refused => {
+                self.stats.members_refused += 1;
+                None
+            }
+            Outcome::Joined { .. } => {
+                // Probed in the round-robin once confirmed (see `confirm`).
                 self.reconnect.remove(name);
                 member().map(Event::MemberJoined)
             }
@@ -130,12 +186,42 @@ impl Swim {
             }
             Outcome::Accuse { to, message } => {
                 self.stats.accusations_sent += 1;
-                self.send_datagram(to, &[message]);
+                let piggyback = self.members.is_confirmed_at(name, to);
+                self.send_datagram(to, &[message], piggyback);
                 None
             }
         };
         if let Some(event) = event {
             self.emit(event);
+        }
+        self.settle_table();
+    }
+
+    /// Reports members evicted to make room and unschedules those whose new address is not
+    /// yet confirmed.
+    fn settle_table(&mut self) {
+        for member in self.members.take_evicted() {
+            // Never confirmed, so never in the round-robin.
+            self.stats.members_evicted += 1;
+            self.emit(Event::MemberReaped(member));
+        }
+        for name in self.members.take_unconfirmed_again() {
+            self.order.remove(&name);
+        }
+    }
+
+    /// Marks `name` confirmed (it answered a ping at `addr`) and schedules it in the
+    /// round-robin.
+    pub(super) fn confirm(&mut self, name: &NodeName, addr: std::net::SocketAddr) {
+        if self.members.confirm(name, addr) {
+            self.stats.members_confirmed += 1;
+            self.order.insert(name.clone(), &mut self.rng);
+            if let Some(alive) = self.members.alive_of(name) {
+                self.enqueue(&Message::Alive(alive));
+            }
+            if let Some(member) = self.members.get(name).cloned() {
+                self.emit(Event::MemberConfirmed(member));
+            }
         }
     }
 

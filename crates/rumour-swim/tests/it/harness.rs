@@ -53,6 +53,8 @@ pub struct Cluster {
     pub rule: Rule,
     /// Every event each node emitted, with the time.
     pub events: Vec<Vec<(Instant, Event)>>,
+    /// Bytes (encoded messages) the nodes sent to addresses that are no node's.
+    pub stray_bytes: u64,
     steps: u64,
 }
 
@@ -83,6 +85,7 @@ impl Cluster {
             next_id: 0,
             rule: Box::new(|_| true),
             events: vec![Vec::new(); n],
+            stray_bytes: 0,
             steps: 0,
         };
         let interval = cluster.config.gossip_interval();
@@ -362,6 +365,7 @@ impl Cluster {
     fn route(&mut self, i: usize, to: SocketAddr, reliable: bool, messages: Vec<Bytes>) {
         let now = self.now;
         let Some(to) = (0..self.len()).find(|&j| addr(j) == to) else {
+            self.stray_bytes += messages.iter().map(|m| m.len() as u64).sum::<u64>();
             return;
         };
         for bytes in messages {
@@ -386,6 +390,16 @@ impl Cluster {
             };
             self.in_flight.insert((now + self.latency, id), delivery);
         }
+    }
+
+    /// Hands node `to` one datagram holding `message` from `from` (an outsider's packet, its
+    /// source spoofed or not), now; what the node sends in return goes on the network.
+    pub fn inject(&mut self, to: usize, from: SocketAddr, message: &Message) {
+        let now = self.now;
+        let bytes = message.encode();
+        let result = self.node_mut(to).handle_packet(now, from, &bytes);
+        result.expect("the injected message decodes");
+        self.flush(to);
     }
 
     /// Cuts every link between the groups (and keeps links inside each group).

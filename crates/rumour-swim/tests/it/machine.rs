@@ -101,11 +101,38 @@ fn run_with_gossip(
     }
 }
 
-/// A machine that knows members b, c, d (at 10.0.0.2-4), with queues drained.
+/// Member `n` (at 10.0.0.`last`, incarnation `inc`) pings the machine from its own address
+/// and answers the verification ping that follows: it is then confirmed. Queues drained.
+fn confirm(swim: &mut Swim, now: Instant, n: &str, last: u8, inc: u32) {
+    let ping = Message::Ping(Ping {
+        seq: 1,
+        target: swim.local_name().clone(),
+        source: alive(n, last, inc),
+    });
+    swim.handle_packet(now, addr(last), &ping.encode()).unwrap();
+    let verification = drain(swim)
+        .iter()
+        .filter(|t| t.to == addr(last))
+        .flat_map(decoded)
+        .find_map(|m| match m {
+            Message::Ping(p) if p.target == name(n) => Some(p.seq),
+            _ => None,
+        })
+        .expect("a verification ping");
+    let ack = Message::Ack(Ack { seq: verification });
+    swim.handle_packet(now, addr(last), &ack.encode()).unwrap();
+    assert!(swim.is_confirmed(n));
+    drain(swim);
+}
+
+/// A machine that knows members b, c, d (at 10.0.0.2-4), all confirmed, with queues drained.
 fn with_peers(config: Config) -> (Swim, Instant) {
     let (mut swim, now) = machine(config);
     for (n, last) in [("b", 2), ("c", 3), ("d", 4)] {
         feed(&mut swim, now, Message::Alive(alive(n, last, 1)));
+    }
+    for (n, last) in [("b", 2), ("c", 3), ("d", 4)] {
+        confirm(&mut swim, now, n, last, 1);
     }
     drain(&mut swim);
     while swim.poll_event().is_some() {}
@@ -175,32 +202,47 @@ fn messages_on_the_wrong_channel_are_refused() {
 }
 
 #[test]
-fn a_ping_is_answered_with_an_ack_to_the_advertised_address_with_piggybacked_updates() {
+fn a_ping_is_answered_to_the_packet_source_with_gossip_only_for_a_confirmed_member() {
     let (mut swim, now) = machine(Config::lan());
     let ping = Message::Ping(Ping {
         seq: 77,
         target: name("a"),
         source: alive("b", 2, 1),
     });
+    // A ping naming b's address from elsewhere: the bare ack goes to the packet's source.
     swim.handle_packet(now, addr(99), &ping.encode()).unwrap();
     let out = drain(&mut swim);
     assert_eq!(out.len(), 1);
     assert_eq!(
         out[0].to,
-        addr(2),
-        "to the advertised address, not the packet source"
+        addr(99),
+        "to the packet source, not the named address"
     );
-    let messages = decoded(&out[0]);
-    assert_eq!(messages[0], Message::Ack(Ack { seq: 77 }));
-    let piggybacked: Vec<_> = messages[1..].iter().map(Message::kind).collect();
-    assert!(
-        piggybacked.len() >= 2,
-        "the queued alives ride along: {piggybacked:?}"
-    );
+    assert_eq!(decoded(&out[0]), [Message::Ack(Ack { seq: 77 })], "bare");
     assert_eq!(
         swim.member("b").unwrap().state,
         State::Alive,
         "the ping taught us b"
+    );
+    // Once b answered a ping of ours, its acks carry the queued gossip.
+    while swim.poll_event().is_some() {}
+    confirm(&mut swim, now, "b", 2, 1);
+    let events: Vec<_> = std::iter::from_fn(|| swim.poll_event()).collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::MemberConfirmed(m) if m.name == name("b"))),
+        "{events:?}"
+    );
+    swim.handle_packet(now, addr(2), &ping.encode()).unwrap();
+    let out = drain(&mut swim);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].to, addr(2));
+    let messages = decoded(&out[0]);
+    assert_eq!(messages[0], Message::Ack(Ack { seq: 77 }));
+    assert!(
+        messages.len() >= 2,
+        "the queued alives ride along: {messages:?}"
     );
 }
 
@@ -301,6 +343,7 @@ fn a_suspect_is_pinged_together_with_its_suspicion() {
     let config = Config::lan();
     let (mut swim, now) = machine(config.clone());
     feed(&mut swim, now, Message::Alive(alive("b", 2, 3)));
+    confirm(&mut swim, now, "b", 2, 3);
     let suspect = Suspect {
         name: name("b"),
         incarnation: Incarnation(3),
@@ -326,6 +369,8 @@ fn a_suspect_is_pinged_together_with_its_suspicion() {
 fn an_indirect_ping_is_relayed_and_the_ack_forwarded() {
     let config = Config::lan();
     let (mut swim, now) = machine(config);
+    feed(&mut swim, now, Message::Alive(alive("c", 3, 1)));
+    drain(&mut swim);
     let request = IndirectPing {
         seq: 900,
         target: name("c"),
@@ -333,16 +378,18 @@ fn an_indirect_ping_is_relayed_and_the_ack_forwarded() {
         nack: true,
         source: alive("b", 2, 1),
     };
-    feed(&mut swim, now, Message::IndirectPing(request));
+    let bytes = Message::IndirectPing(request).encode();
+    swim.handle_packet(now, addr(2), &bytes).unwrap();
     let out = drain(&mut swim);
     let relayed = match decoded(&out[0]).first() {
         Some(Message::Ping(p)) if out[0].to == addr(3) => p.clone(),
         other => panic!("expected a ping to c, got {other:?}"),
     };
     assert_eq!(relayed.target, name("c"));
-    feed(&mut swim, now, Message::Ack(Ack { seq: relayed.seq }));
+    let ack = Message::Ack(Ack { seq: relayed.seq }).encode();
+    swim.handle_packet(now, addr(3), &ack).unwrap();
     let out = drain(&mut swim);
-    assert_eq!(out[0].to, addr(2));
+    assert_eq!(out[0].to, addr(2), "to the request's source");
     assert_eq!(decoded(&out[0])[0], Message::Ack(Ack { seq: 900 }));
 }
 
@@ -350,6 +397,7 @@ fn an_indirect_ping_is_relayed_and_the_ack_forwarded() {
 fn an_indirect_ping_whose_target_stays_silent_is_nacked() {
     let config = Config::lan();
     let (mut swim, now) = machine(config.clone());
+    feed(&mut swim, now, Message::Alive(alive("c", 3, 1)));
     let request = IndirectPing {
         seq: 901,
         target: name("c"),
@@ -357,7 +405,8 @@ fn an_indirect_ping_whose_target_stays_silent_is_nacked() {
         nack: true,
         source: alive("b", 2, 1),
     };
-    feed(&mut swim, now, Message::IndirectPing(request));
+    let bytes = Message::IndirectPing(request).encode();
+    swim.handle_packet(now, addr(2), &bytes).unwrap();
     drain(&mut swim);
     swim.handle_timeout(now + config.probe_timeout());
     let out = drain(&mut swim);
@@ -501,15 +550,25 @@ fn leave_sends_the_goodbye_directly_and_refuses_later_commands() {
 fn datagrams_never_exceed_the_budget_however_full_the_queue() {
     let config = Config::lan();
     let (mut swim, now) = machine(config.clone());
-    let members = (0..400u16)
+    let mut members: Vec<MemberState> = (0..400u16)
         .map(|i| MemberState {
-            name: name(&format!("member-{i:04}")),
+            name: name(&format!(
+                "member-{i:04}-{}",
+                "x".repeat(usize::from(i % 200))
+            )),
             addr: SocketAddr::from(([10, 1, (i / 250) as u8, (i % 250) as u8], 7946)),
             incarnation: Incarnation(1),
             meta: Bytes::from(vec![b'm'; usize::from(i % 200)]),
             state: State::Alive,
         })
         .collect();
+    members.push(MemberState {
+        name: name("b"),
+        addr: addr(2),
+        incarnation: Incarnation(1),
+        meta: Bytes::new(),
+        state: State::Alive,
+    });
     let state = Message::State(StateExchange {
         exchange: Exchange::Reply,
         join: true,
@@ -518,18 +577,35 @@ fn datagrams_never_exceed_the_budget_however_full_the_queue() {
         members,
     });
     swim.handle_stream(now, addr(2), &state.encode()).unwrap();
+    // b vouches for them; this node passes on no alive about members it has not confirmed,
+    // but it passes on their goodbyes (sizes vary with the names).
+    for i in 0..400u16 {
+        let member = name(&format!(
+            "member-{i:04}-{}",
+            "x".repeat(usize::from(i % 200))
+        ));
+        let left = Message::Dead(Dead {
+            name: member.clone(),
+            incarnation: Incarnation(1),
+            from: member,
+        });
+        swim.handle_packet(now, addr(2), &left.encode()).unwrap();
+    }
     assert!(swim.pending_broadcasts() > 300);
     let out = run_with_gossip(&mut swim, &config, now, now + Duration::from_secs(5));
+    // Gossip goes to b, the one confirmed member (the others only get bare verification
+    // pings until they answer).
     let datagrams: Vec<_> = out
         .iter()
-        .filter(|t| t.delivery == Delivery::Datagram)
+        .filter(|t| t.delivery == Delivery::Datagram && t.to == addr(2))
         .collect();
     assert!(datagrams.len() > 10);
     for t in datagrams {
         let used: usize = t.messages.iter().map(|m| config.packed_len(m.len())).sum();
         assert!(used <= config.datagram_budget());
         assert!(
-            swim.remaining_budget(t) < 300,
+            // Less room left than the largest goodbye takes (two 211-byte names).
+            swim.remaining_budget(t) < 440,
             "datagrams are filled: {}",
             swim.remaining_budget(t)
         );
@@ -649,9 +725,10 @@ fn stats_count_messages_by_type() {
         bytes.len() as u64
     );
     assert_eq!(stats.sent.get(MessageKind::Ack).messages, 1);
-    assert!(
-        stats.sent.get(MessageKind::Alive).messages >= 1,
-        "piggybacked alives are counted"
+    assert_eq!(
+        stats.sent.get(MessageKind::Ping).messages,
+        1,
+        "the verification ping back to b"
     );
     assert_eq!(stats.received.total().messages, 1);
 }
@@ -660,6 +737,7 @@ fn stats_count_messages_by_type() {
 fn a_restarted_member_held_dead_is_sent_its_accusation_and_refutes() {
     // Machine "a" holds b dead at incarnation 6.
     let (mut swim, now) = with_peers(Config::lan());
+    feed(&mut swim, now, Message::Alive(alive("b", 2, 6)));
     feed(
         &mut swim,
         now,

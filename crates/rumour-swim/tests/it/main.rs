@@ -3,5 +3,6 @@
 mod decode;
 mod formulas;
 mod harness;
+mod hostile;
 mod machine;
 mod narratives;
