@@ -247,6 +247,13 @@ impl Node {
         Ok(result?)
     }
 
+    /// Installs (or removes) the hook that may refuse a new member or a member's new address
+    /// or metadata, learned from gossip or a state exchange (memberlist's alive and merge
+    /// delegates). Refusals are counted in the membership layer's stats.
+    pub fn set_admission(&mut self, admission: Option<rumour_swim::Admission>) {
+        self.swim.set_admission(admission);
+    }
+
     /// Compare-and-swap on the ring (see [`Gossip::cas`]).
     ///
     /// # Errors
@@ -533,12 +540,17 @@ impl Node {
     }
 
     /// Tells the KV store which peers exist.
+    /// Tells the KV store which peers exist: only members that answered this node themselves
+    /// (confirmed), so a forged alive never makes a KV peer.
     fn membership_changed(&mut self, now: Instant, event: &SwimEvent) {
         match event {
-            SwimEvent::MemberJoined(m) | SwimEvent::MemberUpdated(m) if m.state == State::Alive => {
+            SwimEvent::MemberConfirmed(m) => self.gossip.handle_peer_up(now, m.addr),
+            SwimEvent::MemberJoined(m) | SwimEvent::MemberUpdated(m)
+                if m.state == State::Alive && self.swim.is_confirmed(m.name.as_str()) =>
+            {
                 self.gossip.handle_peer_up(now, m.addr);
             }
-            SwimEvent::MemberFailed(m) | SwimEvent::MemberLeft(m) => {
+            SwimEvent::MemberFailed(m) | SwimEvent::MemberLeft(m) | SwimEvent::MemberReaped(m) => {
                 self.gossip.handle_peer_down(now, m.addr)
             }
             _ => {}

@@ -40,9 +40,10 @@ use crate::member::{Incarnation, Member, NodeName, State};
 use crate::message::{Alive, Dead, MemberState, Message, Suspect};
 use crate::suspicion::Suspicion;
 
-/// Verification pings the lane sends one never-confirmed member, at most: an entry naming a
-/// third party's address draws no more than this many pings to it.
-pub(crate) const MAX_VERIFY_ATTEMPTS: u8 = 2;
+/// Verification pings the lane sends one never-confirmed member per announcement of it, at
+/// most: an entry naming a third party's address draws no more than this many pings to it for
+/// each message that named it (and a ping is no larger than the message).
+pub(crate) const MAX_VERIFY_ATTEMPTS: u8 = 1;
 
 /// One row of the table.
 #[derive(Clone, Debug)]
@@ -555,6 +556,12 @@ impl Membership {
             };
         }
         if m.state == State::Alive {
+            // Each announcement of an unconfirmed member earns it one more verification ping,
+            // no larger than the announcement: no packet draws more bytes to the address it
+            // names than it carried.
+            if !entry.confirmed {
+                entry.verify_attempts = 0;
+            }
             return Outcome::Ignored;
         }
         // A stale alive about a member held Suspect, Dead or Left (from a reclaimable

@@ -46,6 +46,7 @@ pub struct Builder {
     verify_incoming: bool,
     verify_outgoing: bool,
     allowed_cidrs: Vec<Cidr>,
+    admission: Option<rumour_swim::Admission>,
 }
 
 impl fmt::Debug for Builder {
@@ -85,6 +86,7 @@ impl Builder {
             verify_incoming: true,
             verify_outgoing: true,
             allowed_cidrs: Vec::new(),
+            admission: None,
         }
     }
 
@@ -205,6 +207,18 @@ impl Builder {
         self
     }
 
+    /// A hook that may refuse a new member, or a member's new address or metadata, learned
+    /// from gossip or a state exchange (memberlist's alive and merge delegates): return `false`
+    /// to refuse. Refusals are counted in the membership stats (`admission_refused`).
+    #[must_use]
+    pub fn admission(
+        mut self,
+        admit: impl Fn(&rumour_swim::Member) -> bool + Send + Sync + 'static,
+    ) -> Builder {
+        self.admission = Some(Box::new(admit));
+        self
+    }
+
     /// Binds the transport (unless one was given), starts the node task and joins the seeds.
     ///
     /// # Errors
@@ -264,7 +278,8 @@ impl Builder {
             configure(&mut config);
         }
         let seed = self.seed.unwrap_or_else(|| entropy(&self.name));
-        let node = Node::new(config, ChaCha8Rng::seed_from_u64(seed), now)?;
+        let mut node = Node::new(config, ChaCha8Rng::seed_from_u64(seed), now)?;
+        node.set_admission(self.admission.take());
         // Nonces must never repeat under a key, whatever seed nodes are given.
         node.frame().seed_nonces_from_os();
         Ok(node)

@@ -316,8 +316,10 @@ pub(super) fn attack(
         .run_until(RECOVERY_LIMIT, Duration::from_millis(100), |sim| {
             zombies(sim) == 0 && rings_agree(sim)
         })?;
-    // Let forged members age out, then count what is left of them.
-    cluster.sim.run_for(Duration::from_secs(60))?;
+    // Let forged members age out (unconfirmed entries leave after `unconfirmed_timeout`), then
+    // count what is left of them.
+    let unconfirmed = config.profile.swim().unconfirmed_timeout();
+    cluster.sim.run_for(unconfirmed + Duration::from_secs(30))?;
     sample(&cluster, &mut figures);
     figures.packets = attacker.packets;
     figures.bytes = attacker.bytes;

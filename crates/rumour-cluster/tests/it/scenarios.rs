@@ -174,3 +174,47 @@ fn a_write_reaches_every_one_of_64_nodes_by_gossip_on_ten_seeds() {
         );
     }
 }
+
+#[test]
+fn an_attacker_takes_nobody_out_reflects_nothing_and_leaves_no_forged_state_on_five_seeds() {
+    let limits = Profile::Lan.swim();
+    let kv_limits = Profile::Lan.gossip(std::net::SocketAddr::from(([127, 0, 0, 1], 1)));
+    for seed in 1..=5 {
+        let report = run(Scenario::Attack, 16, seed);
+        let attack = report
+            .attack
+            .expect("the attack scenario reports its figures");
+        let replay = &report.replay;
+        assert!(
+            attack.packets >= 10_000,
+            "the attacker sent {}; {replay}",
+            attack.packets
+        );
+        assert_eq!(
+            attack.honest_declared_failed, 0,
+            "{attack:?}; replay: {replay}"
+        );
+        assert!(
+            attack.reflected_bytes <= attack.bytes,
+            "the bystander got {} bytes for the attacker's {}; replay: {replay}",
+            attack.reflected_bytes,
+            attack.bytes
+        );
+        assert!(
+            attack.max_members <= limits.max_members().get() as u64,
+            "{attack:?}; replay: {replay}"
+        );
+        assert!(
+            attack.max_keys <= kv_limits.max_keys as u64,
+            "{attack:?}; replay: {replay}"
+        );
+        assert_eq!(
+            attack.forged_members_left, 0,
+            "{attack:?}; replay: {replay}"
+        );
+        assert!(
+            attack.recovery_seconds.is_some_and(|s| s < 30.0),
+            "the stores did not converge after the attack: {attack:?}; replay: {replay}"
+        );
+    }
+}

@@ -97,7 +97,7 @@ impl Swim {
 
     /// The verification lane: beside the probe round, a bare ping to up to
     /// `verifications_per_probe` live members that never answered this node (more when many
-    /// wait: enough for each to get its two pings within `unconfirmed_timeout`, at most 1,024
+    /// wait: enough for each to get its ping within `unconfirmed_timeout`, at most 1,024
     /// per probe period, and at most four per IP address): half the newest (a member that
     /// just joined is confirmed at once), half walked round-robin from the
     /// oldest (everyone gets a turn). An ack confirms the member and schedules it in the
@@ -111,12 +111,13 @@ impl Swim {
         if configured == 0 || total == 0 {
             return;
         }
-        // Enough for every entry to get both its pings before it expires: a thousand members
-        // learned in one join are all confirmed well within `unconfirmed_timeout`.
+        // Enough for every entry to get its ping (one per announcement) before it expires: a
+        // thousand members learned in one join are all confirmed well within
+        // `unconfirmed_timeout`.
         let periods = (self.config.unconfirmed_timeout().as_secs_f64()
             / self.config.probe_interval().as_secs_f64())
         .max(1.0);
-        let needed = (2.0 * total as f64 / periods).ceil() as usize;
+        let needed = (2.0 * total as f64 / periods).ceil() as usize; // twice what one round needs
         let per_probe = configured.max(needed).min(super::VERIFY_CAPACITY);
         // At most `VERIFICATIONS_PER_IP` verification pings per IP address and period: forged
         // members that all name one victim draw a few small pings a period to it, whatever
