@@ -20,6 +20,9 @@ use crate::event::NodeEvent;
 use crate::sim::Machine;
 use crate::transmit::{Delivery, Transmit};
 
+/// SWIM messages one stream may carry (a real node sends one: its state exchange); the rest
+/// are refused unread and counted.
+const MAX_SWIM_STREAM_PARTS: usize = 4;
 /// Most events a node holds for its user; past it the oldest is dropped and counted.
 const EVENT_CAPACITY: usize = 4096;
 /// Slack kept free in every datagram for the one-byte channel tag's effect on length prefixes.
@@ -331,25 +334,35 @@ impl Node {
         let Ok(body) = self.frame.decode_stream(bytes) else {
             return; // counted by the frame codec
         };
-        match envelope::decode_stream(&body) {
-            Ok(parts) => {
-                for (channel, part) in parts {
-                    let result = match channel {
-                        Channel::Swim => self
-                            .swim
-                            .handle_stream(now, from, part)
-                            .map_err(Error::from),
-                        Channel::Gossip => self
-                            .gossip
-                            .handle_stream(now, from, part)
-                            .map_err(Error::from),
-                    };
-                    if result.is_err() {
-                        self.stats.messages_refused += 1;
-                    }
-                }
+        let Ok(parts) = envelope::decode_stream(&body) else {
+            self.stats.messages_refused += 1;
+            self.pump(now);
+            return;
+        };
+        // SWIM's parts first (a joiner's state exchange makes it a member before the KV
+        // store answers), then the KV store's, which bounds how many one stream may carry.
+        let mut swim_parts = 0;
+        for part in parts
+            .iter()
+            .filter(|(c, _)| *c == Channel::Swim)
+            .map(|(_, p)| *p)
+        {
+            swim_parts += 1;
+            let result = if swim_parts > MAX_SWIM_STREAM_PARTS {
+                Err(())
+            } else {
+                self.swim.handle_stream(now, from, part).map_err(drop)
+            };
+            if result.is_err() {
+                self.stats.messages_refused += 1;
             }
-            Err(_) => self.stats.messages_refused += 1,
+        }
+        let kv = parts
+            .iter()
+            .filter(|(c, _)| *c == Channel::Gossip)
+            .map(|(_, p)| *p);
+        if self.gossip.handle_stream_messages(now, from, kv).is_err() {
+            self.stats.messages_refused += 1;
         }
         self.pump(now);
     }

@@ -65,6 +65,9 @@ counters! {
     dropped_label,
     /// Inbound connections dropped for a malformed preamble or envelope.
     dropped_malformed,
+    /// Inbound connections dropped because the address their preamble advertises is not on
+    /// the connection's own IP (`verify_stream_source`): a stream cannot name a third party.
+    dropped_source_mismatch,
     /// Inbound messages lost to a socket error or a connection closed mid-message.
     dropped_io,
     /// Datagrams lost to the in-memory network's simulated loss.
@@ -93,6 +96,7 @@ impl Stats {
             + self.dropped_queue_bytes
             + self.dropped_label
             + self.dropped_malformed
+            + self.dropped_source_mismatch
             + self.dropped_io
             + self.dropped_loss
             + self.dropped_partition

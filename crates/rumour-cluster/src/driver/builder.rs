@@ -46,6 +46,7 @@ pub struct Builder {
     verify_incoming: bool,
     verify_outgoing: bool,
     allowed_cidrs: Vec<Cidr>,
+    verify_stream_source: bool,
     admission: Option<rumour_swim::Admission>,
 }
 
@@ -86,6 +87,7 @@ impl Builder {
             verify_incoming: true,
             verify_outgoing: true,
             allowed_cidrs: Vec::new(),
+            verify_stream_source: true,
             admission: None,
         }
     }
@@ -207,6 +209,16 @@ impl Builder {
         self
     }
 
+    /// Whether a TCP connection must advertise an address on its own IP (default `true`: a
+    /// stream cannot name a third party as the one to answer). Turn it off only when members
+    /// connect from another IP than the one they advertise (NAT, multi-homed hosts). Applies
+    /// to the bound [`NetTransport`].
+    #[must_use]
+    pub fn verify_stream_source(mut self, verify: bool) -> Builder {
+        self.verify_stream_source = verify;
+        self
+    }
+
     /// A hook that may refuse a new member, or a member's new address or metadata, learned
     /// from gossip or a state exchange (memberlist's alive and merge delegates): return `false`
     /// to refuse. Refusals are counted in the membership stats (`admission_refused`).
@@ -250,6 +262,7 @@ impl Builder {
 
     async fn bind_net(&self) -> Result<Arc<NetTransport>, Error> {
         let mut config = NetConfig::new(self.bind).with_allowed_cidrs(self.allowed_cidrs.clone());
+        config.verify_stream_source = self.verify_stream_source;
         config.advertise = self.advertise;
         config.tcp_only = self.tcp_only;
         Ok(Arc::new(NetTransport::bind(config).await?))

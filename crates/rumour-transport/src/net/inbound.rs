@@ -107,6 +107,8 @@ enum End {
     Label,
     Timeout,
     Malformed,
+    /// The preamble advertised an address on another IP than the connection's.
+    SourceMismatch,
     Io,
 }
 
@@ -119,6 +121,9 @@ async fn serve_stream(
 ) {
     let _ = stream.set_nodelay(true);
     let outcome = match read_preamble(&shared, &mut stream).await {
+        Ok(from) if shared.config.verify_stream_source && !same_ip(from, peer) => {
+            End::SourceMismatch
+        }
         Ok(from) => read_messages(&shared, &mut stream, from).await,
         Err(end) => end,
     };
@@ -129,10 +134,16 @@ async fn serve_stream(
         End::Label => &counters.dropped_label,
         End::Timeout => &counters.dropped_timeout,
         End::Malformed => &counters.dropped_malformed,
+        End::SourceMismatch => &counters.dropped_source_mismatch,
         End::Io => &counters.dropped_io,
     };
     incr(counter);
     tracing::debug!(%peer, "inbound stream dropped");
+}
+
+/// Whether two addresses are on one IP (an IPv4-mapped IPv6 address counts as its IPv4).
+fn same_ip(a: SocketAddr, b: SocketAddr) -> bool {
+    a.ip().to_canonical() == b.ip().to_canonical()
 }
 
 async fn read_preamble(shared: &Shared, stream: &mut TcpStream) -> Result<SocketAddr, End> {

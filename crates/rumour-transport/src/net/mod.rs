@@ -87,6 +87,12 @@ pub struct NetConfig {
     pub max_outbound_peers: usize,
     /// Most inbound TCP connections open at once from one source IP. Default 16.
     pub max_streams_per_ip: usize,
+    /// Require the address a connection's preamble advertises (where replies to its messages
+    /// go, and the `from` of every message it carries) to be on the connection's own IP;
+    /// otherwise the connection is dropped before any message is read. Turn off only for
+    /// members that connect from another IP than the one they advertise (NAT, multi-homed
+    /// hosts). Default `true`.
+    pub verify_stream_source: bool,
     /// Sources allowed to reach us: datagrams and connections from any other IP are dropped
     /// before anything is read. Empty (the default) allows every source.
     pub allowed_cidrs: Vec<Cidr>,
@@ -118,6 +124,7 @@ impl NetConfig {
             send_queue_bytes: 64 << 20,
             max_outbound_peers: 1024,
             max_streams_per_ip: 16,
+            verify_stream_source: true,
             allowed_cidrs: Vec::new(),
             frame: None,
         }

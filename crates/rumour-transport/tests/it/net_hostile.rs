@@ -269,3 +269,24 @@ async fn the_send_queues_are_bounded_in_bytes() {
     assert_eq!((stats.sends_refused_bytes, stats.reliable_out), (1, 0));
     drop(sink);
 }
+
+#[tokio::test]
+async fn a_stream_that_advertises_another_ip_is_dropped_before_its_messages_are_read() {
+    let b = bind(config()).await;
+    // Connects from 127.0.0.1 but names 127.0.0.2: replies would go to a third party.
+    let mut raw = TcpStream::connect(b.local_addr()).await.unwrap();
+    let mut msg = preamble_v4(addr("127.0.0.2:7946"));
+    msg.extend(envelope(1, 4));
+    msg.extend_from_slice(b"ping");
+    raw.write_all(&msg).await.unwrap();
+    closed_by_server(&mut raw).await;
+    until(&b, "source mismatch", |s| s.dropped_source_mismatch == 1).await;
+    assert_eq!(b.stats().reliable_in, 0);
+    // The same from the IP it advertises gets through.
+    let mut honest = TcpStream::connect(b.local_addr()).await.unwrap();
+    let mut msg = preamble_v4(addr("127.0.0.1:7946"));
+    msg.extend(envelope(1, 4));
+    msg.extend_from_slice(b"ping");
+    honest.write_all(&msg).await.unwrap();
+    assert_eq!(&recv(&b).await.bytes[..], b"ping");
+}

@@ -251,6 +251,7 @@ fn record_drops(f: &Families, node: &str, s: &ClusterStats) {
         ("transport", "timeout", t.dropped_timeout),
         ("transport", "queue_full", t.dropped_queue_full),
         ("transport", "malformed", t.dropped_malformed),
+        ("transport", "source_mismatch", t.dropped_source_mismatch),
         ("transport", "io", t.dropped_io),
         ("transport", "streams_refused", t.streams_refused),
         (
