@@ -93,7 +93,7 @@ fn run_ci() -> ExitCode {
         let ok = status.as_ref().is_ok_and(|s| s.success());
         summary.push((step.name, ok, secs));
         if !ok {
-            print_summary(&summary);
+            print_summary("ci", &summary);
             eprintln!(
                 "xtask ci: FAILED at `{}` (cargo {}) after {:.0} s",
                 step.name,
@@ -103,7 +103,7 @@ fn run_ci() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    print_summary(&summary);
+    print_summary("ci", &summary);
     eprintln!(
         "xtask ci: all {} steps passed in {:.0} s",
         summary.len(),
@@ -112,8 +112,8 @@ fn run_ci() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn print_summary(summary: &[(&str, bool, f64)]) {
-    eprintln!("\nxtask ci summary:");
+fn print_summary(command: &str, summary: &[(&str, bool, f64)]) {
+    eprintln!("\nxtask {command} summary:");
     for (name, ok, secs) in summary {
         eprintln!(
             "  {:<22} {:>4}  {secs:>6.1} s",
@@ -255,7 +255,7 @@ fn run_fuzz(args: &[String]) -> ExitCode {
             .is_ok_and(|s| s.success());
         summary.push((*target, ok, t.elapsed().as_secs_f64()));
     }
-    print_summary(&summary);
+    print_summary("fuzz", &summary);
     if summary.iter().all(|(_, ok, _)| *ok) {
         eprintln!("xtask fuzz: no target failed");
         ExitCode::SUCCESS
