@@ -1,4 +1,5 @@
-//! rumour's automation. `cargo xtask ci` runs everything CI checks, failing fast with a summary.
+//! rumour's automation. `cargo xtask ci` runs everything CI checks, failing fast with a summary;
+//! `cargo xtask fuzz` runs the cargo-fuzz targets of `fuzz/` on nightly (CI does not).
 //!
 //! Steps, in order: formatting, clippy on all targets with warnings denied, all tests (nextest
 //! when installed, else `cargo test`), doctests, the criterion benches compiled and run once in
@@ -6,6 +7,7 @@
 //! invariants are `#[test]`s in this crate (`src/tidy/`), so they run with the tests.
 
 use std::env;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
@@ -91,7 +93,7 @@ fn run_ci() -> ExitCode {
         let ok = status.as_ref().is_ok_and(|s| s.success());
         summary.push((step.name, ok, secs));
         if !ok {
-            print_summary(&summary);
+            print_summary("ci", &summary);
             eprintln!(
                 "xtask ci: FAILED at `{}` (cargo {}) after {:.0} s",
                 step.name,
@@ -101,7 +103,7 @@ fn run_ci() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    print_summary(&summary);
+    print_summary("ci", &summary);
     eprintln!(
         "xtask ci: all {} steps passed in {:.0} s",
         summary.len(),
@@ -110,8 +112,8 @@ fn run_ci() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn print_summary(summary: &[(&str, bool, f64)]) {
-    eprintln!("\nxtask ci summary:");
+fn print_summary(command: &str, summary: &[(&str, bool, f64)]) {
+    eprintln!("\nxtask {command} summary:");
     for (name, ok, secs) in summary {
         eprintln!(
             "  {:<22} {:>4}  {secs:>6.1} s",
@@ -121,15 +123,225 @@ fn print_summary(summary: &[(&str, bool, f64)]) {
     }
 }
 
+/// The cargo-fuzz targets in `fuzz/fuzz_targets/`, one per function of `rumour_cluster::fuzz`.
+const FUZZ_TARGETS: [&str; 7] = [
+    "frame",
+    "envelope",
+    "swim_message",
+    "gossip_message",
+    "ring_codec",
+    "digests",
+    "node",
+];
+
+/// Seconds each target runs when `--seconds` is not given.
+const DEFAULT_FUZZ_SECONDS: u64 = 60;
+
+/// What `cargo xtask fuzz` was asked to do.
+#[derive(Debug, PartialEq, Eq)]
+struct FuzzArgs {
+    seconds: u64,
+    targets: Vec<&'static str>,
+}
+
+fn parse_fuzz_args(args: &[String]) -> Result<FuzzArgs, String> {
+    let mut seconds = DEFAULT_FUZZ_SECONDS;
+    let mut targets = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--seconds" => {
+                let value = args.next().ok_or("--seconds needs a number")?;
+                seconds = value
+                    .parse()
+                    .ok()
+                    .filter(|s| *s > 0)
+                    .ok_or_else(|| format!("--seconds {value}: not a positive number"))?;
+            }
+            "--target" => {
+                let value = args.next().ok_or("--target needs a target name")?;
+                let target = FUZZ_TARGETS
+                    .iter()
+                    .find(|t| **t == value.as_str())
+                    .ok_or_else(|| {
+                        format!(
+                            "--target {value}: no such target (one of {})",
+                            FUZZ_TARGETS.join(", ")
+                        )
+                    })?;
+                targets.push(*target);
+            }
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    if targets.is_empty() {
+        targets = FUZZ_TARGETS.to_vec();
+    }
+    Ok(FuzzArgs { seconds, targets })
+}
+
+fn succeeds(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .output()
+        .is_ok_and(|out| out.status.success())
+}
+
+/// What `cargo xtask fuzz` needs and does not find, each with how to install it.
+fn missing_fuzz_tools() -> Vec<&'static str> {
+    let mut missing = Vec::new();
+    if !succeeds("cargo", &["+nightly", "--version"]) {
+        missing.push(
+            "the nightly toolchain (`cargo +nightly --version` fails): install it with \
+             `rustup toolchain install nightly`",
+        );
+    }
+    if !succeeds("cargo", &["fuzz", "--version"]) {
+        missing.push(
+            "cargo-fuzz (`cargo fuzz --version` fails): install it with `cargo install cargo-fuzz`",
+        );
+    }
+    missing
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace root")
+        .to_path_buf()
+}
+
+fn run_fuzz(args: &[String]) -> ExitCode {
+    let args = match parse_fuzz_args(args) {
+        Ok(args) => args,
+        Err(error) => {
+            eprintln!("xtask fuzz: {error}\n");
+            usage();
+            return ExitCode::FAILURE;
+        }
+    };
+    let missing = missing_fuzz_tools();
+    if !missing.is_empty() {
+        eprintln!("xtask fuzz: cannot fuzz, missing:");
+        for what in &missing {
+            eprintln!("  - {what}");
+        }
+        eprintln!(
+            "Nothing was installed. CI does not need these: it replays the corpus on stable."
+        );
+        return ExitCode::FAILURE;
+    }
+    let root = workspace_root();
+    let mut summary = Vec::new();
+    for target in &args.targets {
+        // New inputs go to the untracked `fuzz/work/<target>`; the checked-in corpus seeds it.
+        let work = root.join("fuzz/work").join(target);
+        if let Err(error) = std::fs::create_dir_all(&work) {
+            eprintln!("xtask fuzz: cannot create {}: {error}", work.display());
+            return ExitCode::FAILURE;
+        }
+        let work = format!("fuzz/work/{target}");
+        let corpus = format!("fuzz/corpus/{target}");
+        let max_time = format!("-max_total_time={}", args.seconds);
+        let fuzz_args = [
+            "+nightly", "fuzz", "run", target, &work, &corpus, "--", &max_time,
+        ];
+        eprintln!("==> {target}: cargo {}", fuzz_args.join(" "));
+        let t = Instant::now();
+        let ok = Command::new("cargo")
+            .args(fuzz_args)
+            .current_dir(&root)
+            .status()
+            .is_ok_and(|s| s.success());
+        summary.push((*target, ok, t.elapsed().as_secs_f64()));
+    }
+    print_summary("fuzz", &summary);
+    if summary.iter().all(|(_, ok, _)| *ok) {
+        eprintln!("xtask fuzz: no target failed");
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "xtask fuzz: a target failed; its crash is under fuzz/artifacts/<target>/ \
+             (minimise it with `cargo +nightly fuzz tmin <target> <file>`, then add it to \
+             fuzz/corpus/<target>/)"
+        );
+        ExitCode::FAILURE
+    }
+}
+
+fn usage() {
+    eprintln!("usage: cargo xtask ci    run every check CI runs (fmt, clippy, tests, docs)");
+    eprintln!(
+        "       cargo xtask fuzz [--seconds N] [--target T]...\n                          \
+         run the cargo-fuzz targets on nightly, N seconds each (default {DEFAULT_FUZZ_SECONDS}); \
+         targets: {}",
+        FUZZ_TARGETS.join(", ")
+    );
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("ci") => run_ci(),
+        Some("fuzz") => run_fuzz(&args[1..]),
         _ => {
-            eprintln!(
-                "usage: cargo xtask ci    run every check CI runs (fmt, clippy, tests, docs)"
-            );
+            usage();
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod fuzz_tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn fuzz_runs_every_target_for_a_minute_by_default() {
+        let args = parse_fuzz_args(&[]).unwrap();
+        assert_eq!(args.seconds, DEFAULT_FUZZ_SECONDS);
+        assert_eq!(args.targets, FUZZ_TARGETS.to_vec());
+    }
+
+    #[test]
+    fn fuzz_takes_seconds_and_targets() {
+        let args = parse_fuzz_args(&strings(&[
+            "--seconds",
+            "5",
+            "--target",
+            "node",
+            "--target",
+            "frame",
+        ]))
+        .unwrap();
+        assert_eq!(
+            args,
+            FuzzArgs {
+                seconds: 5,
+                targets: vec!["node", "frame"]
+            }
+        );
+    }
+
+    #[test]
+    fn fuzz_refuses_unknown_targets_and_bad_numbers() {
+        assert!(parse_fuzz_args(&strings(&["--target", "nope"])).is_err());
+        assert!(parse_fuzz_args(&strings(&["--seconds", "0"])).is_err());
+        assert!(parse_fuzz_args(&strings(&["--seconds"])).is_err());
+        assert!(parse_fuzz_args(&strings(&["--jobs", "2"])).is_err());
+    }
+
+    #[test]
+    fn every_fuzz_target_has_a_target_file_and_a_corpus() {
+        let root = workspace_root();
+        for target in FUZZ_TARGETS {
+            let file = root.join(format!("fuzz/fuzz_targets/{target}.rs"));
+            assert!(file.is_file(), "{} is missing", file.display());
+            let corpus = root.join(format!("fuzz/corpus/{target}"));
+            assert!(corpus.is_dir(), "{} is missing", corpus.display());
         }
     }
 }

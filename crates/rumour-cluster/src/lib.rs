@@ -43,6 +43,7 @@ mod driver;
 pub mod envelope;
 mod error;
 mod event;
+pub mod fuzz;
 mod node;
 mod profile;
 pub mod scenario;

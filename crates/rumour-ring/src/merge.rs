@@ -253,7 +253,9 @@ fn finish(ring: &mut Ring, changes: Vec<Entry>, impact: Impact) -> Option<Ring> 
 
 /// See [`crate::Mergeable::remove_tombstones`] for the ring.
 pub(crate) fn remove_tombstones(ring: &mut Ring, older_than: Timestamp) -> Tombstones {
-    let expired = |e: &Entry| e.is_tombstone() && e.tombstone_age_base() < older_than;
+    let expired = |e: &Entry| {
+        e.is_tombstone() && (older_than == Timestamp::MAX || e.tombstone_age_base() < older_than)
+    };
     let mut counts = Tombstones::default();
     for entry in ring.entries.iter().filter(|e| e.is_tombstone()) {
         if expired(entry) {

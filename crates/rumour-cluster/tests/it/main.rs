@@ -4,6 +4,7 @@ mod driver;
 mod encryption;
 mod encryption_sim;
 mod forge;
+mod fuzz_corpus;
 mod hostile;
 mod node;
 mod robustness;

@@ -1,0 +1,4 @@
+//! `frame`: see `rumour_cluster::fuzz::frame` for the input layout and the properties checked.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| rumour_cluster::fuzz::frame(data));

@@ -1,0 +1,4 @@
+//! `gossip_message`: see `rumour_cluster::fuzz::gossip_message` for the input layout and the properties checked.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| rumour_cluster::fuzz::gossip_message(data));

@@ -1,0 +1,4 @@
+//! `node`: see `rumour_cluster::fuzz::node` for the input layout and the properties checked.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| rumour_cluster::fuzz::node(data));

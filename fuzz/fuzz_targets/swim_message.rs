@@ -1,0 +1,4 @@
+//! `swim_message`: see `rumour_cluster::fuzz::swim_message` for the input layout and the properties checked.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| rumour_cluster::fuzz::swim_message(data));
