@@ -3,40 +3,19 @@
 //! back, clusters with different keys never merge, and forged packets sent without the key have
 //! no effect. Every wait is a polling loop under a generous deadline; no sleep is an assertion.
 
-use std::future::Future;
+use crate::support::eventually;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use rumour_cluster::Cluster;
 use rumour_cluster::scenario::ScenarioView;
 use rumour_cluster::swim::State;
 use rumour_cluster::transport::frame::{FrameCodec, FrameConfig, Key, Keyring};
 use rumour_cluster::transport::{NetConfig, NetTransport, Transport};
-use rumour_cluster::{Error, NodeEvent, Profile};
+use rumour_cluster::{NodeEvent, Profile};
 use tokio::sync::broadcast;
-use tokio::time::{Instant, sleep};
-
-const DEADLINE: Duration = Duration::from_secs(30);
-const POLL: Duration = Duration::from_millis(20);
 
 fn key(byte: u8) -> Key {
     Key::from_bytes([byte; 32])
-}
-
-/// Polls `check` until it holds, failing the test with `what` after [`DEADLINE`].
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<bool, Error>>,
-{
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if check().await.expect("node running") {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        sleep(POLL).await;
-    }
 }
 
 async fn node(name: String, seeds: &[SocketAddr], keys: Keyring, verify: (bool, bool)) -> Cluster {

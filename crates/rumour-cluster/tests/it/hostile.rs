@@ -2,7 +2,7 @@
 //! label): one crafted packet per attack class, sent by a plain transport that is not a member,
 //! and the outcome asserted. Every wait is a polling loop under a generous deadline.
 
-use std::future::Future;
+use crate::support::{eventually, throughout};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -15,42 +15,6 @@ use rumour_cluster::swim::{Incarnation, NodeName, State};
 use rumour_cluster::transport::frame::{FrameCodec, FrameConfig};
 use rumour_cluster::transport::{NetConfig, NetTransport, Transport};
 use rumour_cluster::{Cluster, Error, Profile};
-use tokio::time::{Instant, sleep};
-
-const DEADLINE: Duration = Duration::from_secs(20);
-const POLL: Duration = Duration::from_millis(20);
-
-/// Polls `check` until it holds, failing the test with `what` after [`DEADLINE`].
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<bool, Error>>,
-{
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if check().await.expect("node running") {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        sleep(POLL).await;
-    }
-}
-
-/// Checks `check` on every poll for `window`, failing the test the first time it does not hold.
-async fn throughout<F, Fut>(what: &str, window: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<bool, Error>>,
-{
-    let end = Instant::now() + window;
-    while Instant::now() < end {
-        assert!(
-            check().await.expect("node running"),
-            "{what} stopped holding"
-        );
-        sleep(POLL).await;
-    }
-}
 
 /// Five nodes on 127.0.0.1, joined through the first, converged.
 async fn cluster() -> Vec<Cluster> {

@@ -9,3 +9,4 @@ mod hostile;
 mod node;
 mod robustness;
 mod scenarios;
+mod support;
