@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rumour_cluster::envelope::{self, Channel};
 use rumour_cluster::gossip::{KeyChange, Marker, Message as KvMessage, Session};
-use rumour_cluster::ring::{Mergeable, Ring, Timestamp};
+use rumour_cluster::ring::{Instance, Mergeable, Ring, State as InstanceState, Timestamp, Tokens};
 use rumour_cluster::swim::message::{Alive, Dead, Message as SwimMessage, Ping, Suspect};
 use rumour_cluster::swim::{Incarnation, NodeName, State};
 use rumour_cluster::transport::frame::{FrameCodec, FrameConfig};
@@ -295,6 +295,93 @@ async fn a_flood_of_forged_members_stays_within_the_table_limit() {
         },
     )
     .await;
+    attacker.shutdown().await;
+    shutdown(nodes).await;
+}
+
+fn change(key: &str, value: Option<&Ring>, updated: Timestamp) -> Bytes {
+    let change = KvMessage::Change(KeyChange {
+        key: key.into(),
+        codec: Ring::CODEC_ID.into(),
+        value: value.map(|r| Bytes::from(Mergeable::encode(r))),
+        marker: Marker {
+            updated,
+            deleted: false,
+        },
+    });
+    datagram(Channel::Gossip, &change.encode())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_flood_stops_at_the_store_limit() {
+    let nodes = cluster().await;
+    let attacker = outsider().await;
+    let limit = nodes[0]
+        .with_node(|node, _| node.gossip().config().max_keys)
+        .await
+        .expect("running");
+    let now = Timestamp(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis() as u64,
+    );
+    let mut ring = Ring::new();
+    let instance = Instance::new("x", "", InstanceState::Active, Tokens::new(vec![1]), now);
+    ring.set_instance("flood", instance).expect("valid id");
+    // Batches of datagrams, each a fresh key, until well past the limit.
+    for i in 0..limit + 500 {
+        attacker
+            .send_datagram(
+                nodes[0].addr(),
+                change(&format!("flood-{i}"), Some(&ring), now),
+            )
+            .await
+            .expect("sent");
+        if i % 200 == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+    eventually("the node has refused keys past its limit", || {
+        let node = nodes[0].clone();
+        async move {
+            let stats = node.stats().await?.gossip;
+            assert!(stats.keys <= limit, "{} keys, limit {limit}", stats.keys);
+            Ok(stats.keys_refused > 0)
+        }
+    })
+    .await;
+    attacker.shutdown().await;
+    shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ring_value_with_more_tokens_than_allowed_is_refused_whole() {
+    let nodes = cluster().await;
+    let attacker = outsider().await;
+    let mut bomb = Ring::new();
+    let instance = Instance::new(
+        "10.66.0.1:7946",
+        "",
+        InstanceState::Active,
+        // Consecutive tokens cost about one bit each on the wire: 5,000 fit one datagram.
+        Tokens::new((1..=5_000).collect()),
+        Timestamp(1),
+    );
+    bomb.set_instance("bomb", instance).expect("valid id");
+    let invalid_before = nodes[0].stats().await.expect("running").gossip.invalid;
+    attacker
+        .send_datagram(nodes[0].addr(), change("ring", Some(&bomb), Timestamp(1)))
+        .await
+        .expect("sent");
+    eventually("the node refused the value", || {
+        let node = nodes[0].clone();
+        async move { Ok(node.stats().await?.gossip.invalid > invalid_before) }
+    })
+    .await;
+    let ring = nodes[0].ring().await.expect("running").expect("a ring");
+    assert!(ring.instance("bomb").is_none(), "the bomb was merged");
+    assert_eq!(ring.instances().count(), 5);
     attacker.shutdown().await;
     shutdown(nodes).await;
 }
