@@ -19,9 +19,12 @@
 //!   independent confirmations), alive / suspect / dead / left with incarnations that never
 //!   go backwards, a transmit-limited [`rumour_wire::BroadcastQueue`], full-state exchange on
 //!   join and periodically, graceful leave, and partition healing (reconnection to failed
-//!   members and re-join of seeds). The formulas are public functions: [`retransmit_limit`],
-//!   [`suspicion_min`], [`suspicion_max`], [`suspicion_timeout`], [`scale_timeout`],
-//!   [`pullpush_scale`].
+//!   members and re-join of seeds). The formulas are public functions: [`suspicion_min`],
+//!   [`suspicion_max`], [`suspicion_timeout`], [`scale_timeout`] (and in `rumour_wire`,
+//!   [`rumour_wire::retransmit_limit`] and [`rumour_wire::pullpush_scale`]).
+//! - Gossip: the machine keeps no gossip timer. Every `Config::gossip_interval` the embedder
+//!   sends [`Swim::fill_broadcasts`] to each of [`Swim::gossip_targets`], so that one tick can
+//!   share datagrams between layers.
 //! - Hostile networks (`docs/security/swim.md`): accusations are credited only at the
 //!   incarnation this node holds and no message moves an incarnation by more than
 //!   `Config::max_incarnation_jump`, so no single packet declares a live member dead or pins
