@@ -247,6 +247,17 @@ impl Node {
         Ok(result?)
     }
 
+    /// Replaces this node's metadata and announces it to the cluster with a new incarnation
+    /// (memberlist's `UpdateNode`): every member sees a [`NodeEvent::MemberUpdated`] carrying it.
+    ///
+    /// # Errors
+    /// Metadata over the configured `meta_max_size` (nothing changes), or the node has left.
+    pub fn set_meta(&mut self, now: Instant, meta: impl Into<Bytes>) -> Result<(), Error> {
+        let result = self.swim.set_meta(now, meta);
+        self.pump(now);
+        Ok(result?)
+    }
+
     /// Installs (or removes) the hook that may refuse a new member or a member's new address
     /// or metadata, learned from gossip or a state exchange (memberlist's alive and merge
     /// delegates). Refusals are counted in the membership layer's stats.

@@ -47,6 +47,7 @@ pub struct Builder {
     verify_outgoing: bool,
     allowed_cidrs: Vec<Cidr>,
     admission: Option<rumour_swim::Admission>,
+    meta: Option<bytes::Bytes>,
 }
 
 impl fmt::Debug for Builder {
@@ -87,6 +88,7 @@ impl Builder {
             verify_outgoing: true,
             allowed_cidrs: Vec::new(),
             admission: None,
+            meta: None,
         }
     }
 
@@ -219,6 +221,15 @@ impl Builder {
         self
     }
 
+    /// The node's metadata, gossiped with its membership (memberlist's `NodeMeta`): at most the
+    /// profile's `meta_max_size` bytes (512 by default), or [`Builder::build`] fails. Change it
+    /// later with [`Cluster::set_meta`].
+    #[must_use]
+    pub fn meta(mut self, meta: impl Into<bytes::Bytes>) -> Builder {
+        self.meta = Some(meta.into());
+        self
+    }
+
     /// Binds the transport (unless one was given), starts the node task and joins the seeds.
     ///
     /// # Errors
@@ -274,6 +285,9 @@ impl Builder {
             .with_verify_incoming(self.verify_incoming)
             .with_verify_outgoing(self.verify_outgoing);
         config.wall_epoch = Some((now, wall_clock()));
+        if let Some(meta) = self.meta.take() {
+            config.meta = meta;
+        }
         if let Some(configure) = self.configure.take() {
             configure(&mut config);
         }

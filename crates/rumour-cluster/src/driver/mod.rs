@@ -297,6 +297,19 @@ impl Cluster {
         self.with_node(move |node, _| node.watch_key(&key)).await
     }
 
+    /// Replaces this node's metadata and gossips it with a new incarnation (memberlist's
+    /// `UpdateNode`); every member reports a [`NodeEvent::MemberUpdated`] carrying it and shows
+    /// it in [`Cluster::members`].
+    ///
+    /// # Errors
+    /// The node has stopped, has left, or `meta` is over the configured `meta_max_size`
+    /// (512 bytes by default; nothing changes).
+    pub async fn set_meta(&self, meta: impl Into<bytes::Bytes>) -> Result<(), Error> {
+        let meta = meta.into();
+        self.with_node(move |node, now| node.set_meta(now, meta))
+            .await?
+    }
+
     /// The ring, if the store holds one.
     ///
     /// # Errors
