@@ -49,6 +49,16 @@ pub enum NodeEvent {
         /// The key.
         key: String,
     },
+    /// A user message arrived (memberlist's `NotifyMsg`): sent directly to this node, or the
+    /// first copy of a user broadcast.
+    UserMessage {
+        /// The sender's name (the broadcast's origin), as the message states it.
+        from: String,
+        /// The application's bytes.
+        bytes: Bytes,
+        /// Whether it was a broadcast.
+        broadcast: bool,
+    },
 }
 
 fn name(member: &Member) -> String {

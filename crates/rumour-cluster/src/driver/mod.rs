@@ -80,6 +80,7 @@ mod snapshot;
 mod task;
 #[cfg(test)]
 mod tests;
+mod user;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -93,6 +94,7 @@ use rumour_transport::frame::{Key, Keyring, KeyringStatus};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub use builder::{Builder, DEFAULT_PORT};
+pub use user::{UserMessage, UserMessages};
 // `KeyInfo` and `STATUS_MAX_AGE` are public but not yet re-exported from the crate root.
 pub use snapshot::{
     ClusterStats, DriverStats, KeyInfo, MemberCounts, MemberInfo, STATUS_MAX_AGE, Status,

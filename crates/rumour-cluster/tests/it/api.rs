@@ -125,3 +125,119 @@ async fn metadata_over_the_limit_is_refused_and_changes_nothing() {
     assert!(refused.is_err(), "a builder with oversized metadata fails");
     a.shutdown().await;
 }
+
+async fn net_node(i: u8, seeds: &[SocketAddr]) -> Cluster {
+    Cluster::builder(format!("net-{i}"))
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .profile(Profile::Local)
+        .label("api-test")
+        .meta(format!("rack-{i}"))
+        .join(seeds.iter().copied())
+        .build()
+        .await
+        .expect("binds 127.0.0.1")
+}
+
+/// Receives user messages until one satisfies `wanted`, failing after [`DEADLINE`].
+async fn receive(
+    messages: &mut rumour_cluster::UserMessages,
+    what: &str,
+    wanted: impl Fn(&rumour_cluster::UserMessage) -> bool,
+) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let message = tokio::time::timeout_at(deadline, messages.recv())
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+            .expect("node running");
+        if wanted(&message) {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_real_sockets_user_messages_arrive_reliably_best_effort_and_by_broadcast() {
+    let a = net_node(1, &[]).await;
+    let b = net_node(2, &[a.addr()]).await;
+    let c = net_node(3, &[a.addr()]).await;
+    let (mut at_b, mut at_c) = (b.user_messages(), c.user_messages());
+
+    // A member becomes a target once it answered a ping of the sender.
+    eventually("a can send reliably to b", || {
+        let a = a.clone();
+        async move {
+            match a.send_reliable("net-2", "over tcp").await {
+                Ok(()) => Ok(true),
+                Err(Error::UnknownMember { .. }) => Ok(false),
+                Err(error) => Err(error),
+            }
+        }
+    })
+    .await;
+    receive(&mut at_b, "the reliable message at b", |m| {
+        m.from == "net-1" && &m.bytes[..] == b"over tcp" && !m.broadcast
+    })
+    .await;
+
+    let c_addr = c.addr().to_string();
+    eventually("a can send a datagram to c by address", || {
+        let (a, c_addr) = (a.clone(), c_addr.clone());
+        async move {
+            match a.send_best_effort(&c_addr, "over udp").await {
+                Ok(()) => Ok(true),
+                Err(Error::UnknownMember { .. }) => Ok(false),
+                Err(error) => Err(error),
+            }
+        }
+    })
+    .await;
+    receive(&mut at_c, "the datagram at c", |m| {
+        &m.bytes[..] == b"over udp"
+    })
+    .await;
+
+    eventually("every node knows all three", || {
+        let nodes = [a.clone(), b.clone(), c.clone()];
+        async move {
+            for node in &nodes {
+                if node.num_alive().await? < 3 {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+    })
+    .await;
+    a.broadcast("to everyone").await.expect("fits a datagram");
+    for (at, name) in [(&mut at_b, "b"), (&mut at_c, "c")] {
+        receive(at, &format!("the broadcast at {name}"), |m| {
+            m.from == "net-1" && &m.bytes[..] == b"to everyone" && m.broadcast
+        })
+        .await;
+    }
+    assert!(
+        a.send_best_effort("net-2", vec![0u8; 64 * 1024])
+            .await
+            .is_err(),
+        "a datagram over the packet budget is refused"
+    );
+
+    // Probes measured round trips on the way, and members carry the build-time metadata.
+    eventually("a measured a round trip to b and c", || {
+        let a = a.clone();
+        async move {
+            let members = a.members().await?;
+            Ok(members.iter().filter(|m| !m.local).all(|m| m.rtt.is_some()))
+        }
+    })
+    .await;
+    assert_eq!(
+        meta_of(&b, "net-3").await.unwrap().as_deref(),
+        Some(&b"rack-3"[..])
+    );
+
+    for node in [a, b, c] {
+        node.shutdown().await;
+    }
+}

@@ -3,8 +3,32 @@
 
 use std::time::Duration;
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
 use rumour_cluster::sim::{LinkConfig, NodeId, NodeSeed, Sim, node_addr};
-use rumour_cluster::{Node, NodeConfig, Profile};
+use rumour_cluster::{Delivery, Error, Node, NodeConfig, NodeEvent, Profile};
+
+/// `(receiver, from, bytes, broadcast)` of every user message reported.
+type Received = Rc<RefCell<Vec<(NodeId, String, Vec<u8>, bool)>>>;
+
+fn record_user_messages(sim: &mut Sim<Node>) -> Received {
+    let received: Received = Rc::default();
+    let sink = received.clone();
+    sim.set_event_sink(Box::new(move |id, _, event| {
+        if let NodeEvent::UserMessage {
+            from,
+            bytes,
+            broadcast,
+        } = event
+        {
+            sink.borrow_mut()
+                .push((id, from, bytes.to_vec(), broadcast));
+        }
+    }));
+    received
+}
 
 const SEED: u64 = 13;
 
@@ -81,4 +105,110 @@ fn the_round_trip_time_of_direct_probes_is_twice_the_link_latency() {
             .unwrap();
         assert_eq!(below, histogram.count, "every sample is at most 100 ms");
     }
+}
+
+#[test]
+fn a_user_broadcast_reaches_every_one_of_32_nodes_exactly_once() {
+    let mut sim = cluster(32, LinkConfig::default());
+    let received = record_user_messages(&mut sim);
+    sim.command(NodeId(5), |node, _| node.broadcast_user(b"deploy v2"))
+        .expect("node 5 runs")
+        .expect("fits a datagram");
+    let gossip = Profile::Lan.swim().gossip_interval();
+    let done = sim
+        .run_until(gossip * 40, Duration::from_millis(50), |_| {
+            received.borrow().len() >= 31
+        })
+        .expect("no invariant");
+    assert!(
+        done.is_some(),
+        "only {} of 31 nodes got the broadcast",
+        received.borrow().len()
+    );
+    // Let every retransmission run out, then count: no node reports it twice, the origin never.
+    sim.run_for(Duration::from_secs(10)).expect("no invariant");
+    let mut per_node: BTreeMap<NodeId, usize> = BTreeMap::new();
+    for (id, from, bytes, broadcast) in received.borrow().iter() {
+        assert_eq!(
+            (from.as_str(), &bytes[..], *broadcast),
+            ("node-5", &b"deploy v2"[..], true)
+        );
+        *per_node.entry(*id).or_default() += 1;
+    }
+    assert_eq!(per_node.len(), 31);
+    assert!(
+        !per_node.contains_key(&NodeId(5)),
+        "the origin does not report its own"
+    );
+    assert!(per_node.values().all(|&n| n == 1), "{per_node:?}");
+    assert!(
+        sim.running()
+            .all(|(_, node)| node.pending_user_broadcasts() == 0)
+    );
+}
+
+#[test]
+fn direct_user_messages_reach_a_member_by_name_or_address_and_bad_sends_are_refused() {
+    let mut sim = cluster(3, LinkConfig::default());
+    let received = record_user_messages(&mut sim);
+    let to_addr = node_addr(NodeId(2)).to_string();
+    sim.command(NodeId(0), |node, now| {
+        node.send_user_message(now, "node-1", b"by datagram", Delivery::Datagram)?;
+        node.send_user_message(now, &to_addr, b"by stream", Delivery::Stream)
+    })
+    .expect("node 0 runs")
+    .expect("both targets are confirmed members");
+    sim.run_for(Duration::from_secs(1)).expect("no invariant");
+    let got = received.borrow().clone();
+    assert!(
+        got.contains(&(NodeId(1), "node-0".into(), b"by datagram".to_vec(), false)),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&(NodeId(2), "node-0".into(), b"by stream".to_vec(), false)),
+        "{got:?}"
+    );
+
+    let refusals = sim
+        .command(NodeId(0), |node, now| {
+            let unknown = node.send_user_message(now, "node-9", b"x", Delivery::Stream);
+            let myself = node.send_user_message(now, "node-0", b"x", Delivery::Datagram);
+            let big = vec![0u8; 2000];
+            let datagram = node.send_user_message(now, "node-1", &big, Delivery::Datagram);
+            let broadcast = node.broadcast_user(&big);
+            let huge = vec![0u8; 33 << 20];
+            let stream = node.send_user_message(now, "node-1", &huge, Delivery::Stream);
+            (
+                unknown,
+                myself,
+                datagram,
+                broadcast,
+                stream,
+                node.stats().user,
+            )
+        })
+        .expect("node 0 runs");
+    let (unknown, myself, datagram, broadcast, stream, stats) = refusals;
+    assert!(
+        matches!(unknown, Err(Error::UnknownMember { .. })),
+        "{unknown:?}"
+    );
+    assert!(
+        matches!(myself, Err(Error::UnknownMember { .. })),
+        "{myself:?}"
+    );
+    for (result, kind) in [
+        (datagram, "datagram"),
+        (broadcast, "broadcast"),
+        (stream, "stream"),
+    ] {
+        match result {
+            Err(Error::UserMessageTooLarge { delivery, max, .. }) => {
+                assert_eq!(delivery, kind);
+                assert!(max > 0);
+            }
+            other => panic!("{kind}: {other:?}"),
+        }
+    }
+    assert_eq!((stats.sent, stats.refused), (2, 5));
 }
