@@ -350,7 +350,7 @@ impl Node {
     /// gossip ticks after membership and KV updates, sent `retransmit_mult * log10(n + 1)` times
     /// by every node that receives it, each node reporting it once as a
     /// [`NodeEvent::UserMessage`] (memberlist's `GetBroadcasts`, with forwarding built in). The
-    /// queue holds [`user::QUEUE_CAPACITY`] broadcasts; past it the most-sent is dropped.
+    /// queue holds 1,024 broadcasts; past it the most-sent is dropped.
     ///
     /// # Errors
     /// [`Error::UserMessageTooLarge`] if the broadcast does not fit one datagram (counted in
