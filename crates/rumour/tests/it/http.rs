@@ -111,6 +111,7 @@ async fn the_status_pages_show_members_ring_metrics_and_readiness() {
         "# TYPE rumour_probe_rtt_seconds histogram",
         "rumour_probe_rtt_seconds_bucket{le=\"+Inf\",node=\"node-0\"}",
         "rumour_probe_rtt_seconds_count{node=\"node-1\"}",
+        "rumour_user_messages_total{node=\"node-0\",outcome=\"refused\"} 0",
     ] {
         assert!(
             metrics.body.contains(name),

@@ -92,6 +92,7 @@ struct Families {
     failure_detector: Counters,
     pullpush: Counters,
     cas: Counters,
+    user: Counters,
     rtt: Histograms,
 }
 
@@ -176,6 +177,10 @@ impl Families {
                 "Full-state exchanges by layer and outcome",
             ),
             cas: counter("rumour_cas", "KV compare-and-swaps by outcome"),
+            user: counter(
+                "rumour_user_messages",
+                "User messages and broadcasts by outcome",
+            ),
             rtt,
         }
     }
@@ -238,6 +243,18 @@ fn record(f: &Families, sample: &Sample) {
     record_drops(f, node, s);
     record_protocol(f, node, s);
     f.rtt.get_or_create(&labels(node, &[])).set(s.swim.rtt);
+    let u = &s.node.user;
+    let user = [
+        ("sent", u.sent),
+        ("broadcast", u.broadcasts),
+        ("received", u.received),
+        ("duplicate", u.duplicates),
+        ("refused", u.refused),
+        ("malformed", u.malformed),
+    ];
+    for (outcome, count) in user {
+        add(&f.user, node, &[("outcome", outcome)], count);
+    }
 }
 
 /// Each message kind's name, messages and bytes.
