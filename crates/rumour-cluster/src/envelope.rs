@@ -19,6 +19,8 @@ pub enum Channel {
     Swim = 0,
     /// The replicated KV store (`rumour-gossip`).
     Gossip = 1,
+    /// The application's own messages (see `docs/protocol.md`, "User messages").
+    User = 2,
 }
 
 impl Channel {
@@ -26,6 +28,7 @@ impl Channel {
         match tag {
             0 => Some(Channel::Swim),
             1 => Some(Channel::Gossip),
+            2 => Some(Channel::User),
             _ => None,
         }
     }
@@ -112,6 +115,7 @@ mod tests {
     #[test]
     fn unknown_channel_and_overlong_length_are_errors() {
         assert!(untag(&[9, 1, 2]).is_err());
+        assert_eq!(untag(&[2, 1]).unwrap(), (Channel::User, &[1u8][..]));
         assert!(untag(&[]).is_err());
         assert!(decode_stream(&[0, 5, 1, 2]).is_err());
         assert!(

@@ -33,6 +33,23 @@ pub enum Error {
         /// The timeout given to `leave`.
         timeout: std::time::Duration,
     },
+    /// A user message names no live member this node has confirmed (by name or address).
+    #[error("no live confirmed member {target} to send a user message to")]
+    UnknownMember {
+        /// The name or address given.
+        target: String,
+    },
+    /// A user message is over the size limit of its delivery (a datagram's packet budget, a
+    /// stream's message limit).
+    #[error("user message of {len} bytes exceeds the {max}-byte limit of a {delivery}")]
+    UserMessageTooLarge {
+        /// The payload's length.
+        len: usize,
+        /// The largest payload the delivery takes.
+        max: usize,
+        /// `datagram`, `stream` or `broadcast`.
+        delivery: &'static str,
+    },
     /// A message inside a frame had a bad channel tag or length.
     #[error("bad envelope at byte {offset}: {reason}")]
     Envelope {

@@ -1,5 +1,6 @@
 //! What a node reports.
 
+use bytes::Bytes;
 use rumour_swim::{Event as SwimEvent, Member};
 
 /// A change a node reports to its user.
@@ -10,11 +11,16 @@ pub enum NodeEvent {
     MemberJoined {
         /// Its name.
         name: String,
+        /// Its metadata (memberlist's `Node.Meta` in `NotifyJoin`).
+        meta: Bytes,
     },
-    /// A member changed its metadata or address, or cleared a suspicion.
+    /// A member changed its metadata or address, or cleared a suspicion (memberlist's
+    /// `NotifyUpdate`).
     MemberUpdated {
         /// Its name.
         name: String,
+        /// Its metadata, as now known.
+        meta: Bytes,
     },
     /// A member is suspected of having failed.
     MemberSuspected {
@@ -43,6 +49,16 @@ pub enum NodeEvent {
         /// The key.
         key: String,
     },
+    /// A user message arrived (memberlist's `NotifyMsg`): sent directly to this node, or the
+    /// first copy of a user broadcast.
+    UserMessage {
+        /// The sender's name (the broadcast's origin), as the message states it.
+        from: String,
+        /// The application's bytes.
+        bytes: Bytes,
+        /// Whether it was a broadcast.
+        broadcast: bool,
+    },
 }
 
 fn name(member: &Member) -> String {
@@ -54,8 +70,14 @@ impl NodeEvent {
     #[must_use]
     pub fn from_swim(event: &SwimEvent) -> Option<NodeEvent> {
         Some(match event {
-            SwimEvent::MemberJoined(m) => NodeEvent::MemberJoined { name: name(m) },
-            SwimEvent::MemberUpdated(m) => NodeEvent::MemberUpdated { name: name(m) },
+            SwimEvent::MemberJoined(m) => NodeEvent::MemberJoined {
+                name: name(m),
+                meta: m.meta.clone(),
+            },
+            SwimEvent::MemberUpdated(m) => NodeEvent::MemberUpdated {
+                name: name(m),
+                meta: m.meta.clone(),
+            },
             SwimEvent::MemberSuspected(m) => NodeEvent::MemberSuspected { name: name(m) },
             SwimEvent::MemberFailed(m) => NodeEvent::MemberFailed { name: name(m) },
             SwimEvent::MemberLeft(m) => NodeEvent::MemberLeft { name: name(m) },

@@ -628,6 +628,11 @@ fn check_own_message(channel: Channel, body: &[u8]) {
                 panic!("the node sent a gossip message it cannot decode: {error}");
             }
         }
+        Channel::User => {
+            if let Err(error) = crate::user::decode(body) {
+                panic!("the node sent a user message it cannot decode: {error}");
+            }
+        }
     }
 }
 

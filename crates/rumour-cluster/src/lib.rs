@@ -49,17 +49,20 @@ mod profile;
 pub mod scenario;
 pub mod sim;
 mod transmit;
+mod user;
 
 pub use config::{DEFAULT_RING_KEY, NodeConfig, SIM_EPOCH};
 pub use driver::{
     Builder, Cluster, ClusterStats, DEFAULT_PORT, DriverStats, KeyInfo, MemberCounts, MemberInfo,
     STATUS_MAX_AGE, Status,
 };
+pub use driver::{UserMessage, UserMessages};
 pub use error::Error;
 pub use event::NodeEvent;
 pub use node::{Node, NodeStats};
 pub use profile::Profile;
 pub use transmit::{Delivery, Transmit};
+pub use user::UserStats;
 
 pub use rumour_gossip as gossip;
 pub use rumour_ring as ring;

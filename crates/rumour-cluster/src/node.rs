@@ -19,9 +19,10 @@ use crate::error::Error;
 use crate::event::NodeEvent;
 use crate::sim::Machine;
 use crate::transmit::{Delivery, Transmit};
+use crate::user::{self, UserMessages, UserStats};
 
-/// SWIM messages one stream may carry (a real node sends one: its state exchange); the rest
-/// are refused unread and counted.
+/// SWIM messages (and user messages) one stream may carry (a real node sends one: its state
+/// exchange, or one user message); the rest are refused unread and counted.
 const MAX_SWIM_STREAM_PARTS: usize = 4;
 /// Most events a node holds for its user; past it the oldest is dropped and counted.
 const EVENT_CAPACITY: usize = 4096;
@@ -49,6 +50,8 @@ pub struct NodeStats {
     pub events_dropped: u64,
     /// Ring writes that failed (for example no free tokens).
     pub ring_errors: u64,
+    /// User messages and broadcasts.
+    pub user: UserStats,
 }
 
 /// A rumour node as a sans-IO state machine. See the crate documentation for the driving loop.
@@ -69,6 +72,7 @@ pub struct Node {
     outbox: VecDeque<Transmit>,
     events: BoundedQueue<NodeEvent>,
     stats: NodeStats,
+    user: UserMessages,
 }
 
 impl std::fmt::Debug for Node {
@@ -124,6 +128,10 @@ impl Node {
             .clone()
             .map(|c| Lifecycler::new(c, ring_rng))
             .transpose()?;
+        // Broadcast sequences start at the wall clock in microseconds: a restarted node never
+        // reuses a name its peers still remember.
+        let first_seq = gossip.wall_time(now).0.saturating_mul(1000);
+        let user = UserMessages::new(config.swim.retransmit_mult().get(), first_seq);
         let mut node = Node {
             swim,
             gossip,
@@ -138,6 +146,7 @@ impl Node {
             outbox: VecDeque::new(),
             events: BoundedQueue::new(EVENT_CAPACITY),
             stats: NodeStats::default(),
+            user,
         };
         node.register_in_ring(now);
         node.pump(now);
@@ -189,6 +198,7 @@ impl Node {
             refutations: swim.refutations,
             frames_dropped: self.frame.stats().dropped_total(),
             events_dropped: self.events.dropped(),
+            user: self.user.stats,
             ..self.stats.clone()
         }
     }
@@ -250,6 +260,17 @@ impl Node {
         Ok(result?)
     }
 
+    /// Replaces this node's metadata and announces it to the cluster with a new incarnation
+    /// (memberlist's `UpdateNode`): every member sees a [`NodeEvent::MemberUpdated`] carrying it.
+    ///
+    /// # Errors
+    /// Metadata over the configured `meta_max_size` (nothing changes), or the node has left.
+    pub fn set_meta(&mut self, now: Instant, meta: impl Into<Bytes>) -> Result<(), Error> {
+        let result = self.swim.set_meta(now, meta);
+        self.pump(now);
+        Ok(result?)
+    }
+
     /// Installs (or removes) the hook that may refuse a new member or a member's new address
     /// or metadata, learned from gossip or a state exchange (memberlist's alive and merge
     /// delegates). Refusals are counted in the membership layer's stats.
@@ -303,6 +324,57 @@ impl Node {
         self.gossip.watch_prefix(prefix)
     }
 
+    /// Sends the application's `bytes` to the member named `target` (a member name or its
+    /// address), as a datagram (memberlist's `SendBestEffort`) or on a stream (`SendReliable`).
+    /// The receiver reports a [`NodeEvent::UserMessage`]. Only live members this node has
+    /// confirmed (they answered its ping) are sent to.
+    ///
+    /// # Errors
+    /// [`Error::UnknownMember`] for any other target, [`Error::UserMessageTooLarge`] for a
+    /// datagram over the packet budget or a stream over the message limit. Refusals are
+    /// counted in [`UserStats::refused`].
+    pub fn send_user_message(
+        &mut self,
+        now: Instant,
+        target: &str,
+        bytes: &[u8],
+        delivery: Delivery,
+    ) -> Result<(), Error> {
+        let result = self.try_send_user_message(target, bytes, delivery);
+        match &result {
+            Ok(()) => self.user.stats.sent += 1,
+            Err(_) => self.user.stats.refused += 1,
+        }
+        self.pump(now);
+        result
+    }
+
+    /// Queues the application's `bytes` to be broadcast to every member: piggybacked on the
+    /// gossip ticks after membership and KV updates, sent `retransmit_mult * log10(n + 1)` times
+    /// by every node that receives it, each node reporting it once as a
+    /// [`NodeEvent::UserMessage`] (memberlist's `GetBroadcasts`, with forwarding built in). The
+    /// queue holds 1,024 broadcasts; past it the most-sent is dropped.
+    ///
+    /// # Errors
+    /// [`Error::UserMessageTooLarge`] if the broadcast does not fit one datagram (counted in
+    /// [`UserStats::refused`]).
+    pub fn broadcast_user(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        let broadcast = self
+            .user
+            .new_broadcast(self.swim.local_name().as_str(), bytes);
+        let encoded = broadcast.body().len();
+        self.check_datagram(encoded, bytes.len(), "broadcast")
+            .inspect_err(|_| self.user.stats.refused += 1)?;
+        self.user.start(broadcast);
+        Ok(())
+    }
+
+    /// User broadcasts waiting to be sent (or still to be retransmitted).
+    #[must_use]
+    pub fn pending_user_broadcasts(&self) -> usize {
+        self.user.queue.len()
+    }
+
     // ---- inputs -------------------------------------------------------------------------------
 
     /// A datagram arrived.
@@ -320,6 +392,7 @@ impl Node {
                     .gossip
                     .handle_packet(now, from, body)
                     .map_err(Error::from),
+                Ok((Channel::User, body)) => self.handle_user(body),
                 Err(error) => Err(error),
             };
             if result.is_err() {
@@ -363,6 +436,12 @@ impl Node {
             .map(|(_, p)| *p);
         if self.gossip.handle_stream_messages(now, from, kv).is_err() {
             self.stats.messages_refused += 1;
+        }
+        let user = parts.iter().filter(|(c, _)| *c == Channel::User);
+        for (i, (_, part)) in user.enumerate() {
+            if i >= MAX_SWIM_STREAM_PARTS || self.handle_user(part).is_err() {
+                self.stats.messages_refused += 1;
+            }
         }
         self.pump(now);
     }
@@ -481,6 +560,18 @@ impl Node {
                     .into_iter()
                     .map(|m| (Channel::Swim, m)),
             );
+            // User broadcasts take what membership and KV left (as memberlist's
+            // `GetBroadcasts` gets the room its own broadcasts leave).
+            let user_room = budget.saturating_sub(cost(&parts));
+            parts.extend(
+                self.user
+                    .queue
+                    .fill(members, user_room, |len| {
+                        rumour_wire::varint::packed_len(len, overhead)
+                    })
+                    .into_iter()
+                    .map(|b| (Channel::User, b.body())),
+            );
             self.send_datagram(to, &parts);
             for large in self.gossip.fill_stream_broadcasts(members) {
                 self.send_stream(to, &[(Channel::Gossip, large)]);
@@ -568,6 +659,114 @@ impl Node {
             }
             _ => {}
         }
+    }
+
+    fn try_send_user_message(
+        &mut self,
+        target: &str,
+        bytes: &[u8],
+        delivery: Delivery,
+    ) -> Result<(), Error> {
+        let to = self
+            .user_target(target)
+            .ok_or_else(|| Error::UnknownMember {
+                target: target.to_string(),
+            })?;
+        let body = user::encode_direct(self.swim.local_name().as_str(), bytes);
+        match delivery {
+            Delivery::Datagram => {
+                self.check_datagram(body.len(), bytes.len(), "datagram")?;
+                self.send_datagram(to, &[(Channel::User, Bytes::from(body))]);
+            }
+            Delivery::Stream => {
+                let stream = envelope::encode_stream(&[(Channel::User, &body)]);
+                let framed = self.frame.encode_stream(&stream).map_err(|_| {
+                    let max = self.frame.config().max_message;
+                    Error::UserMessageTooLarge {
+                        len: bytes.len(),
+                        max: max.saturating_sub(stream.len() - bytes.len()),
+                        delivery: "stream",
+                    }
+                })?;
+                self.stats.streams_sent += 1;
+                self.stats.bytes_sent += framed.len() as u64;
+                self.outbox.push_back(Transmit {
+                    to,
+                    delivery: Delivery::Stream,
+                    bytes: Bytes::from(framed),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a user message of `encoded` bytes (a `payload` of `len`) fits one datagram.
+    fn check_datagram(
+        &self,
+        encoded: usize,
+        len: usize,
+        delivery: &'static str,
+    ) -> Result<(), Error> {
+        let budget = self.swim.config().datagram_budget();
+        let overhead = self.swim.config().message_overhead();
+        let packed = rumour_wire::varint::packed_len(encoded, overhead);
+        if packed <= budget {
+            return Ok(());
+        }
+        Err(Error::UserMessageTooLarge {
+            len,
+            max: budget.saturating_sub(packed - len),
+            delivery,
+        })
+    }
+
+    /// The address of the live, confirmed member named `target` or at address `target`.
+    fn user_target(&self, target: &str) -> Option<SocketAddr> {
+        let addr = target.parse::<SocketAddr>().ok();
+        let local = self.swim.local_name().as_str();
+        self.swim
+            .members()
+            .find(|m| match addr {
+                Some(addr) => m.addr == addr,
+                None => m.name.as_str() == target,
+            })
+            .filter(|m| {
+                m.state.is_live()
+                    && m.name.as_str() != local
+                    && self.swim.is_confirmed(m.name.as_str())
+            })
+            .map(|m| m.addr)
+    }
+
+    /// A user message arrived on channel 2.
+    fn handle_user(&mut self, body: &[u8]) -> Result<(), Error> {
+        let decoded = user::decode(body).inspect_err(|_| self.user.stats.malformed += 1)?;
+        let event = match decoded {
+            user::Decoded::Direct { from, payload } => {
+                self.user.stats.received += 1;
+                NodeEvent::UserMessage {
+                    from: from.to_string(),
+                    bytes: Bytes::copy_from_slice(payload),
+                    broadcast: false,
+                }
+            }
+            user::Decoded::Broadcast {
+                origin,
+                seq,
+                payload,
+            } => {
+                if !self.user.receive_broadcast(origin, seq, body) {
+                    return Ok(());
+                }
+                NodeEvent::UserMessage {
+                    from: origin.to_string(),
+                    bytes: Bytes::copy_from_slice(payload),
+                    broadcast: true,
+                }
+            }
+        };
+        self.push_event(event);
+        Ok(())
     }
 
     fn push_event(&mut self, event: NodeEvent) {

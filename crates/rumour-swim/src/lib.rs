@@ -104,7 +104,7 @@ pub use error::Error;
 pub use event::Event;
 pub use member::{Incarnation, MAX_NAME_LEN, Member, NodeName, State};
 pub use pullpush::PullPush;
-pub use stats::Stats;
+pub use stats::{RTT_BUCKETS, RttHistogram, Stats};
 pub use suspicion::{expected_confirmations, suspicion_max, suspicion_min, suspicion_timeout};
 pub use swim::{Admission, MemberUpdate, Swim};
 pub use transmit::Transmit;

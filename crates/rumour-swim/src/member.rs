@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -146,4 +146,8 @@ pub struct Member {
     pub state: State,
     /// When the state last changed (local clock).
     pub state_changed_at: Instant,
+    /// The smoothed round-trip time of this node's direct probes of the member (each answered
+    /// probe moves it a quarter of the way to the new sample; the first sets it), `None` until
+    /// a direct probe was answered, and for the local node.
+    pub rtt: Option<Duration>,
 }

@@ -260,6 +260,22 @@ impl Membership {
         true
     }
 
+    /// Folds a round-trip time `sample` of a direct probe into the member's smoothed RTT
+    /// (a quarter of the way to the sample; the first sample sets it), if it is still stored
+    /// at `addr`.
+    pub(crate) fn record_rtt(&mut self, name: &NodeName, addr: SocketAddr, sample: Duration) {
+        let Some(entry) = self.entries.get_mut(name) else {
+            return;
+        };
+        if entry.member.addr != addr {
+            return;
+        }
+        entry.member.rtt = Some(match entry.member.rtt {
+            Some(rtt) => (rtt * 3 + sample) / 4,
+            None => sample,
+        });
+    }
+
     /// Whether `name` is confirmed and stored at `addr` (a member address it answered at).
     pub(crate) fn is_confirmed_at(&self, name: &NodeName, addr: SocketAddr) -> bool {
         self.entries
@@ -511,6 +527,7 @@ impl Membership {
                 incarnation: a.incarnation,
                 state: State::Alive,
                 state_changed_at: now,
+                rtt: None,
             };
             self.insert(member, now);
             return Outcome::Joined { new: true };
@@ -535,6 +552,9 @@ impl Membership {
             m.addr = a.addr;
             m.meta = a.meta.clone();
             m.incarnation = a.incarnation;
+            if moved {
+                m.rtt = None; // measured to the old address
+            }
             if moved && entry.confirmed {
                 // A new address is unproven until it answers a ping.
                 entry.confirmed = false;

@@ -74,6 +74,8 @@ pub(crate) struct Probe {
     pub(crate) seq: u32,
     pub(crate) target: NodeName,
     pub(crate) addr: SocketAddr,
+    /// When the direct ping went out (the start of a round-trip time).
+    pub(crate) sent_at: Instant,
     /// When the indirect probes go out; `None` once sent.
     pub(crate) indirect_at: Option<Instant>,
     /// When the probe fails if nothing answered.

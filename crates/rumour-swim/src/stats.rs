@@ -1,5 +1,7 @@
 //! Counters of a [`Swim`](crate::Swim) machine, for metrics.
 
+use std::time::Duration;
+
 use rumour_wire::TrafficByKind;
 
 use crate::message::MessageKind;
@@ -86,4 +88,100 @@ pub struct Stats {
     pub replies_refused: u64,
     /// Message bytes in the transmit queue now.
     pub transmit_queue_bytes: u64,
+    /// Round-trip times of answered direct probes (memberlist's ping delegate).
+    pub rtt: RttHistogram,
+}
+
+/// Upper bounds of the [`RttHistogram`] buckets, from 100 µs to 2.5 s (a last bucket counts
+/// everything above).
+pub const RTT_BUCKETS: [Duration; 15] = [
+    Duration::from_micros(100),
+    Duration::from_micros(250),
+    Duration::from_micros(500),
+    Duration::from_millis(1),
+    Duration::from_micros(2_500),
+    Duration::from_millis(5),
+    Duration::from_millis(10),
+    Duration::from_millis(25),
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_millis(1_500),
+    Duration::from_millis(2_500),
+];
+
+/// A histogram of round-trip times, in fixed buckets ([`RTT_BUCKETS`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RttHistogram {
+    /// Samples per bucket (not cumulative): `counts[i]` holds samples at most
+    /// `RTT_BUCKETS[i]` and above the bucket before; the last holds those above every bound.
+    pub counts: [u64; RTT_BUCKETS.len() + 1],
+    /// Number of samples.
+    pub count: u64,
+    /// Sum of the samples, in microseconds.
+    pub sum_micros: u64,
+}
+
+impl RttHistogram {
+    /// Counts one sample.
+    pub fn observe(&mut self, rtt: Duration) {
+        let bucket = RTT_BUCKETS
+            .iter()
+            .position(|bound| rtt <= *bound)
+            .unwrap_or(RTT_BUCKETS.len());
+        self.counts[bucket] += 1;
+        self.count += 1;
+        let micros = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros = self.sum_micros.saturating_add(micros);
+    }
+
+    /// The sum of the samples.
+    #[must_use]
+    pub fn sum(&self) -> Duration {
+        Duration::from_micros(self.sum_micros)
+    }
+
+    /// `(upper bound, samples at most the bound)` for every bound, cumulative as Prometheus
+    /// buckets are (the `+Inf` bucket is [`RttHistogram::count`]).
+    pub fn cumulative(&self) -> impl Iterator<Item = (Duration, u64)> + '_ {
+        RTT_BUCKETS
+            .iter()
+            .zip(self.counts.iter())
+            .scan(0u64, |total, (bound, count)| {
+                *total += count;
+                Some((*bound, *total))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_land_in_the_first_bucket_whose_bound_covers_them() {
+        let mut h = RttHistogram::default();
+        h.observe(Duration::from_micros(50));
+        h.observe(Duration::from_millis(20));
+        h.observe(Duration::from_millis(25));
+        h.observe(Duration::from_secs(9));
+        assert_eq!(h.count, 4);
+        assert_eq!(h.counts[0], 1);
+        assert_eq!(h.counts[7], 2, "20 ms and 25 ms are both at most 25 ms");
+        assert_eq!(h.counts[RTT_BUCKETS.len()], 1, "9 s is above every bound");
+        let cumulative: Vec<u64> = h.cumulative().map(|(_, n)| n).collect();
+        assert_eq!(cumulative[6], 1);
+        assert_eq!(cumulative[7], 3);
+        assert_eq!(
+            *cumulative.last().unwrap(),
+            3,
+            "the +Inf bucket is the count"
+        );
+        assert_eq!(
+            h.sum(),
+            Duration::from_micros(50 + 20_000 + 25_000 + 9_000_000)
+        );
+    }
 }

@@ -122,6 +122,7 @@ impl Swim {
             incarnation: crate::Incarnation(1),
             state: State::Alive,
             state_changed_at: now,
+            rtt: None,
         };
         let mut members = Membership::new(
             local,
@@ -489,7 +490,7 @@ impl Swim {
         match message {
             Message::Ping(ping) => self.on_ping(now, from, ping, delivery),
             Message::IndirectPing(req) => self.on_indirect_ping(now, from, req),
-            Message::Ack(ack) => self.on_ack(from, ack.seq, delivery),
+            Message::Ack(ack) => self.on_ack(now, from, ack.seq, delivery),
             Message::Nack(nack) => self.on_nack(nack.seq),
             Message::Alive(alive) => self.on_alive(now, alive),
             Message::Suspect(suspect) => self.on_suspect(now, suspect),

@@ -16,9 +16,14 @@ use super::scan::{self, Scanned};
 const SANS_IO_CRATES: [&str; 4] = ["rumour-swim", "rumour-ring", "rumour-gossip", "rumour-wire"];
 
 /// The sans-IO parts of `rumour-cluster` (paths in the crate; a prefix when it ends in `/`):
-/// the composed `Node`, its envelope, and the simulator.
-const SANS_IO_CLUSTER_PARTS: [&str; 4] =
-    ["src/node.rs", "src/node/", "src/envelope.rs", "src/sim/"];
+/// the composed `Node`, its envelope and user channel, and the simulator.
+const SANS_IO_CLUSTER_PARTS: [&str; 5] = [
+    "src/node.rs",
+    "src/node/",
+    "src/envelope.rs",
+    "src/user.rs",
+    "src/sim/",
+];
 
 /// One `.rs` file of a crate.
 struct SourceFile {

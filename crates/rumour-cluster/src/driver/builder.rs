@@ -48,6 +48,7 @@ pub struct Builder {
     allowed_cidrs: Vec<Cidr>,
     verify_stream_source: bool,
     admission: Option<rumour_swim::Admission>,
+    meta: Option<bytes::Bytes>,
 }
 
 impl fmt::Debug for Builder {
@@ -89,6 +90,7 @@ impl Builder {
             allowed_cidrs: Vec::new(),
             verify_stream_source: true,
             admission: None,
+            meta: None,
         }
     }
 
@@ -231,6 +233,15 @@ impl Builder {
         self
     }
 
+    /// The node's metadata, gossiped with its membership (memberlist's `NodeMeta`): at most the
+    /// profile's `meta_max_size` bytes (512 by default), or [`Builder::build`] fails. Change it
+    /// later with [`Cluster::set_meta`].
+    #[must_use]
+    pub fn meta(mut self, meta: impl Into<bytes::Bytes>) -> Builder {
+        self.meta = Some(meta.into());
+        self
+    }
+
     /// Binds the transport (unless one was given), starts the node task and joins the seeds.
     ///
     /// # Errors
@@ -287,6 +298,9 @@ impl Builder {
             .with_verify_incoming(self.verify_incoming)
             .with_verify_outgoing(self.verify_outgoing);
         config.wall_epoch = Some((now, wall_clock()));
+        if let Some(meta) = self.meta.take() {
+            config.meta = meta;
+        }
         if let Some(configure) = self.configure.take() {
             configure(&mut config);
         }

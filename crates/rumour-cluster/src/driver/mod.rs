@@ -80,6 +80,7 @@ mod snapshot;
 mod task;
 #[cfg(test)]
 mod tests;
+mod user;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -93,6 +94,7 @@ use rumour_transport::frame::{Key, Keyring, KeyringStatus};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub use builder::{Builder, DEFAULT_PORT};
+pub use user::{UserMessage, UserMessages};
 // `KeyInfo` and `STATUS_MAX_AGE` are public but not yet re-exported from the crate root.
 pub use snapshot::{
     ClusterStats, DriverStats, KeyInfo, MemberCounts, MemberInfo, STATUS_MAX_AGE, Status,
@@ -295,6 +297,19 @@ impl Cluster {
     pub async fn watch_key(&self, key: &str) -> Result<WatchId, Error> {
         let key = key.to_string();
         self.with_node(move |node, _| node.watch_key(&key)).await
+    }
+
+    /// Replaces this node's metadata and gossips it with a new incarnation (memberlist's
+    /// `UpdateNode`); every member reports a [`NodeEvent::MemberUpdated`] carrying it and shows
+    /// it in [`Cluster::members`].
+    ///
+    /// # Errors
+    /// The node has stopped, has left, or `meta` is over the configured `meta_max_size`
+    /// (512 bytes by default; nothing changes).
+    pub async fn set_meta(&self, meta: impl Into<bytes::Bytes>) -> Result<(), Error> {
+        let meta = meta.into();
+        self.with_node(move |node, now| node.set_meta(now, meta))
+            .await?
     }
 
     /// The ring, if the store holds one.

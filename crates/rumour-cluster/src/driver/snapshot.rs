@@ -31,6 +31,9 @@ pub struct MemberInfo {
     pub since: Duration,
     /// Whether it is the local node.
     pub local: bool,
+    /// The smoothed round-trip time of the local node's direct probes of it (see
+    /// [`Member::rtt`]); `None` before a direct probe was answered, and for the local node.
+    pub rtt: Option<Duration>,
 }
 
 impl MemberInfo {
@@ -45,6 +48,7 @@ impl MemberInfo {
             meta: member.meta.clone(),
             since: now.saturating_duration_since(member.state_changed_at),
             local: member.name.as_str() == local,
+            rtt: member.rtt,
         }
     }
 }

@@ -1,5 +1,7 @@
 //! The integration tests of `rumour-cluster`, one binary (one link) for all of them.
 
+mod api;
+mod api_sim;
 mod driver;
 mod encryption;
 mod encryption_sim;

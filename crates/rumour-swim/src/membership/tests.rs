@@ -31,6 +31,7 @@ fn member(n: &str, port: u16, inc: Incarnation, state: State, at: Instant) -> Me
         incarnation: inc,
         state,
         state_changed_at: at,
+        rtt: None,
     }
 }
 
@@ -627,4 +628,38 @@ fn alive_count_follows_every_transition() {
     t.leave_local(now);
     check(&t, "the local leave");
     assert_eq!(t.num_alive(), 1, "only m is alive at the end");
+}
+
+#[test]
+fn round_trip_times_are_smoothed_and_forgotten_when_the_member_moves() {
+    let now = Instant::now();
+    let mut t = table(State::Alive, now);
+    let m = name("m");
+    let rtt = |t: &Membership| t.get(&m).unwrap().rtt;
+    assert_eq!(rtt(&t), None);
+    t.record_rtt(&m, addr(9), Duration::from_millis(10));
+    assert_eq!(
+        rtt(&t),
+        None,
+        "a sample to another address is not the member's"
+    );
+    t.record_rtt(&m, addr(2), Duration::from_millis(80));
+    assert_eq!(
+        rtt(&t),
+        Some(Duration::from_millis(80)),
+        "the first sample sets it"
+    );
+    t.record_rtt(&m, addr(2), Duration::from_millis(40));
+    assert_eq!(
+        rtt(&t),
+        Some(Duration::from_millis(70)),
+        "a quarter of the way"
+    );
+    // A member that left may come back at another address (an alive one may not: conflict).
+    let mut t = table(State::Left, now);
+    t.record_rtt(&m, addr(2), Duration::from_millis(80));
+    let mut moved = alive("m", STORED.0 + 1);
+    moved.addr = addr(3);
+    t.alive(now, &moved);
+    assert_eq!(rtt(&t), None, "measured to the old address");
 }

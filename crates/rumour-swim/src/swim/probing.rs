@@ -63,6 +63,7 @@ impl Swim {
             seq,
             target: target.clone(),
             addr: member.addr,
+            sent_at: now,
             indirect_at: Some(now + self.config.probe_timeout()),
             deadline: now + interval,
             expected_nacks: 0,
@@ -377,12 +378,26 @@ impl Swim {
         self.send_datagram(req.target_addr, &[ping], piggyback);
     }
 
-    pub(super) fn on_ack(&mut self, from: std::net::SocketAddr, seq: u32, delivery: Delivery) {
+    pub(super) fn on_ack(
+        &mut self,
+        now: Instant,
+        from: std::net::SocketAddr,
+        seq: u32,
+        delivery: Delivery,
+    ) {
         if let Some(probe) = self.probe.as_ref().filter(|p| p.seq == seq) {
             // The target answered itself (a relayed ack comes from a helper's host; a port
             // may differ behind a wildcard bind or a stream).
             if from.ip() == probe.addr.ip() {
                 let (target, addr) = (probe.target.clone(), probe.addr);
+                // A round-trip time only for the direct ping's datagram answer, before any
+                // indirect probe went out (then it cannot be a relayed answer, whatever the
+                // hosts share).
+                if delivery == Delivery::Datagram && probe.indirect_at.is_some() {
+                    let sample = now.saturating_duration_since(probe.sent_at);
+                    self.stats.rtt.observe(sample);
+                    self.members.record_rtt(&target, addr, sample);
+                }
                 self.confirm(&target, addr);
             }
             self.probe = None;

@@ -56,6 +56,7 @@ impl Swim {
             incarnation: alive.incarnation,
             state,
             state_changed_at: at,
+            rtt: None,
         };
         let admitted = hook(&candidate);
         if !admitted {

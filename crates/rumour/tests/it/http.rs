@@ -108,6 +108,10 @@ async fn the_status_pages_show_members_ring_metrics_and_readiness() {
         "rumour_queue_depth{node=\"node-0\",queue=\"gossip_local\"}",
         "rumour_pullpush_total{node=\"node-1\",layer=\"gossip\",outcome=\"completed\"}",
         "rumour_ring_instances{node=\"node-0\",state=\"ACTIVE\"} 2",
+        "# TYPE rumour_probe_rtt_seconds histogram",
+        "rumour_probe_rtt_seconds_bucket{le=\"+Inf\",node=\"node-0\"}",
+        "rumour_probe_rtt_seconds_count{node=\"node-1\"}",
+        "rumour_user_messages_total{node=\"node-0\",outcome=\"refused\"} 0",
     ] {
         assert!(
             metrics.body.contains(name),

@@ -216,7 +216,7 @@ async fn print_events(observer: Cluster, start: Instant) {
             Err(RecvError::Closed) => return,
         };
         let line = match event {
-            NodeEvent::MemberJoined { name } if name != me => format!("{name} joined"),
+            NodeEvent::MemberJoined { name, .. } if name != me => format!("{name} joined"),
             NodeEvent::MemberSuspected { name } => format!("{name} is suspected"),
             NodeEvent::MemberFailed { name } => format!("{name} failed"),
             NodeEvent::MemberLeft { name } if name != me => format!("{name} left"),

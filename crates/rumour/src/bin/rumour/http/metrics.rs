@@ -3,19 +3,62 @@
 //! The registry is built afresh from counter snapshots on each scrape: the nodes keep their
 //! counters in plain structs (sans-IO), and this is the one place that names them.
 
+use std::sync::Mutex;
+
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 use rumour::ClusterStats;
 use rumour::ring::State as InstanceState;
-use rumour::swim::State;
+use rumour::swim::{RttHistogram, State};
 use rumour::wire::{CountedKind, TrafficByKind};
 
 type Labels = Vec<(&'static str, String)>;
 type Counters = Family<Labels, Counter>;
 type Gauges = Family<Labels, Gauge>;
+type Histograms = Family<Labels, Snapshot>;
+
+/// A histogram the node already aggregated (the nodes count samples in fixed buckets, sans-IO),
+/// encoded as a Prometheus histogram in seconds.
+#[derive(Debug, Default)]
+struct Snapshot(Mutex<RttHistogram>);
+
+impl Snapshot {
+    fn set(&self, histogram: RttHistogram) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = histogram;
+    }
+}
+
+impl TypedMetric for Snapshot {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for Snapshot {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let h = *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Prometheus buckets are cumulative and end with +Inf, whose count is the total.
+        let mut buckets: Vec<(f64, u64)> = h
+            .cumulative()
+            .map(|(bound, n)| (bound.as_secs_f64(), n))
+            .collect();
+        buckets.push((f64::MAX, h.count)); // the encoder writes f64::MAX as +Inf
+        encoder.encode_histogram::<NoLabelSet>(h.sum().as_secs_f64(), h.count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
+}
 
 /// One node's figures for a scrape.
 #[derive(Clone, Debug)]
@@ -49,6 +92,8 @@ struct Families {
     failure_detector: Counters,
     pullpush: Counters,
     cas: Counters,
+    user: Counters,
+    rtt: Histograms,
 }
 
 impl Families {
@@ -75,6 +120,12 @@ impl Families {
         let ring = gauge(
             "rumour_ring_instances",
             "Ring instances by state, as this node sees the ring",
+        );
+        let rtt = Histograms::default();
+        registry.register(
+            "rumour_probe_rtt_seconds",
+            "Round-trip times of answered direct probes (memberlist's ping delegate)",
+            rtt.clone(),
         );
         let mut counter = |name: &str, help: &str| {
             let family = Counters::default();
@@ -126,6 +177,11 @@ impl Families {
                 "Full-state exchanges by layer and outcome",
             ),
             cas: counter("rumour_cas", "KV compare-and-swaps by outcome"),
+            user: counter(
+                "rumour_user_messages",
+                "User messages and broadcasts by outcome",
+            ),
+            rtt,
         }
     }
 }
@@ -186,6 +242,19 @@ fn record(f: &Families, sample: &Sample) {
     record_traffic(f, node, s);
     record_drops(f, node, s);
     record_protocol(f, node, s);
+    f.rtt.get_or_create(&labels(node, &[])).set(s.swim.rtt);
+    let u = &s.node.user;
+    let user = [
+        ("sent", u.sent),
+        ("broadcast", u.broadcasts),
+        ("received", u.received),
+        ("duplicate", u.duplicates),
+        ("refused", u.refused),
+        ("malformed", u.malformed),
+    ];
+    for (outcome, count) in user {
+        add(&f.user, node, &[("outcome", outcome)], count);
+    }
 }
 
 /// Each message kind's name, messages and bytes.
