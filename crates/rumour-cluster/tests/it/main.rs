@@ -1,5 +1,6 @@
 //! The integration tests of `rumour-cluster`, one binary (one link) for all of them.
 
+mod discovery;
 mod driver;
 mod encryption;
 mod encryption_sim;
