@@ -50,6 +50,24 @@ pub enum Error {
         /// `datagram`, `stream` or `broadcast`.
         delivery: &'static str,
     },
+    /// A seed could not be read (see [`Seed`](crate::Seed)).
+    #[error("bad seed {seed:?}: {reason}")]
+    Seed {
+        /// The seed as given.
+        seed: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The join failed and the node was built with `abort_if_join_fails`.
+    #[error("node {name} could not join: {seen} other live members after {attempts} attempts")]
+    JoinFailed {
+        /// The node's name.
+        name: String,
+        /// Join attempts made.
+        attempts: u32,
+        /// Other live members seen at the end (fewer than `min_joins`).
+        seen: usize,
+    },
     /// A message inside a frame had a bad channel tag or length.
     #[error("bad envelope at byte {offset}: {reason}")]
     Envelope {

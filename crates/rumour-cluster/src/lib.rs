@@ -56,6 +56,7 @@ pub use driver::{
     Builder, Cluster, ClusterStats, DEFAULT_PORT, DriverStats, KeyInfo, MemberCounts, MemberInfo,
     STATUS_MAX_AGE, Status,
 };
+pub use driver::{DnsResolver, JoinSettings, Resolver, Seed, SrvRecord, StaticResolver};
 pub use driver::{UserMessage, UserMessages};
 pub use error::Error;
 pub use event::NodeEvent;

@@ -61,6 +61,7 @@ pub use rumour_cluster::ring::{Mergeable, Operation, ReplicationConfig, Replicat
 pub use rumour_cluster::{
     Cluster, ClusterStats, Error, MemberInfo, Node, NodeConfig, NodeEvent, Profile,
 };
+pub use rumour_cluster::{DnsResolver, JoinSettings, Resolver, Seed, SrvRecord, StaticResolver};
 
 pub use rumour_cluster::{scenario, sim};
 

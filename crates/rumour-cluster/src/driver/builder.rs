@@ -11,8 +11,10 @@ use rand_chacha::ChaCha8Rng;
 use rumour_ring::Timestamp;
 use rumour_transport::frame::Keyring;
 use rumour_transport::{Cidr, Label, NetConfig, NetTransport, Transport};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tracing::Instrument;
 
+use super::discovery::{DnsResolver, JoinFailure, JoinSettings, Joiner, Resolver, Seed};
 use super::outbound::Counters;
 use super::task::{self, Task};
 use super::{Cluster, Handle};
@@ -33,7 +35,9 @@ pub struct Builder {
     name: String,
     bind: SocketAddr,
     advertise: Option<SocketAddr>,
-    seeds: Vec<SocketAddr>,
+    seeds: Vec<Seed>,
+    resolver: Option<Arc<dyn Resolver>>,
+    join_settings: JoinSettings,
     profile: Profile,
     label: Option<String>,
     ring_instance: bool,
@@ -58,6 +62,7 @@ impl fmt::Debug for Builder {
             .field("bind", &self.bind)
             .field("advertise", &self.advertise)
             .field("seeds", &self.seeds)
+            .field("join_settings", &self.join_settings)
             .field("profile", &self.profile)
             .field("label", &self.label)
             .field("ring_instance", &self.ring_instance)
@@ -76,6 +81,8 @@ impl Builder {
             bind: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
             advertise: None,
             seeds: Vec::new(),
+            resolver: None,
+            join_settings: JoinSettings::default(),
             profile: Profile::Lan,
             label: None,
             ring_instance: false,
@@ -108,10 +115,36 @@ impl Builder {
         self
     }
 
-    /// Members to join through; tried again with backoff until one answers.
+    /// Members to join through; tried again with back-off until one answers (see
+    /// [`Builder::join_settings`]).
     #[must_use]
     pub fn join(mut self, seeds: impl IntoIterator<Item = SocketAddr>) -> Builder {
+        self.seeds.extend(seeds.into_iter().map(Seed::Addr));
+        self
+    }
+
+    /// Seeds given as addresses or names (`host:port`, `dns+host:port`,
+    /// `dnssrv+_service._proto.name`; parse them with `str::parse`). Names are resolved on
+    /// every join attempt and again every `rejoin_interval`, so that a cluster behind a
+    /// headless service heals after every pod restarted (module `discovery` of the driver).
+    #[must_use]
+    pub fn join_seeds(mut self, seeds: impl IntoIterator<Item = Seed>) -> Builder {
         self.seeds.extend(seeds);
+        self
+    }
+
+    /// Resolves seed names with `resolver` (default [`DnsResolver`]).
+    #[must_use]
+    pub fn resolver(mut self, resolver: Arc<dyn Resolver>) -> Builder {
+        self.resolver = Some(resolver);
+        self
+    }
+
+    /// How seeds are joined: back-off, retries, the minimum number of members, and whether
+    /// [`Builder::build`] fails if the join does (dskit's defaults).
+    #[must_use]
+    pub fn join_settings(mut self, settings: JoinSettings) -> Builder {
+        self.join_settings = settings;
         self
     }
 
@@ -243,10 +276,12 @@ impl Builder {
     }
 
     /// Binds the transport (unless one was given), starts the node task and joins the seeds.
+    /// With [`JoinSettings::abort_if_join_fails`], waits for the join, and fails (the node
+    /// shut down) if it does.
     ///
     /// # Errors
-    /// The transport could not bind, the label is invalid, or the node refused its
-    /// configuration.
+    /// The transport could not bind, the label is invalid, the node refused its
+    /// configuration, or the join failed with `abort_if_join_fails` set.
     pub async fn build(mut self) -> Result<Cluster, Error> {
         let label = self.label.take().map(Label::new).transpose()?;
         let (transport, net) = match self.transport.take() {
@@ -268,7 +303,19 @@ impl Builder {
         if let Some(net) = net {
             net.check_stream_frames(node.frame().config().clone());
         }
-        Ok(self.spawn(node, transport))
+        let abort = self.join_settings.abort_if_join_fails;
+        let (cluster, joined) = self.spawn(node, transport);
+        if abort {
+            if let Ok(Err(failure)) = joined.await {
+                cluster.shutdown().await;
+                return Err(Error::JoinFailed {
+                    name: cluster.name().to_string(),
+                    attempts: failure.attempts,
+                    seen: failure.seen,
+                });
+            }
+        }
+        Ok(cluster)
     }
 
     async fn bind_net(&self) -> Result<Arc<NetTransport>, Error> {
@@ -312,11 +359,17 @@ impl Builder {
         Ok(node)
     }
 
-    fn spawn(self, node: Node, transport: Arc<dyn Transport>) -> Cluster {
+    /// Starts the node task and the join task; the receiver hears how the join went.
+    fn spawn(
+        self,
+        node: Node,
+        transport: Arc<dyn Transport>,
+    ) -> (Cluster, oneshot::Receiver<Result<(), JoinFailure>>) {
         let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
         let (events, _) = broadcast::channel(self.event_capacity);
         // Without seeds there is nothing to join: ready from the start.
-        let (ready_tx, ready) = watch::channel(self.seeds.is_empty());
+        let handle_ready_at_start = self.seeds.is_empty();
+        let (ready_tx, ready) = watch::channel(handle_ready_at_start);
         let counters = Arc::new(Counters::default());
         let handle = Handle {
             name: node.name().to_string(),
@@ -328,6 +381,26 @@ impl Builder {
             ready,
         };
         tracing::info!(name = %handle.name, addr = %handle.addr, "node started");
+        let (joined_tx, joined) = oneshot::channel();
+        if self.seeds.is_empty() {
+            let _ = joined_tx.send(Ok(()));
+        } else {
+            let joiner = Joiner {
+                seeds: self.seeds,
+                resolver: self
+                    .resolver
+                    .unwrap_or_else(|| Arc::new(DnsResolver::default())),
+                settings: self.join_settings,
+                rejoin: node.swim().config().rejoin_interval(),
+                commands: handle.commands.downgrade(),
+                counters: counters.clone(),
+            };
+            tokio::spawn(
+                joiner
+                    .run(joined_tx)
+                    .instrument(tracing::info_span!("join", name = %handle.name)),
+            );
+        }
         let task = Task {
             node,
             transport,
@@ -335,12 +408,13 @@ impl Builder {
             events,
             counters,
             ready: ready_tx,
-            seeds: self.seeds,
+            joined: handle_ready_at_start,
         };
         tokio::spawn(task.run());
-        Cluster {
+        let cluster = Cluster {
             handle: Arc::new(handle),
-        }
+        };
+        (cluster, joined)
     }
 }
 

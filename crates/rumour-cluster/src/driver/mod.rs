@@ -16,8 +16,11 @@
 //!   the event capacity loses the oldest events (it sees `RecvError::Lagged`), and never slows
 //!   the node.
 //! - The node's clock is tokio's; its wall-clock epoch is read once at start.
-//! - Seeds given to [`Builder::join`] are tried again with backoff (1 s doubling to 60 s) until
-//!   the node hears from another member; [`Cluster::is_ready`] turns true then (at once
+//! - Seeds given to [`Builder::join`] or [`Builder::join_seeds`] (names too: `dns+host:port`,
+//!   `dnssrv+name`) are joined by a join task, tried again with back-off ([`JoinSettings`]:
+//!   1 s doubling to 60 s, 10 retries) until the node sees another member, and names are
+//!   resolved again every `rejoin_interval` (see [`Seed`]).
+//!   [`Cluster::is_ready`] turns true once the node hears from another member (at once
 //!   without seeds) and false after [`Cluster::leave`].
 //! - [`Cluster::leave`] says goodbye and waits until the news is gossiped; [`Cluster::shutdown`]
 //!   stops the task, gives messages already queued up to a second to leave, and closes the
@@ -75,6 +78,8 @@
 //! ```
 
 mod builder;
+mod discovery;
+mod dns;
 mod outbound;
 mod snapshot;
 mod task;
@@ -94,6 +99,7 @@ use rumour_transport::frame::{Key, Keyring, KeyringStatus};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub use builder::{Builder, DEFAULT_PORT};
+pub use discovery::{DnsResolver, JoinSettings, Resolver, Seed, SrvRecord, StaticResolver};
 pub use user::{UserMessage, UserMessages};
 // `KeyInfo` and `STATUS_MAX_AGE` are public but not yet re-exported from the crate root.
 pub use snapshot::{

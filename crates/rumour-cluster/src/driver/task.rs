@@ -1,7 +1,6 @@
 //! The node task: the one place a running [`Node`] lives. It waits for a message, a timer or a
 //! command, hands it to the node, then sends what the node produced and publishes its events.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,10 +12,6 @@ use super::outbound::{Counters, Outbound};
 use super::snapshot::{STATUS_MAX_AGE, Status};
 use crate::{Node, NodeEvent};
 
-/// First wait before the driver tries its seeds again; it doubles up to [`JOIN_RETRY_MAX`].
-const JOIN_RETRY_MIN: Duration = Duration::from_secs(1);
-/// Longest wait between two join attempts.
-const JOIN_RETRY_MAX: Duration = Duration::from_secs(60);
 /// How long the task sleeps when the node has no timer at all.
 const IDLE: Duration = Duration::from_secs(3600);
 /// How long a stopping node waits for its queued messages (a goodbye, say) to be sent.
@@ -40,45 +35,6 @@ pub(super) enum Command {
     Shutdown(oneshot::Sender<()>),
 }
 
-/// Joining through seeds, retried with backoff until the node hears from another member.
-struct Joining {
-    seeds: Vec<SocketAddr>,
-    next: Option<Instant>,
-    backoff: Duration,
-    joined: bool,
-}
-
-impl Joining {
-    fn new(seeds: Vec<SocketAddr>, now: Instant) -> Joining {
-        Joining {
-            next: (!seeds.is_empty()).then_some(now),
-            joined: seeds.is_empty(),
-            seeds,
-            backoff: JOIN_RETRY_MIN,
-        }
-    }
-
-    /// Marks the node joined once it sees another live member.
-    fn observe(&mut self, node: &Node) {
-        if !self.joined && node.num_alive() > 1 {
-            self.joined = true;
-            self.next = None;
-        }
-    }
-
-    /// Tries the seeds again if it is time.
-    fn poll(&mut self, node: &mut Node, now: Instant, counters: &Counters) {
-        if self.joined || self.next.is_none_or(|t| t > now) || node.swim().has_left() {
-            return;
-        }
-        Counters::incr(&counters.join_attempts);
-        tracing::debug!(seeds = ?self.seeds, "joining");
-        node.join(now, &self.seeds);
-        self.next = Some(now + self.backoff);
-        self.backoff = (self.backoff * 2).min(JOIN_RETRY_MAX);
-    }
-}
-
 /// What woke the task up.
 enum Input {
     Net(Result<Incoming, TransportError>),
@@ -94,7 +50,8 @@ pub(super) struct Task {
     pub(super) events: broadcast::Sender<NodeEvent>,
     pub(super) counters: Arc<Counters>,
     pub(super) ready: watch::Sender<bool>,
-    pub(super) seeds: Vec<SocketAddr>,
+    /// Whether the node has heard from another member (or had no seeds).
+    pub(super) joined: bool,
 }
 
 impl Task {
@@ -106,15 +63,10 @@ impl Task {
 
     async fn run_loop(mut self) {
         let mut outbound = Outbound::new(self.transport.clone(), self.counters.clone());
-        let mut joining = Joining::new(std::mem::take(&mut self.seeds), now());
-        self.flush(&mut outbound, &mut joining);
+        self.flush(&mut outbound);
         let mut status: Option<Arc<Status>> = None;
         let ack = loop {
-            let deadline = [self.node.poll_timeout(), joining.next]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or_else(|| now() + IDLE);
+            let deadline = self.node.poll_timeout().unwrap_or_else(|| now() + IDLE);
             let input = tokio::select! {
                 incoming = self.transport.recv() => Input::Net(incoming),
                 () = tokio::time::sleep_until(deadline.into()) => Input::Timer,
@@ -128,10 +80,7 @@ impl Task {
                     tracing::warn!(%error, "receive failed");
                     Counters::incr(&self.counters.recv_errors);
                 }
-                Input::Timer => {
-                    joining.poll(&mut self.node, now, &self.counters);
-                    self.node.handle_timeout(now);
-                }
+                Input::Timer => self.node.handle_timeout(now),
                 Input::Command(Some(Command::Call(f))) => f(&mut self.node, now),
                 Input::Command(Some(Command::Status(reply))) => {
                     let _ = reply.send(self.status(&mut status, now));
@@ -139,7 +88,7 @@ impl Task {
                 Input::Command(Some(Command::Shutdown(ack))) => break Some(ack),
                 Input::Command(None) => break None,
             }
-            self.flush(&mut outbound, &mut joining);
+            self.flush(&mut outbound);
         };
         self.ready.send_replace(false);
         outbound.close(SEND_GRACE).await;
@@ -168,7 +117,7 @@ impl Task {
     }
 
     /// Sends what the node produced, publishes its events, and updates readiness.
-    fn flush(&mut self, outbound: &mut Outbound, joining: &mut Joining) {
+    fn flush(&mut self, outbound: &mut Outbound) {
         while let Some(transmit) = self.node.poll_transmit() {
             outbound.send(transmit);
         }
@@ -177,8 +126,8 @@ impl Task {
             // No subscriber is not an error; a lagging one loses the oldest events.
             let _ = self.events.send(event);
         }
-        joining.observe(&self.node);
-        let ready = joining.joined && !self.node.swim().has_left();
+        self.joined = self.joined || self.node.num_alive() > 1;
+        let ready = self.joined && !self.node.swim().has_left();
         self.ready.send_if_modified(|current| {
             let changed = *current != ready;
             *current = ready;

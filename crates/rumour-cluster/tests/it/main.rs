@@ -2,6 +2,7 @@
 
 mod api;
 mod api_sim;
+mod discovery;
 mod driver;
 mod encryption;
 mod encryption_sim;

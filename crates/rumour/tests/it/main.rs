@@ -4,4 +4,5 @@
 mod agent;
 mod agent_keys;
 mod http;
+mod ring_forget;
 mod support;

@@ -121,6 +121,28 @@ pub async fn get(addr: SocketAddr, path: &str, accept: Option<&str>) -> std::io:
     parse(&String::from_utf8_lossy(&raw))
 }
 
+/// `POST path` with a form body (`application/x-www-form-urlencoded`); the connection closes
+/// after the response.
+pub async fn post_form(addr: SocketAddr, path: &str, form: &str) -> std::io::Result<Response> {
+    let request = async {
+        let mut stream = TcpStream::connect(addr).await?;
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{form}",
+            form.len()
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await?;
+        Ok::<_, std::io::Error>(raw)
+    };
+    let raw = tokio::time::timeout(Duration::from_secs(10), request)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer in 10 s"))??;
+    parse(&String::from_utf8_lossy(&raw))
+}
+
 /// Polls `GET path` on `http` (as JSON when `json`) until `done` holds for the response,
 /// failing after 30 s with the last response.
 pub async fn poll(http: SocketAddr, path: &str, json: bool, done: impl Fn(&Response) -> bool) {

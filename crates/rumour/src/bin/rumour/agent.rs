@@ -26,9 +26,27 @@ pub struct AgentArgs {
     /// Address other members reach this node at (default: the bound one).
     #[arg(long)]
     advertise_addr: Option<SocketAddr>,
-    /// A member to join through, as host:port; repeat for several.
-    #[arg(long = "join", value_name = "HOST:PORT")]
-    join: Vec<String>,
+    /// A member to join through, as `host:port`, `dns+host:port` (every A/AAAA address) or
+    /// `dnssrv+_service._proto.name` (every SRV target); repeat for several. Names are
+    /// resolved again on every rejoin (dskit's `-memberlist.join`).
+    #[arg(long = "join", value_name = "SEED")]
+    join: Vec<rumour::Seed>,
+    /// Fail if the join fails after its retries (dskit's `-memberlist.abort-if-join-fails`).
+    #[arg(long)]
+    abort_if_join_fails: bool,
+    /// First wait between two join attempts, as `500ms`, `1s`, `1m` or seconds.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    min_join_backoff: Duration,
+    /// Longest wait between two join attempts.
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    max_join_backoff: Duration,
+    /// Join attempts after the first before the join counts as failed.
+    #[arg(long, default_value_t = 10)]
+    max_join_retries: u32,
+    /// Enable the Forget button of the ring page (`POST /ring/forget`). Off by default:
+    /// anyone who reaches the page could use it.
+    #[arg(long)]
+    http_allow_forget: bool,
     /// Cluster label: packets of other clusters are dropped.
     #[arg(long)]
     cluster_label: Option<String>,
@@ -64,11 +82,19 @@ pub struct AgentArgs {
 }
 
 impl AgentArgs {
-    /// The node these flags describe, its seeds resolved; not started yet.
-    async fn builder(&self, name: &str) -> Result<rumour::Builder, Error> {
+    /// The node these flags describe; not started yet.
+    fn builder(&self, name: &str) -> Result<rumour::Builder, Error> {
+        let join = rumour::JoinSettings {
+            min_backoff: self.min_join_backoff,
+            max_backoff: self.max_join_backoff.max(self.min_join_backoff),
+            max_retries: self.max_join_retries,
+            abort_if_join_fails: self.abort_if_join_fails,
+            ..rumour::JoinSettings::default()
+        };
         let mut builder = Cluster::builder(name)
             .bind(self.bind_addr)
-            .join(resolve(&self.join).await?)
+            .join_seeds(self.join.iter().cloned())
+            .join_settings(join)
             .profile(self.profile.into())
             .ring_instance(!self.no_ring_instance)
             .tcp_only(self.tcp_only);
@@ -121,22 +147,24 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Resolves `host:port` seeds, keeping the first address of each.
-async fn resolve(seeds: &[String]) -> Result<Vec<SocketAddr>, Error> {
-    let mut addrs = Vec::with_capacity(seeds.len());
-    for seed in seeds {
-        let mut found = tokio::net::lookup_host(seed.as_str())
-            .await
-            .map_err(|source| Error::Resolve {
-                seed: seed.clone(),
-                source,
-            })?;
-        let addr = found
-            .next()
-            .ok_or_else(|| Error::NoAddress { seed: seed.clone() })?;
-        addrs.push(addr);
-    }
-    Ok(addrs)
+/// A duration flag: `250ms`, `1s`, `2m`, `1h`, or a number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("expected a duration like 500ms, 1s or 1m, got {text:?}"))?;
+    let seconds = match unit {
+        "ms" => number / 1000.0,
+        "" | "s" => number,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        _ => return Err(format!("unknown unit {unit:?} (ms, s, m, h)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|error| format!("{text:?}: {error}"))
 }
 
 fn default_name() -> String {
@@ -152,8 +180,7 @@ fn default_name() -> String {
 pub async fn run(args: AgentArgs) -> Result<(), Error> {
     let name = args.name.clone().unwrap_or_else(default_name);
     let cluster = args
-        .builder(&name)
-        .await?
+        .builder(&name)?
         .build()
         .await
         .map_err(|source| Error::Build {
@@ -164,7 +191,9 @@ pub async fn run(args: AgentArgs) -> Result<(), Error> {
     if let Some(path) = args.keyring_file.clone() {
         keyring_file::spawn_reloader(cluster.clone(), path).map_err(Error::Signal)?;
     }
-    let page = http::StatusPage::bind(args.http_addr, false).await?;
+    let page = http::StatusPage::bind(args.http_addr, false)
+        .await?
+        .allow_forget(args.http_allow_forget);
     println!(
         "rumour agent {name}: gossip on {}, status page on http://{}/memberlist",
         cluster.addr(),
@@ -191,5 +220,22 @@ async fn log_events(cluster: Cluster) {
             Err(RecvError::Lagged(n)) => tracing::warn!(lost = n, "events lost"),
             Err(RecvError::Closed) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_read_with_or_without_a_unit() {
+        let ok = |s| parse_duration(s).unwrap();
+        assert_eq!(ok("250ms"), Duration::from_millis(250));
+        assert_eq!(ok("1s"), Duration::from_secs(1));
+        assert_eq!(ok("1.5"), Duration::from_millis(1500));
+        assert_eq!(ok("2m"), Duration::from_secs(120));
+        assert!(parse_duration("1d").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("soon").is_err());
     }
 }

@@ -9,21 +9,6 @@ pub enum Error {
     /// The tokio runtime did not start.
     #[error("cannot start the runtime")]
     Runtime(#[source] io::Error),
-    /// A `--join` seed did not resolve.
-    #[error("cannot resolve --join {seed}")]
-    Resolve {
-        /// The seed as given.
-        seed: String,
-        /// Why.
-        #[source]
-        source: io::Error,
-    },
-    /// A `--join` seed resolved to no address.
-    #[error("--join {seed} has no address")]
-    NoAddress {
-        /// The seed as given.
-        seed: String,
-    },
     /// A node did not start (its sockets, its configuration).
     #[error("cannot start node {name}")]
     Build {

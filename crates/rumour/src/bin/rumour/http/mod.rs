@@ -3,7 +3,13 @@
 //! - `/memberlist`: members (state, incarnation, address), the KV store's keys and the message
 //!   history. HTML, or JSON with `Accept: application/json` (or `?format=json`).
 //! - `/ring`: ring instances with state (`UNHEALTHY` when the heartbeat is stale), zone, token
-//!   count, ownership and heartbeat age. HTML or JSON.
+//!   count, ownership, heartbeat and registration ages, and a Forget button for unhealthy
+//!   instances. HTML or JSON.
+//! - `POST /ring/forget` (form field `forget=ID`): removes the instance from the ring through a
+//!   compare-and-swap (it becomes a `Left` tombstone on every node), then redirects to `/ring`.
+//!   Refused (403, with how to enable it) unless the agent runs with `--http-allow-forget`, as
+//!   dskit's ring page. Any instance may be forgotten this way, as in dskit; the page offers
+//!   it only for unhealthy ones.
 //! - `/metrics`: every node's counters in the Prometheus text format, labelled `node`.
 //! - `/ready`: 200 once every node has joined, 503 before (and after a leave).
 //! - `/`: links to the above.
@@ -24,15 +30,15 @@ mod view;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
 use rumour::Cluster;
 use rumour::ring::State as InstanceState;
 use serde::Serialize;
@@ -93,9 +99,17 @@ async fn off_task<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.ok()
 }
 
-/// The nodes the pages show.
+/// The nodes the pages show, and whether `POST /ring/forget` is allowed.
 #[derive(Clone, Debug)]
-struct Nodes(Arc<Vec<Cluster>>);
+struct Nodes(Arc<Vec<Cluster>>, AllowForget);
+
+/// Whether `POST /ring/forget` is allowed (`--http-allow-forget`).
+#[derive(Clone, Copy, Debug, Default)]
+struct AllowForget(bool);
+
+/// The answer to a Forget while it is disabled.
+const FORGET_DISABLED: &str = "Forget is disabled: start the agent with --http-allow-forget \
+to remove instances from the ring through the status page.\n";
 
 impl Nodes {
     /// The node `?node=` names, else the first.
@@ -111,19 +125,20 @@ impl Nodes {
 }
 
 /// The router of the status pages for `clusters` (at least one).
-fn router(clusters: Vec<Cluster>) -> Router {
+fn router(clusters: Vec<Cluster>, allow_forget: AllowForget) -> Router {
     let limits = Limits::new(MAX_CONCURRENT_REQUESTS, REQUEST_TIMEOUT);
-    limited(pages(clusters), limits)
+    limited(pages(clusters, allow_forget), limits)
 }
 
-fn pages(clusters: Vec<Cluster>) -> Router {
+fn pages(clusters: Vec<Cluster>, allow_forget: AllowForget) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/memberlist", get(memberlist))
         .route("/ring", get(ring))
+        .route("/ring/forget", post(forget))
         .route("/metrics", get(metrics))
         .route("/ready", get(ready))
-        .with_state(Nodes(Arc::new(clusters)))
+        .with_state(Nodes(Arc::new(clusters), allow_forget))
 }
 
 fn limited(router: Router, limits: Arc<Limits>) -> Router {
@@ -135,6 +150,7 @@ fn limited(router: Router, limits: Arc<Limits>) -> Router {
 pub struct StatusPage {
     listener: TcpListener,
     addr: SocketAddr,
+    allow_forget: AllowForget,
 }
 
 impl StatusPage {
@@ -154,7 +170,14 @@ impl StatusPage {
         Ok(StatusPage {
             listener,
             addr: local,
+            allow_forget: AllowForget::default(),
         })
+    }
+
+    /// Enables `POST /ring/forget` (off by default).
+    pub fn allow_forget(mut self, allow: bool) -> StatusPage {
+        self.allow_forget = AllowForget(allow);
+        self
     }
 
     /// The address it is bound to.
@@ -169,7 +192,7 @@ impl StatusPage {
             let _ = stopped.await;
         };
         let task = tokio::spawn(async move {
-            axum::serve(self.listener, router(clusters))
+            axum::serve(self.listener, router(clusters, self.allow_forget))
                 .with_graceful_shutdown(shutdown)
                 .await
         });
@@ -197,8 +220,12 @@ impl Server {
 
 /// The raw value of `name` in the query string, `%XX` decoded.
 fn query_param(uri: &Uri, name: &str) -> Option<String> {
-    uri.query()?
-        .split('&')
+    form_value(uri.query()?, name)
+}
+
+/// The value of `name` in an `application/x-www-form-urlencoded` text, `%XX` decoded.
+fn form_value(form: &str, name: &str) -> Option<String> {
+    form.split('&')
         .filter_map(|pair| pair.split_once('='))
         .find(|(key, _)| *key == name)
         .map(|(_, value)| percent_decode(value))
@@ -306,13 +333,59 @@ async fn ring(State(nodes): State<Nodes>, headers: HeaderMap, uri: Uri) -> Respo
         Ok(status) => status,
         Err(error) => return unavailable(&error.to_string()),
     };
-    let view =
-        off_task(move || RingView::new(status.name.clone(), status.wall, status.ring.as_ref()));
+    let allow_forget = nodes.1.0;
+    let view = off_task(move || {
+        RingView::new(
+            status.name.clone(),
+            status.wall,
+            status.ring.as_ref(),
+            allow_forget,
+        )
+    });
     match view.await {
         Some(view) => respond(wants_json(&headers, &uri), &view, |v| {
             page::ring(v, &nodes.names())
         }),
         None => unavailable("page failed"),
+    }
+}
+
+/// `POST /ring/forget`: removes the instance named by the form field `forget` from the ring.
+async fn forget(State(nodes): State<Nodes>, uri: Uri, form: String) -> Response {
+    if !nodes.1.0 {
+        return (StatusCode::FORBIDDEN, FORGET_DISABLED).into_response();
+    }
+    let Some(cluster) = nodes.pick(&uri) else {
+        return unavailable("no node");
+    };
+    let Some(id) = form_value(form.trim(), "forget").filter(|id| !id.is_empty()) else {
+        let usage = "expected the form field forget=<instance id>\n";
+        return (StatusCode::BAD_REQUEST, usage).into_response();
+    };
+    let found = Arc::new(AtomicBool::new(false));
+    let (seen, target) = (found.clone(), id.clone());
+    let result = cluster
+        .cas_ring(move |ring| {
+            let present = ring
+                .and_then(|r| r.instance(&target))
+                .is_some_and(|i| i.state() != InstanceState::Left);
+            seen.store(present, Ordering::Relaxed);
+            let mut ring = ring.filter(|_| present)?.clone();
+            ring.remove(&target);
+            Some(ring)
+        })
+        .await;
+    match result {
+        Err(error) => unavailable(&error.to_string()),
+        Ok(()) if !found.load(Ordering::Relaxed) => {
+            let text = format!("no instance {id:?} in the ring (or it has left already)\n");
+            (StatusCode::NOT_FOUND, text).into_response()
+        }
+        Ok(()) => {
+            tracing::info!(instance = %id, node = %cluster.name(), "instance forgotten from the ring");
+            let back = format!("/ring?node={}", page::query_value(cluster.name()));
+            Redirect::to(&back).into_response()
+        }
     }
 }
 
@@ -437,6 +510,69 @@ mod tests {
         assert_eq!(limits.refused.load(Ordering::Relaxed), 1);
     }
 
+    /// The state of instance `id` in the ring `node` stores, tombstones included.
+    async fn stored_state(node: &Cluster, id: &'static str) -> Option<InstanceState> {
+        node.with_node(move |node, _| {
+            let entry = node.gossip().entry("ring")?;
+            let ring = entry.value.as_any().downcast_ref::<rumour::Ring>()?;
+            ring.instance(id).map(|i| i.state())
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_forgotten_instance_becomes_a_left_tombstone_on_every_node() {
+        let net = MemNetwork::new(MemConfig::new(11));
+        let seed = SocketAddr::from(([10, 0, 0, 1], 7946));
+        let mut nodes = Vec::new();
+        for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
+            let addr = SocketAddr::from(([10, 0, 0, 1 + i as u8], 7946));
+            let node = Cluster::builder(name)
+                .transport(Arc::new(net.bind(addr).unwrap()))
+                .profile(Profile::Local)
+                .ring_instance(true)
+                .join((i > 0).then_some(seed))
+                .build()
+                .await
+                .unwrap();
+            nodes.push(node);
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        for node in &nodes {
+            while node.ring().await.unwrap().is_none_or(|r| r.len() < 3) {
+                assert!(tokio::time::Instant::now() < deadline, "rings never filled");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        nodes[2].shutdown().await;
+        let form = |id: &str| format!("forget={id}");
+        let refused = forget(
+            State(Nodes(Arc::new(vec![nodes[0].clone()]), AllowForget(false))),
+            Uri::from_static("/ring/forget"),
+            form("c"),
+        );
+        assert_eq!(refused.await.status(), StatusCode::FORBIDDEN);
+        let allowed = Nodes(Arc::new(vec![nodes[0].clone()]), AllowForget(true));
+        let accepted = forget(
+            State(allowed.clone()),
+            Uri::from_static("/ring/forget"),
+            form("c"),
+        );
+        assert_eq!(accepted.await.status(), StatusCode::SEE_OTHER);
+        for node in &nodes[..2] {
+            while stored_state(node, "c").await != Some(InstanceState::Left) {
+                assert!(tokio::time::Instant::now() < deadline, "c never left");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        let again = forget(State(allowed), Uri::from_static("/ring/forget"), form("c"));
+        assert_eq!(again.await.status(), StatusCode::NOT_FOUND, "already left");
+        for node in &nodes[..2] {
+            node.shutdown().await;
+        }
+    }
+
     #[tokio::test]
     async fn a_stopped_node_has_no_page() {
         let net = MemNetwork::new(MemConfig::new(10));
@@ -447,7 +583,7 @@ mod tests {
             .build()
             .await
             .unwrap();
-        let nodes = Nodes(Arc::new(vec![node.clone()]));
+        let nodes = Nodes(Arc::new(vec![node.clone()]), AllowForget::default());
         let page = |nodes: Nodes| {
             memberlist(
                 State(nodes),

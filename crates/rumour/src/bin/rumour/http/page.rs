@@ -33,7 +33,7 @@ fn ago(now: u64, at: u64) -> String {
 }
 
 /// Escapes a node name for a query string (the names rumour accepts are plain, but be safe).
-fn query_value(text: &str) -> String {
+pub fn query_value(text: &str) -> String {
     let mut out = String::new();
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
@@ -202,16 +202,25 @@ pub fn ring(view: &RingView, nodes: &[String]) -> String {
         return layout("rumour: ring", "/ring", &view.node, nodes, &body);
     }
     let rows = view.instances.iter().map(|i| {
-        let state = if i.healthy { i.state.as_str() } else { "UNHEALTHY" };
+        let state = if i.healthy {
+            i.state.as_str()
+        } else {
+            "UNHEALTHY"
+        };
+        let registered = i
+            .registered_age_secs
+            .map_or_else(String::new, |age| format!("{age:.1}"));
         format!(
             "<tr><td>{}</td><td class=\"{state}\">{state}</td><td>{}</td><td>{}</td>\
-             <td class=\"num\">{}</td><td class=\"num\">{:.1}%</td><td class=\"num\">{:.1}</td></tr>",
+             <td class=\"num\">{}</td><td class=\"num\">{:.1}%</td><td class=\"num\">{:.1}</td>\
+             <td class=\"num\">{registered}</td><td>{}</td></tr>",
             escape(&i.id),
             escape(&i.addr),
             escape(&i.zone),
             i.tokens,
             i.ownership,
-            i.heartbeat_age_secs
+            i.heartbeat_age_secs,
+            forget_cell(view, &i.id, i.forgettable)
         )
     });
     let headers = [
@@ -222,9 +231,45 @@ pub fn ring(view: &RingView, nodes: &[String]) -> String {
         "tokens",
         "ownership",
         "heartbeat (s ago)",
+        "registered (s ago)",
+        "action",
     ];
     table(&mut body, &headers, rows);
+    if view.allow_forget {
+        body.push_str(
+            "<p class=\"muted\">Forget removes an unhealthy instance from the ring: it becomes \
+             a <code>LEFT</code> tombstone on every node. An instance that is still running \
+             registers again at its next heartbeat.</p>",
+        );
+    } else {
+        body.push_str(FORGET_DISABLED_HTML);
+    }
     layout("rumour: ring", "/ring", &view.node, nodes, &body)
+}
+
+/// What the ring page says when Forget is disabled.
+const FORGET_DISABLED_HTML: &str = "<p class=\"muted\">Forget is disabled. Start the agent \
+     with <code>--http-allow-forget</code> to remove unhealthy instances from the ring from this \
+     page (a POST to <code>/ring/forget</code>).</p>";
+
+/// The Forget button of an instance: a form posting to `/ring/forget`, disabled unless
+/// allowed; nothing for an instance that is healthy or already `LEFT`.
+fn forget_cell(view: &RingView, id: &str, forgettable: bool) -> String {
+    if !forgettable {
+        return String::new();
+    }
+    let disabled = if view.allow_forget {
+        ""
+    } else {
+        " disabled title=\"start the agent with --http-allow-forget\""
+    };
+    format!(
+        "<form method=\"post\" action=\"/ring/forget?node={}\">\
+         <input type=\"hidden\" name=\"forget\" value=\"{}\">\
+         <button type=\"submit\"{disabled}>Forget</button></form>",
+        query_value(&view.node),
+        escape(id)
+    )
 }
 
 /// The index page: links to every page of every node.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rumour::MemberInfo;
 use rumour::gossip::HistoryRecord;
-use rumour::ring::{Ring, Timestamp};
+use rumour::ring::{Ring, State, Timestamp};
 use serde::Serialize;
 
 /// An instance whose last heartbeat is older than this shows as unhealthy (dskit's
@@ -105,6 +105,8 @@ pub struct RingView {
     pub now: u64,
     /// Whether the store holds a ring at all.
     pub present: bool,
+    /// Whether the Forget action is enabled (`--http-allow-forget`).
+    pub allow_forget: bool,
     /// Every instance, sorted by id.
     pub instances: Vec<InstanceRow>,
 }
@@ -128,6 +130,10 @@ pub struct InstanceRow {
     pub ownership: f64,
     /// Seconds since its last heartbeat.
     pub heartbeat_age_secs: f64,
+    /// Seconds since it first registered (`None` when unknown).
+    pub registered_age_secs: Option<f64>,
+    /// Whether the page offers to forget it: unhealthy and not `LEFT` yet (as dskit's page).
+    pub forgettable: bool,
 }
 
 /// The rows of `members`.
@@ -177,13 +183,14 @@ impl From<&HistoryRecord> for HistoryRow {
 }
 
 impl RingView {
-    /// The page of the node `node`, whose wall clock reads `wall`, holding `ring`. O(n log n)
-    /// in the instances and tokens.
-    pub fn new(node: String, wall: Timestamp, ring: Option<&Ring>) -> RingView {
+    /// The page of the node `node`, whose wall clock reads `wall`, holding `ring`, with the
+    /// Forget action enabled if `allow_forget`. O(n log n) in the instances and tokens.
+    pub fn new(node: String, wall: Timestamp, ring: Option<&Ring>, allow_forget: bool) -> RingView {
         RingView {
             node,
             now: wall.0,
             present: ring.is_some(),
+            allow_forget,
             instances: ring.map(|r| instances(r, wall)).unwrap_or_default(),
         }
     }
@@ -193,16 +200,22 @@ fn instances(ring: &Ring, wall: Timestamp) -> Vec<InstanceRow> {
     // One pass to index the shares by id, so each instance finds its own in O(log n).
     let ownership: BTreeMap<String, f64> = ring.ownership().into_iter().collect();
     let share = |id: &str| ownership.get(id).map_or(0.0, |fraction| fraction * 100.0);
+    let age = |at: Timestamp| wall.0.saturating_sub(at.0) as f64 / 1000.0;
     ring.instances()
         .map(|i| InstanceRow {
             id: i.id().to_string(),
             state: i.state().as_str().to_string(),
             healthy: i.is_heartbeat_healthy(wall, HEARTBEAT_TIMEOUT),
+            forgettable: i.state() != State::Left
+                && !i.is_heartbeat_healthy(wall, HEARTBEAT_TIMEOUT),
+            registered_age_secs: Some(i.instance().registered_at)
+                .filter(|at| at.0 != 0)
+                .map(age),
             addr: i.addr().to_string(),
             zone: i.zone().to_string(),
             tokens: i.tokens().as_slice().len(),
             ownership: share(i.id()),
-            heartbeat_age_secs: wall.0.saturating_sub(i.heartbeat().0) as f64 / 1000.0,
+            heartbeat_age_secs: age(i.heartbeat()),
         })
         .collect()
 }
@@ -211,7 +224,7 @@ fn instances(ring: &Ring, wall: Timestamp) -> Vec<InstanceRow> {
 mod tests {
     use std::time::Instant;
 
-    use rumour::ring::{Instance, State, Tokens};
+    use rumour::ring::{Instance, Tokens};
 
     use super::*;
 
@@ -226,8 +239,13 @@ mod tests {
             ring.set_instance(&format!("i{i:05}"), instance).unwrap();
         }
         let started = Instant::now();
-        let view = RingView::new("me".into(), Timestamp(2), Some(&ring));
+        let view = RingView::new("me".into(), Timestamp(2), Some(&ring), false);
         assert_eq!(view.instances.len(), n as usize);
+        assert!(
+            view.instances
+                .iter()
+                .all(|i| i.registered_age_secs == Some(0.001))
+        );
         let total: f64 = view.instances.iter().map(|i| i.ownership).sum();
         assert!((total - 100.0).abs() < 1e-6, "{total}");
         // Generous: the quadratic page took seconds at this size.
@@ -235,6 +253,32 @@ mod tests {
             started.elapsed() < Duration::from_secs(2),
             "{:?}",
             started.elapsed()
+        );
+    }
+
+    #[test]
+    fn only_unhealthy_instances_not_left_yet_are_offered_to_forget() {
+        let mut ring = Ring::new();
+        let minute = 60_000;
+        for (id, state, heartbeat) in [
+            ("fresh", State::Active, 10 * minute),
+            ("stale", State::Active, minute),
+            ("gone", State::Left, minute),
+        ] {
+            let tokens = Tokens::new(vec![id.len() as u32]);
+            let instance = Instance::new("10.0.0.1:1", "z", state, tokens, Timestamp(1));
+            ring.set_instance(id, instance).unwrap();
+            ring.set_heartbeat(id, Timestamp(heartbeat)).unwrap();
+        }
+        let view = RingView::new("me".into(), Timestamp(10 * minute + 1), Some(&ring), true);
+        let offered: Vec<(&str, bool)> = view
+            .instances
+            .iter()
+            .map(|i| (i.id.as_str(), i.forgettable))
+            .collect();
+        assert_eq!(
+            offered,
+            vec![("fresh", false), ("gone", false), ("stale", true)]
         );
     }
 }
