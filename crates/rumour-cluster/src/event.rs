@@ -43,6 +43,15 @@ pub enum NodeEvent {
         /// The key.
         key: String,
     },
+    /// A watch had more pending notifications than `watch_buffer` (see
+    /// [`rumour_gossip::Config::watch_buffer`]) and lost some: re-read every key it covers.
+    WatchLagged {
+        /// The watch (from [`Node::watch_prefix`](crate::Node::watch_prefix) or
+        /// [`Node::watch_key`](crate::Node::watch_key)).
+        watch: rumour_gossip::WatchId,
+        /// Notifications lost since its previous `WatchLagged`.
+        dropped: u64,
+    },
 }
 
 fn name(member: &Member) -> String {

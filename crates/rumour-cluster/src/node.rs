@@ -295,9 +295,16 @@ impl Node {
         self.gossip.watch_key(key)
     }
 
-    /// Reports a [`NodeEvent::KeyChanged`] each time a key starting with `prefix` changes.
+    /// Reports a [`NodeEvent::KeyChanged`] each time a key starting with `prefix` changes, and a
+    /// [`NodeEvent::WatchLagged`] when more than `watch_buffer` keys were pending and some
+    /// notifications were lost (re-read the prefix then).
     pub fn watch_prefix(&mut self, prefix: &str) -> rumour_gossip::WatchId {
         self.gossip.watch_prefix(prefix)
+    }
+
+    /// Removes a watch; false if it did not exist.
+    pub fn unwatch(&mut self, watch: rumour_gossip::WatchId) -> bool {
+        self.gossip.unwatch(watch)
     }
 
     // ---- inputs -------------------------------------------------------------------------------
@@ -484,8 +491,14 @@ impl Node {
             }
         }
         while let Some(event) = self.gossip.poll_event() {
-            if let rumour_gossip::Event::Changed { key, .. } = event {
-                self.push_event(NodeEvent::KeyChanged { key });
+            match event {
+                rumour_gossip::Event::Changed { key, .. } => {
+                    self.push_event(NodeEvent::KeyChanged { key });
+                }
+                rumour_gossip::Event::Lagged { watch, dropped } => {
+                    self.push_event(NodeEvent::WatchLagged { watch, dropped });
+                }
+                _ => {}
             }
         }
         let budget = self.swim.config().datagram_budget();

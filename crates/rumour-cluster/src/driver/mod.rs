@@ -297,6 +297,28 @@ impl Cluster {
         self.with_node(move |node, _| node.watch_key(&key)).await
     }
 
+    /// Reports a [`NodeEvent::KeyChanged`] on [`Cluster::events`] each time a key starting with
+    /// `prefix` changes. Past `watch_buffer` pending keys (see
+    /// [`rumour_gossip::Config::watch_buffer`]) notifications are dropped and one
+    /// [`NodeEvent::WatchLagged`] says so: re-read every key under the prefix then.
+    ///
+    /// # Errors
+    /// The node has stopped.
+    pub async fn watch_prefix(&self, prefix: &str) -> Result<WatchId, Error> {
+        let prefix = prefix.to_string();
+        self.with_node(move |node, _| node.watch_prefix(&prefix))
+            .await
+    }
+
+    /// Removes a watch made by [`Cluster::watch_key`] or [`Cluster::watch_prefix`]; false if it
+    /// did not exist.
+    ///
+    /// # Errors
+    /// The node has stopped.
+    pub async fn unwatch(&self, watch: WatchId) -> Result<bool, Error> {
+        self.with_node(move |node, _| node.unwatch(watch)).await
+    }
+
     /// The ring, if the store holds one.
     ///
     /// # Errors

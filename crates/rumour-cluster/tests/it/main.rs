@@ -1,6 +1,7 @@
 //! The integration tests of `rumour-cluster`, one binary (one link) for all of them.
 
 mod driver;
+mod edges;
 mod encryption;
 mod encryption_sim;
 mod forge;
