@@ -42,8 +42,7 @@ fn sim_of(config: impl Fn(&NodeSeed) -> NodeConfig + 'static) -> Sim<Node> {
 #[test]
 fn a_prefix_watch_past_its_buffer_reports_that_it_lagged() {
     let mut sim = sim_of(|seed| {
-        let mut config =
-            NodeConfig::new(format!("node-{}", seed.id.0), seed.addr, Profile::Lan);
+        let mut config = NodeConfig::new(format!("node-{}", seed.id.0), seed.addr, Profile::Lan);
         config.gossip.watch_buffer = 3;
         config
     });
@@ -72,7 +71,8 @@ fn a_prefix_watch_past_its_buffer_reports_that_it_lagged() {
     }));
     let done = sim
         .run_until(Duration::from_secs(10), Duration::from_millis(50), |sim| {
-            sim.node(b).is_some_and(|n| n.gossip().list("k/").len() == 10)
+            sim.node(b)
+                .is_some_and(|n| n.gossip().list("k/").len() == 10)
         })
         .expect("no invariant");
     assert!(done.is_some(), "b never learned the 10 keys");
@@ -94,4 +94,79 @@ fn a_prefix_watch_past_its_buffer_reports_that_it_lagged() {
     drop(events);
     assert_eq!(sim.command(b, |node, _| node.unwatch(watch)), Some(true));
     assert_eq!(sim.command(b, |node, _| node.unwatch(watch)), Some(false));
+}
+
+/// A marker value for key `key` (a ring with one instance named after it).
+fn write(sim: &mut Sim<Node>, id: NodeId, key: &str) {
+    let instance = key.replace('/', "-");
+    sim.command(id, |node, now| {
+        node.cas::<Ring>(now, key, |_| Some(a_ring(&instance)))
+    })
+    .expect("running")
+    .expect("written");
+}
+
+#[test]
+fn both_halves_of_a_healed_split_catch_up_within_gossip_rounds_of_the_membership() {
+    const N: usize = 8;
+    let mut sim = sim_of(|seed| {
+        let mut config = NodeConfig::new(format!("node-{}", seed.id.0), seed.addr, Profile::Lan);
+        // No digest anti-entropy: only join exchanges and gossip may carry the stores across.
+        config.gossip.pullpush_interval = None;
+        config
+    });
+    for _ in 0..N {
+        let id = sim.add_node();
+        if id != NodeId(0) {
+            sim.command(id, |node, now| node.join(now, &[node_addr(NodeId(0))]));
+        }
+    }
+    let all_alive = |sim: &Sim<Node>| sim.running().all(|(_, n)| n.num_alive() == N);
+    let joined = sim
+        .run_until(
+            Duration::from_secs(30),
+            Duration::from_millis(100),
+            all_alive,
+        )
+        .expect("no invariant");
+    assert!(joined.is_some(), "the cluster never formed");
+    let (left, right): (Vec<NodeId>, Vec<NodeId>) = (0..N).map(NodeId).partition(|id| id.0 < N / 2);
+    sim.apply(rumour_cluster::sim::Fault::Partition(vec![left, right]));
+    sim.run_for(Duration::from_secs(5)).expect("no invariant");
+    write(&mut sim, NodeId(1), "left/key");
+    write(&mut sim, NodeId(6), "right/key");
+    sim.run_for(Duration::from_secs(120)).expect("no invariant");
+    assert!(
+        sim.running().all(|(_, n)| n.num_alive() == N / 2),
+        "the halves did not split"
+    );
+    sim.apply(rumour_cluster::sim::Fault::Heal);
+    let healed = sim
+        .run_until(
+            Duration::from_secs(300),
+            Duration::from_millis(100),
+            all_alive,
+        )
+        .expect("no invariant");
+    assert!(healed.is_some(), "the membership never healed");
+    let has_both = |sim: &Sim<Node>| {
+        sim.running().all(|(_, n)| {
+            n.gossip().entry("left/key").is_some() && n.gossip().entry("right/key").is_some()
+        })
+    };
+    // A few gossip rounds (200 ms each) after the membership healed.
+    let caught_up = sim
+        .run_until(Duration::from_secs(2), Duration::from_millis(100), has_both)
+        .expect("no invariant");
+    let missing: Vec<String> = sim
+        .running()
+        .filter(|(_, n)| {
+            n.gossip().entry("left/key").is_none() || n.gossip().entry("right/key").is_none()
+        })
+        .map(|(_, n)| n.name().to_owned())
+        .collect();
+    assert!(
+        caught_up.is_some(),
+        "still missing a side's key 2 s after the membership healed: {missing:?}"
+    );
 }

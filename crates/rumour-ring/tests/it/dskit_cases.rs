@@ -295,25 +295,38 @@ fn an_edit_from_a_stale_read_is_stamped_now_and_survives_a_concurrent_remote_cha
     let now = T.saturating_add_millis(1_000);
     let change = cas(&mut stored, now, |current| {
         let mut desired = current.clone();
-        let mut edited = current.instance("ing1").expect("present").instance().clone();
+        let mut edited = current
+            .instance("ing1")
+            .expect("present")
+            .instance()
+            .clone();
         edited.state = State::Leaving;
         desired.set_instance("ing1", edited).expect("valid id");
         Some(desired)
     })
     .expect("the edit is a change");
-    assert_eq!(stored.instance("ing1").expect("kept").instance().updated_at, now);
+    assert_eq!(
+        stored.instance("ing1").expect("kept").instance().updated_at,
+        now
+    );
     // A concurrent remote change stamped between the read and the edit loses everywhere.
     let remote = ring_of(&[(
         "ing1",
         inst(State::Active, &[1, 2], T.saturating_add_millis(500)),
     )]);
     stored.merge(&remote, None);
-    assert_eq!(stored.instance("ing1").expect("kept").state(), State::Leaving);
+    assert_eq!(
+        stored.instance("ing1").expect("kept").state(),
+        State::Leaving
+    );
     let mut replica = ring_of(&[("ing1", inst(State::Active, &[1], T))]);
     replica.merge(&remote, None);
     replica.merge(&change, None);
     assert_eq!(replica, stored);
-    assert_eq!(replica.instance("ing1").expect("kept").state(), State::Leaving);
+    assert_eq!(
+        replica.instance("ing1").expect("kept").state(),
+        State::Leaving
+    );
 }
 
 #[test]
@@ -328,5 +341,8 @@ fn a_desired_stamp_newer_than_now_is_kept() {
         Some(desired)
     })
     .expect("a change");
-    assert_eq!(stored.instance("ing1").expect("kept").instance().updated_at, later);
+    assert_eq!(
+        stored.instance("ing1").expect("kept").instance().updated_at,
+        later
+    );
 }
