@@ -56,7 +56,7 @@ pub use driver::{
 };
 pub use error::Error;
 pub use event::NodeEvent;
-pub use node::{Node, NodeStats};
+pub use node::{LeaveMode, Node, NodeStats};
 pub use profile::Profile;
 pub use transmit::{Delivery, Transmit};
 

@@ -48,6 +48,21 @@ pub struct NodeStats {
     pub ring_errors: u64,
 }
 
+/// What a leaving node does with its ring instance.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LeaveMode {
+    /// The instance becomes a `Left` tombstone without tokens: its tokens go to the others at
+    /// once (dskit's default unregister-on-shutdown).
+    #[default]
+    MarkLeft,
+    /// The instance stays in the ring as it is, tokens included, and only its heartbeats stop
+    /// (dskit's `-ring.unregister-on-shutdown=false`, "keep instance in the ring on shutdown"):
+    /// an instance restarting with the same id (a stateful set) takes its tokens back, and until
+    /// then readers see it unhealthy once its heartbeat is older than `heartbeat_timeout`.
+    KeepInstance,
+}
+
 /// A rumour node as a sans-IO state machine. See the crate documentation for the driving loop.
 ///
 /// Call order: after any `handle_*` call or command, drain [`Node::poll_transmit`] and
@@ -228,17 +243,29 @@ impl Node {
 
     /// Leaves the cluster: the ring instance becomes a Left tombstone (call
     /// [`Node::set_ring_state`] with `Leaving` first for dskit's Leaving-then-Left sequence) and
-    /// the member says goodbye directly to several members.
+    /// the member says goodbye directly to several members. Same as
+    /// [`Node::leave_with`]`(now, LeaveMode::MarkLeft)`.
     ///
     /// # Errors
     /// The membership layer refused (for example the node already left).
     pub fn leave(&mut self, now: Instant) -> Result<(), Error> {
+        self.leave_with(now, LeaveMode::MarkLeft)
+    }
+
+    /// Leaves the cluster, doing with the ring instance what `mode` says (see [`LeaveMode`]);
+    /// the member says goodbye directly to several members. Ring heartbeats stop either way.
+    ///
+    /// # Errors
+    /// The membership layer refused (for example the node already left).
+    pub fn leave_with(&mut self, now: Instant, mode: LeaveMode) -> Result<(), Error> {
         if let Some(lifecycler) = self.lifecycler.as_mut() {
-            let result = self.gossip.cas::<Ring>(now, &self.ring_key, |current| {
-                Some(lifecycler.unregister(current.unwrap_or(&Ring::new())))
-            });
-            if result.is_err() {
-                self.stats.ring_errors += 1;
+            if mode == LeaveMode::MarkLeft {
+                let result = self.gossip.cas::<Ring>(now, &self.ring_key, |current| {
+                    Some(lifecycler.unregister(current.unwrap_or(&Ring::new())))
+                });
+                if result.is_err() {
+                    self.stats.ring_errors += 1;
+                }
             }
             self.next_heartbeat = None;
         }

@@ -170,3 +170,55 @@ fn both_halves_of_a_healed_split_catch_up_within_gossip_rounds_of_the_membership
         "still missing a side's key 2 s after the membership healed: {missing:?}"
     );
 }
+
+#[test]
+fn a_node_leaving_in_keep_instance_mode_leaves_its_ring_instance_and_tokens_in_place() {
+    const N: usize = 4;
+    let mut sim = sim_of(|seed| {
+        NodeConfig::new(format!("node-{}", seed.id.0), seed.addr, Profile::Lan).with_ring_instance()
+    });
+    for _ in 0..N {
+        let id = sim.add_node();
+        if id != NodeId(0) {
+            sim.command(id, |node, now| node.join(now, &[node_addr(NodeId(0))]));
+        }
+    }
+    let formed = sim
+        .run_until(Duration::from_secs(30), Duration::from_millis(100), |sim| {
+            sim.running()
+                .all(|(_, n)| n.num_alive() == N && n.ring().is_some_and(|r| r.len() == N))
+        })
+        .expect("no invariant");
+    assert!(formed.is_some(), "the cluster never formed");
+    let tokens = |sim: &Sim<Node>, id: NodeId| {
+        sim.node(id).and_then(|n| n.ring()).and_then(|r| {
+            r.instance("node-2")
+                .map(|i| (i.state(), i.tokens().clone()))
+        })
+    };
+    let before = tokens(&sim, NodeId(0)).expect("node-2 registered");
+    sim.command(NodeId(2), |node, now| {
+        node.leave_with(now, rumour_cluster::LeaveMode::KeepInstance)
+    })
+    .expect("running")
+    .expect("left");
+    let left = sim
+        .run_until(Duration::from_secs(5), Duration::from_millis(50), |sim| {
+            sim.running()
+                .filter(|(id, _)| *id != NodeId(2))
+                .all(|(_, n)| n.member_state("node-2") == Some(rumour_cluster::swim::State::Left))
+        })
+        .expect("no invariant");
+    assert!(left.is_some(), "the goodbye did not spread");
+    let heartbeat = |sim: &Sim<Node>| {
+        sim.node(NodeId(0))
+            .and_then(|n| n.ring())
+            .and_then(|r| r.heartbeat_of("node-2"))
+    };
+    let stopped_at = heartbeat(&sim);
+    sim.run_for(Duration::from_secs(20)).expect("no invariant");
+    for id in [NodeId(0), NodeId(1), NodeId(3)] {
+        assert_eq!(tokens(&sim, id).as_ref(), Some(&before), "on {id:?}");
+    }
+    assert_eq!(heartbeat(&sim), stopped_at, "heartbeats stop");
+}
