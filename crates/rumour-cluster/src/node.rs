@@ -1,6 +1,6 @@
 //! The composed node: SWIM, the KV store and the ring behind one sans-IO vocabulary.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -78,6 +78,8 @@ pub struct Node {
     gossip_nodes: usize,
     next_gossip: Instant,
     next_heartbeat: Option<Instant>,
+    /// The member table generation the KV peer set was last reconciled with.
+    peers_generation: u64,
     outbox: VecDeque<Transmit>,
     events: BoundedQueue<NodeEvent>,
     stats: NodeStats,
@@ -147,6 +149,7 @@ impl Node {
             gossip_nodes,
             // A random phase: nodes started together do not gossip in lockstep.
             next_gossip: now + gossip_interval.mul_f64(rng.gen_range(0.0..1.0)),
+            peers_generation: 0,
             outbox: VecDeque::new(),
             events: BoundedQueue::new(EVENT_CAPACITY),
             stats: NodeStats::default(),
@@ -398,6 +401,7 @@ impl Node {
         }
         if self.next_gossip <= now {
             self.next_gossip = now + self.gossip_interval;
+            self.reconcile_peers(now);
             self.gossip_tick(now);
         }
         if self.next_heartbeat.is_some_and(|t| t <= now) {
@@ -594,6 +598,48 @@ impl Node {
                 self.gossip.handle_peer_down(now, m.addr)
             }
             _ => {}
+        }
+    }
+
+    /// Derives the KV peer set from the member table itself when the table changed since the
+    /// last reconciliation (at most once per gossip tick): every confirmed member that is alive
+    /// or suspect is a peer up, every other peer is down. Membership events keep the set current
+    /// between ticks (so a join answer waiting for its peer goes out at once), but they travel
+    /// through a bounded queue that drops under a mass join; this repairs whatever was dropped.
+    fn reconcile_peers(&mut self, now: Instant) {
+        let generation = self.swim.table_generation();
+        if generation == self.peers_generation {
+            return;
+        }
+        self.peers_generation = generation;
+        let local = self.swim.local_name().clone();
+        let up: BTreeSet<SocketAddr> = self
+            .swim
+            .members()
+            .filter(|m| {
+                m.name != local
+                    && matches!(m.state, State::Alive | State::Suspect)
+                    && self.swim.is_confirmed(m.name.as_str())
+            })
+            .map(|m| m.addr)
+            .collect();
+        let stale: Vec<SocketAddr> = self
+            .gossip
+            .peers()
+            .filter(|(addr, state)| *state == rumour_gossip::PeerState::Alive && !up.contains(addr))
+            .map(|(addr, _)| addr)
+            .collect();
+        for addr in stale {
+            self.gossip.handle_peer_down(now, addr);
+        }
+        let known: BTreeSet<SocketAddr> = self
+            .gossip
+            .peers()
+            .filter(|(_, state)| *state == rumour_gossip::PeerState::Alive)
+            .map(|(addr, _)| addr)
+            .collect();
+        for addr in up.difference(&known) {
+            self.gossip.handle_peer_up(now, *addr);
         }
     }
 

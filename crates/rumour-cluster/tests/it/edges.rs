@@ -222,3 +222,64 @@ fn a_node_leaving_in_keep_instance_mode_leaves_its_ring_instance_and_tokens_in_p
     }
     assert_eq!(heartbeat(&sim), stopped_at, "heartbeats stop");
 }
+
+fn alive_peers(node: &Node) -> Vec<std::net::SocketAddr> {
+    node.gossip()
+        .peers()
+        .filter(|(_, state)| *state == rumour_cluster::gossip::PeerState::Alive)
+        .map(|(addr, _)| addr)
+        .collect()
+}
+
+#[test]
+fn the_kv_peer_set_follows_the_member_table_even_when_membership_events_are_dropped() {
+    const N: usize = 64;
+    let mut sim = sim_of(|seed| {
+        let mut config = NodeConfig::new(format!("node-{}", seed.id.0), seed.addr, Profile::Lan);
+        // A one-event queue: a join answer's 63 MemberJoined events cannot all fit.
+        config.swim = config
+            .swim
+            .to_builder()
+            .event_queue_capacity(std::num::NonZeroUsize::MIN)
+            .build()
+            .expect("valid");
+        config
+    });
+    for _ in 0..N {
+        let id = sim.add_node();
+        if id != NodeId(0) {
+            sim.command(id, |node, now| node.join(now, &[node_addr(NodeId(0))]));
+        }
+    }
+    let full = sim
+        .run_until(Duration::from_secs(60), Duration::from_millis(200), |sim| {
+            sim.running()
+                .all(|(_, n)| n.num_alive() == N && alive_peers(n).len() == N - 1)
+        })
+        .expect("no invariant");
+    let short: Vec<(String, usize)> = sim
+        .running()
+        .filter(|(_, n)| alive_peers(n).len() != N - 1)
+        .map(|(_, n)| (n.name().to_owned(), alive_peers(n).len()))
+        .collect();
+    assert!(full.is_some(), "KV peer sets short: {short:?}");
+    assert!(
+        sim.running()
+            .any(|(_, n)| n.swim().stats().events_dropped > 0),
+        "the test needs dropped events"
+    );
+    let victim = NodeId(N - 1);
+    let victim_addr = node_addr(victim);
+    sim.apply(rumour_cluster::sim::Fault::Crash(victim));
+    let gone = sim
+        .run_until(
+            Profile::Lan.detection_bound(N) + Duration::from_secs(1),
+            Duration::from_millis(200),
+            |sim| {
+                sim.running()
+                    .all(|(_, n)| !alive_peers(n).contains(&victim_addr))
+            },
+        )
+        .expect("no invariant");
+    assert!(gone.is_some(), "a failed member stayed a pull-push target");
+}
