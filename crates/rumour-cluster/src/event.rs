@@ -43,6 +43,18 @@ pub enum NodeEvent {
         /// The key.
         key: String,
     },
+    /// Another address claimed a member's name and was refused (memberlist's conflict
+    /// delegate). With `name` this node's own name, another process uses this node's name (or
+    /// an old life of it at another address is still gossiped): this node reports it instead of
+    /// raising its incarnation against it.
+    AddressConflict {
+        /// The name.
+        name: String,
+        /// The address on record (this node's own, for a conflict about itself).
+        known: std::net::SocketAddr,
+        /// The address that claimed the name.
+        claimed: std::net::SocketAddr,
+    },
     /// A watch had more pending notifications than `watch_buffer` (see
     /// [`rumour_gossip::Config::watch_buffer`]) and lost some: re-read every key it covers.
     WatchLagged {
@@ -72,6 +84,15 @@ impl NodeEvent {
             SwimEvent::HealthScoreChanged { score } => {
                 NodeEvent::HealthScoreChanged { score: *score }
             }
+            SwimEvent::AddressConflict {
+                name,
+                known,
+                claimed,
+            } => NodeEvent::AddressConflict {
+                name: name.as_str().to_string(),
+                known: *known,
+                claimed: *claimed,
+            },
             _ => return None,
         })
     }

@@ -134,6 +134,11 @@ impl Swim {
             max_members: config.max_members().get(),
             max_incarnation_jump: config.max_incarnation_jump().get(),
         });
+        // A reaped member is remembered as long as it may be reconnected to (at least an hour).
+        members.set_reaped_memory(
+            config.reconnect_timeout().max(Duration::from_secs(3600)),
+            crate::membership::REAPED_CAPACITY,
+        );
         let mut swim = Swim {
             rng,
             members,
@@ -254,6 +259,7 @@ impl Swim {
         stats.transmits_dropped = self.outbox.dropped();
         stats.transmit_queue_bytes = self.outbox.bytes() as u64;
         stats.incarnations_clamped = self.members.counts.clamped;
+        stats.stale_alives_after_reap = self.members.counts.stale_after_reap;
         stats
     }
 

@@ -283,3 +283,45 @@ fn the_kv_peer_set_follows_the_member_table_even_when_membership_events_are_drop
         .expect("no invariant");
     assert!(gone.is_some(), "a failed member stayed a pull-push target");
 }
+
+#[test]
+fn a_second_process_with_this_nodes_name_is_reported_as_a_conflict_not_refuted() {
+    let mut sim = sim_of(|seed| {
+        // Node 2 takes node 1's name.
+        let name = if seed.id == NodeId(2) { 1 } else { seed.id.0 };
+        NodeConfig::new(format!("node-{name}"), seed.addr, Profile::Lan)
+    });
+    for _ in 0..3 {
+        let id = sim.add_node();
+        if id != NodeId(0) {
+            sim.command(id, |node, now| node.join(now, &[node_addr(NodeId(0))]));
+        }
+    }
+    let conflicts = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let sink = conflicts.clone();
+    sim.set_event_sink(Box::new(move |id, _, event| {
+        if let NodeEvent::AddressConflict {
+            name,
+            known,
+            claimed,
+        } = event
+        {
+            sink.borrow_mut().push((id, name, known, claimed));
+        }
+    }));
+    sim.run_for(Duration::from_secs(30)).expect("no invariant");
+    let conflicts = conflicts.borrow();
+    assert!(
+        conflicts
+            .iter()
+            .any(|(id, name, known, claimed)| *id == NodeId(2)
+                && name == "node-1"
+                && *known == node_addr(NodeId(2))
+                && *claimed == node_addr(NodeId(1))),
+        "node 2 did not report the conflict about itself: {conflicts:?}"
+    );
+    for id in [NodeId(1), NodeId(2)] {
+        let node = sim.node(id).expect("running");
+        assert_eq!(node.stats().refutations, 0, "{id:?} duelled");
+    }
+}
