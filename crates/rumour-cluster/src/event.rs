@@ -59,6 +59,27 @@ pub enum NodeEvent {
         /// Whether it was a broadcast.
         broadcast: bool,
     },
+    /// Another address claimed a member's name and was refused (memberlist's conflict
+    /// delegate). With `name` this node's own name, another process uses this node's name (or
+    /// an old life of it at another address is still gossiped): this node reports it instead of
+    /// raising its incarnation against it.
+    AddressConflict {
+        /// The name.
+        name: String,
+        /// The address on record (this node's own, for a conflict about itself).
+        known: std::net::SocketAddr,
+        /// The address that claimed the name.
+        claimed: std::net::SocketAddr,
+    },
+    /// A watch had more pending notifications than `watch_buffer` (see
+    /// [`rumour_gossip::Config::watch_buffer`]) and lost some: re-read every key it covers.
+    WatchLagged {
+        /// The watch (from [`Node::watch_prefix`](crate::Node::watch_prefix) or
+        /// [`Node::watch_key`](crate::Node::watch_key)).
+        watch: rumour_gossip::WatchId,
+        /// Notifications lost since its previous `WatchLagged`.
+        dropped: u64,
+    },
 }
 
 fn name(member: &Member) -> String {
@@ -85,6 +106,15 @@ impl NodeEvent {
             SwimEvent::HealthScoreChanged { score } => {
                 NodeEvent::HealthScoreChanged { score: *score }
             }
+            SwimEvent::AddressConflict {
+                name,
+                known,
+                claimed,
+            } => NodeEvent::AddressConflict {
+                name: name.as_str().to_string(),
+                known: *known,
+                claimed: *claimed,
+            },
             _ => return None,
         })
     }

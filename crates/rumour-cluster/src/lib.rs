@@ -60,7 +60,7 @@ pub use driver::{DnsResolver, JoinSettings, Resolver, Seed, SrvRecord, StaticRes
 pub use driver::{UserMessage, UserMessages};
 pub use error::Error;
 pub use event::NodeEvent;
-pub use node::{Node, NodeStats};
+pub use node::{LeaveMode, Node, NodeStats};
 pub use profile::Profile;
 pub use transmit::{Delivery, Transmit};
 pub use user::UserStats;

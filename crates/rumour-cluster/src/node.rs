@@ -1,6 +1,6 @@
 //! The composed node: SWIM, the KV store and the ring behind one sans-IO vocabulary.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -54,6 +54,21 @@ pub struct NodeStats {
     pub user: UserStats,
 }
 
+/// What a leaving node does with its ring instance.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LeaveMode {
+    /// The instance becomes a `Left` tombstone without tokens: its tokens go to the others at
+    /// once (dskit's default unregister-on-shutdown).
+    #[default]
+    MarkLeft,
+    /// The instance stays in the ring as it is, tokens included, and only its heartbeats stop
+    /// (dskit's `-ring.unregister-on-shutdown=false`, "keep instance in the ring on shutdown"):
+    /// an instance restarting with the same id (a stateful set) takes its tokens back, and until
+    /// then readers see it unhealthy once its heartbeat is older than `heartbeat_timeout`.
+    KeepInstance,
+}
+
 /// A rumour node as a sans-IO state machine. See the crate documentation for the driving loop.
 ///
 /// Call order: after any `handle_*` call or command, drain [`Node::poll_transmit`] and
@@ -69,6 +84,8 @@ pub struct Node {
     gossip_nodes: usize,
     next_gossip: Instant,
     next_heartbeat: Option<Instant>,
+    /// The member table generation the KV peer set was last reconciled with.
+    peers_generation: u64,
     outbox: VecDeque<Transmit>,
     events: BoundedQueue<NodeEvent>,
     stats: NodeStats,
@@ -143,6 +160,7 @@ impl Node {
             gossip_nodes,
             // A random phase: nodes started together do not gossip in lockstep.
             next_gossip: now + gossip_interval.mul_f64(rng.gen_range(0.0..1.0)),
+            peers_generation: 0,
             outbox: VecDeque::new(),
             events: BoundedQueue::new(EVENT_CAPACITY),
             stats: NodeStats::default(),
@@ -241,17 +259,29 @@ impl Node {
 
     /// Leaves the cluster: the ring instance becomes a Left tombstone (call
     /// [`Node::set_ring_state`] with `Leaving` first for dskit's Leaving-then-Left sequence) and
-    /// the member says goodbye directly to several members.
+    /// the member says goodbye directly to several members. Same as
+    /// [`Node::leave_with`]`(now, LeaveMode::MarkLeft)`.
     ///
     /// # Errors
     /// The membership layer refused (for example the node already left).
     pub fn leave(&mut self, now: Instant) -> Result<(), Error> {
+        self.leave_with(now, LeaveMode::MarkLeft)
+    }
+
+    /// Leaves the cluster, doing with the ring instance what `mode` says (see [`LeaveMode`]);
+    /// the member says goodbye directly to several members. Ring heartbeats stop either way.
+    ///
+    /// # Errors
+    /// The membership layer refused (for example the node already left).
+    pub fn leave_with(&mut self, now: Instant, mode: LeaveMode) -> Result<(), Error> {
         if let Some(lifecycler) = self.lifecycler.as_mut() {
-            let result = self.gossip.cas::<Ring>(now, &self.ring_key, |current| {
-                Some(lifecycler.unregister(current.unwrap_or(&Ring::new())))
-            });
-            if result.is_err() {
-                self.stats.ring_errors += 1;
+            if mode == LeaveMode::MarkLeft {
+                let result = self.gossip.cas::<Ring>(now, &self.ring_key, |current| {
+                    Some(lifecycler.unregister(current.unwrap_or(&Ring::new())))
+                });
+                if result.is_err() {
+                    self.stats.ring_errors += 1;
+                }
             }
             self.next_heartbeat = None;
         }
@@ -319,7 +349,9 @@ impl Node {
         self.gossip.watch_key(key)
     }
 
-    /// Reports a [`NodeEvent::KeyChanged`] each time a key starting with `prefix` changes.
+    /// Reports a [`NodeEvent::KeyChanged`] each time a key starting with `prefix` changes, and a
+    /// [`NodeEvent::WatchLagged`] when more than `watch_buffer` keys were pending and some
+    /// notifications were lost (re-read the prefix then).
     pub fn watch_prefix(&mut self, prefix: &str) -> rumour_gossip::WatchId {
         self.gossip.watch_prefix(prefix)
     }
@@ -373,6 +405,11 @@ impl Node {
     #[must_use]
     pub fn pending_user_broadcasts(&self) -> usize {
         self.user.queue.len()
+    }
+
+    /// Removes a watch; false if it did not exist.
+    pub fn unwatch(&mut self, watch: rumour_gossip::WatchId) -> bool {
+        self.gossip.unwatch(watch)
     }
 
     // ---- inputs -------------------------------------------------------------------------------
@@ -456,6 +493,7 @@ impl Node {
         }
         if self.next_gossip <= now {
             self.next_gossip = now + self.gossip_interval;
+            self.reconcile_peers(now);
             self.gossip_tick(now);
         }
         if self.next_heartbeat.is_some_and(|t| t <= now) {
@@ -588,8 +626,14 @@ impl Node {
             }
         }
         while let Some(event) = self.gossip.poll_event() {
-            if let rumour_gossip::Event::Changed { key, .. } = event {
-                self.push_event(NodeEvent::KeyChanged { key });
+            match event {
+                rumour_gossip::Event::Changed { key, .. } => {
+                    self.push_event(NodeEvent::KeyChanged { key });
+                }
+                rumour_gossip::Event::Lagged { watch, dropped } => {
+                    self.push_event(NodeEvent::WatchLagged { watch, dropped });
+                }
+                _ => {}
             }
         }
         let budget = self.swim.config().datagram_budget();
@@ -767,6 +811,48 @@ impl Node {
         };
         self.push_event(event);
         Ok(())
+    }
+
+    /// Derives the KV peer set from the member table itself when the table changed since the
+    /// last reconciliation (at most once per gossip tick): every confirmed member that is alive
+    /// or suspect is a peer up, every other peer is down. Membership events keep the set current
+    /// between ticks (so a join answer waiting for its peer goes out at once), but they travel
+    /// through a bounded queue that drops under a mass join; this repairs whatever was dropped.
+    fn reconcile_peers(&mut self, now: Instant) {
+        let generation = self.swim.table_generation();
+        if generation == self.peers_generation {
+            return;
+        }
+        self.peers_generation = generation;
+        let local = self.swim.local_name().clone();
+        let up: BTreeSet<SocketAddr> = self
+            .swim
+            .members()
+            .filter(|m| {
+                m.name != local
+                    && matches!(m.state, State::Alive | State::Suspect)
+                    && self.swim.is_confirmed(m.name.as_str())
+            })
+            .map(|m| m.addr)
+            .collect();
+        let stale: Vec<SocketAddr> = self
+            .gossip
+            .peers()
+            .filter(|(addr, state)| *state == rumour_gossip::PeerState::Alive && !up.contains(addr))
+            .map(|(addr, _)| addr)
+            .collect();
+        for addr in stale {
+            self.gossip.handle_peer_down(now, addr);
+        }
+        let known: BTreeSet<SocketAddr> = self
+            .gossip
+            .peers()
+            .filter(|(_, state)| *state == rumour_gossip::PeerState::Alive)
+            .map(|(addr, _)| addr)
+            .collect();
+        for addr in up.difference(&known) {
+            self.gossip.handle_peer_up(now, *addr);
+        }
     }
 
     fn push_event(&mut self, event: NodeEvent) {

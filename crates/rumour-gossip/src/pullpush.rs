@@ -15,7 +15,10 @@
 //! 5. opener → responder: [`Message::Entries`] with the wanted entries (only if any were wanted).
 //!
 //! Received values are merged like gossiped changes, and what they changed is forwarded by
-//! gossip, except what a joining node learns from its join answer (the cluster already has it).
+//! gossip, except what a node that knew no live peer learns from its join answer (the cluster
+//! already has it, and it has nobody to tell). A node that rejoins with live peers (a seed rejoin
+//! or a reconnect after a partition heals) forwards what the answer changed: its side of the
+//! split lacks it, and should not wait for digest anti-entropy.
 //! A node runs at most `max_outgoing_pullpush` exchanges it opened at a time and serves at most
 //! `max_incoming_pullpush` at once; both kinds are abandoned after `pullpush_timeout`.
 //!
@@ -33,13 +36,16 @@ use rand::Rng;
 use rumour_wire::Delivery;
 
 use crate::error::Error;
-use crate::gossip::{Gossip, Transmit};
+use crate::gossip::{Gossip, PeerState, Transmit};
 use crate::message::{KeyChange, KeyDigests, KeyHash, Message, Session, Wanted};
 use crate::store::change_message;
 
 struct Outgoing {
     peer: SocketAddr,
-    join: bool,
+    /// Whether what a `FullState` answer changes is forwarded: not for the first join of a node
+    /// that knows no live peer (the cluster already has it, and there is nobody to tell), but
+    /// for a rejoin of a node with other live peers (after a partition heals, its side lacks it).
+    forward: bool,
     deadline: Instant,
 }
 
@@ -82,9 +88,9 @@ impl Sessions {
         self.outgoing.values().next().map(|out| out.peer)
     }
 
-    /// The outgoing exchange `id`: its peer and whether it is a join.
+    /// The outgoing exchange `id`: its peer and whether what its answer changes is forwarded.
     fn outgoing(&self, id: u64) -> Option<(SocketAddr, bool)> {
-        self.outgoing.get(&id).map(|out| (out.peer, out.join))
+        self.outgoing.get(&id).map(|out| (out.peer, out.forward))
     }
 
     fn open_incoming(&mut self, now: Instant, session: Session) -> bool {
@@ -163,11 +169,15 @@ impl Gossip {
             return None;
         }
         let id = self.rng.r#gen::<u64>();
+        let forward = !join
+            || self
+                .peers()
+                .any(|(addr, state)| addr != peer && state == PeerState::Alive);
         self.sessions.outgoing.insert(
             id,
             Outgoing {
                 peer,
-                join,
+                forward,
                 deadline: now + self.config.pullpush_timeout,
             },
         );
@@ -229,12 +239,13 @@ impl Gossip {
         self.stats.pullpush_completed += 1;
     }
 
-    /// Whether the outgoing exchange `session.id` is in progress with `from`: `Some(join)`.
+    /// Whether the outgoing exchange `session.id` is in progress with `from`: `Some(forward)`,
+    /// whether what its answer changes is forwarded.
     /// An answer from another peer than the exchange's is refused and counted.
     fn outgoing_from(&mut self, from: SocketAddr, session: Session) -> Option<bool> {
-        let (peer, join) = self.sessions.outgoing(session.id)?;
+        let (peer, forward) = self.sessions.outgoing(session.id)?;
         if peer == from {
-            Some(join)
+            Some(forward)
         } else {
             self.stats.session_mismatch += 1;
             None
@@ -288,9 +299,9 @@ impl Gossip {
                 request: false,
                 entries,
             } => match self.outgoing_from(from, session) {
-                Some(join) => {
+                Some(forward) => {
                     self.complete_outgoing(session.id);
-                    self.merge_all(now, from, entries, !join)
+                    self.merge_all(now, from, entries, forward)
                 }
                 None => self.unexpected(),
             },
@@ -582,7 +593,7 @@ mod tests {
             9,
             Outgoing {
                 peer: a.from,
-                join: false,
+                forward: true,
                 deadline: now + Duration::from_secs(5),
             },
         );

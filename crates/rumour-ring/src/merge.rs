@@ -17,10 +17,11 @@
 //!
 //! - a described instance missing from it becomes a `Left` tombstone without tokens, written at
 //!   `max(now, stored updated_at + 1)`, so no older message can resurrect it;
-//! - a desired description whose content differs from the stored one always wins: when it would
-//!   not win the plain merge (an `updated_at` not newer than the stored one, say within the same
-//!   millisecond), its `updated_at` is bumped to `max(now, stored + 1)`. No caller ever needs to
-//!   wait for the clock to move;
+//! - a desired description whose content differs from the stored one always wins, with a fresh
+//!   stamp: its `updated_at` becomes `max(now, stored + 1, desired)`. So a description edited
+//!   from a stale read (keeping the old `updated_at`, which may still sort above the stored one
+//!   by content) is stamped now and is not lost to a concurrent remote change stamped later, and
+//!   no caller ever needs to wait for the clock to move;
 //! - a desired description equal in content to the stored one changes nothing.
 //!
 //! Token conflicts are not resolved by rewriting descriptions: every instance keeps the tokens it
@@ -75,12 +76,17 @@ fn cas_body(
         return Some(desired.clone());
     };
     if Arc::ptr_eq(stored, desired) || desired.instance.same_content(&stored.instance) {
-        None
-    } else if desired.instance > stored.instance {
+        return None;
+    }
+    // Every local content change is stamped fresh: above the stored stamp and not older than
+    // now, even when the desired description already sorts higher (an edit made from a stale
+    // read must not keep the stale stamp and lose to a concurrent remote change stamped later).
+    let at = bump(stored.instance.updated_at, now).max(desired.instance.updated_at);
+    if at == desired.instance.updated_at {
         Some(desired.clone())
     } else {
         Some(Body::new(Instance {
-            updated_at: bump(stored.instance.updated_at, now),
+            updated_at: at,
             ..desired.instance.clone()
         }))
     }

@@ -123,6 +123,8 @@ pub(crate) struct Limits {
 pub(crate) struct LimitCounts {
     /// Claims whose incarnation was clamped (alive jumps, accusations above the stored one).
     pub(crate) clamped: u64,
+    /// Stale alives about members reaped not long ago, refused.
+    pub(crate) stale_after_reap: u64,
 }
 
 /// The member table, the local node included, sorted by name.
@@ -148,8 +150,25 @@ pub(crate) struct Membership {
     evicted: Vec<Member>,
     /// Members that lost their confirmation (a new address), for the machine to unschedule.
     unconfirmed_again: Vec<NodeName>,
+    /// Reaped members' last incarnations, so that a stale alive does not resurrect them.
+    reaped: BTreeMap<NodeName, Reaped>,
+    /// The same, oldest first, for expiry and eviction.
+    reaped_order: BTreeSet<(Instant, NodeName)>,
+    /// How long and how many reaped members are remembered.
+    reaped_memory: (Duration, usize),
     pub(crate) counts: LimitCounts,
 }
+
+/// What the table remembers of a reaped member.
+#[derive(Debug)]
+struct Reaped {
+    incarnation: Incarnation,
+    at: Instant,
+    last_accused: Option<Instant>,
+}
+
+/// Most reaped members remembered by default (the oldest are forgotten first).
+pub(crate) const REAPED_CAPACITY: usize = 4096;
 
 impl Membership {
     pub(crate) fn new(
@@ -180,8 +199,91 @@ impl Membership {
             },
             evicted: Vec::new(),
             unconfirmed_again: Vec::new(),
+            reaped: BTreeMap::new(),
+            reaped_order: BTreeSet::new(),
+            reaped_memory: (Duration::from_secs(3600), REAPED_CAPACITY),
             counts: LimitCounts::default(),
         }
+    }
+
+    /// Remembers reaped members' last incarnation for `ttl`, at most `capacity` of them.
+    pub(crate) fn set_reaped_memory(&mut self, ttl: Duration, capacity: usize) {
+        self.reaped_memory = (ttl, capacity);
+    }
+
+    fn remember_reaped(&mut self, now: Instant, member: &Member) {
+        let (_, capacity) = self.reaped_memory;
+        if capacity == 0 {
+            return;
+        }
+        if let Some(old) = self.reaped.remove(&member.name) {
+            self.reaped_order.remove(&(old.at, member.name.clone()));
+        }
+        while self.reaped.len() >= capacity {
+            let Some((_, oldest)) = self.reaped_order.pop_first() else {
+                break;
+            };
+            self.reaped.remove(&oldest);
+        }
+        self.reaped.insert(
+            member.name.clone(),
+            Reaped {
+                incarnation: member.incarnation,
+                at: now,
+                last_accused: None,
+            },
+        );
+        self.reaped_order.insert((now, member.name.clone()));
+    }
+
+    /// Forgets what is remembered of reaped member `name` (it spoke for itself, first-hand).
+    pub(crate) fn forget_reaped(&mut self, name: &NodeName) {
+        if let Some(reaped) = self.reaped.remove(name) {
+            self.reaped_order.remove(&(reaped.at, name.clone()));
+        }
+    }
+
+    fn expire_reaped(&mut self, now: Instant) {
+        let (ttl, _) = self.reaped_memory;
+        while let Some((at, name)) = self.reaped_order.first().cloned() {
+            if now.saturating_duration_since(at) < ttl {
+                break;
+            }
+            self.reaped_order.pop_first();
+            self.reaped.remove(&name);
+        }
+    }
+
+    /// An alive about a member reaped not long ago: `None` if it is newer than the member's
+    /// last incarnation (it comes back, and is forgotten here), else the stale claim's outcome:
+    /// the member's accusation, sent to the claimed address at most once per spacing (a
+    /// restarted member refutes it with a higher incarnation and is then taken back).
+    fn stale_after_reap(&mut self, now: Instant, a: &Alive) -> Option<Outcome> {
+        self.expire_reaped(now);
+        let spacing = self.accuse_spacing;
+        let reaped = self.reaped.get_mut(&a.name)?;
+        if a.incarnation > reaped.incarnation {
+            let at = reaped.at;
+            self.reaped.remove(&a.name);
+            self.reaped_order.remove(&(at, a.name.clone()));
+            return None;
+        }
+        self.counts.stale_after_reap += 1;
+        if reaped
+            .last_accused
+            .is_some_and(|at| now.saturating_duration_since(at) < spacing)
+        {
+            return Some(Outcome::Ignored);
+        }
+        reaped.last_accused = Some(now);
+        Some(Outcome::Accuse {
+            to: a.addr,
+            message: Message::Dead(Dead {
+                name: a.name.clone(),
+                incarnation: reaped.incarnation,
+                from: self.local.clone(),
+            }),
+        })
     }
 
     /// Sets the table's limits.
@@ -517,6 +619,9 @@ impl Membership {
         }
         let reclaim_time = self.reclaim_time;
         if !self.entries.contains_key(&a.name) {
+            if let Some(outcome) = self.stale_after_reap(now, a) {
+                return outcome;
+            }
             if !self.make_room() {
                 return Outcome::Refused;
             }
@@ -602,7 +707,17 @@ impl Membership {
 
     fn alive_about_self(&mut self, a: &Alive) -> Outcome {
         let me = self.local();
-        let same = a.addr == me.addr && a.meta == me.meta;
+        if a.addr != me.addr {
+            // Another process claims this node's name (or an old life at another address is
+            // still gossiped): report it, as memberlist's conflict delegate does, rather than
+            // start a refutation duel in which both raise their incarnations forever.
+            // Accusations (suspect, dead) are still refuted.
+            return Outcome::Conflict {
+                known: me.addr,
+                claimed: a.addr,
+            };
+        }
+        let same = a.meta == me.meta;
         if a.incarnation < me.incarnation || (a.incarnation == me.incarnation && same) {
             return Outcome::Ignored;
         }
@@ -772,10 +887,14 @@ impl Membership {
             })
             .map(|e| e.member.name.clone())
             .collect();
-        expired
+        let reaped: Vec<Member> = expired
             .iter()
             .filter_map(|name| self.remove(name))
-            .collect()
+            .collect();
+        for member in &reaped {
+            self.remember_reaped(now, member);
+        }
+        reaped
     }
 
     /// Sets the local node's metadata, raising its incarnation.

@@ -67,6 +67,9 @@ pub struct Stats {
     /// jumps over `max_incarnation_jump`, accusations above the stored incarnation (a death
     /// declared there by a third party becomes a suspicion).
     pub incarnations_clamped: u64,
+    /// Alives about a member reaped not long ago, at or below its last incarnation, refused
+    /// (it is sent its accusation instead; a restarted member refutes it and comes back).
+    pub stale_alives_after_reap: u64,
     /// New members refused because the table was full of confirmed members.
     pub members_refused: u64,
     /// Never-confirmed members evicted to make room for a new one.

@@ -74,6 +74,8 @@ pub struct Swim {
     queue: BroadcastQueue<MemberUpdate>,
     outbox: Outbox,
     events: EventQueue,
+    /// Bumped with every event, delivered or dropped: see [`Swim::table_generation`].
+    generation: u64,
     stats: Stats,
     seq: u32,
     timers: Timers,
@@ -133,6 +135,11 @@ impl Swim {
             max_members: config.max_members().get(),
             max_incarnation_jump: config.max_incarnation_jump().get(),
         });
+        // A reaped member is remembered as long as it may be reconnected to (at least an hour).
+        members.set_reaped_memory(
+            config.reconnect_timeout().max(Duration::from_secs(3600)),
+            crate::membership::REAPED_CAPACITY,
+        );
         let mut swim = Swim {
             rng,
             members,
@@ -149,6 +156,7 @@ impl Swim {
                 config.transmit_queue_bytes().get(),
             ),
             events: EventQueue::new(config.event_queue_capacity().get()),
+            generation: 0,
             stats: Stats::default(),
             seq: 0,
             timers: Timers::default(),
@@ -190,6 +198,16 @@ impl Swim {
     /// Every known member (the local one and unreaped dead ones included), sorted by name.
     pub fn members(&self) -> impl Iterator<Item = &Member> {
         self.members.members()
+    }
+
+    /// A counter that moves whenever the member table changed in a way an [`Event`] reports
+    /// (join, update, suspicion, failure, leave, reap, confirmation), whether or not the event
+    /// itself fit the bounded event queue. An embedder that derives state from the table (the
+    /// node's KV peer set) compares it with the value it last saw and re-reads
+    /// [`Swim::members`] when it moved, so dropped events cost it nothing.
+    #[must_use]
+    pub fn table_generation(&self) -> u64 {
+        self.generation
     }
 
     /// One member by name.
@@ -242,6 +260,7 @@ impl Swim {
         stats.transmits_dropped = self.outbox.dropped();
         stats.transmit_queue_bytes = self.outbox.bytes() as u64;
         stats.incarnations_clamped = self.members.counts.clamped;
+        stats.stale_alives_after_reap = self.members.counts.stale_after_reap;
         stats
     }
 
@@ -532,6 +551,7 @@ impl Swim {
     }
 
     fn emit(&mut self, event: Event) {
+        self.generation = self.generation.wrapping_add(1);
         self.events.push(event);
     }
 

@@ -106,7 +106,7 @@ pub use snapshot::{
     ClusterStats, DriverStats, KeyInfo, MemberCounts, MemberInfo, STATUS_MAX_AGE, Status,
 };
 
-use crate::{Error, Node, NodeEvent};
+use crate::{Error, LeaveMode, Node, NodeEvent};
 use outbound::Counters;
 use task::Command;
 
@@ -318,6 +318,28 @@ impl Cluster {
             .await?
     }
 
+    /// Reports a [`NodeEvent::KeyChanged`] on [`Cluster::events`] each time a key starting with
+    /// `prefix` changes. Past `watch_buffer` pending keys (see
+    /// [`rumour_gossip::Config::watch_buffer`]) notifications are dropped and one
+    /// [`NodeEvent::WatchLagged`] says so: re-read every key under the prefix then.
+    ///
+    /// # Errors
+    /// The node has stopped.
+    pub async fn watch_prefix(&self, prefix: &str) -> Result<WatchId, Error> {
+        let prefix = prefix.to_string();
+        self.with_node(move |node, _| node.watch_prefix(&prefix))
+            .await
+    }
+
+    /// Removes a watch made by [`Cluster::watch_key`] or [`Cluster::watch_prefix`]; false if it
+    /// did not exist.
+    ///
+    /// # Errors
+    /// The node has stopped.
+    pub async fn unwatch(&self, watch: WatchId) -> Result<bool, Error> {
+        self.with_node(move |node, _| node.unwatch(watch)).await
+    }
+
     /// The ring, if the store holds one.
     ///
     /// # Errors
@@ -452,13 +474,27 @@ impl Cluster {
     }
 
     /// Leaves the cluster: the ring instance (if any) becomes Left, the member says goodbye,
-    /// and this waits until both are gossiped (or no live member is left to tell) or `timeout`
-    /// passes. The node keeps running (answering, not probing) until [`Cluster::shutdown`].
+    /// and this waits until every queued update has been gossiped, the goodbye and local
+    /// changes as well as membership news and KV changes this node forwards for others (SWIM's
+    /// queue and the KV store's local and forwarded queues are all empty), or no live member is
+    /// left to tell, or `timeout` passes. The node keeps running (answering, not probing) until
+    /// [`Cluster::shutdown`]. To keep the ring instance, see [`Cluster::leave_with`].
     ///
     /// # Errors
     /// The node has stopped or refused, or the goodbye was still queued at the timeout.
     pub async fn leave(&self, timeout: Duration) -> Result<(), Error> {
-        self.with_node(|node, now| node.leave(now)).await??;
+        self.leave_with(timeout, LeaveMode::MarkLeft).await
+    }
+
+    /// Leaves the cluster like [`Cluster::leave`], doing with the ring instance what `mode`
+    /// says: [`LeaveMode::KeepInstance`] keeps it in the ring with its tokens (dskit's
+    /// keep-instance-in-the-ring-on-shutdown) and only stops its heartbeats.
+    ///
+    /// # Errors
+    /// The node has stopped or refused, or updates were still queued at the timeout.
+    pub async fn leave_with(&self, timeout: Duration, mode: LeaveMode) -> Result<(), Error> {
+        self.with_node(move |node, now| node.leave_with(now, mode))
+            .await??;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let done = self

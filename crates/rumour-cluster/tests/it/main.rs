@@ -4,6 +4,7 @@ mod api;
 mod api_sim;
 mod discovery;
 mod driver;
+mod edges;
 mod encryption;
 mod encryption_sim;
 mod forge;

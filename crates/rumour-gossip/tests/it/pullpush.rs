@@ -309,3 +309,20 @@ fn a_reply_to_no_exchange_in_progress_is_ignored_and_counted() {
     assert_eq!(net.nodes[0].stats().pullpush_unexpected, 1);
     assert!(net.nodes[0].poll_transmit().is_none());
 }
+
+#[test]
+fn a_rejoin_with_other_live_peers_forwards_what_the_answer_changed() {
+    let mut net = Net::new(3, manual).without_gossip();
+    let now = net.now;
+    net.nodes[1]
+        .cas(now, "other-side", |_: Option<&LwwMap>| {
+            Some(LwwMap::filled(5))
+        })
+        .unwrap();
+    let queued_before = net.nodes[0].queued().count();
+    pullpush(&mut net, 0, 1, true);
+    assert_eq!(net.nodes[0].list(""), ["other-side"]);
+    // Node 0 knows node 2 alive: its side lacks what node 1 told it, so it gossips it on.
+    assert!(net.nodes[0].queued().count() > queued_before);
+    assert!(net.nodes[0].queued().any(|b| b.content().len() == 5));
+}

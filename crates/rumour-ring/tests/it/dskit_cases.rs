@@ -286,3 +286,63 @@ fn a_state_change_that_keeps_tokens_keeps_the_lookup_table() {
     assert!(ring.merge(&update, None).is_some());
     assert!(shares_lookup_table(&ring, &before));
 }
+
+#[test]
+fn an_edit_from_a_stale_read_is_stamped_now_and_survives_a_concurrent_remote_change() {
+    // Stored Active at T; the operator's edit keeps the read's stamp T but sorts higher by
+    // content (Leaving > Active).
+    let mut stored = ring_of(&[("ing1", inst(State::Active, &[1], T))]);
+    let now = T.saturating_add_millis(1_000);
+    let change = cas(&mut stored, now, |current| {
+        let mut desired = current.clone();
+        let mut edited = current
+            .instance("ing1")
+            .expect("present")
+            .instance()
+            .clone();
+        edited.state = State::Leaving;
+        desired.set_instance("ing1", edited).expect("valid id");
+        Some(desired)
+    })
+    .expect("the edit is a change");
+    assert_eq!(
+        stored.instance("ing1").expect("kept").instance().updated_at,
+        now
+    );
+    // A concurrent remote change stamped between the read and the edit loses everywhere.
+    let remote = ring_of(&[(
+        "ing1",
+        inst(State::Active, &[1, 2], T.saturating_add_millis(500)),
+    )]);
+    stored.merge(&remote, None);
+    assert_eq!(
+        stored.instance("ing1").expect("kept").state(),
+        State::Leaving
+    );
+    let mut replica = ring_of(&[("ing1", inst(State::Active, &[1], T))]);
+    replica.merge(&remote, None);
+    replica.merge(&change, None);
+    assert_eq!(replica, stored);
+    assert_eq!(
+        replica.instance("ing1").expect("kept").state(),
+        State::Leaving
+    );
+}
+
+#[test]
+fn a_desired_stamp_newer_than_now_is_kept() {
+    let mut stored = ring_of(&[("ing1", inst(State::Active, &[1], T))]);
+    let later = T.saturating_add_millis(9_000);
+    cas(&mut stored, T.saturating_add_millis(1), |current| {
+        let mut desired = current.clone();
+        desired
+            .set_instance("ing1", inst(State::Leaving, &[1], later))
+            .expect("valid id");
+        Some(desired)
+    })
+    .expect("a change");
+    assert_eq!(
+        stored.instance("ing1").expect("kept").instance().updated_at,
+        later
+    );
+}

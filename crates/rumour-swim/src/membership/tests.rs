@@ -524,6 +524,72 @@ fn alive_about_self_is_refuted_only_when_newer_or_different() {
 }
 
 #[test]
+fn alive_about_self_from_another_address_is_a_conflict_not_a_refutation() {
+    let now = Instant::now();
+    let mut t = table(State::Alive, now);
+    for inc in [4, 5, 9] {
+        let mut other = alive("self", inc);
+        other.addr = addr(99);
+        assert_eq!(
+            t.alive(now, &other),
+            Outcome::Conflict {
+                known: addr(1),
+                claimed: addr(99)
+            }
+        );
+    }
+    assert_eq!(t.local().incarnation, STORED);
+}
+
+#[test]
+fn a_stale_alive_does_not_resurrect_a_reaped_member_but_a_newer_one_does() {
+    let now = Instant::now();
+    let mut t = table(State::Dead, now);
+    let later = now + Duration::from_secs(30);
+    assert_eq!(t.reap(later, Duration::from_secs(30)).len(), 1);
+    assert!(t.get("m").is_none());
+    // The same incarnation (a stale alive still gossiped): refused, the member is accused.
+    match t.alive(later, &alive("m", 5)) {
+        Outcome::Accuse {
+            to,
+            message: Message::Dead(d),
+        } => {
+            assert_eq!(to, addr(2));
+            assert_eq!(d.incarnation, STORED);
+        }
+        other => panic!("expected an accusation, got {other:?}"),
+    }
+    assert!(t.get("m").is_none());
+    // Within the spacing, silence.
+    assert_eq!(t.alive(later, &alive("m", 4)), Outcome::Ignored);
+    assert_eq!(t.counts.stale_after_reap, 2);
+    // The member refuted: it is taken back.
+    assert_eq!(
+        t.alive(later, &alive("m", 6)),
+        Outcome::Joined { new: true }
+    );
+}
+
+#[test]
+fn reaped_members_are_remembered_for_a_bounded_time_and_count() {
+    let now = Instant::now();
+    let mut t = table(State::Dead, now);
+    t.set_reaped_memory(Duration::from_secs(60), 1);
+    let later = now + Duration::from_secs(30);
+    t.reap(later, Duration::from_secs(30));
+    assert!(matches!(
+        t.alive(later, &alive("m", 5)),
+        Outcome::Accuse { .. }
+    ));
+    // Past the memory, a stale alive is a new member again.
+    let much_later = later + Duration::from_secs(60);
+    assert_eq!(
+        t.alive(much_later, &alive("m", 5)),
+        Outcome::Joined { new: true }
+    );
+}
+
+#[test]
 fn remote_dead_in_a_full_state_is_taken_as_suspect() {
     let now = Instant::now();
     let mut t = table(State::Alive, now);

@@ -53,6 +53,11 @@ impl Swim {
                 self.stats.replies_refused += 1;
             }
         }
+        if from_its_host {
+            // The peer's own entry, from its own host, is first-hand: it is alive now, whatever
+            // this node remembers of a reaped life of it (a member back from a partition).
+            self.members.forget_reaped(&state.source);
+        }
         self.merge(now, &state);
         if from_its_host {
             self.confirm(&state.source, state.source_addr);
