@@ -28,6 +28,9 @@ use crate::transmit::{Outbox, Transmit};
 
 pub use dissemination::MemberUpdate;
 
+/// Seed addresses remembered for the periodic re-join, at most (the most recent are kept).
+const MAX_SEEDS: usize = 64;
+
 /// Indirect probes run for others at once, at most.
 const RELAY_CAPACITY: usize = 256;
 
@@ -405,7 +408,8 @@ impl Swim {
     // ----- commands -----
 
     /// Joins the cluster through `seeds`: a full-state exchange with each (the local address
-    /// is skipped). The seeds are remembered and re-joined every `rejoin_interval`.
+    /// is skipped). The seeds are remembered (the latest 64) and re-joined every
+    /// `rejoin_interval`.
     pub fn join(&mut self, now: Instant, seeds: &[SocketAddr]) -> Result<(), Error> {
         if self.left {
             return Err(Error::Left);
@@ -414,6 +418,11 @@ impl Swim {
         let own = self.members.local().addr;
         for &seed in seeds {
             if seed != own && !self.seeds.contains(&seed) {
+                // Seeds given by name are re-resolved and joined again as pods come and go:
+                // keep the latest `MAX_SEEDS`, forgetting the oldest.
+                if self.seeds.len() >= MAX_SEEDS {
+                    self.seeds.remove(0);
+                }
                 self.seeds.push(seed);
             }
         }

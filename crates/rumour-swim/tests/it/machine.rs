@@ -824,3 +824,26 @@ fn the_machine_can_move_between_threads() {
     assert_send::<Swim>();
     assert_send::<Event>();
 }
+
+#[test]
+fn a_node_remembers_at_most_64_seeds_for_the_periodic_rejoin() {
+    let (mut swim, now) = machine(Config::lan());
+    let seed = |i: u16| SocketAddr::from(([10, 1, (i >> 8) as u8, i as u8], 7946));
+    // Seeds given by name are resolved again and again as pods come and go.
+    for round in 0..10u16 {
+        let seeds: Vec<SocketAddr> = (0..10).map(|i| seed(round * 10 + i)).collect();
+        swim.join(now, &seeds).unwrap();
+    }
+    drain(&mut swim);
+    // The periodic rejoin (every 60 to 180 s at LAN settings) contacts the remembered seeds.
+    let out = run(&mut swim, now + Duration::from_secs(200));
+    let rejoined: std::collections::BTreeSet<SocketAddr> = out
+        .iter()
+        .filter(|t| t.delivery == Delivery::Stream && t.to.ip().to_string().starts_with("10.1."))
+        .map(|t| t.to)
+        .collect();
+    assert!(!rejoined.is_empty(), "the seeds are re-joined");
+    assert!(rejoined.len() <= 64, "{} seeds re-joined", rejoined.len());
+    assert!(rejoined.contains(&seed(99)), "the latest seeds are kept");
+    assert!(!rejoined.contains(&seed(0)), "the oldest are forgotten");
+}
