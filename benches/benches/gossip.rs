@@ -159,6 +159,9 @@ fn machine(i: u16, start: Instant) -> Gossip {
 fn in_sync<T: Mergeable>(start: Instant, key: &str, value: &T) -> (Gossip, Gossip) {
     let mut a = machine(0, start);
     let mut b = machine(1, start);
+    // Full-state answers go only to peers known alive.
+    a.handle_peer_up(start, addr(1));
+    b.handle_peer_up(start, addr(0));
     a.cas(start, key, |_: Option<&T>| Some(value.clone()))
         .unwrap();
     let join = a.start_pullpush(start, addr(1), true).unwrap();
