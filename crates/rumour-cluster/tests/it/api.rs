@@ -1,34 +1,14 @@
 //! The API memberlist users build on: node metadata, round-trip times, user messages.
 //! Every wait is a polling loop under a generous deadline; no sleep is an assertion.
 
-use std::future::Future;
+use crate::support::{DEADLINE, eventually};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use rumour_cluster::transport::{MemConfig, MemNetwork};
 use rumour_cluster::{Cluster, Error, NodeEvent, Profile};
-use tokio::time::{Instant, sleep};
-
-const DEADLINE: Duration = Duration::from_secs(15);
-const POLL: Duration = Duration::from_millis(20);
-
-/// Polls `check` until it holds, failing the test with `what` after [`DEADLINE`].
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<bool, Error>>,
-{
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if check().await.expect("node running") {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        sleep(POLL).await;
-    }
-}
+use tokio::time::Instant;
 
 fn mem_addr(i: u8) -> SocketAddr {
     SocketAddr::from(([10, 0, 1, i], 7946))

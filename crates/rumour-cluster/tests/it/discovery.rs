@@ -2,7 +2,7 @@
 //! test controls, again on every rejoin; join back-off, `abort_if_join_fails` and `min_joins`;
 //! and one real-socket join through `localhost`. Every wait polls under a deadline.
 
-use std::future::Future;
+use crate::support::{DEADLINE, eventually};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,24 +11,6 @@ use rumour_cluster::transport::{MemConfig, MemNetwork};
 use rumour_cluster::{
     Builder, Cluster, Error, JoinSettings, Profile, Seed, SrvRecord, StaticResolver,
 };
-use tokio::time::{Instant, sleep};
-
-const DEADLINE: Duration = Duration::from_secs(15);
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<bool, Error>>,
-{
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if check().await.expect("node running") {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        sleep(Duration::from_millis(20)).await;
-    }
-}
 
 fn ip(i: u8) -> IpAddr {
     IpAddr::from([10, 0, 0, i])
