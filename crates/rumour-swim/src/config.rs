@@ -187,7 +187,7 @@ impl Config {
             max_state_members: nz(16_384),
             max_incarnation_jump: nz32(256),
             unconfirmed_timeout: Duration::from_secs(60),
-            verifications_per_probe: 8,
+            verifications_per_probe: 64,
             broadcast_queue_bytes: nz(2 << 20),
             transmit_queue_bytes: nz(32 << 20),
         }
