@@ -13,15 +13,6 @@ use rumour_transport::{Cidr, Label, NetConfig, Transport, TransportError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
-/// Waits until the server closes `stream` (read returns end of stream or an error).
-async fn closed_by_server(stream: &mut TcpStream) {
-    let mut buf = [0u8; 16];
-    let read = tokio::time::timeout(WAIT, stream.read(&mut buf))
-        .await
-        .expect("server closed the connection");
-    assert!(matches!(read, Ok(0) | Err(_)), "server sent data: {read:?}");
-}
-
 fn config() -> NetConfig {
     NetConfig::new(addr("127.0.0.1:0"))
 }

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use rumour_transport::{Incoming, NetConfig, NetTransport, Stats, Transport};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
 
 /// Upper bound on any wait: generous, because the machine is shared.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -73,4 +75,13 @@ pub fn envelope(kind: u8, len: u32) -> Vec<u8> {
     let mut out = vec![kind];
     out.extend_from_slice(&len.to_be_bytes());
     out
+}
+
+/// Waits until the server closes `stream` (read returns end of stream or an error).
+pub async fn closed_by_server(stream: &mut TcpStream) {
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(WAIT, stream.read(&mut buf))
+        .await
+        .expect("server closed the connection");
+    assert!(matches!(read, Ok(0) | Err(_)), "server sent data: {read:?}");
 }
