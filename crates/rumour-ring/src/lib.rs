@@ -91,6 +91,7 @@
 
 mod codec;
 mod error;
+mod forgotten;
 mod instance;
 mod lifecycler;
 mod limits;

@@ -32,6 +32,7 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
+use crate::forgotten::{self, Admit};
 use crate::instance::{Body, Entry, Instance};
 use crate::mergeable::{Timestamp, Tombstones};
 use crate::ring::{HEARTBEAT_SUFFIX, Impact, Ring, table_impact};
@@ -145,11 +146,27 @@ fn merge_entry(
 fn merge_small(ring: &mut Ring, other: &Ring) -> Option<Ring> {
     let mut changes = Vec::new();
     let mut impact = Impact::None;
+    let mut revived = Vec::new();
     for incoming in other.entries.iter() {
         let position = ring.find(&incoming.id);
         if position.is_err() && ring.entries.len() >= ring.limits.max_instances {
             ring.refused_instances += 1;
             continue;
+        }
+        let restored;
+        let incoming = match position {
+            Ok(_) => incoming,
+            Err(_) => match forgotten::admit(&ring.forgotten, incoming, other.received_at) {
+                Admit::Take => incoming,
+                Admit::Refuse => continue,
+                Admit::Restore(tombstone) => {
+                    restored = tombstone;
+                    &restored
+                }
+            },
+        };
+        if !ring.forgotten.is_empty() && position.is_err() {
+            revived.push(incoming.id.clone());
         }
         let stored = position.ok().map(|i| &ring.entries[i]);
         let Some((merged, change)) = merge_entry(stored, incoming, None) else {
@@ -170,7 +187,18 @@ fn merge_small(ring: &mut Ring, other: &Ring) -> Option<Ring> {
         }
         changes.push(change);
     }
+    unremember(ring, &revived);
     finish(ring, changes, impact)
+}
+
+/// Forgets the memories of forgotten instances that are held again.
+fn unremember(ring: &mut Ring, ids: &[Arc<str>]) {
+    if !ids.is_empty() {
+        let memory = Arc::make_mut(&mut ring.forgotten);
+        for id in ids {
+            memory.remove(id);
+        }
+    }
 }
 
 /// A merge-join of both sorted entry lists; the result vector is only built once something
@@ -184,6 +212,7 @@ fn merge_join(ring: &mut Ring, other: &Ring, local_cas: Option<Timestamp>) -> Op
     // Entries the merged ring holds so far and will hold: the stored ones plus the new ids added.
     let mut held = a.len();
     let mut refused = 0;
+    let mut revived = Vec::new();
     loop {
         let (stored, incoming) = match (a.get(i), b.get(j)) {
             (Some(x), Some(y)) => match x.id.cmp(&y.id) {
@@ -208,6 +237,15 @@ fn merge_join(ring: &mut Ring, other: &Ring, local_cas: Option<Timestamp>) -> Op
             (None, Some(_), None) if held >= ring.limits.max_instances => {
                 refused += 1;
                 None
+            }
+            // A received new id may be a stale copy of an instance forgotten here.
+            (None, Some(inc), None) if !ring.forgotten.is_empty() => {
+                match forgotten::admit(&ring.forgotten, inc, other.received_at) {
+                    Admit::Take => merge_entry(None, inc, None),
+                    Admit::Refuse => None,
+                    Admit::Restore(tombstone) => merge_entry(None, &tombstone, None),
+                }
+                .inspect(|_| revived.push(inc.id.clone()))
             }
             (s, Some(inc), _) => merge_entry(s, inc, local_cas),
             _ => None,
@@ -246,6 +284,7 @@ fn merge_join(ring: &mut Ring, other: &Ring, local_cas: Option<Timestamp>) -> Op
         ring.entries = Arc::new(entries);
     }
     ring.refused_instances += refused;
+    unremember(ring, &revived);
     finish(ring, changes, impact)
 }
 
@@ -270,9 +309,18 @@ pub(crate) fn remove_tombstones(ring: &mut Ring, older_than: Timestamp) -> Tombs
             counts.remaining += 1;
         }
     }
+    // A sweep (not a read stripping every tombstone) remembers what it forgets.
+    let sweep = older_than != Timestamp::MAX;
     if counts.removed > 0 {
+        if sweep {
+            let forgotten = ring.entries.iter().filter(|e| expired(e));
+            forgotten::remember(Arc::make_mut(&mut ring.forgotten), forgotten, older_than);
+        }
         Arc::make_mut(&mut ring.entries).retain(|e| !expired(e));
         ring.refresh_table(Impact::Shifted);
+    }
+    if sweep && !ring.forgotten.is_empty() {
+        forgotten::expire(&mut ring.forgotten, older_than, ring.limits.max_instances);
     }
     counts
 }
@@ -280,6 +328,7 @@ pub(crate) fn remove_tombstones(ring: &mut Ring, older_than: Timestamp) -> Tombs
 /// See [`crate::Mergeable::receive`] for the ring: refuses descriptions and heartbeats stamped
 /// after `latest`, then stamps the remaining tombstones (`Left` descriptions, ghosts) with `now`.
 pub(crate) fn receive(ring: &mut Ring, now: Timestamp, latest: Timestamp) -> usize {
+    ring.received_at = now;
     let future = |body: &Arc<Body>| {
         let i = &body.instance;
         i.updated_at > latest || i.registered_at > latest || i.read_only_updated_at > latest

@@ -9,6 +9,7 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use crate::error::Error;
+use crate::forgotten::Memory;
 use crate::instance::{Body, Entry, Instance, InstanceRef, State, validate_instance_id};
 use crate::limits::RingLimits;
 use crate::lookup::TokenTable;
@@ -31,6 +32,11 @@ pub struct Ring {
     pub(crate) limits: RingLimits,
     /// New instance ids a merge did not add because of `limits` (local, never compared).
     pub(crate) refused_instances: u64,
+    /// Tombstones this replica forgot, so stale copies do not bring them back (local, never
+    /// encoded or compared; see [`crate::forgotten`]).
+    pub(crate) forgotten: Arc<Memory>,
+    /// The local time [`Mergeable::receive`] ran on this value, zero if it did not (local).
+    pub(crate) received_at: Timestamp,
 }
 
 /// How a mutation affects the cached lookup table.
@@ -58,6 +64,8 @@ impl Ring {
             table: OnceLock::new(),
             limits: RingLimits::default(),
             refused_instances: 0,
+            forgotten: Arc::default(),
+            received_at: Timestamp(0),
         }
     }
 

@@ -265,6 +265,9 @@ pub struct Net {
     pub log: Vec<Delivered>,
     /// Links that drop datagrams (from, to).
     pub cut: BTreeSet<(usize, usize)>,
+    /// Nodes cut off entirely: nothing reaches them or leaves them (streams included), and
+    /// their timers do not run until they return.
+    pub away: BTreeSet<usize>,
     inflight: Vec<InFlight>,
     seq: u64,
     /// The embedder's gossip tick (period, fanout) as the node drives it; `None`: no gossip.
@@ -286,6 +289,7 @@ impl Net {
             latency: Duration::from_millis(1),
             log: Vec::new(),
             cut: BTreeSet::new(),
+            away: BTreeSet::new(),
             inflight: Vec::new(),
             seq: 0,
             gossip: Some((GOSSIP_INTERVAL, GOSSIP_NODES)),
@@ -388,6 +392,7 @@ impl Net {
     /// Runs the next timer or delivery due no later than `deadline`; false if there is none.
     pub fn step(&mut self, deadline: Instant) -> bool {
         let timer = (0..self.nodes.len())
+            .filter(|i| !self.away.contains(i))
             .filter_map(|i| {
                 let due = [self.nodes[i].poll_timeout(), self.gossip_due(i)];
                 due.into_iter().flatten().min().map(|t| (t, i))
@@ -422,7 +427,8 @@ impl Net {
                 }
                 self.now = self.now.max(at);
                 let f = self.inflight.remove(k);
-                if !f.reliable && self.cut.contains(&(f.from, f.to)) {
+                let gone = self.away.contains(&f.from) || self.away.contains(&f.to);
+                if gone || (!f.reliable && self.cut.contains(&(f.from, f.to))) {
                     return true;
                 }
                 let from = addr(f.from);

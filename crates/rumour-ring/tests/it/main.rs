@@ -2,6 +2,7 @@
 
 mod codec;
 mod dskit_cases;
+mod forgotten;
 mod lifecycle;
 mod limits;
 mod lookup;
