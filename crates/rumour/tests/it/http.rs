@@ -55,6 +55,13 @@ async fn the_status_pages_show_members_ring_metrics_and_readiness() {
         "node-1 is at {addr:?}"
     );
     assert!(json["members"][1]["incarnation"].is_u64());
+    // The round-trip time appears once node-0 has probed node-1.
+    let measured = |r: &Response| {
+        r.json()["members"][1]["rtt_ms"]
+            .as_f64()
+            .is_some_and(|ms| ms > 0.0)
+    };
+    poll(http, "/memberlist", true, measured).await;
     assert_eq!(json["keys"][0]["key"], "ring");
 
     let html = support::get(http, "/memberlist?node=node-1", None)
@@ -69,6 +76,7 @@ async fn the_status_pages_show_members_ring_metrics_and_readiness() {
         html.body
     );
     assert!(html.body.contains("<td>node-0</td>") && html.body.contains(">alive<"));
+    assert!(html.body.contains("<th>rtt (ms)</th>"), "{}", html.body);
     assert!(
         html.body.contains("Received changes"),
         "the message history is shown"

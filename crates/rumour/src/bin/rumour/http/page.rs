@@ -109,14 +109,18 @@ pub fn memberlist(view: &MemberList, nodes: &[String]) -> String {
     let members = view.members.iter().map(|m| {
         format!(
             "<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td class=\"num\">{}</td>\
-             <td class=\"num\">{:.1}</td><td class=\"num\">{}</td></tr>",
+             <td class=\"num\">{:.1}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td>{}</td></tr>",
             escape(&m.name),
             escape(&m.addr),
             m.state,
             m.state,
             m.incarnation,
             m.since_secs,
-            m.meta_len
+            m.rtt_ms
+                .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.2}")),
+            m.meta_len,
+            escape(&m.meta)
         )
     });
     let headers = [
@@ -125,7 +129,9 @@ pub fn memberlist(view: &MemberList, nodes: &[String]) -> String {
         "state",
         "incarnation",
         "in state (s)",
+        "rtt (ms)",
         "meta (B)",
+        "meta",
     ];
     table(&mut body, &headers, members);
     body.push_str("<h2>KV store</h2>");

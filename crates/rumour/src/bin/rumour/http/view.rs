@@ -47,6 +47,32 @@ pub struct MemberRow {
     pub since_secs: f64,
     /// Metadata length in bytes.
     pub meta_len: usize,
+    /// The metadata for a person to read: its text if it is short printable UTF-8, else its
+    /// first bytes in hex.
+    pub meta: String,
+    /// The last measured probe round-trip time in milliseconds, if this node probed it.
+    pub rtt_ms: Option<f64>,
+}
+
+/// How many bytes of metadata a member row shows.
+const META_PREVIEW: usize = 64;
+
+/// `meta` as short readable text: UTF-8 without control characters as it is, anything else as
+/// hex; past [`META_PREVIEW`] characters (or bytes, in hex) it is cut with an ellipsis.
+fn meta_preview(meta: &[u8]) -> String {
+    match std::str::from_utf8(meta) {
+        Ok(text) if !text.chars().any(char::is_control) => {
+            let head: String = text.chars().take(META_PREVIEW).collect();
+            let more = if head.len() < text.len() { "…" } else { "" };
+            format!("{head}{more}")
+        }
+        _ => {
+            let head = &meta[..meta.len().min(META_PREVIEW)];
+            let hex: String = head.iter().map(|b| format!("{b:02x}")).collect();
+            let more = if head.len() < meta.len() { "…" } else { "" };
+            format!("0x{hex}{more}")
+        }
+    }
 }
 
 /// One key of the KV store.
@@ -147,6 +173,8 @@ pub fn member_rows(members: &[MemberInfo]) -> Vec<MemberRow> {
             incarnation: m.incarnation,
             since_secs: m.since.as_secs_f64(),
             meta_len: m.meta.len(),
+            meta: meta_preview(&m.meta),
+            rtt_ms: m.rtt.map(|rtt| rtt.as_secs_f64() * 1000.0),
         })
         .collect()
 }
@@ -227,6 +255,19 @@ mod tests {
     use rumour::ring::{Instance, Tokens};
 
     use super::*;
+
+    #[test]
+    fn metadata_is_shown_as_text_when_readable_and_as_hex_otherwise() {
+        assert_eq!(meta_preview(b"zone=a"), "zone=a");
+        assert_eq!(meta_preview(&[0, 1, 0xff]), "0x0001ff");
+        assert_eq!(meta_preview(b"a\nb"), "0x610a62");
+        let long = "x".repeat(100);
+        assert_eq!(
+            meta_preview(long.as_bytes()),
+            format!("{}…", "x".repeat(64))
+        );
+        assert_eq!(meta_preview(b""), "");
+    }
 
     #[test]
     fn a_ring_of_thousands_of_instances_renders_with_every_share() {
