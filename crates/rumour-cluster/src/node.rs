@@ -429,7 +429,7 @@ impl Node {
                     .gossip
                     .handle_packet(now, from, body)
                     .map_err(Error::from),
-                Ok((Channel::User, body)) => self.handle_user(body),
+                Ok((Channel::User, body)) => self.handle_user(from, body),
                 Err(error) => Err(error),
             };
             if result.is_err() {
@@ -476,7 +476,7 @@ impl Node {
         }
         let user = parts.iter().filter(|(c, _)| *c == Channel::User);
         for (i, (_, part)) in user.enumerate() {
-            if i >= MAX_SWIM_STREAM_PARTS || self.handle_user(part).is_err() {
+            if i >= MAX_SWIM_STREAM_PARTS || self.handle_user(from, part).is_err() {
                 self.stats.messages_refused += 1;
             }
         }
@@ -782,11 +782,18 @@ impl Node {
             .map(|m| m.addr)
     }
 
-    /// A user message arrived on channel 2.
-    fn handle_user(&mut self, body: &[u8]) -> Result<(), Error> {
+    /// A user message arrived on channel 2 from `source` (the datagram's source, or the
+    /// stream's verified advertised address). A direct message is reported only if `source` is
+    /// the advertised address of the member it names as its sender; a broadcast's origin is
+    /// whoever started it, so it cannot be checked against the node that forwarded it.
+    fn handle_user(&mut self, source: SocketAddr, body: &[u8]) -> Result<(), Error> {
         let decoded = user::decode(body).inspect_err(|_| self.user.stats.malformed += 1)?;
         let event = match decoded {
             user::Decoded::Direct { from, payload } => {
+                if self.swim.member(from).is_none_or(|m| m.addr != source) {
+                    self.user.stats.unverified += 1;
+                    return Ok(());
+                }
                 self.user.stats.received += 1;
                 NodeEvent::UserMessage {
                     from: from.to_string(),

@@ -42,6 +42,9 @@ pub struct UserStats {
     pub refused: u64,
     /// Malformed user messages received.
     pub malformed: u64,
+    /// Direct messages dropped because they did not come from the advertised address of the
+    /// member they name as their sender (a forged or stale sender name).
+    pub unverified: u64,
 }
 
 /// One queued broadcast: its name and its encoded body.

@@ -68,9 +68,11 @@ enum Forgery {
     OversizedMembers,
     /// A KV full state that declares 2^40 entries.
     OversizedEntries,
+    /// A direct user message naming an honest member as its sender.
+    Impersonation,
 }
 
-const FORGERIES: [Forgery; 13] = [
+const FORGERIES: [Forgery; 14] = [
     Forgery::Death,
     Forgery::Suspicion,
     Forgery::Takeover,
@@ -84,6 +86,7 @@ const FORGERIES: [Forgery; 13] = [
     Forgery::FarFutureTombstone,
     Forgery::OversizedMembers,
     Forgery::OversizedEntries,
+    Forgery::Impersonation,
 ];
 
 /// The attacker: its host, the bystander it aims reflections at, and what it sent.
@@ -228,6 +231,13 @@ impl Attacker {
                     (Channel::Gossip, huge_count(full.encode())),
                 )
             }
+            Forgery::Impersonation => (
+                Delivery::Datagram,
+                (
+                    Channel::User,
+                    crate::user::encode_direct(&name_of(victim), b"deploy v666"),
+                ),
+            ),
         };
         let bytes = match delivery {
             Delivery::Datagram => self.frame.encode_packet(&[&envelope::tag(channel, &body)]),
@@ -338,6 +348,12 @@ pub(super) fn attack(
     let honest_names: Vec<String> = (0..honest).map(|i| name_of(NodeId(i))).collect();
     let (declared, _) = cluster.false_positives(|s| honest_names.iter().any(|h| h == s));
     figures.honest_declared_failed = declared;
+    // Honest nodes send no user messages here: every one reported is an impersonation.
+    figures.impersonated_messages = cluster
+        .sim
+        .running()
+        .map(|(_, node)| node.stats().user.received)
+        .sum();
     let mut report = cluster.report(joined && recovered.is_some());
     report.false_positives = Some(declared);
     report.attack = Some(figures);

@@ -61,6 +61,8 @@ pub struct AttackFigures {
     pub max_keys: u64,
     /// Forged members still listed by some honest node at the end of the run.
     pub forged_members_left: u64,
+    /// Direct user messages with a forged sender that honest nodes reported as received.
+    pub impersonated_messages: u64,
     /// Seconds after the attack stopped until every honest node saw every honest node alive and
     /// the ring replicas agreed.
     pub recovery_seconds: Option<f64>,

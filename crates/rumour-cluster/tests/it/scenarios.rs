@@ -212,6 +212,10 @@ fn an_attacker_takes_nobody_out_reflects_nothing_and_leaves_no_forged_state_on_f
             attack.forged_members_left, 0,
             "{attack:?}; replay: {replay}"
         );
+        assert_eq!(
+            attack.impersonated_messages, 0,
+            "a forged sender name got through: {attack:?}; replay: {replay}"
+        );
         assert!(
             attack.recovery_seconds.is_some_and(|s| s < 30.0),
             "the stores did not converge after the attack: {attack:?}; replay: {replay}"

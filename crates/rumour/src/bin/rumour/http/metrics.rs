@@ -251,6 +251,7 @@ fn record(f: &Families, sample: &Sample) {
         ("duplicate", u.duplicates),
         ("refused", u.refused),
         ("malformed", u.malformed),
+        ("unverified", u.unverified),
     ];
     for (outcome, count) in user {
         add(&f.user, node, &[("outcome", outcome)], count);
