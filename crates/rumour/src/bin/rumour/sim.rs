@@ -54,8 +54,32 @@ fn parse_scenarios(name: &str) -> Result<Scenarios, String> {
         })
 }
 
-fn print_table(report: &Report) {
-    let value = serde_json::to_value(report).expect("reports serialise");
+/// The report as JSON, with the process's peak resident set size while the scenario ran
+/// (`peak_rss_bytes`, Linux only: left out where `/proc` does not say).
+fn report_value(report: &Report, peak_rss: Option<u64>) -> serde_json::Value {
+    let mut value = serde_json::to_value(report).expect("reports serialise");
+    if let (serde_json::Value::Object(fields), Some(peak)) = (&mut value, peak_rss) {
+        fields.insert("peak_rss_bytes".into(), peak.into());
+    }
+    value
+}
+
+/// Resets the kernel's record of this process's peak resident set size, so the next reading
+/// covers one scenario (Linux: writing `5` to `/proc/self/clear_refs`; ignored elsewhere).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// The peak resident set size since the last reset (`VmHWM` in `/proc/self/status`).
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+fn print_table(report: &Report, peak_rss: Option<u64>) {
+    let value = report_value(report, peak_rss);
     println!(
         "scenario {} (n = {}, seed {})",
         report.scenario, report.nodes, report.seed
@@ -107,7 +131,9 @@ pub fn run(args: &SimArgs) -> ExitCode {
                 show_progress(scenario, done);
             }
         };
+        reset_peak_rss();
         let result = scenario::run(&config, &mut on_progress);
+        let peak = peak_rss();
         if progress {
             eprintln!();
         }
@@ -115,12 +141,9 @@ pub fn run(args: &SimArgs) -> ExitCode {
             Ok(report) => {
                 ok &= report.converged;
                 if args.json {
-                    println!(
-                        "{}",
-                        serde_json::to_string(&report).expect("reports serialise")
-                    );
+                    println!("{}", report_value(&report, peak));
                 } else {
-                    print_table(&report);
+                    print_table(&report, peak);
                 }
             }
             Err(error) => {
