@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -13,9 +14,12 @@ use crate::error::Error;
 pub const MAX_NAME_LEN: usize = 255;
 
 /// A member's unique name in the cluster (1 to [`MAX_NAME_LEN`] bytes of UTF-8).
+///
+/// Shared, not copied: the member table, the probe order and the other per-member structures
+/// hold clones of one allocation per member (a clone is a reference count, not a string).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
 #[serde(try_from = "String")]
-pub struct NodeName(String);
+pub struct NodeName(Arc<str>);
 
 impl NodeName {
     /// Checks the length of `name`.
@@ -27,7 +31,7 @@ impl NodeName {
                 max: MAX_NAME_LEN,
             });
         }
-        Ok(NodeName(name))
+        Ok(NodeName(name.into()))
     }
 
     /// The name as text.
