@@ -40,6 +40,7 @@
 
 mod compress;
 mod error;
+pub mod fuzz;
 pub mod label;
 mod message;
 mod msgpack;

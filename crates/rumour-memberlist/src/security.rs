@@ -79,7 +79,7 @@ impl EncryptionVersion {
 
 /// An AES key: 16, 24 or 32 bytes.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Key(Vec<u8>);
+pub struct Key(pub(crate) Vec<u8>);
 
 impl Key {
     /// Checks the length and wraps the key.
