@@ -283,7 +283,7 @@ fn every_go_vector_decodes_to_what_go_sent_and_re_encodes_byte_for_byte() {
 }
 
 #[test]
-fn a_graceful_leave_is_a_dead_message_from_the_node_itself() {
+fn a_graceful_leave_is_a_dead_message_from_the_node_itself_and_a_failure_one_from_another() {
     let plain = scenarios()
         .into_iter()
         .find(|s| s.scenario == "plain")
@@ -306,6 +306,10 @@ fn a_graceful_leave_is_a_dead_message_from_the_node_itself() {
         })
         .collect::<Vec<_>>();
     assert!(leaves.iter().any(|d| d.is_leave()), "{leaves:?}");
+    assert!(
+        leaves.iter().any(|d| !d.is_leave() && d.node == "plain-2"),
+        "the crashed node is declared dead by another: {leaves:?}"
+    );
 }
 
 #[test]
