@@ -85,6 +85,21 @@ pub enum Error {
     /// has no keyring.
     #[error("{0}")]
     Encryption(&'static str),
+    /// A member speaks a version outside what the cluster's alive members all understand
+    /// (memberlist's `verifyProtocol`).
+    #[error("node '{node}' {what} version ({version}) is incompatible: [{min}, {max}]")]
+    IncompatibleVersion {
+        /// The member.
+        node: String,
+        /// "protocol" or "delegate protocol".
+        what: &'static str,
+        /// The version it speaks.
+        version: u8,
+        /// The highest minimum among alive members.
+        min: u8,
+        /// The lowest maximum among alive members.
+        max: u8,
+    },
     /// A label header that is empty or runs past the input.
     #[error("invalid label header")]
     Label,

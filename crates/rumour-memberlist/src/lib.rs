@@ -15,6 +15,7 @@
 //!   state), reliable user messages, the TCP fallback ping and its ack, the error reply.
 //! - [`security`]: AES-GCM with a [`Keyring`], encryption versions 0 (padded) and 1.
 //! - [`label`]: the cluster label header of memberlist ≥ 0.3.0 (0.2.2 has none).
+//! - [`verify_protocol`] and [`Vsn::is_valid`]: memberlist's version negotiation.
 //!
 //! Contract: no I/O, no clock, no randomness (nonces come from the caller), no hash collections.
 //! Every length is checked against the input or a [`Limits`] bound before anything is
@@ -47,6 +48,7 @@ mod msgpack;
 mod packet;
 pub mod security;
 mod stream;
+mod version;
 
 pub use compress::{LZW_ALGORITHM, lzw_compress, lzw_decompress};
 pub use error::Error;
@@ -60,6 +62,7 @@ pub use packet::{
 };
 pub use security::{EncryptionVersion, Key, Keyring};
 pub use stream::{DecodedStream, Seal, StreamMessage};
+pub use version::verify_protocol;
 
 use msgpack::Reader;
 

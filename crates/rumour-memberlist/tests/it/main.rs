@@ -6,3 +6,4 @@ mod lzw;
 mod security;
 mod support;
 mod vectors;
+mod version;
