@@ -32,6 +32,9 @@ const TABLE_MASK: u32 = TABLE_SIZE as u32 - 1;
 const INVALID_ENTRY: u32 = 0;
 
 /// Go's `lzw.Writer` in LSB order, literal width 8.
+///
+/// Ported from Go's `src/compress/lzw/writer.go`: "Copyright 2011 The Go Authors. All rights
+/// reserved. Use of this source code is governed by a BSD-style license" (Go's `LICENSE`).
 struct GoLzwWriter {
     out: Vec<u8>,
     bits: u32,
