@@ -123,8 +123,9 @@ fn print_summary(command: &str, summary: &[(&str, bool, f64)]) {
     }
 }
 
-/// The cargo-fuzz targets in `fuzz/fuzz_targets/`, one per function of `rumour_cluster::fuzz`.
-const FUZZ_TARGETS: [&str; 7] = [
+/// The cargo-fuzz targets in `fuzz/fuzz_targets/`: one per function of `rumour_cluster::fuzz`,
+/// and memberlist's wire codec (`rumour_memberlist`).
+const FUZZ_TARGETS: [&str; 8] = [
     "frame",
     "envelope",
     "swim_message",
@@ -132,6 +133,7 @@ const FUZZ_TARGETS: [&str; 7] = [
     "ring_codec",
     "digests",
     "node",
+    "memberlist",
 ];
 
 /// Seconds each target runs when `--seconds` is not given.

@@ -13,7 +13,13 @@ use super::rules::{self, CrateCode, Offence};
 use super::scan::{self, Scanned};
 
 /// The crates that must stay sans-IO as a whole (checked when they exist in this checkout).
-const SANS_IO_CRATES: [&str; 4] = ["rumour-swim", "rumour-ring", "rumour-gossip", "rumour-wire"];
+const SANS_IO_CRATES: [&str; 5] = [
+    "rumour-swim",
+    "rumour-ring",
+    "rumour-gossip",
+    "rumour-wire",
+    "rumour-memberlist",
+];
 
 /// The sans-IO parts of `rumour-cluster` (paths in the crate; a prefix when it ends in `/`):
 /// the composed `Node`, its envelope and user channel, and the simulator.
