@@ -29,8 +29,33 @@ use crate::mergeable::Timestamp;
 /// than this plus `left_ingesters_timeout` brings it back (24 hours, in milliseconds).
 pub(crate) const RETENTION: Timestamp = Timestamp(24 * 60 * 60 * 1000);
 
-/// Forgotten tombstones by instance id.
-pub(crate) type Memory = BTreeMap<Arc<str>, Forgotten>;
+/// Forgotten tombstones by instance id, and the earliest sweep that forgot one of them (so a
+/// sweep with nothing to expire costs O(1)).
+#[derive(Clone, Debug)]
+pub(crate) struct Memory {
+    ids: BTreeMap<Arc<str>, Forgotten>,
+    floor: Timestamp,
+}
+
+impl Default for Memory {
+    fn default() -> Self {
+        Memory {
+            ids: BTreeMap::new(),
+            floor: Timestamp::MAX,
+        }
+    }
+}
+
+impl Memory {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Forgets the memory of `id` (it is held again).
+    pub(crate) fn remove(&mut self, id: &str) {
+        self.ids.remove(id);
+    }
+}
 
 /// One forgotten tombstone.
 #[derive(Clone, Debug)]
@@ -53,7 +78,7 @@ pub(crate) enum Admit {
 /// Decides on a received `incoming` entry absent from the ring; `received` is the local time
 /// the value went through `receive` (zero if it did not).
 pub(crate) fn admit(memory: &Memory, incoming: &Entry, received: Timestamp) -> Admit {
-    let Some(forgotten) = memory.get(&incoming.id) else {
+    let Some(forgotten) = memory.ids.get(&incoming.id) else {
         return Admit::Take;
     };
     let gone = &forgotten.tombstone.instance;
@@ -90,36 +115,42 @@ pub(crate) fn remember<'a>(
 ) {
     for entry in forgotten {
         if let Some(body) = entry.body.as_ref().filter(|b| b.instance.is_tombstone()) {
-            memory.insert(
+            memory.ids.insert(
                 entry.id.clone(),
                 Forgotten {
                     tombstone: body.clone(),
                     forgotten_at: older_than,
                 },
             );
+            memory.floor = memory.floor.min(older_than);
         }
     }
 }
 
 /// Forgets memories older than [`RETENTION`] at a sweep with `older_than` and, past `max`
-/// memories, the oldest. Whether anything is due is checked without taking the memory mutably.
+/// memories, the oldest. O(1) when nothing is due.
 pub(crate) fn expire(memory: &mut Arc<Memory>, older_than: Timestamp, max: usize) {
     let horizon = Timestamp(older_than.0.saturating_sub(RETENTION.0));
-    let due =
-        |memory: &Memory| memory.len() > max || memory.values().any(|f| f.forgotten_at < horizon);
-    if !due(memory) {
+    if memory.floor >= horizon && memory.ids.len() <= max {
         return;
     }
     let memory = Arc::make_mut(memory);
-    memory.retain(|_, f| f.forgotten_at >= horizon);
-    while memory.len() > max {
+    memory.ids.retain(|_, f| f.forgotten_at >= horizon);
+    while memory.ids.len() > max {
         let Some(oldest) = memory
+            .ids
             .iter()
             .min_by_key(|(_, f)| f.forgotten_at)
             .map(|(id, _)| id.clone())
         else {
             break;
         };
-        memory.remove(&oldest);
+        memory.ids.remove(&oldest);
     }
+    memory.floor = memory
+        .ids
+        .values()
+        .map(|f| f.forgotten_at)
+        .min()
+        .unwrap_or(Timestamp::MAX);
 }

@@ -298,6 +298,12 @@ fn finish(ring: &mut Ring, changes: Vec<Entry>, impact: Impact) -> Option<Ring> 
 
 /// See [`crate::Mergeable::remove_tombstones`] for the ring.
 pub(crate) fn remove_tombstones(ring: &mut Ring, older_than: Timestamp) -> Tombstones {
+    // A sweep (not a read stripping every tombstone) remembers what it forgets, and forgets
+    // old memories even when no tombstone expires.
+    let sweep = older_than != Timestamp::MAX;
+    if sweep && !ring.forgotten.is_empty() {
+        forgotten::expire(&mut ring.forgotten, older_than, ring.limits.max_instances);
+    }
     let expired = |e: &Entry| {
         e.is_tombstone() && (older_than == Timestamp::MAX || e.tombstone_age_base() < older_than)
     };
@@ -309,18 +315,14 @@ pub(crate) fn remove_tombstones(ring: &mut Ring, older_than: Timestamp) -> Tombs
             counts.remaining += 1;
         }
     }
-    // A sweep (not a read stripping every tombstone) remembers what it forgets.
-    let sweep = older_than != Timestamp::MAX;
     if counts.removed > 0 {
         if sweep {
             let forgotten = ring.entries.iter().filter(|e| expired(e));
             forgotten::remember(Arc::make_mut(&mut ring.forgotten), forgotten, older_than);
+            forgotten::expire(&mut ring.forgotten, older_than, ring.limits.max_instances);
         }
         Arc::make_mut(&mut ring.entries).retain(|e| !expired(e));
         ring.refresh_table(Impact::Shifted);
-    }
-    if sweep && !ring.forgotten.is_empty() {
-        forgotten::expire(&mut ring.forgotten, older_than, ring.limits.max_instances);
     }
     counts
 }
