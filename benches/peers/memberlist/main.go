@@ -289,9 +289,13 @@ func (t *countingTransport) DialTimeout(addr string, timeout time.Duration) (net
 
 func (t *countingTransport) StreamCh() <-chan net.Conn { return t.streams }
 
+// Shutdown stops the NetTransport first: its TCP listener may be handing over a connection,
+// which the forwarding goroutine must still take (memberlist itself shuts the transport down
+// before its own handlers for the same reason).
 func (t *countingTransport) Shutdown() error {
+	err := t.net.Shutdown()
 	close(t.done)
-	return t.net.Shutdown()
+	return err
 }
 
 // countingConn counts the bytes of every write, and each write as one reliable message
