@@ -317,8 +317,19 @@ struct Invocation<'a> {
     rep: u16,
 }
 
-/// Runs one repetition of one implementation and returns its lines, annotated.
-fn run_one(inv: &Invocation<'_>, args: &Args, commit: &str) -> Result<Vec<String>, String> {
+/// The scenarios `--scenario` names.
+fn scenarios(arg: &str) -> Vec<&str> {
+    if arg == "all" {
+        vec!["join", "detect", "broadcast", "steady"]
+    } else {
+        arg.split(',').map(str::trim).collect()
+    }
+}
+
+/// Runs one repetition of one implementation and returns its lines, annotated, and the error
+/// if it failed. A failed run also yields a line with `"error"` for each scenario it did not
+/// report, so that the table counts the failure.
+fn run_one(inv: &Invocation<'_>, args: &Args, commit: &str) -> (Vec<String>, Option<String>) {
     let seed = (args.seed + u64::from(inv.rep)).to_string();
     let n = inv.n.to_string();
     let steady = args.steady_secs.to_string();
@@ -344,37 +355,95 @@ fn run_one(inv: &Invocation<'_>, args: &Args, commit: &str) -> Result<Vec<String
         cli.join(" "),
         load.map_or("?".to_string(), |l| format!("{l:.2}"))
     );
-    let mut child = Command::new(inv.binary)
-        .args(cli)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("{}: cannot start: {e}", inv.binary.display()))?;
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let mut lines = Vec::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.map_err(|e| format!("{}: {e}", inv.implementation))?;
-        let Ok(Value::Object(mut fields)) = serde_json::from_str::<Value>(&line) else {
-            return Err(format!("{}: not a JSON object: {line}", inv.implementation));
-        };
+    let annotate = |mut fields: serde_json::Map<String, Value>| {
         fields.insert("rep".into(), inv.rep.into());
         fields.insert("date".into(), date.clone().into());
         fields.insert("commit".into(), commit.into());
         if let Some(load) = load {
             fields.insert("load".into(), load.into());
         }
-        lines.push(Value::Object(fields).to_string());
+        Value::Object(fields).to_string()
+    };
+    let (reported, error) = match run_child(inv.binary, &cli) {
+        Ok(out) => out,
+        Err(error) => (Vec::new(), Some(error)),
+    };
+    let mut lines = Vec::new();
+    let mut seen = Vec::new();
+    for mut fields in reported {
+        seen.push(
+            fields
+                .get("scenario")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        );
+        // The implementation names itself; keep it even if it differs from what we expect.
+        fields
+            .entry("impl")
+            .or_insert_with(|| inv.implementation.into());
+        lines.push(annotate(fields));
+    }
+    let Some(error) = error else {
+        return (lines, None);
+    };
+    for scenario in scenarios(&args.scenario) {
+        if seen.iter().any(|s| s.as_deref() == Some(scenario)) {
+            continue;
+        }
+        let mut fields = serde_json::Map::new();
+        fields.insert("impl".into(), inv.implementation.into());
+        fields.insert("profile".into(), inv.profile.into());
+        fields.insert("n".into(), inv.n.into());
+        fields.insert("scenario".into(), scenario.into());
+        fields.insert("repeat".into(), 1.into());
+        fields.insert("error".into(), error.clone().into());
+        lines.push(annotate(fields));
+    }
+    let failure = format!("{} {}: {error}", inv.implementation, cli.join(" "));
+    (lines, Some(failure))
+}
+
+/// The JSON objects a benchmark printed, and why it failed if it did.
+type ChildOutput = (Vec<serde_json::Map<String, Value>>, Option<String>);
+
+/// Runs a benchmark binary, passing its standard error through; returns the JSON objects it
+/// printed and, if it failed, its last `error:` line (or its exit status).
+fn run_child(binary: &Path, cli: &[&str]) -> Result<ChildOutput, String> {
+    let mut child = Command::new(binary)
+        .args(cli)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{}: cannot start: {e}", binary.display()))?;
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let errors = std::thread::spawn(move || {
+        let mut last_error = None;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            if let Some((_, error)) = line.split_once("error: ") {
+                last_error = Some(error.to_string());
+            }
+        }
+        last_error
+    });
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut objects = Vec::new();
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        match serde_json::from_str::<Value>(&line) {
+            Ok(Value::Object(fields)) => objects.push(fields),
+            _ => eprintln!("  (not a report line, ignored: {line})"),
+        }
     }
     let status = child
         .wait()
-        .map_err(|e| format!("{}: {e}", inv.implementation))?;
+        .map_err(|e| format!("{}: {e}", binary.display()))?;
+    let last_error = errors.join().unwrap_or(None);
     if status.success() {
-        Ok(lines)
+        Ok((objects, None))
     } else {
-        Err(format!(
-            "{} {}: failed ({status})",
-            inv.implementation,
-            cli.join(" ")
+        Ok((
+            objects,
+            Some(last_error.unwrap_or_else(|| format!("failed ({status})"))),
         ))
     }
 }
@@ -464,21 +533,17 @@ fn bench_peers(root: &Path, args: &Args) -> Result<Vec<String>, String> {
                         n,
                         rep,
                     };
-                    match run_one(&inv, args, &commit) {
-                        Ok(lines) => {
-                            for line in lines {
-                                writeln!(raw, "{line}").map_err(|e| {
-                                    format!("cannot write {}: {e}", raw_path.display())
-                                })?;
-                                if let Some(line) = Line::parse(&line)? {
-                                    new.push(line);
-                                }
-                            }
+                    let (lines, failure) = run_one(&inv, args, &commit);
+                    for line in lines {
+                        writeln!(raw, "{line}")
+                            .map_err(|e| format!("cannot write {}: {e}", raw_path.display()))?;
+                        if let Some(line) = Line::parse(&line)? {
+                            new.push(line);
                         }
-                        Err(error) => {
-                            eprintln!("xtask bench-peers: {error}");
-                            failures.push(error);
-                        }
+                    }
+                    if let Some(failure) = failure {
+                        eprintln!("xtask bench-peers: {failure}");
+                        failures.push(failure);
                     }
                 }
             }

@@ -40,6 +40,8 @@ pub struct Line {
     pub commit: Option<String>,
     /// The 1-minute load average when the repetition started (added by bench-peers).
     pub load: Option<f64>,
+    /// Why the repetition failed before it reported this scenario (added by bench-peers).
+    pub error: Option<String>,
     /// The line as read, written back unchanged when the file is merged.
     pub raw: String,
 }
@@ -78,6 +80,7 @@ impl Line {
             date: string("date"),
             commit: string("commit"),
             load: number("load"),
+            error: string("error"),
             raw: text.to_string(),
         }))
     }
@@ -138,16 +141,20 @@ impl Measure {
         }
     }
 
-    /// The measure's value in `line`, in the table's unit (`None` if the line is of another
-    /// scenario).
-    pub fn of(self, line: &Line) -> Option<f64> {
-        let scenario = match self {
+    /// The scenario that measures it.
+    pub fn scenario(self) -> &'static str {
+        match self {
             Measure::Join => "join",
             Measure::DetectFirst | Measure::DetectAll => "detect",
             Measure::Broadcast => "broadcast",
             Measure::Cpu | Measure::Bytes | Measure::Packets => "steady",
-        };
-        if line.scenario != scenario {
+        }
+    }
+
+    /// The measure's value in `line`, in the table's unit (`None` if the line is of another
+    /// scenario or a failure).
+    pub fn of(self, line: &Line) -> Option<f64> {
+        if line.scenario != self.scenario() || line.error.is_some() {
             return None;
         }
         match self {
@@ -219,6 +226,22 @@ pub fn samples(
         .collect()
 }
 
+/// How many repetitions of `measure`'s scenario failed for one implementation, profile and
+/// size.
+pub fn failures(
+    lines: &[Line],
+    implementation: &str,
+    profile: &str,
+    n: u64,
+    measure: Measure,
+) -> usize {
+    lines
+        .iter()
+        .filter(|l| l.implementation == implementation && l.profile == profile && l.n == n)
+        .filter(|l| l.scenario == measure.scenario() && l.error.is_some())
+        .count()
+}
+
 /// The profiles present, `lan` first, and the sizes measured under each.
 pub fn groups(lines: &[Line]) -> Vec<(String, Vec<u64>)> {
     let mut groups: BTreeMap<(u8, String), Vec<u64>> = BTreeMap::new();
@@ -255,14 +278,22 @@ pub fn table(lines: &[Line]) -> String {
         for &n in &sizes {
             for measure in Measure::ALL {
                 let stats = IMPLS.map(|i| Stats::of(samples(lines, i, &profile, n, measure)));
-                if stats.iter().all(Option::is_none) {
+                let failed = IMPLS.map(|i| failures(lines, i, &profile, n, measure));
+                if stats.iter().all(Option::is_none) && failed.iter().all(|f| *f == 0) {
                     continue;
                 }
-                let median = |s: &Option<Stats>| {
-                    s.map_or("–".to_string(), |s| {
-                        let reps = if s.count == 1 { " (1 run)" } else { "" };
-                        format!("{}{reps}", measure.format(s.median))
-                    })
+                let median = |i: usize| {
+                    let ran = stats[i].map_or(0, |s| s.count) + failed[i];
+                    let note = match (failed[i], ran) {
+                        (0, 1) => " (1 run)".to_string(),
+                        (0, _) => String::new(),
+                        (f, ran) => format!(" ({f} of {ran} failed)"),
+                    };
+                    match stats[i] {
+                        Some(s) => format!("{}{note}", measure.format(s.median)),
+                        None if failed[i] > 0 => format!("failed{note}"),
+                        None => "–".to_string(),
+                    }
                 };
                 let range = |s: &Option<Stats>| {
                     s.map_or("–".to_string(), |s| {
@@ -277,9 +308,9 @@ pub fn table(lines: &[Line]) -> String {
                     out,
                     "| {n} | {} | {} | {} | {} | {} | {ratio} |",
                     measure.label(),
-                    median(&stats[0]),
+                    median(0),
                     range(&stats[0]),
-                    median(&stats[1]),
+                    median(1),
                     range(&stats[1]),
                 );
             }
@@ -363,6 +394,25 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("| 16 | idle bytes per node-s | – | – | 91 (1 run) | 91–91 | – |"));
+    }
+
+    #[test]
+    fn failed_repetitions_are_counted_in_the_table() {
+        let failed = r#"{"impl":"rumour","profile":"lan","n":16,"scenario":"join","repeat":1,"error":"timed out"}"#;
+        let lines = Line::parse_all(&[failed, failed, MEMBERLIST_JOIN].join("\n")).unwrap();
+        let table = table(&lines);
+        assert!(
+            table.contains(
+                "| 16 | join, all nodes (s) | failed (2 of 2 failed) | – | 0.250 (1 run) |"
+            ),
+            "{table}"
+        );
+        let lines = Line::parse_all(&[failed, RUMOUR_JOIN].join("\n")).unwrap();
+        assert!(table_row_has(&lines, "| 0.500 (1 of 2 failed) |"));
+    }
+
+    fn table_row_has(lines: &[Line], cell: &str) -> bool {
+        table(lines).contains(cell)
     }
 
     #[test]
