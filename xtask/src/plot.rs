@@ -6,6 +6,8 @@ use std::fs;
 use std::path::Path;
 use std::process::ExitCode;
 
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
@@ -57,7 +59,7 @@ const PLOTS: [(&str, &str, &str, Kind); 3] = [
     (
         "peers-join.png",
         "join: every node sees every member alive",
-        "seconds (median, bar: min to max)",
+        "seconds, log scale (median, bar: min to max)",
         Kind::Median(Measure::Join),
     ),
     (
@@ -98,6 +100,9 @@ pub fn plot_all(root: &Path, lines: &[Line]) -> Result<(), String> {
     Ok(())
 }
 
+/// The chart of one panel, whatever its y axis.
+type Chart<'a, 'b, Y> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, Y>>;
+
 /// Draws one plot, a panel per profile, into an RGB buffer.
 fn draw(
     pixels: &mut [u8],
@@ -112,31 +117,94 @@ fn draw(
     root.fill(&WHITE)?;
     let panels = root.split_evenly((1, groups.len()));
     for (panel, (profile, sizes)) in panels.iter().zip(groups) {
-        let measures: &[Measure] = match kind {
-            Kind::Median(measure) => &[measure][..],
-            Kind::Detection => &[Measure::DetectAll, Measure::DetectFirst],
+        let data = Panel {
+            lines,
+            profile,
+            sizes,
+            kind,
         };
-        let y_max = IMPLS
-            .iter()
-            .flat_map(|i| sizes.iter().map(move |&n| (i, n)))
-            .flat_map(|(i, n)| {
-                measures
-                    .iter()
-                    .flat_map(move |&m| results::samples(lines, i, profile, n, m))
-            })
-            .fold(0.0_f64, f64::max);
-        let y_max = if y_max > 0.0 { y_max * 1.15 } else { 1.0 };
-        let (x_min, x_max) = (
-            x_of(*sizes.first().unwrap_or(&2)) - 0.5,
-            x_of(*sizes.last().unwrap_or(&2)) + 0.5,
-        );
-        let mut chart = ChartBuilder::on(panel)
+        let (y_min, y_max) = data.y_extent();
+        let x = x_of(*sizes.first().unwrap_or(&2)) - 0.5..x_of(*sizes.last().unwrap_or(&2)) + 0.5;
+        let mut builder = ChartBuilder::on(panel);
+        builder
             .caption(format!("{title} ({profile})"), ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(40)
-            .y_label_area_size(64)
-            .build_cartesian_2d(x_min..x_max, 0.0..y_max)?;
-        let steps = (x_max - x_min).round() as usize + 1;
+            .y_label_area_size(64);
+        if data.log_y() {
+            // Join times span milliseconds to the harness's timeouts: a log axis keeps both.
+            let y = (y_min / 2.0..y_max * 2.0).log_scale();
+            let mut chart = builder.build_cartesian_2d(x, y)?;
+            data.fill(&mut chart, y_label, y_max * 1.5)?;
+        } else {
+            let mut chart = builder.build_cartesian_2d(x, 0.0..y_max * 1.15)?;
+            data.fill(&mut chart, y_label, y_max * 1.08)?;
+        }
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// One panel's data: the lines of one profile at its sizes.
+struct Panel<'a> {
+    lines: &'a [Line],
+    profile: &'a str,
+    sizes: &'a [u64],
+    kind: Kind,
+}
+
+impl Panel<'_> {
+    fn measures(&self) -> &'static [Measure] {
+        match self.kind {
+            Kind::Median(Measure::Join) => &[Measure::Join],
+            Kind::Median(Measure::Bytes) => &[Measure::Bytes],
+            Kind::Median(_) => &[Measure::Cpu],
+            Kind::Detection => &[Measure::DetectAll, Measure::DetectFirst],
+        }
+    }
+
+    fn log_y(&self) -> bool {
+        matches!(self.kind, Kind::Median(Measure::Join))
+    }
+
+    fn samples(&self, implementation: &str, n: u64, measure: Measure) -> Vec<f64> {
+        results::samples(self.lines, implementation, self.profile, n, measure)
+    }
+
+    /// The smallest and largest sample of the panel (positive; 1 when there is none).
+    fn y_extent(&self) -> (f64, f64) {
+        let all: Vec<f64> = IMPLS
+            .iter()
+            .flat_map(|i| self.sizes.iter().map(move |&n| (i, n)))
+            .flat_map(|(i, n)| {
+                self.measures()
+                    .iter()
+                    .flat_map(move |&m| self.samples(i, n, m))
+            })
+            .filter(|v| *v > 0.0)
+            .collect();
+        let max = all.iter().copied().fold(0.0_f64, f64::max);
+        let min = all.iter().copied().fold(f64::INFINITY, f64::min);
+        if all.is_empty() {
+            (1.0, 1.0)
+        } else {
+            (min, max)
+        }
+    }
+
+    /// Draws the mesh, both implementations and the legend; a cross at `top` marks a size
+    /// where every repetition of an implementation failed.
+    fn fill<'a, 'b: 'a, Y>(
+        &self,
+        chart: &mut Chart<'a, 'b, Y>,
+        y_label: &str,
+        top: f64,
+    ) -> Result<(), Box<dyn std::error::Error>>
+    where
+        Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    {
+        let x_range = chart.x_range();
+        let steps = (x_range.end - x_range.start).round() as usize + 1;
         chart
             .configure_mesh()
             .x_labels(steps)
@@ -146,15 +214,16 @@ fn draw(
             .label_style(("sans-serif", 14))
             .axis_desc_style(("sans-serif", 14))
             .draw()?;
+        let measures = self.measures();
         for (i, implementation) in IMPLS.iter().enumerate() {
             let colour = COLOURS[i];
             // Side by side: rumour a little left of each size, memberlist a little right.
-            let shift = if i == 0 { -0.06 } else { 0.06 };
-            let stats: Vec<(f64, Stats)> = sizes
+            let shift = if i == 0 { -0.08 } else { 0.08 };
+            let stats: Vec<(f64, Stats)> = self
+                .sizes
                 .iter()
                 .filter_map(|&n| {
-                    let measure = measures[0];
-                    Stats::of(results::samples(lines, implementation, profile, n, measure))
+                    Stats::of(self.samples(implementation, n, measures[0]))
                         .map(|s| (x_of(n) + shift, s))
                 })
                 .collect();
@@ -167,7 +236,7 @@ fn draw(
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
                 });
-            match kind {
+            match self.kind {
                 Kind::Median(_) => {
                     chart.draw_series(
                         stats
@@ -187,14 +256,41 @@ fn draw(
                         } else {
                             colour.stroke_width(1)
                         };
-                        chart.draw_series(sizes.iter().flat_map(|&n| {
-                            results::samples(lines, implementation, profile, n, measure)
+                        chart.draw_series(self.sizes.iter().flat_map(|&n| {
+                            self.samples(implementation, n, measure)
                                 .into_iter()
                                 .map(move |y| Circle::new((x_of(n) + shift, y), 4, style))
                         }))?;
                     }
                 }
             }
+            let failed: Vec<f64> = self
+                .sizes
+                .iter()
+                .filter(|&&n| {
+                    self.samples(implementation, n, measures[0]).is_empty()
+                        && results::failures(
+                            self.lines,
+                            implementation,
+                            self.profile,
+                            n,
+                            measures[0],
+                        ) > 0
+                })
+                .map(|&n| x_of(n) + shift)
+                .collect();
+            chart.draw_series(
+                failed
+                    .iter()
+                    .map(|x| Cross::new((*x, top), 6, colour.stroke_width(3))),
+            )?;
+            chart.draw_series(failed.iter().map(|x| {
+                Text::new(
+                    "failed",
+                    (*x, top),
+                    ("sans-serif", 13).into_font().color(&colour),
+                )
+            }))?;
         }
         chart
             .configure_series_labels()
@@ -203,9 +299,8 @@ fn draw(
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()?;
+        Ok(())
     }
-    root.present()?;
-    Ok(())
 }
 
 /// Encodes an RGB buffer as a PNG file.
