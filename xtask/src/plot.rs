@@ -133,12 +133,13 @@ fn draw(
             .y_label_area_size(64);
         if data.log_y() {
             // Join times span milliseconds to the harness's timeouts: a log axis keeps both.
-            let y = (y_min / 2.0..y_max * 2.0).log_scale();
+            // Headroom above the data for the failure marks and, above them, the legend.
+            let y = (y_min / 2.0..y_max * 8.0).log_scale();
             let mut chart = builder.build_cartesian_2d(x, y)?;
-            data.fill(&mut chart, y_label, y_max * 1.5)?;
+            data.fill(&mut chart, y_label, y_max * 2.0)?;
         } else {
-            let mut chart = builder.build_cartesian_2d(x, 0.0..y_max * 1.15)?;
-            data.fill(&mut chart, y_label, y_max * 1.08)?;
+            let mut chart = builder.build_cartesian_2d(x, 0.0..y_max * 1.5)?;
+            data.fill(&mut chart, y_label, y_max * 1.2)?;
         }
     }
     root.present()?;
