@@ -1,5 +1,8 @@
 //! rumour's automation. `cargo xtask ci` runs everything CI checks, failing fast with a summary;
-//! `cargo xtask fuzz` runs the cargo-fuzz targets of `fuzz/` on nightly (CI does not).
+//! `cargo xtask fuzz` runs the cargo-fuzz targets of `fuzz/` on nightly (CI does not);
+//! `cargo xtask bench-peers` runs rumour and hashicorp/memberlist side by side and writes the
+//! table and plots of `docs/benchmarks.md`, `cargo xtask plot` only the plots (CI runs neither:
+//! they need Go and take long).
 //!
 //! Steps, in order: formatting, clippy on all targets with warnings denied, all tests (nextest
 //! when installed, else `cargo test`), doctests, the criterion benches compiled and run once in
@@ -11,6 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
+mod peers;
+mod plot;
+mod results;
 #[cfg(test)]
 mod tidy;
 
@@ -279,6 +285,15 @@ fn usage() {
          targets: {}",
         FUZZ_TARGETS.join(", ")
     );
+    eprintln!(
+        "       cargo xtask bench-peers [--profile lan|fast] [--nodes 16,64,..] [--repeat N]\n                          \
+         [--scenario S] [--seed S] [--steady-secs S] [--report-only]\n                          \
+         run rumour and hashicorp/memberlist side by side (needs Go and Debian's\n                          \
+         golang-github-hashicorp-memberlist-dev; default: lan 16,64,128,256 and fast 64,128,\n                          \
+         3 repetitions), save docs/benchmarks/peers.jsonl, write the table into\n                          \
+         docs/benchmarks.md and the plots"
+    );
+    eprintln!("       cargo xtask plot    redraw docs/benchmarks/peers-*.png from the saved lines");
 }
 
 fn main() -> ExitCode {
@@ -286,6 +301,8 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("ci") => run_ci(),
         Some("fuzz") => run_fuzz(&args[1..]),
+        Some("bench-peers") => peers::run(&workspace_root(), &args[1..]),
+        Some("plot") => plot::run(&workspace_root()),
         _ => {
             usage();
             ExitCode::FAILURE
