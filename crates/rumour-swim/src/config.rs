@@ -88,6 +88,11 @@ config_fields! {
     /// Base period of the full-state exchange with one random member (scaled up above 32
     /// members); `None` turns periodic exchanges off.
     pullpush_interval: Option<Duration>,
+    /// Whether the periodic exchange opens with a digest of the member table (a few dozen
+    /// bytes) and sends full state only when the peer's table differs; `false` sends full
+    /// state every time (memberlist's push/pull). Joins, re-joins and reconnections always
+    /// send full state.
+    pullpush_digest: bool,
     /// Period (jittered) of the re-join of the seeds given to `join`; `None` turns it off.
     rejoin_interval: Option<Duration>,
     /// Period (jittered) of the attempts to reach one recently failed, already reaped member,
@@ -169,6 +174,7 @@ impl Config {
             gossip_nodes: nz(3),
             gossip_to_the_dead_time: Duration::from_secs(30),
             pullpush_interval: Some(Duration::from_secs(30)),
+            pullpush_digest: true,
             rejoin_interval: Some(Duration::from_secs(120)),
             reconnect_interval: Some(Duration::from_secs(30)),
             reconnect_timeout: Duration::from_secs(6 * 3600),
@@ -205,6 +211,7 @@ impl Config {
             gossip_nodes: nz(4),
             gossip_to_the_dead_time: Duration::from_secs(60),
             pullpush_interval: Some(Duration::from_secs(60)),
+            pullpush_digest: true,
             rejoin_interval: Some(Duration::from_secs(300)),
             reconnect_interval: Some(Duration::from_secs(60)),
             stream_timeout: Duration::from_secs(30),
@@ -224,6 +231,7 @@ impl Config {
             gossip_interval: Duration::from_millis(100),
             gossip_to_the_dead_time: Duration::from_secs(15),
             pullpush_interval: Some(Duration::from_secs(15)),
+            pullpush_digest: true,
             rejoin_interval: Some(Duration::from_secs(30)),
             reconnect_interval: Some(Duration::from_secs(10)),
             stream_timeout: Duration::from_secs(1),

@@ -566,6 +566,40 @@ impl Membership {
             .collect()
     }
 
+    /// How many members [`Membership::snapshot`] holds and their stable hash, in name order:
+    /// for each member its name's length and bytes, its address (IP as 16 bytes, IPv4 mapped,
+    /// then the port), incarnation, state (0 alive, 1 suspect, 2 dead, 3 left) and metadata's
+    /// length and bytes. Two nodes whose full states would be equal have equal digests.
+    pub(crate) fn digest(&self) -> (u32, u64) {
+        let mut hasher = rumour_wire::StableHasher::default();
+        let mut count: u32 = 0;
+        for m in self
+            .entries
+            .values()
+            .filter(|e| e.confirmed)
+            .map(|e| &e.member)
+        {
+            count = count.saturating_add(1);
+            hasher.write_str(m.name.as_str());
+            let ip = match m.addr.ip() {
+                std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+                std::net::IpAddr::V6(v6) => v6,
+            };
+            hasher.write(&ip.octets());
+            hasher.write_u64(u64::from(m.addr.port()));
+            hasher.write_u64(u64::from(m.incarnation.0));
+            hasher.write_u64(match m.state {
+                State::Alive => 0,
+                State::Suspect => 1,
+                State::Dead => 2,
+                State::Left => 3,
+            });
+            hasher.write_u64(m.meta.len() as u64);
+            hasher.write(&m.meta);
+        }
+        (count, hasher.finish())
+    }
+
     /// The claim as this node can credit it (see the module's rules): an alive about another
     /// known member raises its incarnation by at most `max_incarnation_jump`; an accusation
     /// about another known member is taken at the stored incarnation, and a death declared by

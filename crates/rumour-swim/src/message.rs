@@ -45,6 +45,10 @@ pub enum Message {
     Dead(Dead),
     /// A full-state exchange (join, anti-entropy), on streams only.
     State(StateExchange),
+    /// The opening of a periodic anti-entropy exchange, on streams only: a digest of the
+    /// sender's member table. A receiver whose table hashes the same sends nothing; one whose
+    /// table differs starts a full [`StateExchange`] with the sender.
+    Digest(StateDigest),
 }
 
 /// The type of a [`Message`], for errors and statistics.
@@ -66,6 +70,8 @@ pub enum MessageKind {
     Dead,
     /// [`Message::State`].
     State,
+    /// [`Message::Digest`].
+    Digest,
 }
 
 impl CountedKind for MessageKind {
@@ -78,6 +84,7 @@ impl CountedKind for MessageKind {
         MessageKind::Suspect,
         MessageKind::Dead,
         MessageKind::State,
+        MessageKind::Digest,
     ];
 
     fn index(self) -> usize {
@@ -94,6 +101,7 @@ impl CountedKind for MessageKind {
             MessageKind::Suspect => "suspect",
             MessageKind::Dead => "dead",
             MessageKind::State => "state",
+            MessageKind::Digest => "digest",
         }
     }
 }
@@ -225,6 +233,20 @@ pub struct MemberState {
 /// Decodes a member list: a declared count over [`MAX_STATE_MEMBERS`] is refused before any
 /// element is read, and memory is reserved only as elements actually decode (each takes at
 /// least 11 input bytes), so a decode never allocates more than a small multiple of its input.
+/// A digest of the sender's member table ([`Message::Digest`]): what a full-state exchange
+/// would carry, hashed (`docs/protocol-swim.md` gives the hash's input).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateDigest {
+    /// The sender.
+    pub source: NodeName,
+    /// The sender's address (a table that differs is exchanged with it).
+    pub source_addr: SocketAddr,
+    /// How many members the sender's full state would carry.
+    pub members: u32,
+    /// The stable hash of those members, in name order.
+    pub hash: u64,
+}
+
 fn bounded_members<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Vec<MemberState>, D::Error> {
@@ -268,6 +290,7 @@ impl Message {
             Message::Suspect(_) => MessageKind::Suspect,
             Message::Dead(_) => MessageKind::Dead,
             Message::State(_) => MessageKind::State,
+            Message::Digest(_) => MessageKind::Digest,
         }
     }
 
@@ -307,7 +330,11 @@ impl Message {
                 .map(|m| m.meta.len())
                 .max()
                 .unwrap_or(0),
-            Message::Ack(_) | Message::Nack(_) | Message::Suspect(_) | Message::Dead(_) => 0,
+            Message::Ack(_)
+            | Message::Nack(_)
+            | Message::Suspect(_)
+            | Message::Dead(_)
+            | Message::Digest(_) => 0,
         }
     }
 

@@ -46,6 +46,9 @@ pub struct Stats {
     pub conflicts: u64,
     /// Full-state exchanges started (joins, periodic, re-joins, reconnections).
     pub pullpushes: u64,
+    /// Periodic exchanges opened by a peer whose member-table digest equalled this node's (no
+    /// full state sent).
+    pub digests_matched: u64,
     /// Attempts to reach a reaped failed member (partition healing).
     pub reconnect_attempts: u64,
     /// Members removed from the reconnect list because it was full.

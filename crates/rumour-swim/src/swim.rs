@@ -79,6 +79,9 @@ pub struct Swim {
     events: EventQueue,
     /// Bumped with every event, delivered or dropped: see [`Swim::table_generation`].
     generation: u64,
+    /// When the last event about a member (not a health or conflict notice) was emitted: the
+    /// periodic exchange opens with a digest only once the table has settled.
+    last_member_change: Instant,
     stats: Stats,
     seq: u32,
     timers: Timers,
@@ -160,6 +163,7 @@ impl Swim {
             ),
             events: EventQueue::new(config.event_queue_capacity().get()),
             generation: 0,
+            last_member_change: now,
             stats: Stats::default(),
             seq: 0,
             timers: Timers::default(),
@@ -379,7 +383,7 @@ impl Swim {
         let now = self.tick(now);
         let misplaced = match delivery {
             Delivery::Stream => matches!(message, Message::IndirectPing(_) | Message::Nack(_)),
-            Delivery::Datagram => matches!(message, Message::State(_)),
+            Delivery::Datagram => matches!(message, Message::State(_) | Message::Digest(_)),
         };
         if misplaced {
             self.stats.decode_errors += 1;
@@ -524,6 +528,7 @@ impl Swim {
             Message::Suspect(suspect) => self.on_suspect(now, suspect),
             Message::Dead(dead) => self.on_dead(now, dead),
             Message::State(state) => self.on_state(now, from, state),
+            Message::Digest(digest) => self.on_digest(from, digest),
         }
     }
 
@@ -561,6 +566,12 @@ impl Swim {
 
     fn emit(&mut self, event: Event) {
         self.generation = self.generation.wrapping_add(1);
+        if !matches!(
+            event,
+            Event::HealthScoreChanged { .. } | Event::AddressConflict { .. }
+        ) {
+            self.last_member_change = self.clock;
+        }
         self.events.push(event);
     }
 

@@ -10,7 +10,7 @@ mod report;
 mod run;
 mod view;
 
-pub use report::{AttackFigures, Report, Spread};
+pub use report::{AttackFigures, IdleTraffic, KindRate, Report, Spread};
 pub use run::run;
 pub use view::ScenarioView;
 

@@ -1,5 +1,7 @@
 //! What a scenario run reports.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 /// Latency to reach a share of the nodes, in seconds and in gossip rounds.
@@ -68,6 +70,37 @@ pub struct AttackFigures {
     pub recovery_seconds: Option<f64>,
 }
 
+/// One message kind's share of an idle cluster's traffic, per node and simulated second.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct KindRate {
+    /// Messages of this kind (for `framing`: datagrams plus streams).
+    pub messages_per_node_s: f64,
+    /// Their bytes (a layer's encoded message, without channel tag or frame).
+    pub bytes_per_node_s: f64,
+}
+
+/// What an idle, converged cluster sends, by message kind (`steady`).
+///
+/// Kinds are named `swim.<kind>` and `kv.<kind>` after the layers' own counters (the cores'
+/// `TrafficByKind`); `framing` is everything else on the wire: the one-byte channel tag of
+/// every message, the transport frame's header, label and checksum, the compound and stream
+/// length prefixes. The kinds add up to `bytes_per_node_s`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct IdleTraffic {
+    /// Simulated seconds measured (after the cluster converged and settled).
+    pub window_seconds: f64,
+    /// Every byte sent (frames included) per node per second.
+    pub bytes_per_node_s: f64,
+    /// Datagrams and streams sent per node per second.
+    pub packets_per_node_s: f64,
+    /// SWIM full-state exchanges started per node per second (periodic, re-joins, reconnections).
+    pub swim_pullpushes_per_node_s: f64,
+    /// Attempts to reach reaped failed members per node per second.
+    pub reconnect_attempts_per_node_s: f64,
+    /// Traffic by kind.
+    pub by_kind: BTreeMap<String, KindRate>,
+}
+
 /// The outcome of one scenario run. Fields that do not apply to a scenario are `None` (and left
 /// out of the JSON).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -123,6 +156,9 @@ pub struct Report {
     /// What an attacker achieved (`attack`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attack: Option<AttackFigures>,
+    /// What the idle, converged cluster sends, by kind (`steady`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle: Option<IdleTraffic>,
     /// Suspicions raised, summed over the nodes.
     pub suspicions: u64,
     /// Refutations of self, summed over the nodes.

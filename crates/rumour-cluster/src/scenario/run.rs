@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rumour_wire::CountedKind;
 
 use super::view::ScenarioView;
-use super::{Report, Scenario, ScenarioConfig, Spread};
+use super::{IdleTraffic, KindRate, Report, Scenario, ScenarioConfig, Spread};
 use crate::sim::{Fault, LinkConfig, NodeId, NodeSeed, Sim, SimError};
 use crate::{Node, NodeConfig, NodeEvent};
 
@@ -438,21 +439,108 @@ fn ring(config: &ScenarioConfig) -> Result<Report, SimError> {
     Ok(report)
 }
 
-/// Simulated seconds the `steady` scenario runs, joins included.
+/// Simulated seconds the `steady` scenario runs at least, joins included.
 const STEADY_SECONDS: u64 = 120;
 
+/// How long `steady` lets a converged cluster settle before it measures the idle window.
+const IDLE_SETTLE: Duration = Duration::from_secs(10);
+
+/// The idle window `steady` measures by kind: four 30 s pull-push periods of the LAN profile.
+const IDLE_WINDOW: Duration = Duration::from_secs(120);
+
+/// Traffic counters summed over the running nodes: `(kind, messages, bytes)` plus totals.
+#[derive(Clone, Debug, Default)]
+struct TrafficSnapshot {
+    kinds: BTreeMap<String, (u64, u64)>,
+    bytes: u64,
+    packets: u64,
+    pullpushes: u64,
+    reconnects: u64,
+}
+
+impl TrafficSnapshot {
+    fn take(sim: &Sim<Node>) -> TrafficSnapshot {
+        let mut kinds: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        let mut add = |name: String, t: rumour_wire::Traffic| {
+            let slot = kinds.entry(name).or_default();
+            slot.0 += t.messages;
+            slot.1 += t.bytes;
+        };
+        let mut snap = TrafficSnapshot::default();
+        for (_, node) in sim.running() {
+            let swim = node.swim().stats();
+            for (kind, t) in swim.sent.iter() {
+                add(format!("swim.{}", kind.as_str()), t);
+            }
+            for (kind, t) in node.gossip().stats().sent.iter() {
+                add(format!("kv.{}", kind.as_str()), t);
+            }
+            let stats = node.stats();
+            snap.bytes += stats.bytes_sent;
+            snap.packets += stats.datagrams_sent + stats.streams_sent;
+            snap.pullpushes += swim.pullpushes;
+            snap.reconnects += swim.reconnect_attempts;
+        }
+        snap.kinds = kinds;
+        snap
+    }
+
+    /// The traffic between `self` (earlier) and `later`, per node and second.
+    fn rates(&self, later: &TrafficSnapshot, nodes: usize, window: Duration) -> IdleTraffic {
+        let per = |v: u64| v as f64 / nodes.max(1) as f64 / window.as_secs_f64().max(1e-9);
+        let mut by_kind = BTreeMap::new();
+        let mut layered = 0;
+        for (name, &(messages, bytes)) in &later.kinds {
+            let (m0, b0) = self.kinds.get(name).copied().unwrap_or_default();
+            layered += bytes - b0;
+            by_kind.insert(
+                name.clone(),
+                KindRate {
+                    messages_per_node_s: per(messages - m0),
+                    bytes_per_node_s: per(bytes - b0),
+                },
+            );
+        }
+        let bytes = later.bytes - self.bytes;
+        let packets = later.packets - self.packets;
+        by_kind.insert(
+            "framing".to_string(),
+            KindRate {
+                messages_per_node_s: per(packets),
+                bytes_per_node_s: per(bytes.saturating_sub(layered)),
+            },
+        );
+        IdleTraffic {
+            window_seconds: window.as_secs_f64(),
+            bytes_per_node_s: per(bytes),
+            packets_per_node_s: per(packets),
+            swim_pullpushes_per_node_s: per(later.pullpushes - self.pullpushes),
+            reconnect_attempts_per_node_s: per(later.reconnects - self.reconnects),
+            by_kind,
+        }
+    }
+}
+
+/// Joins, then measures an idle window by kind ([`IdleTraffic`]); the whole-run figures
+/// (`bytes_per_node_s`) include the join.
 fn steady(config: &ScenarioConfig, progress: &mut dyn FnMut(f64)) -> Result<Report, SimError> {
     let mut cluster = Cluster::new(config, false);
     cluster.set_loss(config.loss.unwrap_or(0.0));
     let took = cluster.converge(Duration::from_secs(STEADY_SECONDS))?;
-    let end = Duration::from_secs(STEADY_SECONDS);
+    cluster.sim.run_for(IDLE_SETTLE)?;
+    let before = TrafficSnapshot::take(&cluster.sim);
+    let start = cluster.sim.elapsed();
+    let end = (start + IDLE_WINDOW).max(Duration::from_secs(STEADY_SECONDS));
     while cluster.sim.elapsed() < end {
         let step = Duration::from_secs(10).min(end - cluster.sim.elapsed());
         cluster.sim.run_for(step)?;
         progress(cluster.sim.elapsed().as_secs_f64() / end.as_secs_f64());
     }
+    let after = TrafficSnapshot::take(&cluster.sim);
+    let idle = before.rates(&after, config.nodes, cluster.sim.elapsed() - start);
     let mut report = cluster.report(took.is_some());
     report.join_seconds = took.map(|d| d.as_secs_f64());
+    report.idle = Some(idle);
     let (fp, declarations) = cluster.false_positives(|_| true);
     report.false_positives = Some(fp);
     report.false_positive_declarations = Some(declarations);

@@ -7,8 +7,8 @@ use std::time::Instant;
 use super::Swim;
 use super::dissemination::next_tick;
 use crate::member::State;
-use crate::message::{Exchange, Message, StateExchange};
-use rumour_wire::pullpush_scale;
+use crate::message::{Exchange, Message, StateDigest, StateExchange};
+use rumour_wire::{pullpush_scale, retransmit_limit};
 
 use crate::pullpush::PullPush;
 
@@ -18,6 +18,51 @@ impl Swim {
         self.stats.pullpushes += 1;
         let message = self.state_message(Exchange::Request, join);
         self.send_stream(to, &message, Some(PullPush::Request { join }));
+    }
+
+    /// Starts a periodic anti-entropy exchange with `to`, digest first: `to` answers with a
+    /// full-state exchange only when its member table differs (see [`Swim::on_digest`]). The
+    /// stream still opens the KV store's pull-push (it has its own digests).
+    fn send_digest_request(&mut self, to: SocketAddr) {
+        self.stats.pullpushes += 1;
+        let me = self.members.local();
+        let (members, hash) = self.members.digest();
+        let message = Message::Digest(StateDigest {
+            source: me.name.clone(),
+            source_addr: me.addr,
+            members,
+            hash,
+        });
+        self.send_stream(to, &message, Some(PullPush::Request { join: false }));
+    }
+
+    /// A peer's digest: nothing to do when the tables agree; otherwise a full-state exchange
+    /// with the peer, under the rule of [`Swim::on_state`]'s replies (only to the stream's peer
+    /// host or to a confirmed member's address).
+    pub(super) fn on_digest(&mut self, from: SocketAddr, digest: StateDigest) {
+        if digest.source == *self.local_name() {
+            return;
+        }
+        let from_its_host = from.ip() == digest.source_addr.ip();
+        if from_its_host {
+            self.members.forget_reaped(&digest.source);
+            self.confirm(&digest.source, digest.source_addr);
+        }
+        if self.members.digest() == (digest.members, digest.hash) {
+            self.stats.digests_matched += 1;
+            return;
+        }
+        if from_its_host
+            || self
+                .members
+                .is_confirmed_at(&digest.source, digest.source_addr)
+        {
+            self.stats.pullpushes += 1;
+            let request = self.state_message(Exchange::Request, false);
+            self.send_stream(digest.source_addr, &request, None);
+        } else {
+            self.stats.replies_refused += 1;
+        }
     }
 
     fn state_message(&self, exchange: Exchange, join: bool) -> Message {
@@ -103,7 +148,20 @@ impl Swim {
             let period = pullpush_scale(base, self.members.len());
             let at = self.timers.pullpush.expect("checked");
             self.timers.pullpush = Some(next_tick(at, now, period));
-            self.exchange_with_random_member(false);
+            let target = self.random_members(1, |m| m.state == State::Alive);
+            // Digest first only once the table has settled: no member event for as long as
+            // gossip retransmits an update. While members come and go, tables differ anyway
+            // and a digest would only delay the full exchange by a round trip.
+            let window = self.config.gossip_interval()
+                * retransmit_limit(self.config.retransmit_mult().get(), self.members.len());
+            let settled = now.saturating_duration_since(self.last_member_change) >= window;
+            if let Some(member) = target.first() {
+                if self.config.pullpush_digest() && settled {
+                    self.send_digest_request(member.addr);
+                } else {
+                    self.send_exchange_request(member.addr, false);
+                }
+            }
         }
         if self.timers.followup.is_some_and(|at| at <= now) {
             self.timers.followup = None;

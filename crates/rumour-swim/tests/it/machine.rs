@@ -9,7 +9,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rumour_swim::message::{
     Ack, Alive, Dead, Exchange, IndirectPing, MemberState, Message, MessageKind, Nack, Ping,
-    StateExchange, Suspect,
+    StateDigest, StateExchange, Suspect,
 };
 use rumour_swim::{Config, Error, Event, Incarnation, NodeName, PullPush, State, Swim, Transmit};
 use rumour_wire::Delivery;
@@ -846,4 +846,143 @@ fn a_node_remembers_at_most_64_seeds_for_the_periodic_rejoin() {
     assert!(rejoined.len() <= 64, "{} seeds re-joined", rejoined.len());
     assert!(rejoined.contains(&seed(99)), "the latest seeds are kept");
     assert!(!rejoined.contains(&seed(0)), "the oldest are forgotten");
+}
+
+/// LAN with a 2 s periodic exchange, a table that settles 4 s after a change (1 s gossip,
+/// 4 retransmits) and probes rare enough that no peer (they never answer here) is suspected
+/// before the exchanges come due.
+fn exchange_config(digest: bool) -> Config {
+    Config::lan()
+        .to_builder()
+        .probe_interval(Duration::from_secs(60))
+        .gossip_interval(Duration::from_secs(1))
+        .pullpush_interval(Some(Duration::from_secs(2)))
+        .pullpush_digest(digest)
+        .build()
+        .unwrap()
+}
+
+/// The digest the machine sends when a periodic exchange comes due with its table settled
+/// (exchanges right after a change send full state), and that transmit.
+fn periodic_digest(swim: &mut Swim, now: Instant) -> (Transmit, StateDigest) {
+    let out = run(swim, now + Duration::from_secs(10));
+    out.into_iter()
+        .filter(|t| t.delivery == Delivery::Stream)
+        .find_map(|t| match decoded(&t).pop() {
+            Some(Message::Digest(d)) => Some((t, d)),
+            _ => None,
+        })
+        .expect("a periodic exchange opens with a digest")
+}
+
+#[test]
+fn periodic_exchanges_send_full_state_while_the_table_changes_and_digests_once_it_settled() {
+    let (mut swim, now) = with_peers(exchange_config(true));
+    let kinds = |out: Vec<Transmit>| -> Vec<MessageKind> {
+        out.iter()
+            .filter(|t| t.delivery == Delivery::Stream)
+            .flat_map(decoded)
+            .map(|m| m.kind())
+            .collect()
+    };
+    // Full state for the exchanges within 4 s of the change, digests after.
+    let full_then_digests = |kinds: &[MessageKind]| {
+        let full = kinds
+            .iter()
+            .take_while(|&&k| k == MessageKind::State)
+            .count();
+        full >= 1 && full < kinds.len() && kinds[full..].iter().all(|&k| k == MessageKind::Digest)
+    };
+    let out = kinds(run(&mut swim, now + Duration::from_secs(10)));
+    assert!(full_then_digests(&out), "{out:?}");
+    // A new member changes the table: the next exchanges send full state again.
+    let later = now + Duration::from_secs(10);
+    confirm(&mut swim, later, "e", 5, 1);
+    let out = kinds(run(&mut swim, later + Duration::from_secs(10)));
+    assert!(full_then_digests(&out), "{out:?}");
+}
+
+#[test]
+fn the_periodic_exchange_opens_with_a_digest_that_bundles_the_kv_opening() {
+    let (mut swim, now) = with_peers(exchange_config(true));
+    let (t, digest) = periodic_digest(&mut swim, now);
+    assert_eq!(t.pullpush, Some(PullPush::Request { join: false }));
+    assert_eq!(digest.source, name("a"));
+    assert_eq!(digest.members, 4, "a, b, c and d are confirmed");
+    assert!(t.len_bytes() < 40, "{} bytes", t.len_bytes());
+}
+
+#[test]
+fn a_digest_equal_to_the_local_table_draws_nothing_and_one_that_differs_draws_full_state() {
+    let (mut swim, now) = with_peers(exchange_config(true));
+    let (_, mine) = periodic_digest(&mut swim, now);
+    let later = now + Duration::from_secs(10);
+    let from_b = SocketAddr::from(([10, 0, 0, 2], 50_000));
+    let same = Message::Digest(StateDigest {
+        source: name("b"),
+        source_addr: addr(2),
+        ..mine.clone()
+    });
+    swim.handle_stream(later, from_b, &same.encode()).unwrap();
+    assert!(drain(&mut swim).is_empty(), "equal tables: nothing to send");
+    assert_eq!(swim.stats().digests_matched, 1);
+
+    let differs = Message::Digest(StateDigest {
+        source: name("b"),
+        source_addr: addr(2),
+        hash: mine.hash ^ 1,
+        ..mine
+    });
+    swim.handle_stream(later, from_b, &differs.encode())
+        .unwrap();
+    let out = drain(&mut swim);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].to, addr(2), "to the advertised address");
+    assert_eq!(
+        out[0].pullpush, None,
+        "the KV store already had its opening"
+    );
+    match decoded(&out[0]).pop() {
+        Some(Message::State(state)) => {
+            assert_eq!(state.exchange, Exchange::Request);
+            assert!(!state.join);
+            assert_eq!(state.members.len(), 4);
+        }
+        other => panic!("expected a full state request, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_digest_naming_another_host_draws_no_state_and_a_datagram_digest_is_refused() {
+    let (mut swim, now) = machine(Config::lan());
+    let digest = Message::Digest(StateDigest {
+        source: name("s"),
+        source_addr: SocketAddr::from(([192, 0, 2, 7], 7946)),
+        members: 1,
+        hash: 1,
+    });
+    swim.handle_stream(now, addr(9), &digest.encode()).unwrap();
+    assert!(drain(&mut swim).is_empty());
+    assert_eq!(swim.stats().replies_refused, 1);
+    assert!(matches!(
+        swim.handle_packet(now, addr(9), &digest.encode()),
+        Err(Error::WrongChannel {
+            kind: MessageKind::Digest,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn with_digests_off_the_periodic_exchange_sends_full_state() {
+    let (mut swim, now) = with_peers(exchange_config(false));
+    let out = run(&mut swim, now + Duration::from_secs(10));
+    let kinds: Vec<MessageKind> = out
+        .iter()
+        .filter(|t| t.delivery == Delivery::Stream)
+        .flat_map(decoded)
+        .map(|m| m.kind())
+        .collect();
+    assert!(kinds.contains(&MessageKind::State), "{kinds:?}");
+    assert!(!kinds.contains(&MessageKind::Digest), "{kinds:?}");
 }

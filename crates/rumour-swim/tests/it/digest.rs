@@ -1,0 +1,79 @@
+//! The digest-first periodic exchange on a few machines: an idle cluster sends digests only,
+//! and a table that differs is still repaired by a full exchange.
+
+use std::time::Duration;
+
+use crate::harness::{Cluster, lan, name};
+use rumour_swim::State;
+use rumour_swim::message::{Message, MessageKind};
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+/// Full-state and digest messages sent, summed over the nodes.
+fn exchanges(c: &Cluster) -> (u64, u64) {
+    (0..c.len()).fold((0, 0), |(states, digests), i| {
+        let sent = c.node(i).stats().sent;
+        (
+            states + sent.get(MessageKind::State).messages,
+            digests + sent.get(MessageKind::Digest).messages,
+        )
+    })
+}
+
+#[test]
+fn an_idle_converged_cluster_exchanges_digests_and_no_full_state() {
+    let mut c = Cluster::converged(8, lan(), 21);
+    // Joins and their follow-ups settle first.
+    c.run_for(secs(60));
+    let (states, digests) = exchanges(&c);
+    c.run_for(secs(300));
+    let (states_after, digests_after) = exchanges(&c);
+    assert_eq!(states_after, states, "no full state while the tables agree");
+    // Eight members, one exchange per node per 30 s: about 80 in 300 s.
+    assert!(digests_after - digests >= 60, "{}", digests_after - digests);
+    let matched: u64 = (0..c.len())
+        .map(|i| c.node(i).stats().digests_matched)
+        .sum();
+    assert!(matched >= 60, "{matched}");
+}
+
+#[test]
+fn a_member_that_missed_a_joiner_learns_it_through_a_digest_that_differs() {
+    let config = lan().to_builder().rejoin_interval(None).build().unwrap();
+    let mut c = Cluster::new(7, config, 22);
+    for i in 1..6 {
+        c.join(i, 0);
+    }
+    c.run_until(secs(60), |c| {
+        (0..6).all(|i| (0..6).all(|j| c.view(i, j) == Some(State::Alive)))
+    })
+    .expect("six members converge");
+    c.run_for(secs(60));
+    // Node 2 never hears of node 6 by gossip, piggyback or ping, nor from anything node 6
+    // sends itself: only a full exchange with another member can tell it.
+    c.rule = Box::new(|l| {
+        let carries_joiner = match l.message {
+            Message::Alive(a) => a.name == name(6),
+            Message::Ping(p) => p.source.name == name(6),
+            Message::IndirectPing(p) => p.source.name == name(6),
+            Message::State(s) => s.source == name(6),
+            Message::Digest(d) => d.source == name(6),
+            _ => false,
+        };
+        let blocked = (l.to == 2 && carries_joiner) || (l.from == 2 && l.to == 6);
+        !blocked
+    });
+    let (states, _) = exchanges(&c);
+    c.join(6, 0);
+    let took = c
+        .run_until(secs(600), |c| c.view(2, 6) == Some(State::Alive))
+        .expect("node 2 learns of the joiner");
+    println!("node 2 learned of the joiner after {took:?}");
+    let (states_after, _) = exchanges(&c);
+    assert!(states_after > states);
+    // One periodic exchange per member per 30 s: someone opens one with node 2, or node 2
+    // with someone, within a few periods.
+    assert!(took < secs(180), "{took:?}");
+}
