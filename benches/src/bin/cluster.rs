@@ -1,6 +1,7 @@
-//! The cluster benchmark: N rumour nodes in one process on 127.0.0.1, each on its own UDP and
-//! TCP port, all with one configuration. Prints one JSON line per scenario on standard output
-//! (progress goes to standard error):
+//! The cluster benchmark: N rumour nodes in one process, each on a loopback IP of its own
+//! (`127.1.x.y`, or all on 127.0.0.1 with `--shared-ip`) with its own UDP and TCP port, all
+//! with one configuration. Prints one JSON line per scenario on standard output (progress goes
+//! to standard error):
 //!
 //! ```text
 //! cargo run --release -p rumour-benches --bin cluster -- \
@@ -49,6 +50,11 @@ struct Cli {
     /// Seal every frame with one cluster key (XChaCha20-Poly1305), to measure its cost.
     #[arg(long)]
     keys: bool,
+    /// Bind every node to 127.0.0.1 instead of a loopback IP of its own (127.1.x.y): limits
+    /// per source IP (inbound connections, verification pings) then apply to the whole
+    /// cluster at once, as they would to members sharing one host.
+    #[arg(long)]
+    shared_ip: bool,
 }
 
 /// The scenarios named by `--scenario`.
@@ -103,6 +109,7 @@ async fn run(cli: &Cli) -> Result<(), BenchError> {
         seed: cli.seed,
         steady: Duration::from_secs(cli.steady_secs),
         keys: cli.keys,
+        shared_ip: cli.shared_ip,
     };
     for &scenario in &cli.scenario.0 {
         let mut samples = Vec::new();

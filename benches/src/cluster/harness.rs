@@ -1,4 +1,4 @@
-//! [`LocalCluster`]: N nodes on 127.0.0.1 with one configuration, started, converged and
+//! [`LocalCluster`]: N nodes on loopback IPs with one configuration, started, converged and
 //! stopped by the benchmark.
 
 use std::future::Future;
@@ -18,6 +18,8 @@ use super::BenchError;
 pub const JOIN_POLL: Duration = Duration::from_millis(10);
 /// How long the benchmark waits for a cluster to converge before giving up.
 pub const CONVERGE_TIMEOUT: Duration = Duration::from_secs(120);
+/// How often [`LocalCluster::converge`] says how far the nodes got while it waits.
+const PROGRESS: Duration = Duration::from_secs(10);
 /// How long to wait after stopping a cluster, so its sockets and tasks are gone before the
 /// next one starts.
 const SETTLE: Duration = Duration::from_millis(300);
@@ -81,7 +83,7 @@ impl BenchProfile {
     }
 }
 
-/// N running nodes on 127.0.0.1, named `node-000`, `node-001`, ...; node 0 is the seed
+/// N running nodes on loopback IPs, named `node-000`, `node-001`, ...; node 0 is the seed
 /// every other node joins through.
 #[derive(Debug)]
 pub struct LocalCluster {
@@ -90,9 +92,10 @@ pub struct LocalCluster {
 }
 
 impl LocalCluster {
-    /// Starts node 0, then nodes 1..n-1 back to back, each joining node 0. Returns the
-    /// cluster and the instant just before the first join was started. Node seeds come from
-    /// `rng`; with `keys`, every node seals its frames with one key drawn from it.
+    /// Starts node 0, then nodes 1..n-1 back to back, each joining node 0, each on a loopback
+    /// IP of its own (all on 127.0.0.1 with `shared_ip`). Returns the cluster and the instant
+    /// just before the first join was started. Node seeds come from `rng`; with `keys`, every
+    /// node seals its frames with one key drawn from it.
     ///
     /// # Errors
     /// A node could not bind or start.
@@ -100,6 +103,7 @@ impl LocalCluster {
         n: usize,
         profile: BenchProfile,
         keys: bool,
+        shared_ip: bool,
         rng: &mut ChaCha8Rng,
     ) -> Result<(LocalCluster, Instant), BenchError> {
         let keyring = if keys {
@@ -107,12 +111,14 @@ impl LocalCluster {
         } else {
             Keyring::default()
         };
-        let first = start_node(0, profile, &keyring, rng.next_u64(), None).await?;
+        let first = start_node(0, shared_ip, profile, &keyring, rng.next_u64(), None).await?;
         let seed = first.addr();
         let mut nodes = vec![first];
         let joins_started = Instant::now();
         for i in 1..n {
-            nodes.push(start_node(i, profile, &keyring, rng.next_u64(), Some(seed)).await?);
+            nodes.push(
+                start_node(i, shared_ip, profile, &keyring, rng.next_u64(), Some(seed)).await?,
+            );
         }
         Ok((LocalCluster { nodes }, joins_started))
     }
@@ -125,6 +131,7 @@ impl LocalCluster {
     pub async fn converge(&self) -> Result<Instant, BenchError> {
         let n = self.nodes.len();
         let deadline = Instant::now() + CONVERGE_TIMEOUT;
+        let mut report_at = Instant::now() + PROGRESS;
         loop {
             let mut all = true;
             for node in &self.nodes {
@@ -136,7 +143,12 @@ impl LocalCluster {
             if all {
                 return Ok(Instant::now());
             }
+            if Instant::now() >= report_at {
+                report_at += PROGRESS;
+                eprintln!("{}", self.diagnose().await?);
+            }
             if Instant::now() >= deadline {
+                eprintln!("{}", self.diagnose().await?);
                 return Err(BenchError::Timeout {
                     what: format!("all {n} nodes see {n} members alive"),
                     after: CONVERGE_TIMEOUT,
@@ -144,6 +156,55 @@ impl LocalCluster {
             }
             tokio::time::sleep(JOIN_POLL).await;
         }
+    }
+
+    /// A line on what the nodes see and what their transports and drivers dropped, summed
+    /// over the nodes: printed when a cluster does not converge.
+    pub async fn diagnose(&self) -> Result<String, BenchError> {
+        let (mut lo, mut hi) = (usize::MAX, 0);
+        let mut sum = rumour_cluster::transport::Stats::default();
+        let (mut sends_dropped, mut join_attempts) = (0, 0);
+        let mut lagging = String::new();
+        for node in &self.nodes {
+            let alive = node.num_alive().await?;
+            (lo, hi) = (lo.min(alive), hi.max(alive));
+            let stats = node.stats().await?;
+            if alive < self.nodes.len() && lagging.is_empty() {
+                lagging = format!(
+                    "; {} sees {:?}, {} dropped transmits, {} dropped broadcasts, {} events dropped",
+                    node.name(),
+                    stats.members,
+                    stats.swim.transmits_dropped,
+                    stats.swim.broadcasts_dropped,
+                    stats.swim.events_dropped,
+                );
+            }
+            let t = stats.transport;
+            sum.streams_refused += t.streams_refused;
+            sum.streams_refused_per_ip += t.streams_refused_per_ip;
+            sum.connections_opened += t.connections_opened;
+            sum.connections_accepted += t.connections_accepted;
+            sum.send_errors += t.send_errors;
+            sum.dropped_queue_full += t.dropped_queue_full;
+            sum.dropped_timeout += t.dropped_timeout;
+            sum.dropped_io += t.dropped_io;
+            sends_dropped += stats.driver.sends_dropped;
+            join_attempts += stats.driver.join_attempts;
+        }
+        Ok(format!(
+            "  alive seen {lo}..={hi}; connections opened {} accepted {}, refused {} (per IP {}); \
+             send errors {}; dropped: queue full {}, timeout {}, io {}; driver sends dropped {}; \
+             join attempts {join_attempts}{lagging}",
+            sum.connections_opened,
+            sum.connections_accepted,
+            sum.streams_refused,
+            sum.streams_refused_per_ip,
+            sum.send_errors,
+            sum.dropped_queue_full,
+            sum.dropped_timeout,
+            sum.dropped_io,
+            sends_dropped,
+        ))
     }
 
     /// Stops every node at once (abruptly, without goodbyes) and waits a moment for the
@@ -158,16 +219,27 @@ impl LocalCluster {
     }
 }
 
-/// Starts node `i` on a free port of 127.0.0.1, joining `seed` if given.
+/// The loopback IP node `i` binds: `127.0.0.1` for every node with `shared_ip`, else one of
+/// its own, `127.1.x.y` (Linux routes all of 127/8 to the loopback interface).
+fn node_ip(i: usize, shared_ip: bool) -> [u8; 4] {
+    if shared_ip {
+        return [127, 0, 0, 1];
+    }
+    let [.., hi, lo] = u32::try_from(i + 1).unwrap_or(u32::MAX).to_be_bytes();
+    [127, 1, hi, lo]
+}
+
+/// Starts node `i` on a free port of its loopback IP, joining `seed` if given.
 async fn start_node(
     i: usize,
+    shared_ip: bool,
     profile: BenchProfile,
     keyring: &Keyring,
     rng_seed: u64,
     seed: Option<SocketAddr>,
 ) -> Result<Cluster, BenchError> {
     let node = Cluster::builder(format!("node-{i:03}"))
-        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .bind(SocketAddr::from((node_ip(i, shared_ip), 0)))
         .profile(Profile::Lan)
         .configure(move |config| profile.apply(config))
         .seed(rng_seed)

@@ -1,5 +1,5 @@
-//! The cluster benchmark: N rumour nodes in one process on 127.0.0.1, each on its own UDP and
-//! TCP port, measured on real sockets (see `docs/benchmarks.md`).
+//! The cluster benchmark: N rumour nodes in one process, each on a loopback IP of its own
+//! (`127.1.x.y`, or all on 127.0.0.1 with `--shared-ip`) with its own UDP and TCP port, measured on real sockets (see `docs/benchmarks.md`).
 //!
 //! - [`harness`] starts, converges and stops a local cluster with one configuration.
 //! - [`scenario`] times one repetition of `join`, `detect`, `broadcast` or `steady`.

@@ -46,6 +46,9 @@ pub struct Report {
     /// Whether frames were sealed (`--keys`); left out when not.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub keys: bool,
+    /// Whether every node bound 127.0.0.1 (`--shared-ip`); left out when not.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub shared_ip: bool,
     /// The scenario.
     pub scenario: &'static str,
     /// Repetitions.
@@ -81,6 +84,7 @@ impl Report {
             profile: settings.profile.name(),
             n: settings.nodes,
             keys: settings.keys,
+            shared_ip: settings.shared_ip,
             scenario: scenario.name(),
             repeat: samples.len(),
             seconds: Summary::of(samples.iter().filter_map(|s| s.seconds)),

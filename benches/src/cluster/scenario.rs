@@ -78,6 +78,8 @@ pub struct Settings {
     pub steady: Duration,
     /// Whether every frame is sealed (XChaCha20-Poly1305, one key for the cluster).
     pub keys: bool,
+    /// Whether every node binds 127.0.0.1 (else each binds a loopback IP of its own).
+    pub shared_ip: bool,
 }
 
 /// What one repetition measured.
@@ -132,8 +134,14 @@ pub struct Idle {
 pub async fn run(scenario: Scenario, settings: &Settings, rep: u64) -> Result<Sample, BenchError> {
     let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
     rng.set_stream(rep);
-    let (cluster, joins_started) =
-        LocalCluster::start(settings.nodes, settings.profile, settings.keys, &mut rng).await?;
+    let (cluster, joins_started) = LocalCluster::start(
+        settings.nodes,
+        settings.profile,
+        settings.keys,
+        settings.shared_ip,
+        &mut rng,
+    )
+    .await?;
     let sample = match cluster.converge().await {
         Err(error) => Err(error),
         Ok(converged) => match scenario {

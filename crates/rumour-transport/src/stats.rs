@@ -44,11 +44,16 @@ counters! {
     connections_opened,
     /// Inbound connections accepted.
     connections_accepted,
-    /// Inbound connections refused because `max_inbound_streams` were already open.
+    /// Inbound connections refused because `max_inbound_streams` were already open and none
+    /// of them idle.
     streams_refused,
     /// Inbound connections refused because `max_streams_per_ip` were already open from the
-    /// same source IP.
+    /// same source IP and none of them idle.
     streams_refused_per_ip,
+    /// Idle inbound connections closed to make room for a new one past a limit.
+    streams_evicted,
+    /// Inbound connections that found every place busy and waited for one.
+    streams_waited,
     /// Datagrams and inbound connections refused because their source is outside
     /// `allowed_cidrs` (nothing of them was read).
     refused_source,

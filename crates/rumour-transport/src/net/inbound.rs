@@ -17,7 +17,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout, timeout_at};
 
-use super::{IpSlot, Shared, wire};
+use super::{IdleTicket, IpSlot, Shared, wire};
 use crate::frame::FrameCodec;
 use crate::stats::incr;
 use crate::{Delivery, FrameErrorKind, Incoming, Label};
@@ -57,14 +57,15 @@ pub(super) async fn read_datagrams(shared: Arc<Shared>, socket: Arc<UdpSocket>) 
 }
 
 /// Accepts TCP connections, refusing (closing at once, before reading anything) those from
-/// outside the allow-list, past `max_streams_per_ip` from one IP, or past
-/// `max_inbound_streams`.
+/// outside the allow-list; each other connection gets its places (see [`places`]) in a task of
+/// its own, then is served.
 pub(super) async fn accept_streams(
     shared: Arc<Shared>,
     listener: TcpListener,
     conns: Arc<Mutex<JoinSet<()>>>,
 ) {
     let permits = Arc::new(Semaphore::new(shared.config.max_inbound_streams));
+    let waiting = Arc::new(Semaphore::new(shared.config.max_inbound_streams));
     let mut backoff = Duration::from_millis(5);
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -82,19 +83,71 @@ pub(super) async fn accept_streams(
             tracing::debug!(%peer, "refused inbound stream: source not allowed");
             continue;
         }
-        let Some(slot) = shared.ip_slot(peer.ip()) else {
-            tracing::debug!(%peer, "refused inbound stream: too many from this IP");
-            continue;
-        };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            incr(&shared.counters.streams_refused);
-            tracing::debug!(%peer, "refused inbound stream: too many open");
-            continue;
-        };
-        incr(&shared.counters.connections_accepted);
+        let (shared, permits, waiting) = (shared.clone(), permits.clone(), waiting.clone());
         let mut conns = conns.lock().unwrap_or_else(PoisonError::into_inner);
         while conns.try_join_next().is_some() {}
-        conns.spawn(serve_stream(shared.clone(), stream, peer, (permit, slot)));
+        conns.spawn(async move {
+            let Some(slots) = places(&shared, peer, &permits, &waiting).await else {
+                return;
+            };
+            incr(&shared.counters.connections_accepted);
+            serve_stream(shared, stream, peer, slots).await;
+        });
+    }
+}
+
+/// A connection's places: one of `max_streams_per_ip` for its IP and one of
+/// `max_inbound_streams`. Past a limit it takes the place of the connection idle longest (of
+/// its IP for the per-IP limit), which is closed; if none is idle, it waits (one of as many
+/// waiting places, per IP and in all) up to `read_deadline` for a place to be given back or a
+/// connection to turn idle. `None` (counted) if it could not wait or waited in vain.
+async fn places(
+    shared: &Arc<Shared>,
+    peer: SocketAddr,
+    permits: &Arc<Semaphore>,
+    waiting: &Arc<Semaphore>,
+) -> Option<(OwnedSemaphorePermit, IpSlot)> {
+    let ip = peer.ip();
+    let deadline = Instant::now() + shared.config.read_deadline;
+    let mut slot = None;
+    let mut permit = None;
+    let mut wait_places = None;
+    loop {
+        let freed = shared.freed.notified();
+        tokio::pin!(freed);
+        freed.as_mut().enable();
+        if slot.is_none() {
+            slot = shared.ip_slot(ip);
+        }
+        if slot.is_some() && permit.is_none() {
+            permit = permits.clone().try_acquire_owned().ok();
+        }
+        if let (Some(_), Some(_)) = (&slot, &permit) {
+            return permit.zip(slot);
+        }
+        // Make room by closing an idle connection, or wait for one.
+        let evicted = shared.evict_idle(slot.is_none().then_some(ip));
+        if !evicted && wait_places.is_none() {
+            let place = waiting.clone().try_acquire_owned().ok();
+            wait_places = place.zip(shared.waiting_slot(ip));
+            if wait_places.is_some() {
+                incr(&shared.counters.streams_waited);
+            }
+        }
+        let gave_up = if evicted || wait_places.is_some() {
+            timeout_at(deadline, freed).await.is_err()
+        } else {
+            true
+        };
+        if gave_up {
+            if slot.is_none() {
+                incr(&shared.counters.streams_refused_per_ip);
+            } else {
+                incr(&shared.counters.streams_refused);
+            }
+            tracing::debug!(%peer, "refused inbound stream: no place freed");
+            return None;
+        }
     }
 }
 
@@ -124,7 +177,7 @@ async fn serve_stream(
         Ok(from) if shared.config.verify_stream_source && !same_ip(from, peer) => {
             End::SourceMismatch
         }
-        Ok(from) => read_messages(&shared, &mut stream, from).await,
+        Ok(from) => read_messages(&shared, &mut stream, from, peer.ip()).await,
         Err(end) => end,
     };
     let counters = &shared.counters;
@@ -164,17 +217,27 @@ async fn read_preamble(shared: &Shared, stream: &mut TcpStream) -> Result<Socket
     wire::preamble_addr(rest).ok_or(End::Malformed)
 }
 
-async fn read_messages(shared: &Shared, stream: &mut TcpStream, from: SocketAddr) -> End {
+async fn read_messages(
+    shared: &Shared,
+    stream: &mut TcpStream,
+    from: SocketAddr,
+    ip: std::net::IpAddr,
+) -> End {
     // The first message must start within the read deadline of the preamble: a connection
     // that opens and then says nothing does not hold a slot for long.
     let mut first = true;
     loop {
-        let wait = if first {
-            shared.config.read_deadline
+        let message = if first {
+            read_message(shared, stream, shared.config.read_deadline, None).await
         } else {
-            shared.config.inbound_idle_timeout
+            // Between messages the connection is idle: a new connection past a limit may
+            // take its place.
+            let ticket = shared.idle(ip);
+            let wait = shared.config.inbound_idle_timeout;
+            let message = read_message(shared, stream, wait, Some(&ticket)).await;
+            shared.busy(&ticket);
+            message
         };
-        let message = read_message(shared, stream, wait, first).await;
         first = false;
         match message {
             Ok((delivery, bytes)) => shared.deliver(Incoming {
@@ -192,18 +255,28 @@ async fn read_messages(shared: &Shared, stream: &mut TcpStream, from: SocketAddr
 const FRAME_HEAD_MAX: usize = 4 + 1 + Label::MAX_LEN + 4;
 
 /// Reads one envelope and its message. Waits up to `wait` for the first byte (a timeout is a
-/// drop if this is the connection's `first` message, a quiet close otherwise), then up to
-/// `read_deadline` for the rest.
+/// drop for the connection's first message, a quiet close for the next ones, which wait
+/// `idle` and close quietly, too, when evicted), then up to `read_deadline` for the rest.
 async fn read_message(
     shared: &Shared,
     stream: &mut TcpStream,
     wait: Duration,
-    first: bool,
+    idle: Option<&IdleTicket>,
 ) -> Result<(Delivery, Bytes), End> {
     let config = &shared.config;
     let mut head = [0u8; wire::ENVELOPE_LEN];
-    match timeout(wait, stream.read(&mut head[..1])).await {
-        Err(_) if first => return Err(End::Timeout),
+    let evicted = async {
+        match idle {
+            Some(ticket) => ticket.evicted.notified().await,
+            None => std::future::pending().await,
+        }
+    };
+    let first_byte = tokio::select! {
+        read = timeout(wait, stream.read(&mut head[..1])) => read,
+        () = evicted => return Err(End::Closed),
+    };
+    match first_byte {
+        Err(_) if idle.is_none() => return Err(End::Timeout),
         Ok(Ok(0)) | Err(_) => return Err(End::Closed),
         Ok(Ok(_)) => {}
         Ok(Err(_)) => return Err(End::Io),

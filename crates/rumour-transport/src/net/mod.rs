@@ -14,9 +14,16 @@
 //!   counting it if the queue is full).
 //! - Datagrams and connections from outside `allowed_cidrs` are dropped before anything is
 //!   read. At most `max_inbound_streams` inbound connections are open at once, and at most
-//!   `max_streams_per_ip` from one IP; more are closed on accept and counted. The first message
-//!   must start within `read_deadline` of the preamble; after that, an inbound connection idle
-//!   for `inbound_idle_timeout` is closed.
+//!   `max_streams_per_ip` from one IP. A connection past either limit takes the place of the
+//!   connection that has been idle longest (one that delivered a message and waits for the
+//!   next; of the same IP for the per-IP limit), which is closed: idle connections are only a
+//!   cache of senders' connections, and a sender whose cached connection was closed opens
+//!   another. When every place is busy (a message or a first message still being read), the
+//!   new connection waits, unread, up to `read_deadline` for one to be given back or to turn
+//!   idle; at most as many connections wait as may be open (per IP and in all). A connection
+//!   that cannot wait, or waits in vain, is closed unread and counted. The first message must start within
+//!   `read_deadline` of the preamble; after that, an inbound connection idle for
+//!   `inbound_idle_timeout` is closed.
 //! - At most `max_outbound_peers` peers have a writer at once, and at most `send_queue_bytes`
 //!   bytes wait in their queues; sends past either are refused and counted.
 
@@ -24,7 +31,7 @@ mod inbound;
 mod outbound;
 pub(crate) mod wire;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
@@ -32,7 +39,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::frame::{FrameCodec, FrameConfig};
@@ -71,7 +78,8 @@ pub struct NetConfig {
     /// An inbound connection that brings nothing this long is closed. Default 60 s (longer
     /// than a sender's `idle_timeout`, so the sender closes first).
     pub inbound_idle_timeout: Duration,
-    /// Most inbound TCP connections open at once. Default 128.
+    /// Most inbound TCP connections open at once. Default 128. Past it, a new connection
+    /// replaces the one idle longest, or is refused if none is idle.
     pub max_inbound_streams: usize,
     /// Capacity of the receive queue behind [`Transport::recv`]. Default 1024.
     pub recv_queue: usize,
@@ -85,7 +93,8 @@ pub struct NetConfig {
     pub send_queue_bytes: usize,
     /// Most peers with a writer (and so a cached outbound connection) at once. Default 1024.
     pub max_outbound_peers: usize,
-    /// Most inbound TCP connections open at once from one source IP. Default 16.
+    /// Most inbound TCP connections open at once from one source IP. Default 16. Past it, a
+    /// new connection replaces the one from that IP idle longest, or is refused if none is.
     pub max_streams_per_ip: usize,
     /// Require the address a connection's preamble advertises (where replies to its messages
     /// go, and the `from` of every message it carries) to be on the connection's own IP;
@@ -198,6 +207,28 @@ pub(crate) struct Shared {
     queue_bytes: Arc<Semaphore>,
     /// Open inbound connections per source IP.
     per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// Inbound connections waiting for a place, per source IP.
+    waiting_per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// Inbound connections waiting for their next message, oldest wait first.
+    idle: Mutex<IdleConnections>,
+    /// Signalled when a connection gives its place back or becomes idle.
+    pub(crate) freed: Notify,
+}
+
+/// Inbound connections that delivered a message and wait for the next: the ones a new
+/// connection past a limit may replace.
+#[derive(Debug, Default)]
+pub(crate) struct IdleConnections {
+    /// By the order in which they became idle: the source IP and the signal that closes it.
+    waiting: BTreeMap<u64, (IpAddr, Arc<Notify>)>,
+    next: u64,
+}
+
+/// A connection's place among the idle ones while it waits; [`Shared::evict_idle`] signals
+/// `evicted` to close it.
+pub(crate) struct IdleTicket {
+    id: u64,
+    pub(crate) evicted: Arc<Notify>,
 }
 
 /// A received message and the bytes of the receive queue it holds until `recv` takes it.
@@ -214,24 +245,31 @@ pub(crate) fn take_bytes(
     budget.clone().try_acquire_many_owned(want).ok()
 }
 
-/// One inbound connection's place in the per-IP count; gives it back when dropped.
+/// One inbound connection's place in a per-IP count (of open connections, or of connections
+/// waiting for a place); gives it back when dropped.
 pub(crate) struct IpSlot {
     shared: Arc<Shared>,
     ip: IpAddr,
+    waiting: bool,
 }
 
 impl Drop for IpSlot {
     fn drop(&mut self) {
-        let mut per_ip = self
-            .shared
-            .per_ip
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(open) = per_ip.get_mut(&self.ip) {
+        let map = if self.waiting {
+            &self.shared.waiting_per_ip
+        } else {
+            &self.shared.per_ip
+        };
+        let mut counts = map.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(open) = counts.get_mut(&self.ip) {
             *open -= 1;
             if *open == 0 {
-                per_ip.remove(&self.ip);
+                counts.remove(&self.ip);
             }
+        }
+        drop(counts);
+        if !self.waiting {
+            self.shared.freed.notify_waiters();
         }
     }
 }
@@ -247,20 +285,74 @@ impl Shared {
     }
 
     /// A slot for one more inbound connection from `ip`, unless `max_streams_per_ip` are
-    /// already open from it (counts a refusal).
+    /// already open from it.
     pub(crate) fn ip_slot(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
+        self.count_slot(ip, false)
+    }
+
+    /// A slot for one more connection from `ip` waiting for a place, unless
+    /// `max_streams_per_ip` from it already wait.
+    pub(crate) fn waiting_slot(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
+        self.count_slot(ip, true)
+    }
+
+    fn count_slot(self: &Arc<Self>, ip: IpAddr, waiting: bool) -> Option<IpSlot> {
         let ip = ip.to_canonical();
-        let mut per_ip = self.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
-        let open = per_ip.entry(ip).or_insert(0);
+        let map = if waiting {
+            &self.waiting_per_ip
+        } else {
+            &self.per_ip
+        };
+        let mut counts = map.lock().unwrap_or_else(PoisonError::into_inner);
+        let open = counts.entry(ip).or_insert(0);
         if *open >= self.config.max_streams_per_ip {
-            incr(&self.counters.streams_refused_per_ip);
             return None;
         }
         *open += 1;
         Some(IpSlot {
             shared: self.clone(),
             ip,
+            waiting,
         })
+    }
+
+    /// Marks an inbound connection from `ip` idle until the ticket is given back with
+    /// [`Shared::busy`].
+    pub(crate) fn idle(&self, ip: IpAddr) -> IdleTicket {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let id = idle.next;
+        idle.next += 1;
+        let evicted = Arc::new(Notify::new());
+        idle.waiting
+            .insert(id, (ip.to_canonical(), evicted.clone()));
+        drop(idle);
+        // A connection waiting for a place may take this one's.
+        self.freed.notify_waiters();
+        IdleTicket { id, evicted }
+    }
+
+    /// The connection of `ticket` is busy again (or closing).
+    pub(crate) fn busy(&self, ticket: &IdleTicket) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        idle.waiting.remove(&ticket.id);
+    }
+
+    /// Signals the connection idle longest (from `ip`, if given) to close, and counts it;
+    /// false if there is none.
+    pub(crate) fn evict_idle(&self, ip: Option<IpAddr>) -> bool {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let ip = ip.map(|ip| ip.to_canonical());
+        let found = idle
+            .waiting
+            .iter()
+            .find(|(_, (from, _))| ip.is_none_or(|ip| ip == *from))
+            .map(|(&id, _)| id);
+        let Some((_, evicted)) = found.and_then(|id| idle.waiting.remove(&id)) else {
+            return false;
+        };
+        evicted.notify_one();
+        incr(&self.counters.streams_evicted);
+        true
     }
 
     /// Hands a message to `recv`'s queue, or drops and counts it if the queue is full (by
@@ -321,6 +413,9 @@ impl NetTransport {
             codec: RwLock::new(config.frame.clone().map(|f| Arc::new(FrameCodec::new(f)))),
             queue_bytes: Arc::new(Semaphore::new(config.recv_queue_bytes)),
             per_ip: Mutex::new(HashMap::new()),
+            waiting_per_ip: Mutex::new(HashMap::new()),
+            idle: Mutex::new(IdleConnections::default()),
+            freed: Notify::new(),
             config,
             local,
             advertise,

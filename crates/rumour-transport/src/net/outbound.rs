@@ -14,13 +14,13 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::{Buf, Bytes};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::timeout;
@@ -325,9 +325,25 @@ async fn write(
     })
 }
 
+/// Connects to `to` from `local` when it is a specific IP of the same family (so a member
+/// bound to one of several addresses of a host connects from the address it advertises, as
+/// `verify_stream_source` expects), else from whatever address the system picks.
+async fn connect_from(local: IpAddr, to: SocketAddr) -> io::Result<TcpStream> {
+    if local.is_unspecified() || local.is_ipv4() != to.is_ipv4() {
+        return TcpStream::connect(to).await;
+    }
+    let socket = if local.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.bind(SocketAddr::new(local, 0))?;
+    socket.connect(to).await
+}
+
 async fn connect(shared: &Shared, to: SocketAddr) -> Result<TcpStream, TransportError> {
     let after = shared.config.stream_timeout;
-    let stream = match timeout(after, TcpStream::connect(to)).await {
+    let stream = match timeout(after, connect_from(shared.local.ip(), to)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(source)) => {
             return Err(TransportError::Io {

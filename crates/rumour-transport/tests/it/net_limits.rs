@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::support::*;
 use bytes::Bytes;
 use rumour_transport::{NetConfig, Transport, TransportError};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UdpSocket};
 
 fn config() -> NetConfig {
@@ -98,38 +98,70 @@ async fn sending_over_a_limit_is_refused_with_a_typed_error() {
 }
 
 #[tokio::test]
-async fn streams_past_the_concurrency_limit_are_refused_and_counted() {
+async fn streams_past_the_concurrency_limit_wait_and_past_the_waiting_places_are_refused() {
     let mut c = config();
     c.max_inbound_streams = 2;
     let b = bind(c).await;
     let first = TcpStream::connect(b.local_addr()).await.unwrap();
     let _second = TcpStream::connect(b.local_addr()).await.unwrap();
     until(&b, "two accepted", |s| s.connections_accepted == 2).await;
+    // Neither has delivered a message (so neither is idle): two more wait for a place...
     let mut third = TcpStream::connect(b.local_addr()).await.unwrap();
-    closed_by_server(&mut third).await;
+    let _fourth = TcpStream::connect(b.local_addr()).await.unwrap();
+    until(&b, "two waiting", |s| s.streams_waited == 2).await;
+    // ...and the fifth finds no place to wait in: refused at once.
+    let mut fifth = TcpStream::connect(b.local_addr()).await.unwrap();
+    closed_by_server(&mut fifth).await;
     assert_eq!(b.stats().streams_refused, 1);
 
-    // Closing one frees its place for the next (once the server has seen it close).
+    // Closing one gives its place to a waiting connection, which is then read.
     drop(first);
-    let retry = async {
-        loop {
-            let mut stream = TcpStream::connect(b.local_addr()).await.unwrap();
-            let mut msg = preamble_v4(addr("127.0.0.1:1"));
-            msg.extend(envelope(1, 2));
-            msg.extend(b"ok");
-            stream.write_all(&msg).await.unwrap();
-            let mut buf = [0u8; 1];
-            tokio::select! {
-                got = b.recv() => break got.unwrap(),
-                _ = stream.read(&mut buf) => {} // refused: the server had not freed the place yet
-            }
-        }
-    };
-    let got = tokio::time::timeout(WAIT, retry)
-        .await
-        .expect("a place was freed");
+    until(&b, "a waiting one accepted", |s| {
+        s.connections_accepted == 3
+    })
+    .await;
+    let mut msg = preamble_v4(addr("127.0.0.1:1"));
+    msg.extend(envelope(1, 2));
+    msg.extend(b"ok");
+    third.write_all(&msg).await.unwrap();
+    let got = recv(&b).await;
     assert_eq!(&got.bytes[..], b"ok");
-    assert_eq!(b.stats().connections_accepted, 3);
+    assert_eq!(b.stats().streams_refused, 1);
+}
+
+#[tokio::test]
+async fn a_new_connection_past_the_limit_takes_the_place_of_an_idle_one() {
+    let mut c = config();
+    c.max_inbound_streams = 1;
+    let b = bind(c).await;
+    // A sender's cached connection: idle once its message is read.
+    let a = bind_local().await;
+    a.send_reliable(b.local_addr(), Bytes::from_static(b"cached"))
+        .await
+        .unwrap();
+    assert_eq!(&recv(&b).await.bytes[..], b"cached");
+    // A new connection is not refused: the idle one is closed for it.
+    let mut raw = TcpStream::connect(b.local_addr()).await.unwrap();
+    let mut msg = preamble_v4(addr("127.0.0.1:1"));
+    msg.extend(envelope(1, 3));
+    msg.extend(b"new");
+    raw.write_all(&msg).await.unwrap();
+    assert_eq!(&recv(&b).await.bytes[..], b"new");
+    let stats = b.stats();
+    assert_eq!((stats.streams_evicted, stats.streams_refused), (1, 0));
+    assert_eq!(
+        stats.dropped_total(),
+        0,
+        "closing an idle connection loses nothing"
+    );
+    // The first sender notices its connection closed and opens another, which in turn takes
+    // the place of the now idle raw connection.
+    a.send_reliable(b.local_addr(), Bytes::from_static(b"again"))
+        .await
+        .unwrap();
+    assert_eq!(&recv(&b).await.bytes[..], b"again");
+    closed_by_server(&mut raw).await;
+    assert_eq!(b.stats().streams_evicted, 2);
 }
 
 #[tokio::test]

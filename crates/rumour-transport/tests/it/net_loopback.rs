@@ -301,3 +301,20 @@ async fn tcp_only_datagrams_to_a_closed_port_are_counted_as_send_errors() {
     let stats = until(&a, "five failed sends", |s| s.send_errors == 5).await;
     assert_eq!(stats.datagrams_out, 0);
 }
+
+#[tokio::test]
+async fn a_node_bound_to_one_ip_of_the_host_connects_from_that_ip() {
+    // Two members on two loopback IPs of one host: the sender's connection comes from its own
+    // bound IP, so the receiver (checking that the preamble's address is the connection's IP)
+    // accepts it.
+    let b = bind_local().await;
+    let a = bind(NetConfig::new(addr("127.1.0.5:0"))).await;
+    assert!(b.config().verify_stream_source);
+    a.send_reliable(b.local_addr(), Bytes::from_static(b"from 127.1.0.5"))
+        .await
+        .unwrap();
+    let got = recv(&b).await;
+    assert_eq!(got.from, a.advertise_addr());
+    assert_eq!(&got.bytes[..], b"from 127.1.0.5");
+    assert_eq!(b.stats().dropped_source_mismatch, 0);
+}
