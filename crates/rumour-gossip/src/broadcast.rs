@@ -7,6 +7,8 @@
 //! names) is a superset of it. A change too large for one datagram waits in a third pair of
 //! queues and goes over a stream, whole.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use rumour_wire::{Broadcast, BroadcastQueue, QueueStats, varint};
 
@@ -17,7 +19,8 @@ use crate::store::Version;
 #[derive(Clone, Debug)]
 pub struct KvBroadcast {
     key: String,
-    content: Vec<String>,
+    /// Shared, so that the copy each transmit takes costs no allocation per name.
+    content: Arc<[String]>,
     version: Version,
     message: Bytes,
 }
@@ -30,7 +33,7 @@ impl KvBroadcast {
         content.dedup();
         KvBroadcast {
             key,
-            content,
+            content: content.into(),
             version,
             message,
         }
