@@ -18,7 +18,8 @@ use crate::store::Version;
 /// it was made, and the encoded [`Message::Change`](crate::message::Message::Change).
 #[derive(Clone, Debug)]
 pub struct KvBroadcast {
-    key: String,
+    /// Shared like `content`: a transmit's copy allocates nothing.
+    key: Arc<str>,
     /// Shared, so that the copy each transmit takes costs no allocation per name.
     content: Arc<[String]>,
     version: Version,
@@ -32,7 +33,7 @@ impl KvBroadcast {
         content.sort_unstable();
         content.dedup();
         KvBroadcast {
-            key,
+            key: key.into(),
             content: content.into(),
             version,
             message,
@@ -59,9 +60,9 @@ impl KvBroadcast {
 }
 
 impl Broadcast for KvBroadcast {
-    type Key = String;
+    type Key = Arc<str>;
 
-    fn key(&self) -> &String {
+    fn key(&self) -> &Arc<str> {
         &self.key
     }
 
