@@ -389,8 +389,8 @@ pub fn digests(data: &[u8]) {
     let Ok(mut message) = rumour_gossip::Message::decode(bytes) else {
         return;
     };
-    for names in digest_names(&message) {
-        check_select(&ring, &names);
+    for wanted in wanted_buckets(&message) {
+        check_select_buckets(&ring, wanted);
     }
 
     let start = Instant::now();
@@ -442,17 +442,45 @@ pub fn digests(data: &[u8]) {
     }
 }
 
-/// The name lists a message asks a ring for.
-fn digest_names(message: &rumour_gossip::Message) -> Vec<Vec<String>> {
+/// The buckets a message asks a ring for.
+fn wanted_buckets(message: &rumour_gossip::Message) -> Vec<&Wanted> {
     match message {
-        rumour_gossip::Message::Digests { keys, .. } => keys
-            .iter()
-            .map(|k| k.entries.iter().map(|e| e.name.clone()).collect())
-            .collect(),
-        rumour_gossip::Message::Entries { want, .. } => {
-            want.iter().map(|w| w.names.clone()).collect()
-        }
+        rumour_gossip::Message::Entries { want, .. } => want.iter().collect(),
         _ => Vec::new(),
+    }
+}
+
+/// `ring.select_buckets(wanted)` is a part of `ring` (merging it back changes nothing) holding
+/// only entries of the wanted buckets; a bucket count that is not valid selects nothing.
+fn check_select_buckets(ring: &Ring, wanted: &Wanted) {
+    let count = wanted.buckets as usize;
+    let selection = rumour_ring::BucketSelection {
+        count,
+        seed: 7,
+        whole: &wanted.whole,
+        heartbeats: &wanted.heartbeats,
+    };
+    let Some(selected) = ring.select_buckets(&selection, None) else {
+        assert!(
+            !rumour_ring::valid_bucket_count(count),
+            "a valid bucket count selects"
+        );
+        return;
+    };
+    let mut copy = ring.clone();
+    assert!(
+        copy.merge(&selected, None).is_none(),
+        "a selection of a ring adds nothing to it"
+    );
+    for name in selected.content() {
+        let id = name
+            .strip_suffix(rumour_ring::HEARTBEAT_SUFFIX)
+            .unwrap_or(&name);
+        let bucket = (rumour_ring::name_hash(7, id) as usize & (count - 1)) as u32;
+        assert!(
+            wanted.whole.contains(&bucket) || wanted.heartbeats.contains(&bucket),
+            "selected {name:?} of bucket {bucket}, not asked for"
+        );
     }
 }
 
@@ -940,7 +968,7 @@ fn gossip_messages() -> Vec<(&'static str, rumour_gossip::Message)> {
                     key: "ring".into(),
                     codec: Ring::CODEC_ID.into(),
                     marker: Marker::default(),
-                    entries: ring.entry_digests().unwrap_or_default(),
+                    buckets: ring.bucket_digests(4, 7).unwrap_or_default(),
                 }],
             },
         ),
@@ -951,7 +979,9 @@ fn gossip_messages() -> Vec<(&'static str, rumour_gossip::Message)> {
                 values: vec![ring_change(&ring)],
                 want: vec![Wanted {
                     key: "ring".into(),
-                    names: vec!["node-1".into(), "node-2 heartbeat".into()],
+                    buckets: 4,
+                    whole: vec![0, 2],
+                    heartbeats: vec![1],
                 }],
             },
         ),
@@ -988,15 +1018,13 @@ fn digest_messages() -> Vec<(&'static str, rumour_gossip::Message)> {
         id: 7,
     };
     let ring = reference_ring();
-    let mut digests = ring.entry_digests().unwrap_or_default();
+    let mut digests = ring.bucket_digests(4, 7).unwrap_or_default();
     if let Some(first) = digests.first_mut() {
-        first.hash ^= 1;
+        first.heartbeats ^= 1;
     }
-    digests.push(EntryDigest {
-        name: "new-node".into(),
-        hash: 3,
-    });
-    let names: Vec<String> = ring.content();
+    if let Some(last) = digests.last_mut() {
+        last.descriptions ^= 1;
+    }
     vec![
         (
             "key-hashes",
@@ -1024,7 +1052,7 @@ fn digest_messages() -> Vec<(&'static str, rumour_gossip::Message)> {
                     key: "ring".into(),
                     codec: Ring::CODEC_ID.into(),
                     marker: Marker::default(),
-                    entries: digests,
+                    buckets: digests,
                 }],
             },
         ),
@@ -1035,7 +1063,9 @@ fn digest_messages() -> Vec<(&'static str, rumour_gossip::Message)> {
                 values: vec![ring_change(&ring)],
                 want: vec![Wanted {
                     key: "ring".into(),
-                    names,
+                    buckets: 4,
+                    whole: vec![3],
+                    heartbeats: vec![0, 1, 2],
                 }],
             },
         ),

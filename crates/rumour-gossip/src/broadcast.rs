@@ -7,6 +7,8 @@
 //! names) is a superset of it. A change too large for one datagram waits in a third pair of
 //! queues and goes over a stream, whole.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use rumour_wire::{Broadcast, BroadcastQueue, QueueStats, varint};
 
@@ -16,8 +18,10 @@ use crate::store::Version;
 /// it was made, and the encoded [`Message::Change`](crate::message::Message::Change).
 #[derive(Clone, Debug)]
 pub struct KvBroadcast {
-    key: String,
-    content: Vec<String>,
+    /// Shared like `content`: a transmit's copy allocates nothing.
+    key: Arc<str>,
+    /// Shared, so that the copy each transmit takes costs no allocation per name.
+    content: Arc<[String]>,
     version: Version,
     message: Bytes,
 }
@@ -29,8 +33,8 @@ impl KvBroadcast {
         content.sort_unstable();
         content.dedup();
         KvBroadcast {
-            key,
-            content,
+            key: key.into(),
+            content: content.into(),
             version,
             message,
         }
@@ -56,9 +60,9 @@ impl KvBroadcast {
 }
 
 impl Broadcast for KvBroadcast {
-    type Key = String;
+    type Key = Arc<str>;
 
-    fn key(&self) -> &String {
+    fn key(&self) -> &Arc<str> {
         &self.key
     }
 

@@ -72,8 +72,9 @@ pub struct Config {
     pub max_key_len: usize,
     /// Largest encoded value accepted from the network, in bytes (16 MiB).
     pub max_value_bytes: usize,
-    /// Entry names (digests, wanted names) one key may carry in a pull-push message (65,536:
-    /// a ring at its 10,000-instance limit names 20,000).
+    /// Digest buckets (and wanted buckets) one key may carry in a pull-push message (65,536;
+    /// the protocol itself never uses more than `rumour_ring::MAX_DIGEST_BUCKETS`, 1,024, and
+    /// refuses more whatever this says).
     pub max_entry_names: usize,
     /// Gossip messages handled from one stream
     /// ([`Gossip::handle_stream_messages`](crate::Gossip::handle_stream_messages)); the rest

@@ -19,6 +19,7 @@ use crate::error::Error;
 use crate::history::{HistoryRecord, MessageHistory};
 use crate::message::{KeyChange, Limits, Message, MessageKind};
 use crate::pullpush::Sessions;
+use crate::recent::RecentChanges;
 use crate::stats::Stats;
 use crate::store::{Applied, EntryRef, Store, Version, change_message, prune};
 use crate::watch::{Event, WatchId, Watchers};
@@ -82,6 +83,7 @@ pub struct Gossip {
     outbox: Outbox,
     watchers: Watchers,
     history: MessageHistory,
+    recent: RecentChanges,
     pub(crate) stats: Stats,
     peers: BTreeMap<SocketAddr, PeerState>,
     pub(crate) sessions: Sessions,
@@ -125,6 +127,7 @@ impl Gossip {
             ),
             watchers: Watchers::new(config.notify_interval, config.watch_buffer),
             history: MessageHistory::new(config.message_history_bytes),
+            recent: RecentChanges::default(),
             sessions: Sessions::new(
                 config.max_outgoing_pullpush,
                 config.max_incoming_pullpush,
@@ -418,6 +421,15 @@ impl Gossip {
                 max: self.config.max_keys,
             });
         }
+        // A repeat of a change that merged fully changes nothing (see `recent`); with the
+        // history on, every reception is recorded, so every one is merged.
+        let fingerprint = (change.value.is_some() && !self.history.enabled())
+            .then(|| RecentChanges::fingerprint(&change));
+        if fingerprint.is_some_and(|f| self.recent.contains(f)) {
+            self.stats.merges_unchanged += 1;
+            return Ok(());
+        }
+        let mut refused = 0;
         let cutoff = self.tombstone_cutoff(wall);
         let incoming = match &change.value {
             None => None,
@@ -425,7 +437,8 @@ impl Gossip {
                 // Tombstones too old by their own time are never applied (so forgotten ones do
                 // not come back); the rest age from now, when this node received them.
                 Ok(Some(value)) => prune(value, cutoff).map(|mut value| {
-                    self.stats.clock_refused += value.receive(wall, latest) as u64;
+                    refused = value.receive(wall, latest);
+                    self.stats.clock_refused += refused as u64;
                     value
                 }),
                 Ok(None) => {
@@ -458,6 +471,9 @@ impl Gossip {
         if let Some(mut record) = record {
             record.version_after = applied.as_ref().map_or(Version(0), |a| a.version);
             self.history.record(false, record);
+        }
+        if let Some(fingerprint) = fingerprint.filter(|_| refused == 0) {
+            self.recent.insert(fingerprint);
         }
         let Some(applied) = applied else {
             self.stats.merges_unchanged += 1;

@@ -102,6 +102,7 @@ mod gossip;
 mod history;
 mod message;
 mod pullpush;
+mod recent;
 mod stats;
 mod store;
 mod watch;

@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use rumour_ring::{EntryDigest, Timestamp};
+use rumour_ring::{BucketDigest, MAX_DIGEST_BUCKETS, Timestamp, valid_bucket_count};
 use rumour_wire::CountedKind;
 use serde::{Deserialize, Serialize};
 
@@ -56,7 +56,8 @@ pub struct KeyHash {
     pub hash: u64,
 }
 
-/// A key's per-entry digests, offered by the side that opened a pull-push.
+/// A key's bucketed digests, offered by the side that opened a pull-push (see `docs/ring.md`,
+/// "Digests").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyDigests {
     /// The key.
@@ -65,17 +66,23 @@ pub struct KeyDigests {
     pub codec: String,
     /// The opener's marker for the key.
     pub marker: Marker,
-    /// The opener's entry digests, sorted by name.
-    pub entries: Vec<EntryDigest>,
+    /// The opener's bucket digests, salted with the exchange's id: a power of two of them, at
+    /// most [`MAX_DIGEST_BUCKETS`].
+    pub buckets: Vec<BucketDigest>,
 }
 
-/// Entries of one key that the sender wants from the receiver.
+/// Buckets of one key's entries that the sender wants from the receiver (what differs in
+/// them).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Wanted {
     /// The key.
     pub key: String,
-    /// The entry names wanted.
-    pub names: Vec<String>,
+    /// The number of buckets the entries were split into (that of the opener's digests).
+    pub buckets: u32,
+    /// Buckets wanted whole (their descriptions differ).
+    pub whole: Vec<u32>,
+    /// Buckets of which only heartbeats are wanted (only their heartbeats differ).
+    pub heartbeats: Vec<u32>,
 }
 
 /// Every message of the gossip protocol.
@@ -219,8 +226,36 @@ impl Limits {
         Limits::count("keys", len, self.max_keys)
     }
 
-    fn names(&self, len: usize) -> Result<(), OverLimit> {
-        Limits::count("entry names", len, self.max_entry_names)
+    /// A bucket count: a power of two, at most [`MAX_DIGEST_BUCKETS`] and `max_entry_names`.
+    fn buckets(&self, count: usize) -> Result<(), OverLimit> {
+        Limits::count("digest buckets", count, MAX_DIGEST_BUCKETS)?;
+        Limits::count("digest buckets", count, self.max_entry_names)?;
+        if valid_bucket_count(count) {
+            Ok(())
+        } else {
+            Err(OverLimit {
+                what: "digest buckets (not a power of two)",
+                len: count,
+                max: MAX_DIGEST_BUCKETS,
+            })
+        }
+    }
+
+    /// Wanted buckets: a valid count, each index below it, no more indices than buckets.
+    fn wanted(&self, wanted: &Wanted) -> Result<(), OverLimit> {
+        self.key(&wanted.key)?;
+        let count = wanted.buckets as usize;
+        self.buckets(count)?;
+        let listed = wanted.whole.len() + wanted.heartbeats.len();
+        Limits::count("wanted buckets", listed, count)?;
+        match wanted.whole.iter().chain(&wanted.heartbeats).max() {
+            Some(&top) if top as usize >= count => Err(OverLimit {
+                what: "wanted bucket index",
+                len: top as usize,
+                max: count - 1,
+            }),
+            _ => Ok(()),
+        }
     }
 
     fn change(&self, change: &KeyChange) -> Result<(), OverLimit> {
@@ -254,16 +289,13 @@ impl Limits {
                 self.keys(keys.len())?;
                 keys.iter().try_for_each(|k| {
                     self.key(&k.key)?;
-                    self.names(k.entries.len())
+                    self.buckets(k.buckets.len())
                 })
             }
             Message::Entries { values, want, .. } => {
                 self.changes(values)?;
                 self.keys(want.len())?;
-                want.iter().try_for_each(|w| {
-                    self.key(&w.key)?;
-                    self.names(w.names.len())
-                })
+                want.iter().try_for_each(|w| self.wanted(w))
             }
         }
     }

@@ -8,11 +8,19 @@
 //!    the store holds);
 //! 2. responder → opener: [`Message::KeyHashes`], the hash of every key's canonical encoding;
 //! 3. opener → responder: [`Message::Digests`]: whole values for keys the responder lacks (and for
-//!    differing keys whose type offers no entry digests), the keys it wants whole, and per-entry
-//!    digests (for the ring: instance id and version hash) of the other differing keys;
-//! 4. responder → opener: [`Message::Entries`]: the entries it holds that differ, and the names of
-//!    the entries it wants;
-//! 5. opener → responder: [`Message::Entries`] with the wanted entries (only if any were wanted).
+//!    differing keys whose type offers no bucketed digests), the keys it wants whole, and the
+//!    bucket digests of the other differing keys: the value's entries split into a power of two
+//!    of buckets by a hash of their name salted with the exchange id, two 32-bit hashes per
+//!    bucket, one over names and descriptions and one over heartbeats (32 buckets for a ring of
+//!    1,000 instances);
+//! 4. responder → opener: [`Message::Entries`]: for each bucket that differs, its entries (whole
+//!    where descriptions differ, heartbeats alone where only heartbeats do), and the same
+//!    buckets wanted back;
+//! 5. opener → responder: [`Message::Entries`] with what it holds of the wanted buckets that is
+//!    newer than what the responder sent (only if anything is).
+//!
+//! So replicas one heartbeat apart exchange the bucket digests, one bucket's heartbeats and the
+//! missing heartbeat, not a digest per entry; `docs/ring.md` ("Digests") gives the figures.
 //!
 //! Received values are merged like gossiped changes, and what they changed is forwarded by
 //! gossip, except what a node that knew no live peer learns from its join answer (the cluster
@@ -37,6 +45,8 @@ use rumour_wire::Delivery;
 
 use crate::error::Error;
 use crate::gossip::{Gossip, PeerState, Transmit};
+use rumour_ring::{BucketSelection, Value};
+
 use crate::message::{KeyChange, KeyDigests, KeyHash, Message, Session, Wanted};
 use crate::store::change_message;
 
@@ -375,7 +385,7 @@ impl Gossip {
 
     /// Step 3: compare key hashes and send what differs.
     fn answer_key_hashes(&mut self, from: SocketAddr, session: Session, theirs: Vec<KeyHash>) {
-        let plan = self.plan(theirs);
+        let plan = self.plan(theirs, session.id);
         let me = self.session(session.id);
         if plan.push.is_empty() && plan.want.is_empty() && plan.keys.is_empty() {
             self.complete_outgoing(session.id);
@@ -391,7 +401,8 @@ impl Gossip {
         self.reply(from, &message);
     }
 
-    fn plan(&mut self, theirs: Vec<KeyHash>) -> Plan {
+    /// What the opener sends: `seed` (the exchange id) salts the bucket digests.
+    fn plan(&mut self, theirs: Vec<KeyHash>, seed: u64) -> Plan {
         let theirs: BTreeMap<String, u64> =
             theirs.into_iter().map(|kh| (kh.key, kh.hash)).collect();
         let mine = self.store.key_hashes();
@@ -403,12 +414,15 @@ impl Gossip {
                 None if deleted => {}
                 None => plan.push.extend(self.store.whole(key)),
                 Some(their_hash) if their_hash == hash => {}
-                Some(_) => match (self.store.entry_digests(key), self.store.entry(key)) {
-                    (Some(entries), Some(entry)) => plan.keys.push(KeyDigests {
+                Some(_) => match self.store.entry(key).and_then(|entry| {
+                    let count = entry.value.digest_buckets();
+                    Some((entry, entry.value.bucket_digests(count, seed)?))
+                }) {
+                    Some((entry, buckets)) => plan.keys.push(KeyDigests {
                         key: key.clone(),
                         codec: entry.codec().to_owned(),
                         marker: entry.marker,
-                        entries,
+                        buckets,
                     }),
                     _ => {
                         plan.push.extend(self.store.whole(key));
@@ -426,7 +440,7 @@ impl Gossip {
         plan
     }
 
-    /// Step 4: send the entries that differ and ask for the ones wanted.
+    /// Step 4: send what the differing buckets hold and want the same buckets back.
     fn answer_digests(
         &mut self,
         now: Instant,
@@ -441,25 +455,38 @@ impl Gossip {
             // Take the opener's marker first; send ours back only if it is newer.
             let marker_only = change_message(&digests.key, &digests.codec, None, digests.marker);
             let _ = self.receive_change(now, from, marker_only, true, None);
-            let theirs: BTreeMap<&str, u64> = digests
-                .entries
-                .iter()
-                .map(|d| (d.name.as_str(), d.hash))
-                .collect();
-            let Some(mine) = self.store.entry_digests(&digests.key) else {
+            let count = digests.buckets.len();
+            let mine = self
+                .store
+                .entry(&digests.key)
+                .and_then(|entry| entry.value.bucket_digests(count, session.id));
+            let Some(mine) = mine else {
                 values.extend(self.store.whole(&digests.key));
                 wanted.push(Wanted {
                     key: digests.key.clone(),
-                    names: theirs.keys().map(|n| (*n).to_owned()).collect(),
+                    buckets: count as u32,
+                    whole: (0..count as u32).collect(),
+                    heartbeats: Vec::new(),
                 });
                 continue;
             };
-            let mine: BTreeMap<&str, u64> =
-                mine.iter().map(|d| (d.name.as_str(), d.hash)).collect();
-            let send = differing(&mine, &theirs);
-            let want = differing(&theirs, &mine);
-            if !send.is_empty() {
-                values.extend(self.store.selected(&digests.key, &send));
+            let (mut whole, mut heartbeats) = (Vec::new(), Vec::new());
+            for (b, (m, t)) in (0u32..).zip(mine.iter().zip(&digests.buckets)) {
+                if m.descriptions != t.descriptions {
+                    whole.push(b);
+                } else if m.heartbeats != t.heartbeats {
+                    heartbeats.push(b);
+                }
+            }
+            let selection = BucketSelection {
+                count,
+                seed: session.id,
+                whole: &whole,
+                heartbeats: &heartbeats,
+            };
+            let part = self.selected_buckets(&digests.key, &selection, None);
+            if let Some(part) = part {
+                values.push(part);
             } else if let Some(entry) = self.store.entry(&digests.key) {
                 if entry.marker > digests.marker {
                     values.push(change_message(
@@ -470,10 +497,12 @@ impl Gossip {
                     ));
                 }
             }
-            if !want.is_empty() {
+            if !whole.is_empty() || !heartbeats.is_empty() {
                 wanted.push(Wanted {
                     key: digests.key.clone(),
-                    names: want,
+                    buckets: count as u32,
+                    whole,
+                    heartbeats,
                 });
             }
         }
@@ -493,6 +522,31 @@ impl Gossip {
         self.reply(from, &message);
     }
 
+    /// What `key` holds of the selected buckets, less what `except` holds as new or newer, as a
+    /// change message; `None` if that is nothing (or the key is absent). A type that cannot be
+    /// split is sent whole.
+    fn selected_buckets(
+        &self,
+        key: &str,
+        selection: &BucketSelection<'_>,
+        except: Option<&dyn Value>,
+    ) -> Option<KeyChange> {
+        if selection.whole.is_empty() && selection.heartbeats.is_empty() {
+            return None;
+        }
+        let entry = self.store.entry(key)?;
+        match entry.value.select_buckets(selection, except) {
+            Some(part) if part.content().is_empty() => None,
+            Some(part) => Some(change_message(
+                key,
+                entry.codec(),
+                Some(part.as_ref()),
+                entry.marker,
+            )),
+            None => self.store.whole(key),
+        }
+    }
+
     /// Steps 5 and 6: merge the entries; the opener answers what was wanted.
     fn handle_entries(
         &mut self,
@@ -504,22 +558,30 @@ impl Gossip {
     ) -> Result<(), Error> {
         if self.outgoing_from(from, session).is_some() {
             self.complete_outgoing(session.id);
-            let theirs = self.entry_hashes(&values);
+            let theirs = self.received_values(&values, want);
             let merged = self.merge_all(now, from, values, true);
             if !want.is_empty() {
                 let values = want
                     .iter()
                     .filter_map(|w| {
-                        let names = self.still_wanted(w, theirs.get(w.key.as_str()));
-                        (!names.is_empty()).then(|| self.store.selected(&w.key, &names))?
+                        let selection = BucketSelection {
+                            count: w.buckets as usize,
+                            seed: session.id,
+                            whole: &w.whole,
+                            heartbeats: &w.heartbeats,
+                        };
+                        let except = theirs.get(w.key.as_str()).map(|v| v.as_ref());
+                        self.selected_buckets(&w.key, &selection, except)
                     })
-                    .collect();
-                let message = Message::Entries {
-                    session: self.session(session.id),
-                    values,
-                    want: Vec::new(),
-                };
-                self.reply(from, &message);
+                    .collect::<Vec<_>>();
+                if !values.is_empty() {
+                    let message = Message::Entries {
+                        session: self.session(session.id),
+                        values,
+                        want: Vec::new(),
+                    };
+                    self.reply(from, &message);
+                }
             }
             merged
         } else if self.sessions.has_incoming(session) {
@@ -532,45 +594,25 @@ impl Gossip {
 }
 
 impl Gossip {
-    /// The entry hashes of the values a peer sent, by key and entry name.
-    fn entry_hashes(&self, values: &[KeyChange]) -> BTreeMap<String, BTreeMap<String, u64>> {
-        let mut hashes = BTreeMap::new();
+    /// The values a peer sent for the keys it wants buckets of, decoded (to leave out of the
+    /// answer what the peer already holds).
+    fn received_values(
+        &self,
+        values: &[KeyChange],
+        want: &[Wanted],
+    ) -> BTreeMap<String, Box<dyn Value>> {
+        let mut decoded = BTreeMap::new();
         for change in values {
-            let Some(bytes) = &change.value else { continue };
-            let Ok(Some(value)) = self.store.decode(&change.key, &change.codec, bytes) else {
+            if !want.iter().any(|w| w.key == change.key) {
                 continue;
-            };
-            if let Some(digests) = value.entry_digests() {
-                let entry: &mut BTreeMap<String, u64> =
-                    hashes.entry(change.key.clone()).or_default();
-                entry.extend(digests.into_iter().map(|d| (d.name, d.hash)));
+            }
+            let Some(bytes) = &change.value else { continue };
+            if let Ok(Some(value)) = self.store.decode(&change.key, &change.codec, bytes) {
+                decoded.insert(change.key.clone(), value);
             }
         }
-        hashes
+        decoded
     }
-
-    /// The wanted names of `w` whose entry here, after merging what the peer sent (`theirs`),
-    /// still differs from the peer's: an entry the merge made equal to the peer's is not sent
-    /// back.
-    fn still_wanted(&self, w: &Wanted, theirs: Option<&BTreeMap<String, u64>>) -> Vec<String> {
-        let (Some(theirs), Some(mine)) = (theirs, self.store.entry_digests(&w.key)) else {
-            return w.names.clone();
-        };
-        let mine: BTreeMap<&str, u64> = mine.iter().map(|d| (d.name.as_str(), d.hash)).collect();
-        w.names
-            .iter()
-            .filter(|name| theirs.get(name.as_str()) != mine.get(name.as_str()))
-            .cloned()
-            .collect()
-    }
-}
-
-/// Names in `a` whose hash differs from `b`'s or that `b` lacks.
-fn differing(a: &BTreeMap<&str, u64>, b: &BTreeMap<&str, u64>) -> Vec<String> {
-    a.iter()
-        .filter(|(name, hash)| b.get(*name) != Some(*hash))
-        .map(|(name, _)| (*name).to_owned())
-        .collect()
 }
 
 #[cfg(test)]

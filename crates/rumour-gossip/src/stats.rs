@@ -85,8 +85,8 @@ pub struct Stats {
     pub key_too_long: u64,
     /// Received values longer than `max_value_bytes`.
     pub value_too_large: u64,
-    /// Pull-push messages refused for carrying more keys than `max_keys` or more entry names
-    /// per key than `max_entry_names`.
+    /// Pull-push messages refused for carrying more keys than `max_keys`, or a bucket count per
+    /// key that is not a power of two up to `max_entry_names` and 1,024.
     pub too_many_items: u64,
     /// Stream messages past `max_stream_messages` in one stream, refused unread.
     pub stream_messages_refused: u64,

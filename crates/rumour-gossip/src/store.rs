@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use bytes::Bytes;
-use rumour_ring::{Codec, EntryDigest, Timestamp, Value};
+use rumour_ring::{Codec, Timestamp, Value};
 use rumour_wire::StableHasher;
 
 use crate::error::Error;
@@ -411,13 +411,6 @@ impl Store {
         (fnv.finish(), self.entries.len() as u64)
     }
 
-    /// The entry digests of `key`'s value, sorted by name, if its type offers them.
-    pub(crate) fn entry_digests(&self, key: &str) -> Option<Vec<EntryDigest>> {
-        let mut digests = self.entries.get(key)?.value.entry_digests()?;
-        digests.sort();
-        Some(digests)
-    }
-
     pub(crate) fn marker(&self, key: &str) -> Option<Marker> {
         self.entries.get(key).map(|e| e.marker)
     }
@@ -431,26 +424,6 @@ impl Store {
             Some(entry.value.as_ref()),
             entry.marker,
         ))
-    }
-
-    /// The named entries of `key` as a change message (the whole value if its type cannot be
-    /// split).
-    pub(crate) fn selected(&self, key: &str, names: &[String]) -> Option<KeyChange> {
-        let entry = self.entries.get(key)?;
-        Some(match entry.value.select(names) {
-            Some(part) => change_message(
-                key,
-                entry.value.codec_id(),
-                Some(part.as_ref()),
-                entry.marker,
-            ),
-            None => change_message(
-                key,
-                entry.value.codec_id(),
-                Some(entry.value.as_ref()),
-                entry.marker,
-            ),
-        })
     }
 
     /// Every key as a change message (a join's full state).

@@ -110,7 +110,10 @@ pub use instance::{
 pub use lifecycler::{Lifecycler, LifecyclerConfig};
 pub use limits::{RingCodec, RingLimits};
 pub use lookup::TOKEN_SPACE;
-pub use mergeable::{Codec, EntryDigest, Mergeable, Timestamp, Tombstones, TypedCodec, Value};
+pub use mergeable::{
+    BucketDigest, BucketSelection, Codec, EntryDigest, MAX_DIGEST_BUCKETS, Mergeable, Timestamp,
+    Tombstones, TypedCodec, Value, bucket_count, name_hash, valid_bucket_count,
+};
 pub use replication::{Operation, Replica, ReplicationConfig, ReplicationSet, ZoneAwareness};
 pub use ring::{HEARTBEAT_SUFFIX, Ring};
 pub use token::{TokenStrategy, random_tokens, spread_tokens};

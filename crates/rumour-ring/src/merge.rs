@@ -172,6 +172,9 @@ fn merge_small(ring: &mut Ring, other: &Ring) -> Option<Ring> {
         let Some((merged, change)) = merge_entry(stored, incoming, None) else {
             continue;
         };
+        if merged.is_tombstone() || stored.is_some_and(Entry::is_tombstone) {
+            ring.tombstones = None;
+        }
         let entries = Arc::make_mut(&mut ring.entries);
         match position {
             Ok(i) => {
@@ -255,6 +258,9 @@ fn merge_join(ring: &mut Ring, other: &Ring, local_cas: Option<Timestamp>) -> Op
         }
         match merged {
             Some((entry, change)) => {
+                if entry.is_tombstone() || stored.is_some_and(Entry::is_tombstone) {
+                    ring.tombstones = None;
+                }
                 impact = impact.max(match stored {
                     Some(s) => table_impact(s.body.as_ref(), entry.body.as_ref()),
                     None => table_impact(None, entry.body.as_ref()).max(Impact::Shifted),
@@ -296,13 +302,25 @@ fn finish(ring: &mut Ring, changes: Vec<Entry>, impact: Impact) -> Option<Ring> 
     Some(Ring::from_entries(changes))
 }
 
-/// See [`crate::Mergeable::remove_tombstones`] for the ring.
+/// See [`crate::Mergeable::remove_tombstones`] for the ring. Every merge into a stored value
+/// calls this, so the tombstone count and the earliest age base are cached on the ring
+/// ([`Ring::tombstones`]): when nothing can expire the call does not look at the entries.
 pub(crate) fn remove_tombstones(ring: &mut Ring, older_than: Timestamp) -> Tombstones {
     // A sweep (not a read stripping every tombstone) remembers what it forgets, and forgets
     // old memories even when no tombstone expires.
     let sweep = older_than != Timestamp::MAX;
     if sweep && !ring.forgotten.is_empty() {
         forgotten::expire(&mut ring.forgotten, older_than, ring.limits.max_instances);
+    }
+    let (count, floor) = *ring
+        .tombstones
+        .get_or_insert_with(|| tombstone_summary(&ring.entries));
+    // An entry expires when its age base is before `older_than`; none is before `floor`.
+    if count == 0 || (older_than != Timestamp::MAX && older_than <= floor) {
+        return Tombstones {
+            remaining: count,
+            removed: 0,
+        };
     }
     let expired = |e: &Entry| {
         e.is_tombstone() && (older_than == Timestamp::MAX || e.tombstone_age_base() < older_than)
@@ -323,8 +341,19 @@ pub(crate) fn remove_tombstones(ring: &mut Ring, older_than: Timestamp) -> Tombs
         }
         Arc::make_mut(&mut ring.entries).retain(|e| !expired(e));
         ring.refresh_table(Impact::Shifted);
+        ring.tombstones = Some(tombstone_summary(&ring.entries));
     }
     counts
+}
+
+/// The number of tombstones in `entries` and the earliest time one ages from.
+fn tombstone_summary(entries: &[Entry]) -> (usize, Timestamp) {
+    entries
+        .iter()
+        .filter(|e| e.is_tombstone())
+        .fold((0, Timestamp::MAX), |(n, floor), e| {
+            (n + 1, floor.min(e.tombstone_age_base()))
+        })
 }
 
 /// See [`crate::Mergeable::receive`] for the ring: refuses descriptions and heartbeats stamped
@@ -343,6 +372,7 @@ pub(crate) fn receive(ring: &mut Ring, now: Timestamp, latest: Timestamp) -> usi
         return 0;
     }
     let mut refused = 0;
+    ring.tombstones = None;
     let entries = Arc::make_mut(&mut ring.entries);
     for entry in entries.iter_mut() {
         if entry.body.as_ref().is_some_and(future) {

@@ -74,6 +74,62 @@ pub struct EntryDigest {
     pub hash: u64,
 }
 
+/// The most buckets a bucketed digest may have: [`bucket_count`] never picks more, and a
+/// received digest or request naming more is refused.
+pub const MAX_DIGEST_BUCKETS: usize = 1024;
+
+/// The digest of one bucket of a value's entries (see [`Mergeable::bucket_digests`]): 32-bit
+/// hashes, salted per exchange so that a collision does not repeat in the next one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BucketDigest {
+    /// Hash of the bucket's entry names and slow-moving state (for the ring: the ids and their
+    /// descriptions).
+    pub descriptions: u32,
+    /// Hash of the bucket's fast-moving state (for the ring: the heartbeats).
+    pub heartbeats: u32,
+}
+
+/// Which buckets of a value to take (see [`Mergeable::select_buckets`]).
+#[derive(Clone, Copy, Debug)]
+pub struct BucketSelection<'a> {
+    /// The number of buckets (a power of two, at most [`MAX_DIGEST_BUCKETS`]).
+    pub count: usize,
+    /// The salt of the exchange.
+    pub seed: u64,
+    /// Buckets whose entries are taken whole.
+    pub whole: &'a [u32],
+    /// Buckets of which only the fast-moving state is taken (for the ring: heartbeats).
+    pub heartbeats: &'a [u32],
+}
+
+/// The bucket count for a value of `entries` entries: the power of two at or above its square
+/// root (32 for 1,000 entries), so that the bucket digests and the entries of one bucket cost
+/// about the same; at most [`MAX_DIGEST_BUCKETS`].
+#[must_use]
+pub fn bucket_count(entries: usize) -> usize {
+    let mut count = 1;
+    while count * count < entries && count < MAX_DIGEST_BUCKETS {
+        count *= 2;
+    }
+    count
+}
+
+/// Whether `count` is a bucket count a digest may use: a power of two up to
+/// [`MAX_DIGEST_BUCKETS`].
+#[must_use]
+pub fn valid_bucket_count(count: usize) -> bool {
+    count.is_power_of_two() && count <= MAX_DIGEST_BUCKETS
+}
+
+/// The salted hash of an entry name: its low bits pick the bucket (of a power-of-two count).
+#[must_use]
+pub fn name_hash(seed: u64, name: &str) -> u64 {
+    let mut h = rumour_wire::StableHasher::new();
+    h.write_u64(seed);
+    h.write_str(name);
+    h.finish()
+}
+
 /// A state-based CRDT value. See the module documentation for the laws.
 pub trait Mergeable: Clone + fmt::Debug + PartialEq + Send + Sync + 'static {
     /// The codec id written on the wire next to encoded values of this type.
@@ -102,6 +158,32 @@ pub trait Mergeable: Clone + fmt::Debug + PartialEq + Send + Sync + 'static {
     /// Per-entry digests for pull-push reconciliation, or `None` if the type offers none (the
     /// whole value is then exchanged when it differs).
     fn entry_digests(&self) -> Option<Vec<EntryDigest>> {
+        None
+    }
+
+    /// The bucket count this value's digests use ([`bucket_count`] of its entries; 1 for a type
+    /// without bucketed digests).
+    fn digest_buckets(&self) -> usize {
+        1
+    }
+
+    /// Bucketed digests for pull-push: the entries split into `count` buckets (a power of two)
+    /// by [`name_hash`] salted with `seed`, one [`BucketDigest`] each; `None` if the type offers
+    /// none (the whole value is then exchanged when it differs), or if `count` is not valid.
+    fn bucket_digests(&self, count: usize, seed: u64) -> Option<Vec<BucketDigest>> {
+        let _ = (count, seed);
+        None
+    }
+
+    /// The sub-value holding the entries of the selected buckets (whole, or only their
+    /// fast-moving state), leaving out what `except` (what the peer sent of the same buckets)
+    /// already holds as new or newer; `None` if the type cannot be split.
+    fn select_buckets(
+        &self,
+        selection: &BucketSelection<'_>,
+        except: Option<&Self>,
+    ) -> Option<Self> {
+        let _ = (selection, except);
         None
     }
 
@@ -151,6 +233,16 @@ pub trait Value: Any + fmt::Debug + Send + Sync {
     }
     /// [`Mergeable::select`].
     fn select(&self, names: &[String]) -> Option<Box<dyn Value>>;
+    /// [`Mergeable::digest_buckets`].
+    fn digest_buckets(&self) -> usize;
+    /// [`Mergeable::bucket_digests`].
+    fn bucket_digests(&self, count: usize, seed: u64) -> Option<Vec<BucketDigest>>;
+    /// [`Mergeable::select_buckets`]; an `except` of another type is ignored.
+    fn select_buckets(
+        &self,
+        selection: &BucketSelection<'_>,
+        except: Option<&dyn Value>,
+    ) -> Option<Box<dyn Value>>;
     /// A copy of the value.
     fn clone_box(&self) -> Box<dyn Value>;
     /// Equality with another value of any type.
@@ -203,6 +295,23 @@ impl<T: Mergeable> Value for T {
 
     fn select(&self, names: &[String]) -> Option<Box<dyn Value>> {
         Mergeable::select(self, names).map(|v| Box::new(v) as Box<dyn Value>)
+    }
+
+    fn digest_buckets(&self) -> usize {
+        Mergeable::digest_buckets(self)
+    }
+
+    fn bucket_digests(&self, count: usize, seed: u64) -> Option<Vec<BucketDigest>> {
+        Mergeable::bucket_digests(self, count, seed)
+    }
+
+    fn select_buckets(
+        &self,
+        selection: &BucketSelection<'_>,
+        except: Option<&dyn Value>,
+    ) -> Option<Box<dyn Value>> {
+        let except = except.and_then(|v| v.as_any().downcast_ref::<T>());
+        Mergeable::select_buckets(self, selection, except).map(|v| Box::new(v) as Box<dyn Value>)
     }
 
     fn clone_box(&self) -> Box<dyn Value> {

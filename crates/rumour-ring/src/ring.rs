@@ -13,7 +13,9 @@ use crate::forgotten::Memory;
 use crate::instance::{Body, Entry, Instance, InstanceRef, State, validate_instance_id};
 use crate::limits::RingLimits;
 use crate::lookup::TokenTable;
-use crate::mergeable::{EntryDigest, Mergeable, Timestamp, Tombstones};
+use crate::mergeable::{
+    BucketDigest, BucketSelection, EntryDigest, Mergeable, Timestamp, Tombstones,
+};
 
 /// The suffix of the content name of an instance's heartbeat: the heartbeat of instance `a` is
 /// the sub-entry `"a heartbeat"` in [`Mergeable::content`] (instance ids contain no spaces).
@@ -37,6 +39,10 @@ pub struct Ring {
     pub(crate) forgotten: Arc<Memory>,
     /// The local time [`Mergeable::receive`] ran on this value, zero if it did not (local).
     pub(crate) received_at: Timestamp,
+    /// When known: how many tombstones the entries hold and the earliest time one of them ages
+    /// from ([`Timestamp::MAX`] if none), so that the `remove_tombstones` every merge runs is
+    /// O(1) when nothing can expire. `None` after a change that may have touched a tombstone.
+    pub(crate) tombstones: Option<(usize, Timestamp)>,
 }
 
 /// How a mutation affects the cached lookup table.
@@ -66,6 +72,7 @@ impl Ring {
             refused_instances: 0,
             forgotten: Arc::default(),
             received_at: Timestamp(0),
+            tombstones: None,
         }
     }
 
@@ -142,6 +149,7 @@ impl Ring {
     pub fn set_instance(&mut self, id: &str, instance: Instance) -> Result<(), Error> {
         validate_instance_id(id)?;
         let body = Body::new(instance);
+        self.tombstones = None;
         let impact = match self.find(id) {
             Ok(i) => {
                 let entry = &mut Arc::make_mut(&mut self.entries)[i];
@@ -169,6 +177,9 @@ impl Ring {
         validate_instance_id(id)?;
         match self.find(id) {
             Ok(i) => {
+                if self.entries[i].is_tombstone() {
+                    self.tombstones = None;
+                }
                 let entries = Arc::make_mut(&mut self.entries);
                 if heartbeat.0 == 0 && entries[i].body.is_none() {
                     entries.remove(i);
@@ -178,6 +189,7 @@ impl Ring {
                 }
             }
             Err(i) if heartbeat.0 > 0 => {
+                self.tombstones = None;
                 let entry = Entry::new(id.into(), None, heartbeat);
                 Arc::make_mut(&mut self.entries).insert(i, entry);
                 self.refresh_table(Impact::Shifted);
@@ -193,6 +205,7 @@ impl Ring {
     pub fn remove(&mut self, id: &str) -> bool {
         match self.find(id) {
             Ok(i) => {
+                self.tombstones = None;
                 let removed = Arc::make_mut(&mut self.entries).remove(i);
                 let impact = table_impact(removed.body.as_ref(), None).max(Impact::Shifted);
                 self.refresh_table(impact);
@@ -333,6 +346,100 @@ impl Mergeable for Ring {
     fn select(&self, names: &[String]) -> Option<Self> {
         Some(crate::merge::select(self, names))
     }
+
+    fn digest_buckets(&self) -> usize {
+        crate::mergeable::bucket_count(self.entries.len())
+    }
+
+    /// Per bucket: the ids with their descriptions (a ghost counts with an empty one), and
+    /// apart from them the ids with their heartbeats. Replicas whose descriptions agree and whose
+    /// heartbeats do not (one heartbeat behind) differ only in `heartbeats`.
+    fn bucket_digests(&self, count: usize, seed: u64) -> Option<Vec<BucketDigest>> {
+        if !crate::mergeable::valid_bucket_count(count) {
+            return None;
+        }
+        let mut sums = vec![(0u64, 0u64); count];
+        for entry in self.entries.iter() {
+            let id = crate::mergeable::name_hash(seed, &entry.id);
+            let sum = &mut sums[bucket(id, count)];
+            sum.0 ^= mix(id, entry.body.as_ref().map_or(0, |b| b.digest()));
+            sum.1 ^= mix(!id, entry.heartbeat.0);
+        }
+        Some(
+            sums.into_iter()
+                .map(|(d, h)| BucketDigest {
+                    descriptions: fold(d),
+                    heartbeats: fold(h),
+                })
+                .collect(),
+        )
+    }
+
+    /// Whole buckets give whole entries (only the heartbeat of an entry whose description
+    /// `except` holds too), heartbeat buckets give heartbeats; either leaves out what `except`
+    /// holds as new or newer.
+    fn select_buckets(
+        &self,
+        selection: &BucketSelection<'_>,
+        except: Option<&Self>,
+    ) -> Option<Self> {
+        let count = selection.count;
+        if !crate::mergeable::valid_bucket_count(count) {
+            return None;
+        }
+        // 1: the whole entry, 2: the heartbeat alone.
+        let mut wanted = vec![0u8; count];
+        for &b in selection.heartbeats {
+            if let Some(w) = wanted.get_mut(b as usize) {
+                *w = 2;
+            }
+        }
+        for &b in selection.whole {
+            if let Some(w) = wanted.get_mut(b as usize) {
+                *w = 1;
+            }
+        }
+        let mut out = Vec::new();
+        for entry in self.entries.iter() {
+            let id = crate::mergeable::name_hash(selection.seed, &entry.id);
+            let whole = match wanted[bucket(id, count)] {
+                1 => true,
+                2 => false,
+                _ => continue,
+            };
+            let theirs = except.and_then(|r| r.find(&entry.id).ok().map(|i| &r.entries[i]));
+            let newer_beat = theirs.is_none_or(|t| t.heartbeat < entry.heartbeat);
+            let same_body = theirs
+                .is_some_and(|t| crate::instance::same_body(t.body.as_ref(), entry.body.as_ref()));
+            if whole && !same_body {
+                out.push(entry.clone());
+            } else if newer_beat && entry.heartbeat.0 > 0 {
+                out.push(Entry {
+                    body: None,
+                    ..entry.clone()
+                });
+            }
+        }
+        Some(Ring::from_entries(out))
+    }
+}
+
+/// The bucket of a salted id hash among `count` (a power of two).
+fn bucket(id: u64, count: usize) -> usize {
+    (id as usize) & (count - 1)
+}
+
+/// One entry's contribution to a bucket hash.
+fn mix(id: u64, state: u64) -> u64 {
+    let mut h = rumour_wire::StableHasher::new();
+    h.write_u64(id);
+    h.write_u64(state);
+    h.finish()
+}
+
+/// A 64-bit hash folded to 32 bits.
+fn fold(h: u64) -> u32 {
+    (h ^ (h >> 32)) as u32
 }
 
 fn entry_hash(entry: &Entry) -> u64 {
@@ -404,6 +511,129 @@ mod tests {
                 format!("a{HEARTBEAT_SUFFIX}"),
                 format!("b{HEARTBEAT_SUFFIX}")
             ]
+        );
+    }
+
+    fn many(n: usize, at: u64) -> Ring {
+        let mut ring = Ring::new();
+        for i in 0..n {
+            let id = format!("node-{i}");
+            let tokens = Tokens::new((0..128).map(|t| (i as u32) << 12 | t).collect());
+            let instance = Instance::new("a:1", "", State::Active, tokens, Timestamp(at));
+            ring.set_instance(&id, instance).expect("valid id");
+            ring.set_heartbeat(&id, Timestamp(at)).expect("valid id");
+        }
+        ring
+    }
+
+    #[test]
+    fn replicas_one_heartbeat_apart_differ_in_one_bucket_of_heartbeats() {
+        let behind = many(1000, 5);
+        let mut ahead = behind.clone();
+        ahead
+            .set_heartbeat("node-7", Timestamp(9))
+            .expect("valid id");
+        let count = Mergeable::digest_buckets(&behind);
+        assert_eq!(count, 32);
+        let (a, b) = (
+            Mergeable::bucket_digests(&ahead, count, 42).expect("the ring has buckets"),
+            Mergeable::bucket_digests(&behind, count, 42).expect("the ring has buckets"),
+        );
+        let differing: Vec<u32> = (0u32..)
+            .zip(a.iter().zip(&b))
+            .filter(|(_, (x, y))| x != y)
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(differing.len(), 1);
+        let bucket = differing[0] as usize;
+        assert_eq!(a[bucket].descriptions, b[bucket].descriptions);
+        // The side behind sends its heartbeats of that bucket; the side ahead answers with the
+        // one heartbeat that is newer.
+        let selection = BucketSelection {
+            count,
+            seed: 42,
+            whole: &[],
+            heartbeats: &differing,
+        };
+        let sent = Mergeable::select_buckets(&behind, &selection, None).expect("splits");
+        assert!(sent.is_empty(), "heartbeats only");
+        assert!(Mergeable::content(&sent).len() > 1);
+        let back = Mergeable::select_buckets(&ahead, &selection, Some(&sent)).expect("splits");
+        assert_eq!(
+            Mergeable::content(&back),
+            [format!("node-7{HEARTBEAT_SUFFIX}")]
+        );
+        assert!(Mergeable::encode(&back).len() < 32);
+        let mut merged = behind.clone();
+        Mergeable::merge(&mut merged, &back, None);
+        assert_eq!(merged, ahead);
+    }
+
+    #[test]
+    fn a_whole_bucket_sends_descriptions_only_where_they_differ() {
+        let mine = many(100, 5);
+        let mut theirs = mine.clone();
+        let instance = Instance::new(
+            "b:2",
+            "",
+            State::Leaving,
+            Tokens::new(vec![1]),
+            Timestamp(6),
+        );
+        theirs.set_instance("node-3", instance).expect("valid id");
+        let count = 8;
+        let bucket = (crate::mergeable::name_hash(1, "node-3") as usize & (count - 1)) as u32;
+        let selection = BucketSelection {
+            count,
+            seed: 1,
+            whole: &[bucket],
+            heartbeats: &[],
+        };
+        let part = Mergeable::select_buckets(&mine, &selection, Some(&theirs)).expect("splits");
+        assert_eq!(
+            Mergeable::content(&part),
+            ["node-3".to_owned(), format!("node-3{HEARTBEAT_SUFFIX}")]
+        );
+        let invalid = BucketSelection {
+            count: 3,
+            ..selection
+        };
+        assert!(Mergeable::select_buckets(&mine, &invalid, None).is_none());
+        assert!(Mergeable::bucket_digests(&mine, 2048, 1).is_none());
+    }
+
+    #[test]
+    fn the_tombstone_count_follows_merges_that_make_or_forget_tombstones() {
+        let mut ring = many(10, 5);
+        assert_eq!(
+            Mergeable::remove_tombstones(&mut ring, Timestamp(100)).remaining,
+            0
+        );
+        // A heartbeat changes no tombstone.
+        Mergeable::merge(&mut ring, &one("node-1", 50), None);
+        let mut left = ring.clone();
+        left.remove("node-2");
+        Mergeable::merge(&mut ring, &left, Some(Timestamp(60)));
+        assert_eq!(ring.tombstone_count(), 1);
+        assert_eq!(
+            Mergeable::remove_tombstones(&mut ring, Timestamp(60)),
+            Tombstones {
+                remaining: 1,
+                removed: 0
+            }
+        );
+        assert_eq!(
+            Mergeable::remove_tombstones(&mut ring, Timestamp(61)),
+            Tombstones {
+                remaining: 0,
+                removed: 1
+            }
+        );
+        assert_eq!(ring.tombstone_count(), 0);
+        ring.set_heartbeat("ghost", Timestamp(7)).expect("valid id");
+        assert_eq!(
+            Mergeable::remove_tombstones(&mut ring, Timestamp::MAX).removed,
+            1
         );
     }
 

@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rumour_wire::CountedKind;
 
-use super::view::ScenarioView;
+use super::view::{ScenarioView, topology};
 use super::{IdleTraffic, KindRate, Report, Scenario, ScenarioConfig, Spread};
 use crate::sim::{Fault, LinkConfig, NodeId, NodeSeed, Sim, SimError};
 use crate::{Node, NodeConfig, NodeEvent};
@@ -346,17 +346,32 @@ fn slow(config: &ScenarioConfig) -> Result<Report, SimError> {
 
 /// Whether every running node's ring holds every running node's instance, active, and all
 /// replicas agree on the ring's topology (heartbeats aside).
+///
+/// Runs every poll of a `run_until`, so it borrows the rings and compares them pairwise with the
+/// first (stopping at the first difference) rather than cloning and hashing every token of every
+/// replica; once all topologies are equal, the first replica alone answers which instances are
+/// active. Same answer as comparing [`ScenarioView::ring_topology_digest`]s.
 pub(super) fn rings_agree(sim: &Sim<Node>) -> bool {
-    let mut digests = sim.running().map(|(_, node)| node.ring_topology_digest());
-    let Some(first) = digests.next() else {
+    let mut nodes = sim.running().map(|(_, node)| node);
+    let Some(first) = nodes.next() else {
         return true;
     };
-    if !digests.all(|d| d == first) {
+    let same = |node: &Node| {
+        let (mut mine, mut theirs) = (topology(node), topology(first));
+        loop {
+            match (mine.next(), theirs.next()) {
+                (None, None) => return true,
+                (Some(a), Some(b))
+                    if a.id() == b.id() && a.state() == b.state() && a.tokens() == b.tokens() => {}
+                _ => return false,
+            }
+        }
+    };
+    if !nodes.all(same) {
         return false;
     }
-    let names: Vec<String> = sim.running().map(|(id, _)| name_of(id)).collect();
     sim.running()
-        .all(|(_, node)| names.iter().all(|name| node.ring_has_active(name)))
+        .all(|(id, _)| first.ring_has_active(&name_of(id)))
 }
 
 /// Instances missing or not active in some replica although their node runs.

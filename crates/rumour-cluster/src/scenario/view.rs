@@ -2,11 +2,32 @@
 
 use std::time::Instant;
 
-use rumour_ring::{Instance, Ring, State as InstanceState, Tokens};
+use rumour_ring::{Instance, InstanceRef, Ring, State as InstanceState, Tokens};
 use rumour_swim::State;
 use rumour_wire::StableHasher;
 
 use crate::Node;
+
+/// The ring a node stores, borrowed (tombstones included): `None` if the key is absent, deleted,
+/// or holds another type. Scenario checks read every node's ring every poll, so they must not
+/// clone it the way [`Node::ring`] does.
+pub(super) fn ring_of(node: &Node) -> Option<&Ring> {
+    node.gossip()
+        .entry(crate::DEFAULT_RING_KEY)
+        .filter(|e| !e.is_deleted())?
+        .value
+        .as_any()
+        .downcast_ref::<Ring>()
+}
+
+/// The ring's topology as [`Node::ring`] shows it: described instances that are not `Left`
+/// tombstones, in id order.
+pub(super) fn topology(node: &Node) -> impl Iterator<Item = InstanceRef<'_>> {
+    ring_of(node)
+        .into_iter()
+        .flat_map(Ring::instances)
+        .filter(|i| i.state() != InstanceState::Left)
+}
 
 /// The scenarios' view of a node: what they read from and write into it beyond its own API
 /// (tests use it too).
@@ -34,20 +55,18 @@ impl ScenarioView for Node {
     }
 
     fn ring_has_active(&self, id: &str) -> bool {
-        self.ring()
+        ring_of(self)
             .and_then(|r| r.instance(id).map(|i| i.state() == InstanceState::Active))
             .unwrap_or(false)
     }
 
     fn ring_topology_digest(&self) -> u64 {
         let mut hasher = StableHasher::new();
-        if let Some(ring) = self.ring() {
-            for instance in ring.instances() {
-                hasher.write_str(instance.id());
-                hasher.write_str(instance.state().as_str());
-                for token in instance.tokens().iter() {
-                    hasher.write(&token.to_le_bytes());
-                }
+        for instance in topology(self) {
+            hasher.write_str(instance.id());
+            hasher.write_str(instance.state().as_str());
+            for token in instance.tokens().iter() {
+                hasher.write(&token.to_le_bytes());
             }
         }
         hasher.finish()

@@ -354,7 +354,9 @@ fn long_keys_large_values_and_oversized_pullpush_messages_are_refused_before_mer
         values: Vec::new(),
         want: vec![rumour_gossip::Wanted {
             key: "ring".into(),
-            names: (0..9).map(|i| i.to_string()).collect(),
+            buckets: 16,
+            whole: (0..9).collect(),
+            heartbeats: Vec::new(),
         }],
     };
     assert!(g.handle_stream(now, addr(1), &names.encode()).is_err());

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rumour_gossip::{Config, Gossip, Message};
-use rumour_ring::{EntryDigest, Mergeable, Timestamp, Tombstones};
+use rumour_ring::{BucketDigest, BucketSelection, EntryDigest, Mergeable, Timestamp, Tombstones};
 use rumour_wire::{Delivery, stable_hash};
 use serde::{Deserialize, Serialize};
 
@@ -164,6 +164,46 @@ impl Mergeable for LwwMap {
                 })
                 .collect(),
         )
+    }
+
+    fn digest_buckets(&self) -> usize {
+        rumour_ring::bucket_count(self.0.len())
+    }
+
+    /// One hash per bucket over its names and slots; no heartbeats.
+    fn bucket_digests(&self, count: usize, seed: u64) -> Option<Vec<BucketDigest>> {
+        if !rumour_ring::valid_bucket_count(count) {
+            return None;
+        }
+        let mut out = vec![BucketDigest::default(); count];
+        for (name, slot) in &self.0 {
+            let id = rumour_ring::name_hash(seed, name);
+            let hash = stable_hash(&postcard::to_allocvec(&(id, slot)).unwrap());
+            out[id as usize & (count - 1)].descriptions ^= hash as u32;
+        }
+        Some(out)
+    }
+
+    fn select_buckets(
+        &self,
+        selection: &BucketSelection<'_>,
+        except: Option<&Self>,
+    ) -> Option<Self> {
+        if !rumour_ring::valid_bucket_count(selection.count) {
+            return None;
+        }
+        Some(LwwMap(
+            self.0
+                .iter()
+                .filter(|(name, slot)| {
+                    let id = rumour_ring::name_hash(selection.seed, name);
+                    let bucket = (id as usize & (selection.count - 1)) as u32;
+                    (selection.whole.contains(&bucket) || selection.heartbeats.contains(&bucket))
+                        && except.is_none_or(|e| e.0.get(*name) != Some(*slot))
+                })
+                .map(|(n, s)| (n.clone(), s.clone()))
+                .collect(),
+        ))
     }
 
     fn select(&self, names: &[String]) -> Option<Self> {
