@@ -44,6 +44,7 @@ pub mod envelope;
 mod error;
 mod event;
 pub mod fuzz;
+pub mod join;
 mod node;
 mod profile;
 pub mod scenario;

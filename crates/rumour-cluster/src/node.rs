@@ -17,6 +17,7 @@ use crate::config::{NodeConfig, SIM_EPOCH};
 use crate::envelope::{self, Channel};
 use crate::error::Error;
 use crate::event::NodeEvent;
+use crate::join::{JoinSettings, JoinStatus, Joining, Step};
 use crate::sim::Machine;
 use crate::transmit::{Delivery, Transmit};
 use crate::user::{self, UserMessages, UserStats};
@@ -90,6 +91,9 @@ pub struct Node {
     events: BoundedQueue<NodeEvent>,
     stats: NodeStats,
     user: UserMessages,
+    /// The join in progress, if any (see [`crate::join`]).
+    joining: Option<Joining>,
+    join_status: JoinStatus,
 }
 
 impl std::fmt::Debug for Node {
@@ -165,6 +169,8 @@ impl Node {
             events: BoundedQueue::new(EVENT_CAPACITY),
             stats: NodeStats::default(),
             user,
+            joining: None,
+            join_status: JoinStatus::Idle,
         };
         node.register_in_ring(now);
         node.pump(now);
@@ -228,12 +234,44 @@ impl Node {
 
     // ---- commands -----------------------------------------------------------------------------
 
-    /// Joins the cluster through `seeds` (a full-state exchange with each, KV store included).
+    /// Joins the cluster through `seeds` (a full-state exchange with each, KV store included),
+    /// retrying with the default [`JoinSettings`] (1 s doubling to 1 min, 10 retries) until
+    /// the node sees another live member. See [`Node::start_join`].
     pub fn join(&mut self, now: Instant, seeds: &[SocketAddr]) {
-        if let Err(error) = self.swim.join(now, seeds) {
-            tracing::warn!(%error, "join refused");
+        self.start_join(now, seeds, JoinSettings::default());
+    }
+
+    /// Joins the cluster through `seeds`: a full-state exchange with each now, tried again
+    /// with back-off until the node sees `settings.min_joins` other live members or the
+    /// retries run out ([`Node::join_status`] tells which). Replaces a join in progress.
+    pub fn start_join(&mut self, now: Instant, seeds: &[SocketAddr], settings: JoinSettings) {
+        let joining = Joining::new(now, seeds.to_vec(), settings);
+        self.join_status = joining.status();
+        self.joining = Some(joining);
+        self.join_once(now, seeds);
+    }
+
+    /// One full-state exchange with each of `seeds`, never retried (a periodic rejoin).
+    pub fn join_once(&mut self, now: Instant, seeds: &[SocketAddr]) {
+        if !seeds.is_empty() {
+            if let Err(error) = self.swim.join(now, seeds) {
+                tracing::warn!(%error, "join refused");
+            }
         }
         self.pump(now);
+    }
+
+    /// Replaces the seeds of the next attempts of the join in progress (the driver resolves
+    /// seed names again after every attempt).
+    pub fn set_join_seeds(&mut self, seeds: &[SocketAddr]) {
+        if let Some(joining) = self.joining.as_mut() {
+            joining.seeds = seeds.to_vec();
+        }
+    }
+
+    /// Where the join stands.
+    pub fn join_status(&self) -> JoinStatus {
+        self.join_status
     }
 
     /// Moves this node's ring instance to `state` (for example `Leaving` before a graceful
@@ -524,6 +562,7 @@ impl Node {
             self.gossip.poll_timeout(),
             Some(self.next_gossip),
             self.next_heartbeat,
+            self.joining.as_ref().map(|j| j.next),
         ]
         .into_iter()
         .flatten()
@@ -619,6 +658,7 @@ impl Node {
 
     /// Moves what the layers produced into the node's outbox and events.
     fn pump(&mut self, now: Instant) {
+        self.drive_join(now);
         while let Some(event) = self.swim.poll_event() {
             self.membership_changed(now, &event);
             if let Some(event) = NodeEvent::from_swim(&event) {
@@ -687,7 +727,32 @@ impl Node {
         }
     }
 
-    /// Tells the KV store which peers exist.
+    /// Judges the join in progress: over once enough members are seen or the retries ran out,
+    /// else another attempt when its back-off is up.
+    fn drive_join(&mut self, now: Instant) {
+        let Some(joining) = self.joining.as_mut() else {
+            return;
+        };
+        let seen = self.swim.num_alive().saturating_sub(1);
+        match joining.step(now, seen) {
+            Step::Wait => {}
+            Step::Attempt => {
+                self.join_status = joining.status();
+                let seeds = joining.seeds.clone();
+                tracing::debug!(attempts = self.join_status.attempts(), "joining again");
+                if !seeds.is_empty() {
+                    if let Err(error) = self.swim.join(now, &seeds) {
+                        tracing::warn!(%error, "join refused");
+                    }
+                }
+            }
+            Step::Done(status) => {
+                self.join_status = status;
+                self.joining = None;
+            }
+        }
+    }
+
     /// Tells the KV store which peers exist: only members that answered this node themselves
     /// (confirmed), so a forged alive never makes a KV peer.
     fn membership_changed(&mut self, now: Instant, event: &SwimEvent) {

@@ -5,11 +5,11 @@
 //!
 //! # Contract
 //!
-//! - The join task resolves every seed, hands the node the addresses found (its own skipped)
-//!   and waits until the node sees at least [`JoinSettings::min_joins`] other live members. An
-//!   attempt that falls short is retried after a back-off that doubles from
-//!   [`JoinSettings::min_backoff`] to [`JoinSettings::max_backoff`], at most
-//!   [`JoinSettings::max_retries`] times. A seed that does not resolve is logged and skipped.
+//! - The join task resolves every seed and hands the node the addresses found
+//!   ([`Node::start_join`](crate::Node::start_join)); the node itself retries with back-off
+//!   until it sees at least [`JoinSettings::min_joins`] other live members (see
+//!   [`crate::join`]: the simulator runs the same retries). After every attempt the task
+//!   resolves names again for the next one. A seed that does not resolve is logged and skipped.
 //! - If the join fails, the node keeps running (and keeps rejoining, below), unless
 //!   [`JoinSettings::abort_if_join_fails`] is set: then [`Builder::build`](super::Builder::build)
 //!   fails with [`Error::JoinFailed`](crate::Error::JoinFailed) and the node is shut down.
@@ -33,6 +33,7 @@ use super::dns;
 use super::outbound::Counters;
 use super::task::Command;
 use crate::Error;
+use crate::join::JoinStatus;
 
 /// How often the join task checks whether an attempt succeeded.
 const JOIN_POLL: Duration = Duration::from_millis(20);
@@ -295,35 +296,7 @@ impl Resolver for StaticResolver {
     }
 }
 
-/// How the driver joins its seeds (dskit's `-memberlist.*-join-*` flags, same defaults).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JoinSettings {
-    /// First wait between two join attempts (`-memberlist.min-join-backoff`, 1 s).
-    pub min_backoff: Duration,
-    /// Longest wait between two join attempts (`-memberlist.max-join-backoff`, 1 min).
-    pub max_backoff: Duration,
-    /// Attempts after the first before the join counts as failed
-    /// (`-memberlist.max-join-retries`, 10).
-    pub max_retries: u32,
-    /// Fail [`Builder::build`](super::Builder::build) if the join fails
-    /// (`-memberlist.abort-if-join-fails`, off).
-    pub abort_if_join_fails: bool,
-    /// Other live members the node must see for the join to succeed
-    /// (`-memberlist.abort-if-fast-join-fails-min-nodes`, 1).
-    pub min_joins: usize,
-}
-
-impl Default for JoinSettings {
-    fn default() -> JoinSettings {
-        JoinSettings {
-            min_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(60),
-            max_retries: 10,
-            abort_if_join_fails: false,
-            min_joins: 1,
-        }
-    }
-}
+pub use crate::join::JoinSettings;
 
 /// Why a join failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -369,34 +342,43 @@ impl Joiner {
         }
     }
 
-    /// Joins with back-off; `Err(())` if the node stopped.
+    /// Joins through the node's own retries (see [`crate::join`]); after every attempt,
+    /// resolves names again for the next. `Err(())` if the node stopped.
     async fn join(&self) -> Result<Result<(), JoinFailure>, ()> {
-        let mut backoff = self.settings.min_backoff;
-        let mut attempts = 0;
+        let addrs = self.resolve_all().await;
+        let settings = self.settings.clone();
+        let mut status = self
+            .call(move |node, now| {
+                node.start_join(now, &addrs, settings);
+                node.join_status()
+            })
+            .await?;
+        let mut resolved_for = status.attempts();
         loop {
-            attempts += 1;
-            self.attempt().await?;
-            let deadline = tokio::time::Instant::now() + backoff;
-            loop {
-                let seen = self.others_alive().await?;
-                if seen >= self.settings.min_joins {
-                    tracing::debug!(attempts, seen, "joined");
+            match status {
+                JoinStatus::Joined { attempts } => {
+                    tracing::debug!(attempts, "joined");
                     return Ok(Ok(()));
                 }
-                if tokio::time::Instant::now() >= deadline {
-                    if attempts > self.settings.max_retries {
-                        return Ok(Err(JoinFailure { attempts, seen }));
-                    }
-                    break;
+                JoinStatus::Failed { attempts, seen } => {
+                    return Ok(Err(JoinFailure { attempts, seen }));
                 }
-                tokio::time::sleep(JOIN_POLL).await;
+                JoinStatus::Idle | JoinStatus::Joining { .. } => {}
             }
-            backoff = (backoff * 2).min(self.settings.max_backoff);
+            if status.attempts() > resolved_for && self.seeds.iter().any(Seed::is_name) {
+                resolved_for = status.attempts();
+                let addrs = self.resolve_all().await;
+                self.call(move |node, _| node.set_join_seeds(&addrs))
+                    .await?;
+            }
+            tokio::time::sleep(JOIN_POLL).await;
+            status = self.call(|node, _| node.join_status()).await?;
         }
     }
 
-    /// Resolves every seed and joins the addresses found; `Err(())` if the node stopped.
-    async fn attempt(&self) -> Result<(), ()> {
+    /// Every address the seeds stand for now, sorted and without repeats; a seed that does not
+    /// resolve is logged and skipped.
+    async fn resolve_all(&self) -> Vec<SocketAddr> {
         let mut addrs = Vec::new();
         for seed in &self.seeds {
             match resolve(self.resolver.as_ref(), seed).await {
@@ -409,17 +391,19 @@ impl Joiner {
         }
         addrs.sort_unstable();
         addrs.dedup();
+        addrs
+    }
+
+    /// Resolves every seed and joins the addresses found once (a rejoin); `Err(())` if the
+    /// node stopped.
+    async fn attempt(&self) -> Result<(), ()> {
+        let addrs = self.resolve_all().await;
         if addrs.is_empty() {
             return Ok(());
         }
         Counters::incr(&self.counters.join_attempts);
-        tracing::debug!(?addrs, "joining");
-        self.call(move |node, now| node.join(now, &addrs)).await
-    }
-
-    /// How many live members the node sees besides itself.
-    async fn others_alive(&self) -> Result<usize, ()> {
-        self.call(|node, _| node.num_alive().saturating_sub(1))
+        tracing::debug!(?addrs, "rejoining");
+        self.call(move |node, now| node.join_once(now, &addrs))
             .await
     }
 

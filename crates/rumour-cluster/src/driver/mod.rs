@@ -17,9 +17,10 @@
 //!   the node.
 //! - The node's clock is tokio's; its wall-clock epoch is read once at start.
 //! - Seeds given to [`Builder::join`] or [`Builder::join_seeds`] (names too: `dns+host:port`,
-//!   `dnssrv+name`) are joined by a join task, tried again with back-off ([`JoinSettings`]:
-//!   1 s doubling to 60 s, 10 retries) until the node sees another member, and names are
-//!   resolved again every `rejoin_interval` (see [`Seed`]).
+//!   `dnssrv+name`) are resolved by a join task and joined by the node, which tries again with
+//!   back-off ([`JoinSettings`]: 1 s doubling to 60 s, 10 retries) until it sees another
+//!   member ([`crate::join`]; the simulator runs the same retries); names are resolved again
+//!   after every attempt and every `rejoin_interval` (see [`Seed`]).
 //!   [`Cluster::is_ready`] turns true once the node hears from another member (at once
 //!   without seeds) and false after [`Cluster::leave`].
 //! - [`Cluster::leave`] says goodbye and waits until the news is gossiped; [`Cluster::shutdown`]
@@ -365,9 +366,13 @@ impl Cluster {
     /// # Errors
     /// The node has stopped.
     pub async fn stats(&self) -> Result<ClusterStats, Error> {
-        let mut stats = self.with_node(|node, _| ClusterStats::of(node)).await?;
+        let (mut stats, join_attempts) = self
+            .with_node(|node, _| (ClusterStats::of(node), node.join_status().attempts()))
+            .await?;
         stats.transport = self.handle.transport.stats();
         stats.driver = self.handle.counters.snapshot();
+        // The node makes the join's attempts; the driver counts its rejoins.
+        stats.driver.join_attempts += u64::from(join_attempts);
         Ok(stats)
     }
 

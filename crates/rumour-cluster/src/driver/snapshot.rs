@@ -113,7 +113,9 @@ pub struct DriverStats {
     pub recv_errors: u64,
     /// Events handed to subscribers.
     pub events: u64,
-    /// Join attempts made by the driver (the first included).
+    /// Join attempts: those of the node's join (the first included, see
+    /// [`JoinStatus::attempts`](crate::join::JoinStatus::attempts)) and the driver's periodic
+    /// rejoins.
     pub join_attempts: u64,
 }
 

@@ -169,3 +169,84 @@ fn events_report_a_crash_as_a_failed_member() {
     );
     assert!(failed.borrow().iter().all(|(_, name)| name == "node-3"));
 }
+
+/// Two nodes, node 1 joining node 0 with `settings`; the first `lost` streams from node 1 to
+/// node 0 (its join exchanges) are dropped.
+fn lossy_join(lost: usize, settings: rumour_cluster::JoinSettings) -> Sim<Node> {
+    let mut sim = Sim::new(
+        SEED,
+        std::time::Instant::now(),
+        LinkConfig::default(),
+        Box::new(move |seed: NodeSeed| {
+            let config = NodeConfig::new(format!("node-{}", seed.id.0), seed.addr, Profile::Lan);
+            let mut node = Node::new(config, seed.rng, seed.now).expect("valid config");
+            if seed.id != NodeId(0) {
+                node.start_join(seed.now, &[node_addr(NodeId(0))], settings.clone());
+            }
+            node
+        }),
+    );
+    let mut dropped = 0;
+    sim.network_mut().add_rule(Box::new(move |p| {
+        let join = p.from == NodeId(1) && p.to == NodeId(0) && p.delivery == Delivery::Stream;
+        if join && dropped < lost {
+            dropped += 1;
+            return rumour_cluster::sim::Verdict::Drop;
+        }
+        rumour_cluster::sim::Verdict::Pass
+    }));
+    sim.add_node();
+    sim.add_node();
+    sim
+}
+
+#[test]
+fn a_join_whose_exchanges_are_lost_is_retried_by_the_node_with_back_off() {
+    use rumour_cluster::join::JoinStatus;
+    // Attempts at 0 s and 1 s are lost; the third, 2 s after the second, gets through.
+    let mut sim = lossy_join(2, rumour_cluster::JoinSettings::default());
+    let joined = sim
+        .run_until(Duration::from_secs(10), Duration::from_millis(10), |sim| {
+            sim.running().all(|(_, node)| node.num_alive() == 2)
+        })
+        .expect("no invariant is checked")
+        .expect("node 1 joins on a retry");
+    assert!(
+        (Duration::from_secs(3)..Duration::from_millis(3_100)).contains(&joined),
+        "joined at {joined:?}, expected just after the third attempt at 3 s"
+    );
+    sim.run_for(Duration::from_millis(10)).unwrap();
+    let status = sim.node(NodeId(1)).unwrap().join_status();
+    assert_eq!(status, JoinStatus::Joined { attempts: 3 });
+    assert_eq!(sim.node(NodeId(0)).unwrap().join_status(), JoinStatus::Idle);
+}
+
+#[test]
+fn a_join_fails_after_its_last_retry_and_the_node_keeps_running() {
+    use rumour_cluster::join::JoinStatus;
+    let settings = rumour_cluster::JoinSettings {
+        min_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_millis(400),
+        max_retries: 3,
+        ..rumour_cluster::JoinSettings::default()
+    };
+    let mut sim = lossy_join(usize::MAX, settings);
+    // Attempts at 0, 0.1, 0.3 and 0.7 s; judged failed at 1.1 s.
+    sim.run_for(Duration::from_millis(1_050)).unwrap();
+    let node = sim.node(NodeId(1)).unwrap();
+    assert_eq!(node.join_status(), JoinStatus::Joining { attempts: 4 });
+    sim.run_for(Duration::from_millis(100)).unwrap();
+    let node = sim.node(NodeId(1)).unwrap();
+    assert_eq!(
+        node.join_status(),
+        JoinStatus::Failed {
+            attempts: 4,
+            seen: 0
+        }
+    );
+    assert_eq!(node.num_alive(), 1);
+    // Nothing more is sent to the seed: the node idles alone.
+    let before = sim.stats().streams_sent;
+    sim.run_for(Duration::from_secs(5)).unwrap();
+    assert_eq!(sim.stats().streams_sent, before);
+}
