@@ -40,6 +40,7 @@
 mod fault;
 mod machine;
 pub mod network;
+mod streams;
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -57,6 +58,7 @@ use crate::transmit::{Delivery, Transmit};
 pub use fault::Fault;
 pub use machine::Machine;
 pub use network::{LinkConfig, Network, PacketInfo, Verdict};
+pub use streams::{StreamConfig, StreamStats};
 
 /// The index of a node in a simulation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -145,6 +147,8 @@ pub struct SimStats {
     pub dropped_rule: u64,
     /// Datagrams over the packet budget.
     pub dropped_budget: u64,
+    /// Streams whose connection the receiver refused (see [`StreamConfig::refuse_past_limit`]).
+    pub dropped_refused: u64,
     /// Packets to a crashed node or an unknown address.
     pub dropped_down: u64,
     /// Datagrams sent, by every node.
@@ -443,6 +447,7 @@ impl<M: Machine> Sim<M> {
     pub fn apply(&mut self, fault: Fault) {
         match fault {
             Fault::Crash(id) => {
+                self.network.forget_connections(id);
                 let slot = &mut self.slots[id.0];
                 slot.machine = None;
                 slot.timer = None;
@@ -668,6 +673,7 @@ impl<M: Machine> Sim<M> {
     }
 
     fn restart(&mut self, id: NodeId) {
+        self.network.forget_connections(id);
         let generation = self.slots[id.0].generation + 1;
         let seed = NodeSeed {
             id,
@@ -742,7 +748,7 @@ impl<M: Machine> Sim<M> {
             delivery: transmit.delivery,
             len,
         };
-        match self.network.route(info) {
+        match self.network.route_at(info, self.now) {
             network::Fate::Deliver(delays) => {
                 let from_addr = self.slots[from.0].addr;
                 for delay in delays {
@@ -762,6 +768,7 @@ impl<M: Machine> Sim<M> {
                     network::Drop::Partition => &mut self.stats.dropped_partition,
                     network::Drop::Rule => &mut self.stats.dropped_rule,
                     network::Drop::Budget => &mut self.stats.dropped_budget,
+                    network::Drop::Refused => &mut self.stats.dropped_refused,
                 };
                 *counter += 1;
             }

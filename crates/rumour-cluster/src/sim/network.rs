@@ -9,6 +9,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::NodeId;
+use super::streams::{Cost, StreamConfig, StreamStats, Streams};
 use crate::transmit::Delivery;
 
 /// How every link behaves unless a rule says otherwise.
@@ -76,6 +77,8 @@ pub enum Drop {
     Rule,
     /// The datagram was larger than the packet budget.
     Budget,
+    /// The receiver refused the stream's connection (see [`StreamConfig::refuse_past_limit`]).
+    Refused,
 }
 
 /// The fate of one packet.
@@ -98,6 +101,8 @@ pub struct Network {
     /// Directed group pairs that cannot talk.
     blocked: BTreeSet<(u32, u32)>,
     rules: Vec<Rule>,
+    /// The connections streams travel on.
+    streams: Streams,
 }
 
 impl fmt::Debug for Network {
@@ -120,7 +125,57 @@ impl Network {
             groups: Vec::new(),
             blocked: BTreeSet::new(),
             rules: Vec::new(),
+            streams: Streams::default(),
         }
+    }
+
+    /// Replaces the connection model of streams (see [`StreamConfig`]).
+    pub fn set_streams(&mut self, config: StreamConfig) {
+        self.streams.config = config;
+    }
+
+    /// The connection model's settings.
+    pub fn streams(&self) -> StreamConfig {
+        self.streams.config
+    }
+
+    /// The connection model's counters.
+    pub fn stream_stats(&self) -> StreamStats {
+        self.streams.stats
+    }
+
+    /// Forgets the connections of a node that crashed or restarted.
+    pub(crate) fn forget_connections(&mut self, node: NodeId) {
+        self.streams.forget(node);
+    }
+
+    /// Decides what happens to one packet sent at `now` (virtual time since the start): as
+    /// [`Network::route`], and a stream also pays for its connection (see [`StreamConfig`]).
+    pub fn route_at(&mut self, packet: PacketInfo, now: Duration) -> Fate {
+        let mut fate = self.route(packet);
+        if packet.delivery != Delivery::Stream {
+            return fate;
+        }
+        let Fate::Deliver(delays) = &mut fate else {
+            return fate;
+        };
+        match self.streams.cost(packet.from, packet.to, now) {
+            Cost::Open => {}
+            Cost::Connect { wait } => {
+                let link = self
+                    .links
+                    .get(&(packet.from, packet.to))
+                    .unwrap_or(&self.link);
+                // SYN and SYN-ACK before the message's bytes.
+                let handshake =
+                    Self::latency(&mut self.rng, link) + Self::latency(&mut self.rng, link);
+                delays[0] += wait + handshake;
+            }
+            Cost::Refused => return Fate::Dropped(Drop::Refused),
+        }
+        self.streams
+            .record(packet.from, packet.to, now, now + delays[0]);
+        fate
     }
 
     /// The link configuration.
@@ -211,7 +266,7 @@ impl Network {
         if hi <= lo { lo } else { rng.gen_range(lo..=hi) }
     }
 
-    /// Decides what happens to one packet.
+    /// Decides what happens to one packet, without the connection model of streams.
     pub fn route(&mut self, packet: PacketInfo) -> Fate {
         if self.separated(packet.from, packet.to) {
             return Fate::Dropped(Drop::Partition);

