@@ -52,3 +52,43 @@ fn a_four_node_run_prints_one_json_line_per_scenario_with_positive_times() {
         assert!(report.get("cpu_per_node_s").is_none(), "only steady has it");
     }
 }
+
+#[test]
+fn the_simulated_run_reports_the_same_fields_on_virtual_time_and_replays() {
+    let run = || {
+        let output = Command::new(env!("CARGO_BIN_EXE_cluster"))
+            .args(["--sim", "--scenario", "join,detect,steady", "--nodes", "4"])
+            .args(["--repeat", "1", "--seed", "7", "--steady-secs", "2"])
+            .output()
+            .expect("the benchmark binary runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "the benchmark failed:\n{stderr}");
+        String::from_utf8(output.stdout).expect("the output is UTF-8")
+    };
+    let stdout = run();
+    let reports: Vec<Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is a JSON object"))
+        .collect();
+    let scenarios: Vec<&str> = reports
+        .iter()
+        .map(|r| r["scenario"].as_str().expect("a scenario name"))
+        .collect();
+    assert_eq!(scenarios, ["join", "detect", "steady"]);
+    for report in &reports {
+        assert_eq!(report["impl"], "rumour-sim");
+        assert_eq!(report["n"], 4);
+    }
+    positive_summary(&reports[0], "seconds");
+    positive_summary(&reports[1], "first_seconds");
+    assert!(
+        reports[2]["bytes_per_node_s"]
+            .as_f64()
+            .is_some_and(|b| b > 0.0)
+    );
+    assert!(
+        reports[2].get("cpu_per_node_s").is_none(),
+        "no CPU on virtual time"
+    );
+    assert_eq!(run(), stdout, "one seed, one result");
+}

@@ -55,6 +55,15 @@ struct Cli {
     /// cluster at once, as they would to members sharing one host.
     #[arg(long)]
     shared_ip: bool,
+    /// Run the scenarios (join, detect, steady) on the deterministic simulator instead, with
+    /// the same nodes and the same measurements, on virtual time (reported as `rumour-sim`).
+    #[arg(long, conflicts_with_all = ["keys", "shared_ip"])]
+    sim: bool,
+    /// With `--sim`: the simulated transport refuses a connection past its inbound limit (the
+    /// stream is lost) instead of replacing the connection idle longest, as the real transport
+    /// did before; shows what that cost a mass join.
+    #[arg(long, requires = "sim")]
+    sim_refuse_past_limit: bool,
 }
 
 /// The scenarios named by `--scenario`.
@@ -110,6 +119,8 @@ async fn run(cli: &Cli) -> Result<(), BenchError> {
         steady: Duration::from_secs(cli.steady_secs),
         keys: cli.keys,
         shared_ip: cli.shared_ip,
+        sim: cli.sim,
+        sim_refuse_past_limit: cli.sim_refuse_past_limit,
     };
     for &scenario in &cli.scenario.0 {
         let mut samples = Vec::new();
@@ -123,7 +134,11 @@ async fn run(cli: &Cli) -> Result<(), BenchError> {
                 rep + 1,
                 cli.repeat
             );
-            let sample = scenario::run(scenario, &settings, u64::from(rep)).await?;
+            let sample = if settings.sim {
+                cluster::sim::run(scenario, &settings, u64::from(rep))?
+            } else {
+                scenario::run(scenario, &settings, u64::from(rep)).await?
+            };
             eprintln!("{sample}");
             samples.push(sample);
         }

@@ -3,11 +3,13 @@
 //!
 //! - [`harness`] starts, converges and stops a local cluster with one configuration.
 //! - [`scenario`] times one repetition of `join`, `detect`, `broadcast` or `steady`.
+//! - [`sim`] runs the same scenarios on the deterministic simulator (`--sim`).
 //! - [`report`] summarises repetitions into the JSON line the benchmark prints.
 
 pub mod harness;
 pub mod report;
 pub mod scenario;
+pub mod sim;
 
 use std::time::Duration;
 
@@ -24,6 +26,12 @@ pub enum BenchError {
         /// The node's name.
         node: String,
     },
+    /// The simulator stopped a run (an invariant failed, or a livelock).
+    #[error("simulation: {0}")]
+    Sim(Box<rumour_cluster::sim::SimError>),
+    /// The scenario has no simulated version in the benchmark.
+    #[error("the {0} scenario is not simulated by the benchmark (see `rumour sim`)")]
+    NotSimulated(&'static str),
     /// A condition did not hold within the benchmark's (generous) deadline.
     #[error("timed out after {after:?} waiting until {what}")]
     Timeout {

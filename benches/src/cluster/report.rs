@@ -36,7 +36,7 @@ impl Summary {
 /// the scenario are left out.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Report {
-    /// Always `rumour` (other implementations print the same format).
+    /// `rumour`, or `rumour-sim` with `--sim` (other implementations print the same format).
     #[serde(rename = "impl")]
     pub implementation: &'static str,
     /// The configuration profile.
@@ -49,6 +49,10 @@ pub struct Report {
     /// Whether every node bound 127.0.0.1 (`--shared-ip`); left out when not.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub shared_ip: bool,
+    /// Whether the simulated transport refused connections past its limit
+    /// (`--sim-refuse-past-limit`); left out when not.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub refuse_past_limit: bool,
     /// The scenario.
     pub scenario: &'static str,
     /// Repetitions.
@@ -80,11 +84,12 @@ impl Report {
             median(&values).map(|m| round(m, digits))
         };
         Report {
-            implementation: "rumour",
+            implementation: if settings.sim { "rumour-sim" } else { "rumour" },
             profile: settings.profile.name(),
             n: settings.nodes,
             keys: settings.keys,
             shared_ip: settings.shared_ip,
+            refuse_past_limit: settings.sim_refuse_past_limit,
             scenario: scenario.name(),
             repeat: samples.len(),
             seconds: Summary::of(samples.iter().filter_map(|s| s.seconds)),

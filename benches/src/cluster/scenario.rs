@@ -80,6 +80,11 @@ pub struct Settings {
     pub keys: bool,
     /// Whether every node binds 127.0.0.1 (else each binds a loopback IP of its own).
     pub shared_ip: bool,
+    /// Whether the run is on the simulator instead of sockets.
+    pub sim: bool,
+    /// With `sim`: whether the simulated transport refuses connections past its inbound limit,
+    /// as the real one did before it replaced idle connections.
+    pub sim_refuse_past_limit: bool,
 }
 
 /// What one repetition measured.

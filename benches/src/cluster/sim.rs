@@ -1,0 +1,144 @@
+//! The same scenarios on the deterministic simulator (`--sim`), measured the way the socket
+//! runs measure them, for the fidelity check of `docs/benchmarks.md`: every node started at
+//! once, joining node 0; join time until every node sees all alive; detection times of the
+//! first and the last survivor after a crash; payload bytes sent per node and second by a
+//! converged cluster over the `steady` window after the same warm-up. Virtual time: the figures
+//! do not depend on the machine's load, and the seed fixes them.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rumour_cluster::sim::{LinkConfig, NodeId, NodeSeed, Sim, StreamConfig, node_addr};
+use rumour_cluster::{Node, NodeConfig, NodeEvent, Profile};
+
+use super::BenchError;
+use super::harness::{BenchProfile, CONVERGE_TIMEOUT};
+use super::scenario::{Idle, Sample, Scenario, Settings};
+
+/// How often the simulated run checks whether every node sees every member.
+const POLL: Duration = Duration::from_millis(10);
+/// How long `steady` lets a converged cluster settle before it starts counting (as on
+/// sockets).
+const STEADY_WARMUP: Duration = Duration::from_secs(2);
+
+/// Failure declarations: `(observer, subject) -> first virtual time`.
+type Failures = Rc<RefCell<BTreeMap<(NodeId, String), Duration>>>;
+
+/// Runs repetition `rep` of `scenario` on the simulator.
+///
+/// # Errors
+/// The simulated cluster did not get where the scenario waits for in time.
+pub fn run(scenario: Scenario, settings: &Settings, rep: u64) -> Result<Sample, BenchError> {
+    let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
+    rng.set_stream(rep);
+    let profile = settings.profile;
+    let seed_addr = node_addr(NodeId(0));
+    let factory = Box::new(move |seed: NodeSeed| {
+        let mut config = NodeConfig::new(format!("node-{:03}", seed.id.0), seed.addr, Profile::Lan);
+        profile.apply(&mut config);
+        let mut node =
+            Node::new(config, seed.rng, seed.now).expect("bench configurations are valid");
+        if seed.id != NodeId(0) {
+            node.join(seed.now, &[seed_addr]);
+        }
+        node
+    });
+    let mut sim = Sim::new(rng.r#gen(), Instant::now(), LinkConfig::default(), factory);
+    sim.network_mut().set_streams(StreamConfig {
+        refuse_past_limit: settings.sim_refuse_past_limit,
+        ..StreamConfig::default()
+    });
+    let failures: Failures = Rc::default();
+    let sink = failures.clone();
+    sim.set_event_sink(Box::new(move |id, at, event| {
+        if let NodeEvent::MemberFailed { name } = event {
+            sink.borrow_mut().entry((id, name)).or_insert(at);
+        }
+    }));
+    let n = settings.nodes;
+    for _ in 0..n {
+        sim.add_node();
+    }
+    let joined = sim
+        .run_until(CONVERGE_TIMEOUT, POLL, |sim| {
+            sim.running().all(|(_, node)| node.num_alive() == n)
+        })
+        .map_err(sim_error)?
+        .ok_or_else(|| BenchError::Timeout {
+            what: format!("all {n} simulated nodes see {n} members alive"),
+            after: CONVERGE_TIMEOUT,
+        })?;
+    match scenario {
+        Scenario::Join => Ok(Sample {
+            seconds: Some(joined.as_secs_f64()),
+            ..Sample::default()
+        }),
+        Scenario::Detect => detect(&mut sim, &failures, profile, &mut rng),
+        Scenario::Steady => steady(&mut sim, settings.steady),
+        Scenario::Broadcast => Err(BenchError::NotSimulated("broadcast")),
+    }
+}
+
+/// Crashes a random node other than node 0 and times until the first and the last survivor
+/// declared it failed.
+fn detect(
+    sim: &mut Sim<Node>,
+    failures: &Failures,
+    profile: BenchProfile,
+    rng: &mut ChaCha8Rng,
+) -> Result<Sample, BenchError> {
+    let n = sim.len();
+    let victim = NodeId(rng.gen_range(1..n));
+    let name = format!("node-{:03}", victim.0);
+    let crashed = sim.elapsed();
+    sim.apply(rumour_cluster::sim::Fault::Crash(victim));
+    let timeout = profile.detection_bound(n) * 2 + Duration::from_secs(10);
+    let declared = |failures: &Failures| {
+        failures
+            .borrow()
+            .iter()
+            .filter(|((_, s), _)| *s == name)
+            .map(|(_, at)| *at)
+            .collect::<Vec<_>>()
+    };
+    sim.run_until(timeout, POLL, |_| declared(failures).len() >= n - 1)
+        .map_err(sim_error)?
+        .ok_or_else(|| BenchError::Timeout {
+            what: format!("every simulated survivor declares {name} failed"),
+            after: timeout,
+        })?;
+    let times = declared(failures);
+    let first = times.iter().min().expect("survivors declared it");
+    let last = times.iter().max().expect("survivors declared it");
+    Ok(Sample {
+        seconds: Some((*last - crashed).as_secs_f64()),
+        first_seconds: Some((*first - crashed).as_secs_f64()),
+        idle: None,
+    })
+}
+
+/// Bytes and messages sent per node and second over `window` after the warm-up.
+fn steady(sim: &mut Sim<Node>, window: Duration) -> Result<Sample, BenchError> {
+    sim.run_for(STEADY_WARMUP).map_err(sim_error)?;
+    let before = sim.stats().clone();
+    sim.run_for(window).map_err(sim_error)?;
+    let after = sim.stats();
+    let node_seconds = sim.len() as f64 * window.as_secs_f64();
+    let sent = |s: &rumour_cluster::sim::SimStats| s.datagrams_sent + s.streams_sent;
+    Ok(Sample {
+        idle: Some(Idle {
+            cpu: None,
+            bytes: (after.bytes_sent - before.bytes_sent) as f64 / node_seconds,
+            packets: (sent(after) - sent(&before)) as f64 / node_seconds,
+        }),
+        ..Sample::default()
+    })
+}
+
+fn sim_error(error: rumour_cluster::sim::SimError) -> BenchError {
+    BenchError::Sim(Box::new(error))
+}
