@@ -83,6 +83,12 @@ pub struct Config {
     /// Pull-push exchanges this node opens at once (1); a further
     /// [`Gossip::start_pullpush`](crate::Gossip::start_pullpush) is refused and counted.
     pub max_outgoing_pullpush: usize,
+    /// Peers a join exchange pushes what it changed to directly, over a stream (3): up to this
+    /// many of the node's live peers other than the exchange's, chosen when the exchange starts
+    /// (or, serving one, when the request arrives). After a partition heals, those are the
+    /// node's own side, which lacks what the other side told it; gossip alone would spend most
+    /// of its few transmits on the other side, which already holds it. Zero: gossip only.
+    pub rejoin_push_peers: usize,
 }
 
 impl Config {
@@ -115,6 +121,7 @@ impl Config {
             max_entry_names: 65_536,
             max_stream_messages: 16,
             max_outgoing_pullpush: 1,
+            rejoin_push_peers: 3,
         }
     }
 

@@ -231,7 +231,7 @@ impl Gossip {
         self.pick(candidates, count)
     }
 
-    fn alive_peers(&self) -> Vec<SocketAddr> {
+    pub(crate) fn alive_peers(&self) -> Vec<SocketAddr> {
         self.peers
             .iter()
             .filter(|(_, state)| **state == PeerState::Alive)
@@ -240,7 +240,7 @@ impl Gossip {
     }
 
     /// Up to `n` distinct random elements of `candidates`.
-    fn pick(&mut self, mut candidates: Vec<SocketAddr>, n: usize) -> Vec<SocketAddr> {
+    pub(crate) fn pick(&mut self, mut candidates: Vec<SocketAddr>, n: usize) -> Vec<SocketAddr> {
         let n = n.min(candidates.len());
         let (picked, _) = candidates.partial_shuffle(&mut self.rng, n);
         picked.to_vec()
@@ -394,6 +394,20 @@ impl Gossip {
         forward: bool,
         raw: Option<&[u8]>,
     ) -> Result<(), Error> {
+        self.merge_change(now, from, change, forward, raw)
+            .map(|_| ())
+    }
+
+    /// Merges one received change; what it changed is queued for gossip if `forward`, and its
+    /// encoded message returned.
+    pub(crate) fn merge_change(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        change: KeyChange,
+        forward: bool,
+        raw: Option<&[u8]>,
+    ) -> Result<Option<Bytes>, Error> {
         if change.key.is_empty() {
             self.stats.invalid += 1;
             return Err(Error::EmptyKey);
@@ -427,7 +441,7 @@ impl Gossip {
             .then(|| RecentChanges::fingerprint(&change));
         if fingerprint.is_some_and(|f| self.recent.contains(f)) {
             self.stats.merges_unchanged += 1;
-            return Ok(());
+            return Ok(None);
         }
         let mut refused = 0;
         let cutoff = self.tombstone_cutoff(wall);
@@ -443,7 +457,7 @@ impl Gossip {
                 }),
                 Ok(None) => {
                     self.stats.unknown_codec += 1;
-                    return Ok(());
+                    return Ok(None);
                 }
                 Err(e) => {
                     self.stats.invalid += 1;
@@ -477,18 +491,15 @@ impl Gossip {
         }
         let Some(applied) = applied else {
             self.stats.merges_unchanged += 1;
-            return Ok(());
+            return Ok(None);
         };
         self.stats.merges += 1;
         self.watchers.changed(now, &change.key);
-        if forward {
-            self.queue_change(now, &change.key, applied, Origin::Forwarded);
-        }
-        Ok(())
+        Ok(forward.then(|| self.queue_change(now, &change.key, applied, Origin::Forwarded)))
     }
 
-    /// Encodes the change `applied` made to `key` and queues it for gossip.
-    fn queue_change(&mut self, now: Instant, key: &str, applied: Applied, origin: Origin) {
+    /// Encodes the change `applied` made to `key` and queues it for gossip; returns the message.
+    fn queue_change(&mut self, now: Instant, key: &str, applied: Applied, origin: Origin) -> Bytes {
         let codec = self.store.entry(key).map_or("", |e| e.codec());
         let kc = change_message(key, codec, applied.change.as_deref(), applied.marker);
         let value_len = kc.value.as_ref().map_or(0, Bytes::len);
@@ -511,8 +522,9 @@ impl Gossip {
             };
             self.history.record(true, record);
         }
-        let broadcast = KvBroadcast::new(key.to_owned(), content, applied.version, message);
+        let broadcast = KvBroadcast::new(key.to_owned(), content, applied.version, message.clone());
         self.outbox.push(broadcast, origin);
+        message
     }
 
     pub(crate) fn encode_sent(&mut self, message: &Message) -> Bytes {

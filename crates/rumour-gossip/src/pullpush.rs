@@ -47,7 +47,7 @@ use crate::error::Error;
 use crate::gossip::{Gossip, PeerState, Transmit};
 use rumour_ring::{BucketSelection, Value};
 
-use crate::message::{KeyChange, KeyDigests, KeyHash, Message, Session, Wanted};
+use crate::message::{KeyChange, KeyDigests, KeyHash, Message, MessageKind, Session, Wanted};
 use crate::store::change_message;
 
 struct Outgoing {
@@ -56,6 +56,9 @@ struct Outgoing {
     /// that knows no live peer (the cluster already has it, and there is nobody to tell), but
     /// for a rejoin of a node with other live peers (after a partition heals, its side lacks it).
     forward: bool,
+    /// The peers a join answer's changes are pushed to directly: up to `rejoin_push_peers` of
+    /// the live peers other than `peer` when the exchange started (this node's side).
+    side: Vec<SocketAddr>,
     deadline: Instant,
 }
 
@@ -96,6 +99,14 @@ impl Sessions {
     /// The peer of an exchange opened here, if one is in progress.
     pub(crate) fn outgoing_peer(&self) -> Option<SocketAddr> {
         self.outgoing.values().next().map(|out| out.peer)
+    }
+
+    /// The peers of this node's side the join answer of exchange `id` is pushed to.
+    fn side(&self, id: u64) -> Vec<SocketAddr> {
+        self.outgoing
+            .get(&id)
+            .map(|out| out.side.clone())
+            .unwrap_or_default()
     }
 
     /// The outgoing exchange `id`: its peer and whether what its answer changes is forwarded.
@@ -183,11 +194,13 @@ impl Gossip {
             || self
                 .peers()
                 .any(|(addr, state)| addr != peer && state == PeerState::Alive);
+        let side = if join { self.side_of(peer) } else { Vec::new() };
         self.sessions.outgoing.insert(
             id,
             Outgoing {
                 peer,
                 forward,
+                side,
                 deadline: now + self.config.pullpush_timeout,
             },
         );
@@ -208,6 +221,60 @@ impl Gossip {
             }
         };
         Some(self.encode_sent(&message))
+    }
+
+    /// Up to `rejoin_push_peers` random live peers other than `peer`: this node's side of a
+    /// join exchange with `peer`.
+    fn side_of(&mut self, peer: SocketAddr) -> Vec<SocketAddr> {
+        let others = self
+            .alive_peers()
+            .into_iter()
+            .filter(|addr| *addr != peer)
+            .collect();
+        self.pick(others, self.config.rejoin_push_peers)
+    }
+
+    /// Merges the values of a join message (a request, or the answer to one this node opened)
+    /// and forwards what they changed: by gossip, and straight to the peers of `side` over
+    /// streams. A join brings the other side's state: the peers gossip picks are as likely to
+    /// be on that side (which holds it already, and so does not relay it) as on this one, and
+    /// with `retransmit_mult * ceil(log10(n + 1))` transmits (4 up to 9 members) every copy can
+    /// land there; `side` makes sure this node's side hears it.
+    fn merge_join(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        values: Vec<KeyChange>,
+        side: &[SocketAddr],
+    ) -> Result<(), Error> {
+        let mut first = Ok(());
+        let mut changed = Vec::new();
+        for change in values {
+            match self.merge_change(now, from, change, true, None) {
+                Ok(Some(message)) => changed.push(message),
+                Ok(None) => {}
+                Err(e) => first = first.and(Err(e)),
+            }
+        }
+        if changed.is_empty() {
+            return first;
+        }
+        // A receiver handles at most `max_stream_messages` messages of one stream.
+        let per_stream = self.config.max_stream_messages.max(1);
+        for &to in side {
+            for chunk in changed.chunks(per_stream) {
+                for message in chunk {
+                    self.stats.sent.count(MessageKind::Change, message.len());
+                }
+                self.stats.rejoin_pushed += chunk.len() as u64;
+                self.transmits.push_back(Transmit {
+                    to,
+                    delivery: Delivery::Stream,
+                    messages: chunk.to_vec(),
+                });
+            }
+        }
+        first
     }
 
     /// Answers the join request of exchange `id` from `to` with the whole store.
@@ -302,16 +369,22 @@ impl Gossip {
                 } else {
                     self.stats.pullpush_deferred_dropped += 1;
                 }
-                self.merge_all(now, from, entries, true)
+                let side = self.side_of(from);
+                self.merge_join(now, from, entries, &side)
             }
             Message::FullState {
                 session,
                 request: false,
                 entries,
             } => match self.outgoing_from(from, session) {
-                Some(forward) => {
+                Some(true) => {
+                    let side = self.sessions.side(session.id);
                     self.complete_outgoing(session.id);
-                    self.merge_all(now, from, entries, forward)
+                    self.merge_join(now, from, entries, &side)
+                }
+                Some(false) => {
+                    self.complete_outgoing(session.id);
+                    self.merge_all(now, from, entries, false)
                 }
                 None => self.unexpected(),
             },
@@ -636,6 +709,7 @@ mod tests {
             Outgoing {
                 peer: a.from,
                 forward: true,
+                side: Vec::new(),
                 deadline: now + Duration::from_secs(5),
             },
         );

@@ -41,6 +41,8 @@ pub struct Stats {
     pub forwarded_queued: usize,
     /// Changes too large for a datagram, sent over a stream.
     pub streamed_changes: u64,
+    /// Changes a join exchange pushed directly to a peer of this node's side (one per peer).
+    pub rejoin_pushed: u64,
     /// Watch notifications dropped because a prefix watch's buffer was full.
     pub watch_drops: u64,
     /// Watch notifications merged into one still pending.

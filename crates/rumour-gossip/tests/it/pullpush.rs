@@ -336,6 +336,33 @@ fn a_rejoin_with_other_live_peers_forwards_what_the_answer_changed() {
     assert!(net.nodes[0].queued().any(|b| b.content().len() == 5));
 }
 
+#[test]
+fn a_join_across_a_healed_split_pushes_what_it_changed_to_both_sides_peers() {
+    // Two sides, {0, 1} and {2, 3}, each knowing only its own half alive; no gossip rounds, so
+    // nothing reaches a peer unless the exchange sends it there itself.
+    let mut net = Net::new(4, manual).without_gossip();
+    let now = net.now;
+    for (i, j) in [(0, 2), (0, 3), (1, 2), (1, 3)] {
+        net.nodes[i].handle_peer_down(now, addr(j));
+        net.nodes[j].handle_peer_down(now, addr(i));
+    }
+    net.nodes[1]
+        .cas(now, "left", |_: Option<&LwwMap>| Some(LwwMap::filled(2)))
+        .unwrap();
+    net.nodes[2]
+        .cas(now, "right", |_: Option<&LwwMap>| Some(LwwMap::filled(3)))
+        .unwrap();
+    // The split heals: node 1 reconnects to node 2.
+    net.nodes[1].handle_peer_up(now, addr(2));
+    net.nodes[2].handle_peer_up(now, addr(1));
+    pullpush(&mut net, 1, 2, true);
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(net.nodes[0].list(""), ["right"], "node 1's side heard it");
+    assert_eq!(net.nodes[3].list(""), ["left"], "node 2's side heard it");
+    assert_eq!(net.nodes[1].stats().rejoin_pushed, 1);
+    assert_eq!(net.nodes[2].stats().rejoin_pushed, 1);
+}
+
 /// A ring of `n` instances of 128 tokens, every heartbeat at `at`.
 fn big_ring(n: usize, at: u64) -> rumour_ring::Ring {
     let mut ring = rumour_ring::Ring::new();
