@@ -14,12 +14,33 @@ use rumour_wire::{Broadcast, BroadcastQueue, QueueStats, varint};
 
 use crate::store::Version;
 
+/// Where a queued change is filed in its queue: its KV key and a hash of the smallest entry name
+/// it carries (0 for a change that carries none).
+///
+/// A change invalidates only queued changes of the same key whose names it all carries, so
+/// their smallest name is one of its own names: queueing a change compares it with the changes
+/// filed under its own names, not with every queued change of the key (a ring of 1,000
+/// instances heartbeating queues thousands of changes under one key).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FileKey {
+    /// Shared: a transmit's copy allocates nothing.
+    key: Arc<str>,
+    first: u64,
+}
+
+/// The hash of an entry name in a [`FileKey`]; collisions only cost a comparison.
+fn name_hash(name: &str) -> u64 {
+    let mut hasher = rumour_wire::StableHasher::new();
+    hasher.write(name.as_bytes());
+    hasher.finish() | 1
+}
+
 /// One queued change: the KV key, the entry names it carries, the key's node-local version when
 /// it was made, and the encoded [`Message::Change`](crate::message::Message::Change).
 #[derive(Clone, Debug)]
 pub struct KvBroadcast {
-    /// Shared like `content`: a transmit's copy allocates nothing.
-    key: Arc<str>,
+    /// The KV key and the smallest name's hash.
+    file: FileKey,
     /// Shared, so that the copy each transmit takes costs no allocation per name.
     content: Arc<[String]>,
     version: Version,
@@ -32,8 +53,12 @@ impl KvBroadcast {
     pub fn new(key: String, mut content: Vec<String>, version: Version, message: Bytes) -> Self {
         content.sort_unstable();
         content.dedup();
+        let first = content.first().map_or(0, |name| name_hash(name));
         KvBroadcast {
-            key: key.into(),
+            file: FileKey {
+                key: key.into(),
+                first,
+            },
             content: content.into(),
             version,
             message,
@@ -60,10 +85,23 @@ impl KvBroadcast {
 }
 
 impl Broadcast for KvBroadcast {
-    type Key = Arc<str>;
+    type Key = FileKey;
 
-    fn key(&self) -> &Arc<str> {
-        &self.key
+    fn key(&self) -> &FileKey {
+        &self.file
+    }
+
+    /// The KV key with the hash of each name carried, and with 0 (changes carrying no name).
+    fn scope(&self, f: &mut dyn FnMut(&FileKey)) {
+        let mut scope = FileKey {
+            key: self.file.key.clone(),
+            first: 0,
+        };
+        f(&scope);
+        for name in self.content.iter() {
+            scope.first = name_hash(name);
+            f(&scope);
+        }
     }
 
     fn payload(&self) -> &[u8] {
@@ -137,18 +175,12 @@ impl Outbox {
     pub(crate) fn fill(&mut self, members: usize, budget: usize) -> Vec<Bytes> {
         let overhead = self.message_overhead;
         let cost = |len| varint::packed_len(len, overhead);
-        let mut out: Vec<Bytes> = self
-            .local
-            .fill(members, budget, cost)
-            .into_iter()
-            .map(|b| b.message)
-            .collect();
+        let message = |b: &KvBroadcast| b.message.clone();
+        let mut out: Vec<Bytes> = self.local.fill_with(members, budget, cost, message);
         let used: usize = out.iter().map(|m| cost(m.len())).sum();
         out.extend(
             self.forwarded
-                .fill(members, budget.saturating_sub(used), cost)
-                .into_iter()
-                .map(|b| b.message),
+                .fill_with(members, budget.saturating_sub(used), cost, message),
         );
         out
     }
@@ -161,12 +193,7 @@ impl Outbox {
     pub(crate) fn fill_large(&mut self, members: usize) -> Vec<Bytes> {
         let mut out: Vec<Bytes> = Vec::new();
         for queue in [&mut self.large_local, &mut self.large_forwarded] {
-            out.extend(
-                queue
-                    .fill(members, usize::MAX, |len| len)
-                    .into_iter()
-                    .map(|b| b.message),
-            );
+            out.extend(queue.fill_with(members, usize::MAX, |len| len, |b| b.message.clone()));
         }
         out
     }
@@ -235,6 +262,34 @@ mod tests {
         assert!(!change("ring", &["a"], 4, 10).invalidates(&older));
         assert!(!change("ring", &["a", "b", "c"], 2, 10).invalidates(&older));
         assert!(change("ring", &["a"], 4, 10).invalidates(&change("ring", &[], 1, 3)));
+    }
+
+    #[test]
+    fn a_queued_change_is_invalidated_whatever_name_it_is_filed_under() {
+        let mut outbox = Outbox::new(4, 64, 1000, 1);
+        // No change here carries every name of one queued before it, so all stay queued.
+        for (names, version) in [
+            (&["a", "c"][..], 1),
+            (&["b", "c"][..], 1),
+            (&["a"][..], 1),
+            (&["b"][..], 1),
+            (&["d"][..], 1),
+            (&[][..], 1),
+        ] {
+            outbox.push(change("ring", names, version, 10), Origin::Forwarded);
+        }
+        outbox.push(change("other", &["a"], 1, 10), Origin::Forwarded);
+        assert_eq!(outbox.lens(), (0, 7));
+        // {a, b, c} covers {a}, {b}, {a, c}, {} and {b, c}, not {d} nor another key's {a}.
+        outbox.push(change("ring", &["c", "b", "a"], 2, 10), Origin::Forwarded);
+        let left: Vec<(String, Vec<String>)> = outbox
+            .iter()
+            .map(|b| (b.file.key.to_string(), b.content().to_vec()))
+            .collect();
+        assert_eq!(left.len(), 3, "{left:?}");
+        assert!(left.contains(&("ring".into(), vec!["d".into()])));
+        assert!(left.contains(&("other".into(), vec!["a".into()])));
+        assert!(left.contains(&("ring".into(), vec!["a".into(), "b".into(), "c".into()])));
     }
 
     #[test]

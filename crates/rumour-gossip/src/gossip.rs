@@ -86,6 +86,9 @@ pub struct Gossip {
     recent: RecentChanges,
     pub(crate) stats: Stats,
     peers: BTreeMap<SocketAddr, PeerState>,
+    /// No later than the `since` of every peer down (`None`: none is), so that the sweep every
+    /// `cleanup_interval` skips the peer table until a down peer can be due.
+    earliest_down: Option<Instant>,
     pub(crate) sessions: Sessions,
     pub(crate) transmits: VecDeque<Transmit>,
     next_pullpush: Option<Instant>,
@@ -141,6 +144,7 @@ impl Gossip {
             store: Store::default(),
             stats: Stats::default(),
             peers: BTreeMap::new(),
+            earliest_down: None,
             transmits: VecDeque::new(),
         }
     }
@@ -204,6 +208,7 @@ impl Gossip {
         if let Some(state) = self.peers.get_mut(&addr) {
             if *state == PeerState::Alive {
                 *state = PeerState::Down { since: now };
+                self.earliest_down = Some(self.earliest_down.map_or(now, |t| t.min(now)));
             }
         }
     }
@@ -570,10 +575,23 @@ impl Gossip {
         self.stats.tombstones_removed += sweep.tombstones_removed;
         self.stats.keys_forgotten += sweep.keys_forgotten;
         let window = self.config.gossip_to_the_dead_time;
-        self.peers.retain(|_, state| match state {
-            PeerState::Alive => true,
-            PeerState::Down { since } => now.saturating_duration_since(*since) < window,
-        });
+        if self
+            .earliest_down
+            .is_some_and(|t| now.saturating_duration_since(t) >= window)
+        {
+            self.peers.retain(|_, state| match state {
+                PeerState::Alive => true,
+                PeerState::Down { since } => now.saturating_duration_since(*since) < window,
+            });
+            self.earliest_down = self
+                .peers
+                .values()
+                .filter_map(|state| match state {
+                    PeerState::Down { since } => Some(*since),
+                    PeerState::Alive => None,
+                })
+                .min();
+        }
     }
 
     /// When [`Gossip::handle_timeout`] next needs to run, if ever.

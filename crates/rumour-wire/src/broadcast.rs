@@ -4,8 +4,9 @@
 //! [`retransmit_limit`] times (`retransmit_mult * ceil(log10(n + 1))` for `n` members). A fill
 //! takes broadcasts in order of fewest transmits first, then largest first, then newest first,
 //! skipping those that do not fit the remaining budget. A broadcast invalidates the queued ones
-//! with the same key that it [`Broadcast::invalidates`] (for membership: always, so there is one
-//! pending update per member). The queue holds at most `capacity` broadcasts; past that it drops
+//! filed under its key (or under the keys of its [`Broadcast::scope`]) that it
+//! [`Broadcast::invalidates`] (for membership: always, so there is one pending update per
+//! member). The queue holds at most `capacity` broadcasts; past that it drops
 //! the most-transmitted one and counts the drop.
 //!
 //! The queue is generic: SWIM queues membership updates in it, the gossip crate KV changes.
@@ -48,11 +49,21 @@ pub trait Broadcast: Clone {
     /// The bytes to send.
     fn payload(&self) -> &[u8];
 
-    /// Whether this (newer) broadcast makes `older`, queued under the same key, obsolete.
-    /// The default says yes: one pending broadcast per key.
+    /// Whether this (newer) broadcast makes `older`, queued under one of the keys of its
+    /// [`Broadcast::scope`], obsolete. The default says yes: one pending broadcast per key.
     fn invalidates(&self, older: &Self) -> bool {
         let _ = older;
         true
+    }
+
+    /// Calls `f` with every key under which a queued broadcast that this one
+    /// [`invalidates`](Broadcast::invalidates) may be filed (a broadcast is filed under its
+    /// [`key`](Broadcast::key)). The default is the broadcast's own key. A type whose keys are
+    /// shared by many queued broadcasts (every change of one KV value) files each under a finer
+    /// key and names here every finer key an invalidated one can have, so that queueing one
+    /// broadcast does not compare it with the whole queue.
+    fn scope(&self, f: &mut dyn FnMut(&Self::Key)) {
+        f(self.key());
     }
 }
 
@@ -122,16 +133,21 @@ impl<B: Broadcast> BroadcastQueue<B> {
     pub fn enqueue(&mut self, broadcast: B) {
         self.stats.enqueued += 1;
         let key = broadcast.key().clone();
-        if let Some(ids) = self.by_key.get(&key) {
-            let stale: Vec<u64> = ids
-                .iter()
-                .copied()
-                .filter(|id| broadcast.invalidates(&self.items[id].broadcast))
-                .collect();
-            for id in stale {
-                self.remove(id);
-                self.stats.invalidated += 1;
+        let mut stale: Vec<u64> = Vec::new();
+        broadcast.scope(&mut |scope| {
+            if let Some(ids) = self.by_key.get(scope) {
+                stale.extend(
+                    ids.iter()
+                        .copied()
+                        .filter(|id| broadcast.invalidates(&self.items[id].broadcast)),
+                );
             }
+        });
+        stale.sort_unstable();
+        stale.dedup();
+        for id in stale {
+            self.remove(id);
+            self.stats.invalidated += 1;
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -159,6 +175,18 @@ impl<B: Broadcast> BroadcastQueue<B> {
     /// used for the retransmit limit. Each broadcast taken counts one transmit; those that reach
     /// the limit leave the queue.
     pub fn fill(&mut self, members: usize, budget: usize, cost: impl Fn(usize) -> usize) -> Vec<B> {
+        self.fill_with(members, budget, cost, B::clone)
+    }
+
+    /// [`BroadcastQueue::fill`], handing out `take` of each broadcast taken instead of a clone
+    /// of it (the payload alone, say).
+    pub fn fill_with<T>(
+        &mut self,
+        members: usize,
+        budget: usize,
+        cost: impl Fn(usize) -> usize,
+        mut take: impl FnMut(&B) -> T,
+    ) -> Vec<T> {
         let limit = retransmit_limit(self.retransmit_mult, members).max(1);
         let mut remaining = budget;
         let mut taken = Vec::new();
@@ -187,7 +215,7 @@ impl<B: Broadcast> BroadcastQueue<B> {
             self.order.remove(&rank);
             let item = self.items.get_mut(&id).expect("ranked items are stored");
             item.transmits = transmits + 1;
-            out.push(item.broadcast.clone());
+            out.push(take(&item.broadcast));
             self.stats.transmitted += 1;
             if item.transmits >= limit {
                 self.remove(id);
