@@ -46,8 +46,6 @@ const (
 	broadcastPoll = 5 * time.Millisecond
 	// How long `broadcast` waits for the message to reach every node.
 	broadcastTimeout = 60 * time.Second
-	// How long `steady` lets a converged cluster settle before it starts counting.
-	steadyWarmup = 2 * time.Second
 	// The size of the value `broadcast` sends (rumour writes a ring whose one instance has a
 	// 64-byte address).
 	payloadBytes = 64
@@ -68,6 +66,7 @@ type settings struct {
 	profile string
 	seed    int64
 	steady  time.Duration
+	warmup  time.Duration
 	keys    bool
 }
 
@@ -109,6 +108,7 @@ func main() {
 	repeat := flag.Int("repeat", 3, "repetitions per scenario, each on a fresh cluster")
 	seed := flag.Int64("seed", 1, "picks the victim of detect and the origin of broadcast")
 	steadySecs := flag.Int("steady-secs", 20, "the idle window of steady, in seconds")
+	steadyWarmupSecs := flag.Int("steady-warmup-secs", 2, "how long steady lets the converged cluster settle before the window, in seconds")
 	keys := flag.Bool("keys", false, "encrypt every message with one cluster key (memberlist's AES-GCM)")
 	flag.Parse()
 
@@ -140,11 +140,15 @@ func main() {
 	if *steadySecs < 0 {
 		fail("--steady-secs %d: expected a number of seconds", *steadySecs)
 	}
+	if *steadyWarmupSecs < 0 {
+		fail("--steady-warmup-secs %d: expected a number of seconds", *steadyWarmupSecs)
+	}
 	s := settings{
 		nodes:   *nodes,
 		profile: *profile,
 		seed:    *seed,
 		steady:  time.Duration(*steadySecs) * time.Second,
+		warmup:  time.Duration(*steadyWarmupSecs) * time.Second,
 		keys:    *keys,
 	}
 	for _, name := range scenarios {
@@ -225,7 +229,7 @@ func run(scenario string, s settings, rep int) (sample, error) {
 	case "broadcast":
 		return c.broadcast(rng, rep)
 	default:
-		return c.steadyState(s.steady)
+		return c.steadyState(s.warmup, s.steady)
 	}
 }
 
@@ -604,8 +608,8 @@ func (c *cluster) broadcast(rng *rand.Rand, rep int) (sample, error) {
 
 // steadyState lets the converged cluster settle, then counts the process's CPU time and the
 // nodes' traffic over `window`.
-func (c *cluster) steadyState(window time.Duration) (sample, error) {
-	time.Sleep(steadyWarmup)
+func (c *cluster) steadyState(warmup, window time.Duration) (sample, error) {
+	time.Sleep(warmup)
 	cpuBefore, cpuOK := cpuSeconds()
 	bytesBefore, packetsBefore := c.traffic()
 	started := time.Now()

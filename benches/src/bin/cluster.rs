@@ -47,6 +47,9 @@ struct Cli {
     /// The idle window of `steady`, in seconds.
     #[arg(long, default_value_t = 20)]
     steady_secs: u64,
+    /// How long `steady` lets the converged cluster settle before the idle window, in seconds.
+    #[arg(long, default_value_t = 2)]
+    steady_warmup_secs: u64,
     /// Seal every frame with one cluster key (XChaCha20-Poly1305), to measure its cost.
     #[arg(long)]
     keys: bool,
@@ -117,6 +120,7 @@ async fn run(cli: &Cli) -> Result<(), BenchError> {
         profile: cli.profile,
         seed: cli.seed,
         steady: Duration::from_secs(cli.steady_secs),
+        steady_warmup: Duration::from_secs(cli.steady_warmup_secs),
         keys: cli.keys,
         shared_ip: cli.shared_ip,
         sim: cli.sim,

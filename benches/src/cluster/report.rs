@@ -1,5 +1,7 @@
 //! The JSON line the benchmark prints per scenario, and the process CPU clock it reads.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use super::scenario::{Sample, Scenario, Settings};
@@ -72,14 +74,18 @@ pub struct Report {
     /// Median datagrams and reliable messages sent per node per second (`steady`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub packets_per_node_s: Option<f64>,
+    /// Median payload bytes sent per node per second by message kind (`steady`): `swim.<kind>`
+    /// and `kv.<kind>` as the layers encode them, `framing` for everything else on the wire.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub bytes_by_kind: BTreeMap<String, f64>,
 }
 
 impl Report {
     /// Summarises the repetitions of `scenario`.
     pub fn new(scenario: Scenario, settings: &Settings, samples: &[Sample]) -> Report {
-        let idle: Vec<_> = samples.iter().filter_map(|s| s.idle).collect();
+        let idle: Vec<_> = samples.iter().filter_map(|s| s.idle.as_ref()).collect();
         let idle_median = |digits: i32, field: fn(&super::scenario::Idle) -> Option<f64>| {
-            let mut values: Vec<f64> = idle.iter().filter_map(field).collect();
+            let mut values: Vec<f64> = idle.iter().filter_map(|i| field(i)).collect();
             values.sort_by(f64::total_cmp);
             median(&values).map(|m| round(m, digits))
         };
@@ -97,8 +103,28 @@ impl Report {
             cpu_per_node_s: idle_median(6, |i| i.cpu),
             bytes_per_node_s: idle_median(1, |i| Some(i.bytes)),
             packets_per_node_s: idle_median(2, |i| Some(i.packets)),
+            bytes_by_kind: by_kind_medians(&idle),
         }
     }
+}
+
+/// The median over the repetitions of each kind's bytes per node-second, rounded to 0.01; a
+/// kind that sent nothing in every repetition is left out.
+fn by_kind_medians(idle: &[&super::scenario::Idle]) -> BTreeMap<String, f64> {
+    let mut kinds: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for sample in idle {
+        for (kind, &bytes) in &sample.by_kind {
+            kinds.entry(kind).or_default().push(bytes);
+        }
+    }
+    kinds
+        .into_iter()
+        .filter_map(|(kind, mut values)| {
+            values.sort_by(f64::total_cmp);
+            let m = median(&values)?;
+            (m > 0.0).then(|| (kind.to_string(), round(m, 2)))
+        })
+        .collect()
 }
 
 /// The median of sorted `values`.

@@ -1,5 +1,6 @@
 //! One repetition of a scenario: start a fresh cluster, wait until it converges, measure, stop.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -9,6 +10,7 @@ use rumour_cluster::Cluster;
 use rumour_cluster::NodeEvent;
 use rumour_cluster::ring::{Instance, Ring, State as InstanceState, Timestamp, Tokens};
 use rumour_cluster::swim::State;
+use rumour_wire::CountedKind;
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 use tokio::task::JoinSet;
 
@@ -22,8 +24,6 @@ const BROADCAST_POLL: Duration = Duration::from_millis(5);
 const BROADCAST_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often a survivor whose event receiver lagged is asked whether the victim is dead.
 const DETECT_POLL: Duration = Duration::from_millis(10);
-/// How long `steady` lets a converged cluster settle before it starts counting.
-const STEADY_WARMUP: Duration = Duration::from_secs(2);
 /// The size of the value `broadcast` writes: the address string of its one ring instance.
 const PAYLOAD_BYTES: usize = 64;
 
@@ -76,6 +76,8 @@ pub struct Settings {
     pub seed: u64,
     /// The idle window of `steady`.
     pub steady: Duration,
+    /// How long `steady` lets the converged cluster settle before the window.
+    pub steady_warmup: Duration,
     /// Whether every frame is sealed (XChaCha20-Poly1305, one key for the cluster).
     pub keys: bool,
     /// Whether every node binds 127.0.0.1 (else each binds a loopback IP of its own).
@@ -88,7 +90,7 @@ pub struct Settings {
 }
 
 /// What one repetition measured.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Sample {
     /// Seconds until every node saw the event (`join`, `detect`, `broadcast`).
     pub seconds: Option<f64>,
@@ -106,7 +108,7 @@ impl fmt::Display for Sample {
         if let Some(seconds) = self.seconds {
             write!(f, "all {seconds:.3} s")?;
         }
-        if let Some(idle) = self.idle {
+        if let Some(idle) = &self.idle {
             if let Some(cpu) = idle.cpu {
                 write!(f, "{cpu:.5} cpu-s, ")?;
             }
@@ -121,7 +123,7 @@ impl fmt::Display for Sample {
 }
 
 /// The cost of an idle cluster, per node and second.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Idle {
     /// CPU seconds (user + system) of the whole process; `None` without `/proc`.
     pub cpu: Option<f64>,
@@ -129,6 +131,10 @@ pub struct Idle {
     pub bytes: f64,
     /// Datagrams and reliable messages sent.
     pub packets: f64,
+    /// Payload bytes sent by message kind, named like the simulator's `steady` report
+    /// (`swim.<kind>`, `kv.<kind>`, and `framing` for the rest: channel tags, frame headers and
+    /// checksums, compound and stream length prefixes); they add up to `bytes`.
+    pub by_kind: BTreeMap<String, f64>,
 }
 
 /// Runs repetition `rep` of `scenario` on a fresh cluster, and stops the cluster afterwards
@@ -156,7 +162,7 @@ pub async fn run(scenario: Scenario, settings: &Settings, rep: u64) -> Result<Sa
             }),
             Scenario::Detect => detect(&cluster, settings.profile, &mut rng).await,
             Scenario::Broadcast => broadcast(&cluster, &mut rng, rep).await,
-            Scenario::Steady => steady(&cluster, settings.steady).await,
+            Scenario::Steady => steady(&cluster, settings.steady_warmup, settings.steady).await,
         },
     };
     cluster.stop().await;
@@ -313,37 +319,76 @@ fn payload() -> Ring {
 
 /// Lets the converged cluster settle, then counts the process's CPU time and the nodes'
 /// traffic over `window`.
-async fn steady(cluster: &LocalCluster, window: Duration) -> Result<Sample, BenchError> {
-    tokio::time::sleep(STEADY_WARMUP).await;
+async fn steady(
+    cluster: &LocalCluster,
+    warmup: Duration,
+    window: Duration,
+) -> Result<Sample, BenchError> {
+    tokio::time::sleep(warmup).await;
     let cpu_before = cpu_seconds();
-    let (bytes_before, packets_before) = traffic(cluster).await?;
+    let before = Traffic::of(cluster).await?;
     let started = Instant::now();
     tokio::time::sleep(window).await;
     let cpu_after = cpu_seconds();
-    let (bytes_after, packets_after) = traffic(cluster).await?;
+    let after = Traffic::of(cluster).await?;
     let node_seconds = cluster.nodes.len() as f64 * secs(started.elapsed());
-    let per_node_s = |delta: f64| delta / node_seconds;
+    let per_node_s = |delta: u64| delta as f64 / node_seconds;
+    let mut by_kind = BTreeMap::new();
+    let mut layered = 0;
+    for (kind, &bytes) in &after.kinds {
+        let delta = bytes - before.kinds.get(kind).copied().unwrap_or(0);
+        layered += delta;
+        by_kind.insert(kind.clone(), per_node_s(delta));
+    }
+    let bytes = after.bytes - before.bytes;
+    by_kind.insert(
+        "framing".to_string(),
+        per_node_s(bytes.saturating_sub(layered)),
+    );
     Ok(Sample {
         idle: Some(Idle {
             cpu: cpu_before
                 .zip(cpu_after)
-                .map(|(before, after)| per_node_s(after - before)),
-            bytes: per_node_s((bytes_after - bytes_before) as f64),
-            packets: per_node_s((packets_after - packets_before) as f64),
+                .map(|(before, after)| (after - before) / node_seconds),
+            bytes: per_node_s(bytes),
+            packets: per_node_s(after.packets - before.packets),
+            by_kind,
         }),
         ..Sample::default()
     })
 }
 
-/// Payload bytes and messages (datagrams and reliable) sent by every node so far.
-async fn traffic(cluster: &LocalCluster) -> Result<(u64, u64), BenchError> {
-    let (mut bytes, mut packets) = (0, 0);
-    for node in &cluster.nodes {
-        let sent = node.stats().await?.transport;
-        bytes += sent.bytes_out;
-        packets += sent.datagrams_out + sent.reliable_out;
+/// What every node has sent so far: payload bytes, messages (datagrams and reliable), and the
+/// layers' encoded messages by kind.
+#[derive(Default)]
+struct Traffic {
+    bytes: u64,
+    packets: u64,
+    kinds: BTreeMap<String, u64>,
+}
+
+impl Traffic {
+    async fn of(cluster: &LocalCluster) -> Result<Traffic, BenchError> {
+        let mut traffic = Traffic::default();
+        for node in &cluster.nodes {
+            let stats = node.stats().await?;
+            traffic.bytes += stats.transport.bytes_out;
+            traffic.packets += stats.transport.datagrams_out + stats.transport.reliable_out;
+            for (kind, t) in stats.swim.sent.iter() {
+                *traffic
+                    .kinds
+                    .entry(format!("swim.{}", kind.as_str()))
+                    .or_default() += t.bytes;
+            }
+            for (kind, t) in stats.gossip.sent.iter() {
+                *traffic
+                    .kinds
+                    .entry(format!("kv.{}", kind.as_str()))
+                    .or_default() += t.bytes;
+            }
+        }
+        Ok(traffic)
     }
-    Ok((bytes, packets))
 }
 
 /// A duration in seconds.

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rumour_wire::CountedKind;
 use rumour_cluster::sim::{LinkConfig, NodeId, NodeSeed, Sim, StreamConfig, node_addr};
 use rumour_cluster::{Node, NodeConfig, NodeEvent, Profile};
 
@@ -125,18 +126,48 @@ fn detect(
 fn steady(sim: &mut Sim<Node>, window: Duration) -> Result<Sample, BenchError> {
     sim.run_for(STEADY_WARMUP).map_err(sim_error)?;
     let before = sim.stats().clone();
+    let kinds_before = bytes_by_kind(sim);
     sim.run_for(window).map_err(sim_error)?;
     let after = sim.stats();
     let node_seconds = sim.len() as f64 * window.as_secs_f64();
+    let per_node_s = |delta: u64| delta as f64 / node_seconds;
     let sent = |s: &rumour_cluster::sim::SimStats| s.datagrams_sent + s.streams_sent;
+    let bytes = after.bytes_sent - before.bytes_sent;
+    let mut by_kind = BTreeMap::new();
+    let mut layered = 0;
+    for (kind, total) in bytes_by_kind(sim) {
+        let delta = total - kinds_before.get(&kind).copied().unwrap_or(0);
+        layered += delta;
+        by_kind.insert(kind, per_node_s(delta));
+    }
+    by_kind.insert(
+        "framing".to_string(),
+        per_node_s(bytes.saturating_sub(layered)),
+    );
     Ok(Sample {
         idle: Some(Idle {
             cpu: None,
-            bytes: (after.bytes_sent - before.bytes_sent) as f64 / node_seconds,
-            packets: (sent(after) - sent(&before)) as f64 / node_seconds,
+            bytes: per_node_s(bytes),
+            packets: per_node_s(sent(after) - sent(&before)),
+            by_kind,
         }),
         ..Sample::default()
     })
+}
+
+/// Bytes the running nodes' layers have sent, by kind (named as on sockets: `swim.<kind>`,
+/// `kv.<kind>`).
+fn bytes_by_kind(sim: &Sim<Node>) -> BTreeMap<String, u64> {
+    let mut kinds = BTreeMap::new();
+    for (_, node) in sim.running() {
+        for (kind, t) in node.swim().stats().sent.iter() {
+            *kinds.entry(format!("swim.{}", kind.as_str())).or_default() += t.bytes;
+        }
+        for (kind, t) in node.gossip().stats().sent.iter() {
+            *kinds.entry(format!("kv.{}", kind.as_str())).or_default() += t.bytes;
+        }
+    }
+    kinds
 }
 
 fn sim_error(error: rumour_cluster::sim::SimError) -> BenchError {

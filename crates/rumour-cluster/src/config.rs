@@ -1,6 +1,7 @@
 //! Settings of a [`Node`](crate::Node).
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -14,6 +15,14 @@ pub const SIM_EPOCH: Timestamp = Timestamp(1_767_225_600_000);
 
 /// The key under which the node's ring lives in the KV store (dskit's default ring key).
 pub const DEFAULT_RING_KEY: &str = "ring";
+
+/// The KV store's own digest pull-push pauses after this many of its (scaled) intervals without
+/// a change, and resumes with the next one; the exchange bundled with SWIM's periodic one goes
+/// on. After a change every node that has it opens about this many exchanges with random peers
+/// before pausing, so a member gossip missed is left out by all of them with a chance of about
+/// e^-6 (0.25 %), and then waits at most for SWIM's exchange (30 s at LAN, scaled above 32
+/// members). An idle store costs no stream of its own (rings heartbeat, so theirs never pause).
+pub const KV_PULLPUSH_QUIET_PERIODS: u32 = 6;
 
 /// Everything a [`Node`](crate::Node) needs to start.
 #[derive(Clone, Debug)]
@@ -29,7 +38,8 @@ pub struct NodeConfig {
     pub swim: rumour_swim::Config,
     /// KV store settings. The node drives the gossip tick, so the store's own is turned off.
     /// The store runs its digest pull-push every `pullpush_interval` itself (see
-    /// [`Profile::kv_pullpush_interval`]) and also joins every SWIM full-state exchange.
+    /// [`Profile::kv_pullpush_interval`]) and also joins every SWIM full-state exchange; its
+    /// own exchange pauses while the store is quiet (see [`KV_PULLPUSH_QUIET_PERIODS`]).
     pub gossip: rumour_gossip::Config,
     /// Transport framing: cluster label, packet budget.
     pub frame: FrameConfig,
@@ -54,6 +64,7 @@ impl NodeConfig {
             swim: profile.swim(),
             gossip: rumour_gossip::Config {
                 pullpush_interval: Some(profile.kv_pullpush_interval()),
+                pullpush_quiet_periods: NonZeroU32::new(KV_PULLPUSH_QUIET_PERIODS),
                 ..profile.gossip(addr)
             },
             frame: FrameConfig::default(),

@@ -52,7 +52,7 @@ pub mod sim;
 mod transmit;
 mod user;
 
-pub use config::{DEFAULT_RING_KEY, NodeConfig, SIM_EPOCH};
+pub use config::{DEFAULT_RING_KEY, KV_PULLPUSH_QUIET_PERIODS, NodeConfig, SIM_EPOCH};
 pub use driver::{
     Builder, Cluster, ClusterStats, DEFAULT_PORT, DriverStats, KeyInfo, MemberCounts, MemberInfo,
     STATUS_MAX_AGE, Status,

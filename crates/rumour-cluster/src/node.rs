@@ -83,6 +83,8 @@ pub struct Node {
     ring_key: String,
     gossip_interval: Duration,
     gossip_nodes: usize,
+    /// The earliest instant the next gossip tick may run: a tick runs only when something waits
+    /// to be gossiped (see [`Node::gossip_pending`]), at most one per `gossip_interval`.
     next_gossip: Instant,
     next_heartbeat: Option<Instant>,
     /// The member table generation the KV peer set was last reconciled with.
@@ -529,7 +531,7 @@ impl Node {
         if self.gossip.poll_timeout().is_some_and(|t| t <= now) {
             self.gossip.handle_timeout(now);
         }
-        if self.next_gossip <= now {
+        if self.next_gossip <= now && self.gossip_pending() {
             self.next_gossip = now + self.gossip_interval;
             self.reconcile_peers(now);
             self.gossip_tick(now);
@@ -560,7 +562,7 @@ impl Node {
         [
             self.swim.poll_timeout(),
             self.gossip.poll_timeout(),
-            Some(self.next_gossip),
+            self.gossip_pending().then_some(self.next_gossip),
             self.next_heartbeat,
             self.joining.as_ref().map(|j| j.next),
         ]
@@ -570,6 +572,19 @@ impl Node {
     }
 
     // ---- internals ----------------------------------------------------------------------------
+
+    /// Whether a gossip tick has work: membership updates, KV changes or user broadcasts are
+    /// queued, or the member table moved since the KV peer set was last reconciled. An idle
+    /// node does not wake up every `gossip_interval` for nothing, and the first update queued
+    /// after a quiet spell leaves at once instead of waiting for the next tick of a fixed grid
+    /// (each hop of an idle cluster's dissemination waits a network delay, not up to a whole
+    /// `gossip_interval`); later ones keep to one tick per `gossip_interval`.
+    fn gossip_pending(&self) -> bool {
+        self.swim.pending_broadcasts() > 0
+            || self.gossip.has_broadcasts()
+            || !self.user.queue.is_empty()
+            || self.swim.table_generation() != self.peers_generation
+    }
 
     fn register_in_ring(&mut self, now: Instant) {
         let Some(lifecycler) = self.lifecycler.as_mut() else {

@@ -1,6 +1,7 @@
 //! Settings of the gossip machine. Names and defaults follow dskit's `-memberlist.*` flags.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 /// Settings of a [`Gossip`](crate::Gossip) machine.
@@ -16,6 +17,13 @@ pub struct Config {
     /// 32 members like memberlist. `None` (or zero) disables the periodic exchange; the embedder
     /// may still call [`Gossip::start_pullpush`](crate::Gossip::start_pullpush).
     pub pullpush_interval: Option<Duration>,
+    /// Pauses the periodic exchange once the store has gone this many (scaled) pull-push
+    /// intervals without a change (no write, delete or merged remote change); the next change
+    /// resumes it. Exchanges the embedder starts with
+    /// [`Gossip::start_pullpush`](crate::Gossip::start_pullpush) still run, so an embedder that
+    /// bundles them with its own periodic exchange (rumour's node, with SWIM's) keeps a slower
+    /// anti-entropy while nothing changes. `None` never pauses (the default).
+    pub pullpush_quiet_periods: Option<NonZeroU32>,
     /// How long an outgoing or incoming pull-push may take before it is abandoned (10 s, the
     /// memberlist LAN stream timeout).
     pub pullpush_timeout: Duration,
@@ -98,6 +106,7 @@ impl Config {
         Config {
             advertise_addr,
             pullpush_interval: Some(Duration::from_secs(30)),
+            pullpush_quiet_periods: None,
             pullpush_timeout: Duration::from_secs(10),
             max_incoming_pullpush: 16,
             retransmit_mult: 4,

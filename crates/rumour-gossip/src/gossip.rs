@@ -93,6 +93,9 @@ pub struct Gossip {
     pub(crate) transmits: VecDeque<Transmit>,
     next_pullpush: Option<Instant>,
     next_cleanup: Instant,
+    /// When the store last changed (a write, a delete, a merged remote change): the periodic
+    /// pull-push pauses once this is `pullpush_quiet_periods` intervals ago.
+    last_change: Instant,
 }
 
 impl fmt::Debug for Gossip {
@@ -138,6 +141,7 @@ impl Gossip {
             ),
             next_cleanup: start + config.cleanup_interval,
             next_pullpush,
+            last_change: start,
             config,
             rng,
             epoch,
@@ -499,8 +503,14 @@ impl Gossip {
             return Ok(None);
         };
         self.stats.merges += 1;
-        self.watchers.changed(now, &change.key);
+        self.changed(now, &change.key);
         Ok(forward.then(|| self.queue_change(now, &change.key, applied, Origin::Forwarded)))
+    }
+
+    /// `key` changed in the store: watchers are told, and the periodic pull-push runs (again).
+    fn changed(&mut self, now: Instant, key: &str) {
+        self.last_change = self.last_change.max(now);
+        self.watchers.changed(now, key);
     }
 
     /// Encodes the change `applied` made to `key` and queues it for gossip; returns the message.
@@ -549,8 +559,16 @@ impl Gossip {
         if let (Some(at), Some(period)) = (self.next_pullpush, self.config.pullpush_period()) {
             if at <= now {
                 let alive = self.alive_peers();
-                self.next_pullpush = Some(now + pullpush_scale(period, alive.len() + 1));
-                if let Some(&peer) = self.pick(alive, 1).first() {
+                let scaled = pullpush_scale(period, alive.len() + 1);
+                self.next_pullpush = Some(now + scaled);
+                let quiet = self
+                    .config
+                    .pullpush_quiet_periods
+                    .and_then(|periods| scaled.checked_mul(periods.get()))
+                    .is_some_and(|quiet| now.saturating_duration_since(self.last_change) >= quiet);
+                if quiet {
+                    self.stats.pullpush_quiet += 1;
+                } else if let Some(&peer) = self.pick(alive, 1).first() {
                     if let Some(bytes) = self.start_pullpush(now, peer, false) {
                         self.transmits.push_back(Transmit {
                             to: peer,
@@ -783,7 +801,7 @@ impl Gossip {
         };
         self.stats.cas_successes += 1;
         let version = applied.version;
-        self.watchers.changed(now, key);
+        self.changed(now, key);
         self.queue_change(now, key, applied, Origin::Local);
         Ok(CasOutcome::Updated { version })
     }
@@ -795,7 +813,7 @@ impl Gossip {
             return false;
         };
         self.stats.deletes += 1;
-        self.watchers.changed(now, key);
+        self.changed(now, key);
         self.queue_change(now, key, applied, Origin::Local);
         true
     }

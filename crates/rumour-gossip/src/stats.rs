@@ -81,6 +81,9 @@ pub struct Stats {
     /// Pull-push exchanges this node did not open because `max_outgoing_pullpush` were in
     /// progress.
     pub pullpush_busy: u64,
+    /// Periodic pull-push exchanges not opened because the store was quiet
+    /// ([`Config::pullpush_quiet_periods`](crate::Config::pullpush_quiet_periods)).
+    pub pullpush_quiet: u64,
     /// Received changes for a new key refused because the store held `max_keys`.
     pub keys_refused: u64,
     /// Received keys longer than `max_key_len`.

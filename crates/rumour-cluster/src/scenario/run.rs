@@ -458,7 +458,10 @@ fn ring(config: &ScenarioConfig) -> Result<Report, SimError> {
 /// Simulated seconds the `steady` scenario runs at least, joins included.
 const STEADY_SECONDS: u64 = 120;
 
-/// How long `steady` lets a converged cluster settle before it measures the idle window.
+/// How long `steady` lets a converged cluster settle before it measures the idle window, at
+/// least: the settle also lasts until every node's KV store has gone quiet and paused its own
+/// pull-push ([`crate::KV_PULLPUSH_QUIET_PERIODS`] of its scaled interval), so the window sees
+/// the idle steady state rather than the end of the join.
 const IDLE_SETTLE: Duration = Duration::from_secs(10);
 
 /// The idle window `steady` measures by kind: four 30 s pull-push periods of the LAN profile.
@@ -543,7 +546,9 @@ fn steady(config: &ScenarioConfig, progress: &mut dyn FnMut(f64)) -> Result<Repo
     let mut cluster = Cluster::new(config, false);
     cluster.set_loss(config.loss.unwrap_or(0.0));
     let took = cluster.converge(Duration::from_secs(STEADY_SECONDS))?;
-    cluster.sim.run_for(IDLE_SETTLE)?;
+    let kv_quiet = rumour_wire::pullpush_scale(config.profile.kv_pullpush_interval(), config.nodes)
+        * crate::KV_PULLPUSH_QUIET_PERIODS;
+    cluster.sim.run_for(IDLE_SETTLE.max(kv_quiet))?;
     let before = TrafficSnapshot::take(&cluster.sim);
     let start = cluster.sim.elapsed();
     let end = (start + IDLE_WINDOW).max(Duration::from_secs(STEADY_SECONDS));

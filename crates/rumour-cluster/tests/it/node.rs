@@ -309,3 +309,45 @@ fn a_mass_join_past_the_seeds_connection_limit_waits_for_idle_connections_only_i
         "replacing idle connections: joined after {replaced:?}"
     );
 }
+
+/// A converged cluster without ring instances has nothing to gossip: its nodes wake for probes
+/// and their timeouts (under three times a second), not at every `gossip_interval` as well (five
+/// times a second more at LAN).
+#[test]
+fn an_idle_cluster_does_not_wake_at_every_gossip_tick() {
+    let n = 8;
+    let mut sim = Sim::new(
+        SEED,
+        std::time::Instant::now(),
+        LinkConfig::default(),
+        Box::new(|seed: NodeSeed| {
+            let config = NodeConfig::new(format!("node-{}", seed.id.0), seed.addr, Profile::Lan);
+            let mut node = Node::new(config, seed.rng, seed.now).expect("valid config");
+            if seed.id != NodeId(0) {
+                node.join(seed.now, &[node_addr(NodeId(0))]);
+            }
+            node
+        }),
+    );
+    sim.set_replay("cargo test -p rumour-cluster --test it an_idle_cluster_does_not_wake");
+    for _ in 0..n {
+        sim.add_node();
+    }
+    sim.run_for(Duration::from_secs(60))
+        .expect("no invariant is checked");
+    assert!(sim.running().all(|(_, node)| node.num_alive() == n));
+    let before = sim.stats().clone();
+    let window = 60;
+    sim.run_for(Duration::from_secs(window))
+        .expect("no invariant is checked");
+    let after = sim.stats();
+    // Events other than deliveries are (nearly all) wake-ups.
+    let wakes = (after.events - before.events) - (after.delivered - before.delivered);
+    let per_node_s = wakes as f64 / (n as f64 * window as f64);
+    println!("{per_node_s:.2} wake-ups per node per second");
+    assert!(
+        per_node_s < 4.0,
+        "{per_node_s:.2} wake-ups per node per second; replay: {}",
+        sim.replay()
+    );
+}

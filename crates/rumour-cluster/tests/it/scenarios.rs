@@ -230,3 +230,20 @@ fn an_attacker_takes_nobody_out_reflects_nothing_and_leaves_no_forged_state_on_f
         );
     }
 }
+
+/// Once the first survivor declares a crashed member dead, the news leaves at once on every
+/// hop of an idle cluster: the last survivor marks it within 0.3 s of the first.
+#[test]
+fn every_survivor_marks_a_crash_within_0_3_s_of_the_first_on_five_seeds() {
+    for seed in 1..=5 {
+        let report = run(Scenario::Crash, 64, seed);
+        let first = report.first_detection_seconds;
+        let full = report.full_detection_seconds;
+        let spread = first.zip(full).map(|(first, full)| full - first);
+        assert!(
+            spread.is_some_and(|s| s <= 0.3),
+            "first {first:?} s, all {full:?} s; replay: {}",
+            report.replay
+        );
+    }
+}

@@ -462,3 +462,41 @@ fn rings_one_heartbeat_apart_exchange_one_bucket_of_heartbeats_not_a_digest_per_
         assert!(total < 1_500, "{total} bytes: {sizes:?}");
     }
 }
+
+#[test]
+fn the_periodic_exchange_pauses_while_the_store_is_quiet_and_resumes_with_a_change() {
+    let mut net = Net::new(4, |c| Config {
+        pullpush_interval: Some(Duration::from_secs(1)),
+        pullpush_quiet_periods: std::num::NonZeroU32::new(3),
+        ..c
+    })
+    .without_gossip();
+    let summaries = |net: &Net, from: usize| {
+        net.log[from..]
+            .iter()
+            .filter(|d| d.message().kind() == MessageKind::Summary)
+            .count()
+    };
+    // Three quiet intervals: each machine opens an exchange per interval until then.
+    net.run_for(Duration::from_secs(4));
+    let opened = summaries(&net, 0);
+    assert!(opened >= 8, "{opened} exchanges while not yet quiet");
+    let quiet_from = net.log.len();
+    net.run_for(Duration::from_secs(20));
+    assert_eq!(summaries(&net, quiet_from), 0, "none while quiet");
+    let paused: u64 = net.nodes.iter().map(|n| n.stats().pullpush_quiet).sum();
+    assert!(paused >= 4 * 19, "{paused} paused");
+    // A change resumes them: the writer at once, the others as they merge it.
+    let now = net.now;
+    net.nodes[2]
+        .cas(now, "ring", |_: Option<&LwwMap>| {
+            Some(LwwMap::default().with("inst-2", "active"))
+        })
+        .unwrap();
+    let changed_from = net.log.len();
+    net.run_until(Duration::from_secs(20), |net| {
+        net.nodes.iter().all(|n| n.get::<LwwMap>("ring").is_some())
+    })
+    .expect("the change reaches every machine through pull-push");
+    assert!(summaries(&net, changed_from) > 0);
+}

@@ -405,6 +405,7 @@ fn record_protocol(f: &Families, node: &str, s: &ClusterStats) {
         ("gossip", "timeout", g.pullpush_timeouts),
         ("gossip", "served", g.pullpush_served),
         ("gossip", "refused", g.pullpush_refused),
+        ("gossip", "quiet", g.pullpush_quiet),
     ];
     for (layer, outcome, count) in pullpush {
         add(
