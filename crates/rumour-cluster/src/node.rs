@@ -27,6 +27,8 @@ use crate::user::{self, UserMessages, UserStats};
 const MAX_SWIM_STREAM_PARTS: usize = 4;
 /// Most events a node holds for its user; past it the oldest is dropped and counted.
 const EVENT_CAPACITY: usize = 4096;
+/// Transmits' room the outbox keeps once drained; a burst beyond it is given back.
+const OUTBOX_RETAINED: usize = 32;
 /// Slack kept free in every datagram for the one-byte channel tag's effect on length prefixes.
 const TAG_SLACK: usize = 8;
 
@@ -197,7 +199,7 @@ impl Node {
     }
 
     /// Every known member, sorted by name.
-    pub fn members(&self) -> impl Iterator<Item = &Member> {
+    pub fn members(&self) -> impl Iterator<Item = Member> + '_ {
         self.swim.members()
     }
 
@@ -547,7 +549,12 @@ impl Node {
     /// The next framed message to send.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.outbox.pop_front()
+        let transmit = self.outbox.pop_front();
+        if transmit.is_none() && self.outbox.capacity() > OUTBOX_RETAINED {
+            // A burst (a join's state exchanges) must not pin its memory in every node.
+            self.outbox.shrink_to(OUTBOX_RETAINED);
+        }
+        transmit
     }
 
     /// The next event.

@@ -1,7 +1,7 @@
 //! The gossip machine: the replicated store, its dissemination and its reconciliation, driven by
 //! the caller's clock and I/O.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::history::{HistoryRecord, MessageHistory};
 use crate::message::{KeyChange, Limits, Message, MessageKind};
+use crate::peers::Peers;
 use crate::pullpush::Sessions;
 use crate::recent::RecentChanges;
 use crate::stats::Stats;
@@ -85,7 +86,7 @@ pub struct Gossip {
     history: MessageHistory,
     recent: RecentChanges,
     pub(crate) stats: Stats,
-    peers: BTreeMap<SocketAddr, PeerState>,
+    peers: Peers,
     /// No later than the `since` of every peer down (`None`: none is), so that the sweep every
     /// `cleanup_interval` skips the peer table until a down peer can be due.
     earliest_down: Option<Instant>,
@@ -147,7 +148,7 @@ impl Gossip {
             epoch,
             store: Store::default(),
             stats: Stats::default(),
-            peers: BTreeMap::new(),
+            peers: Peers::new(start),
             earliest_down: None,
             transmits: VecDeque::new(),
         }
@@ -203,23 +204,20 @@ impl Gossip {
 
     /// Whether `addr` is a peer reported alive.
     pub(crate) fn is_alive(&self, addr: SocketAddr) -> bool {
-        self.peers.get(&addr) == Some(&PeerState::Alive)
+        self.peers.get(addr) == Some(PeerState::Alive)
     }
 
     /// `addr` died or left: it stays a gossip target (never a pull-push one) for
     /// `gossip_to_the_dead_time`, then is forgotten.
     pub fn handle_peer_down(&mut self, now: Instant, addr: SocketAddr) {
-        if let Some(state) = self.peers.get_mut(&addr) {
-            if *state == PeerState::Alive {
-                *state = PeerState::Down { since: now };
-                self.earliest_down = Some(self.earliest_down.map_or(now, |t| t.min(now)));
-            }
+        if self.peers.mark_down(addr, now) {
+            self.earliest_down = Some(self.earliest_down.map_or(now, |t| t.min(now)));
         }
     }
 
     /// The peers known, alive or recently down.
     pub fn peers(&self) -> impl Iterator<Item = (SocketAddr, PeerState)> + '_ {
-        self.peers.iter().map(|(addr, state)| (*addr, *state))
+        self.peers.iter()
     }
 
     /// Up to `count` random peers to gossip to: alive ones, and those reported down less than
@@ -235,7 +233,7 @@ impl Gossip {
                 PeerState::Alive => true,
                 PeerState::Down { since } => now.saturating_duration_since(*since) < window,
             })
-            .map(|(addr, _)| *addr)
+            .map(|(addr, _)| addr)
             .collect();
         self.pick(candidates, count)
     }
@@ -243,8 +241,8 @@ impl Gossip {
     pub(crate) fn alive_peers(&self) -> Vec<SocketAddr> {
         self.peers
             .iter()
-            .filter(|(_, state)| **state == PeerState::Alive)
-            .map(|(addr, _)| *addr)
+            .filter(|(_, state)| *state == PeerState::Alive)
+            .map(|(addr, _)| addr)
             .collect()
     }
 
@@ -597,15 +595,15 @@ impl Gossip {
             .earliest_down
             .is_some_and(|t| now.saturating_duration_since(t) >= window)
         {
-            self.peers.retain(|_, state| match state {
+            self.peers.retain(|state| match state {
                 PeerState::Alive => true,
-                PeerState::Down { since } => now.saturating_duration_since(*since) < window,
+                PeerState::Down { since } => now.saturating_duration_since(since) < window,
             });
             self.earliest_down = self
                 .peers
-                .values()
-                .filter_map(|state| match state {
-                    PeerState::Down { since } => Some(*since),
+                .iter()
+                .filter_map(|(_, state)| match state {
+                    PeerState::Down { since } => Some(since),
                     PeerState::Alive => None,
                 })
                 .min();

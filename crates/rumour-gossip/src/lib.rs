@@ -101,6 +101,7 @@ mod error;
 mod gossip;
 mod history;
 mod message;
+mod peers;
 mod pullpush;
 mod recent;
 mod stats;

@@ -35,33 +35,22 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use rand::Rng;
 
 use crate::member::{Incarnation, Member, NodeName, State};
 use crate::message::{Alive, Dead, MemberState, Message, Suspect};
+use crate::probe::ProbeOrder;
 use crate::suspicion::Suspicion;
+
+mod record;
+
+use record::{Epoch, NEVER, Record, nanos};
+use rumour_wire::PackedAddr;
 
 /// Verification pings the lane sends one never-confirmed member per announcement of it, at
 /// most: an entry naming a third party's address draws no more than this many pings to it for
 /// each message that named it (and a ping is no larger than the message).
 pub(crate) const MAX_VERIFY_ATTEMPTS: u8 = 1;
-
-/// One row of the table.
-#[derive(Clone, Debug)]
-pub(crate) struct Entry {
-    pub(crate) member: Member,
-    /// Boxed: few members are suspected at once, and every entry would otherwise carry the
-    /// timer's hundred bytes.
-    pub(crate) suspicion: Option<Box<Suspicion>>,
-    last_accused: Option<Instant>,
-    /// Position in `Membership::names`.
-    slot: usize,
-    /// Whether the member answered a ping of this node at its current address.
-    confirmed: bool,
-    /// When the entry was created or its address last changed (orders the unconfirmed).
-    learned_at: Instant,
-    /// Verification pings the lane sent it while unconfirmed.
-    verify_attempts: u8,
-}
 
 /// Where an accusation comes from, which decides whether it confirms a suspicion.
 #[derive(Clone, Copy, Debug)]
@@ -128,10 +117,26 @@ pub(crate) struct LimitCounts {
 }
 
 /// The member table, the local node included, sorted by name.
+///
+/// Stored compactly (see `docs/benchmarks.md`, "Memory per member"): one [`Record`] per member
+/// in a dense vector (the local node at slot 0; a removal moves the last record into the freed
+/// slot, so that a slot doubles as a position for random picks), a name-to-slot index in name
+/// order, and the probe order as slots. Every other structure refers to members by the one
+/// shared name the record holds.
 #[derive(Debug)]
 pub(crate) struct Membership {
     local: NodeName,
-    entries: BTreeMap<NodeName, Entry>,
+    /// The local node as a full [`Member`], kept in step with slot 0 (it is handed out by
+    /// reference).
+    local_member: Member,
+    /// The origin of the records' times.
+    epoch: Epoch,
+    /// Every member; see the type's documentation.
+    records: Vec<Record>,
+    /// Name to slot, in name order.
+    index: BTreeMap<NodeName, u32>,
+    /// The round-robin probe order (confirmed members, the local node excluded).
+    order: ProbeOrder,
     /// Members with a suspicion timer (an index, so that timers are found without a scan).
     suspected: BTreeSet<NodeName>,
     /// Least time between two accusations sent directly to one member.
@@ -141,15 +146,11 @@ pub(crate) struct Membership {
     /// Members in state Alive, the local node included (kept with every transition, so that
     /// counting is not a scan).
     alive: usize,
-    /// Every stored name in no particular order, for picking random members without a scan.
-    names: Vec<NodeName>,
-    /// Members never confirmed, oldest first (the local node is never in it).
-    unconfirmed: BTreeSet<(Instant, NodeName)>,
+    /// Members never confirmed, oldest first (ticks of `epoch`; the local node is never in it).
+    unconfirmed: BTreeSet<(u64, NodeName)>,
     limits: Limits,
     /// Members removed to make room, for the machine to report.
     evicted: Vec<Member>,
-    /// Members that lost their confirmation (a new address), for the machine to unschedule.
-    unconfirmed_again: Vec<NodeName>,
     /// Reaped members' last incarnations, so that a stale alive does not resurrect them.
     reaped: BTreeMap<NodeName, Reaped>,
     /// The same, oldest first, for expiry and eviction.
@@ -158,6 +159,9 @@ pub(crate) struct Membership {
     reaped_memory: (Duration, usize),
     pub(crate) counts: LimitCounts,
 }
+
+/// The local node's slot: it is stored first and never removed, so it never moves.
+const LOCAL_SLOT: usize = 0;
 
 /// What the table remembers of a reaped member.
 #[derive(Debug)]
@@ -178,32 +182,64 @@ impl Membership {
     ) -> Membership {
         let name = local.name.clone();
         let alive = usize::from(local.state == State::Alive);
-        let mut entries = BTreeMap::new();
         let at = local.state_changed_at;
-        let mut entry = Entry::new(local, 0, at);
-        entry.confirmed = true;
-        entries.insert(name.clone(), entry);
-        let names = vec![name.clone()];
+        let epoch = Epoch::new(at);
+        let mut record = Record::new(epoch, local.clone(), at);
+        record.confirmed = true;
+        let mut index = BTreeMap::new();
+        index.insert(name.clone(), 0);
         Membership {
             local: name,
-            entries,
+            local_member: local,
+            epoch,
+            records: vec![record],
+            index,
+            order: ProbeOrder::default(),
             suspected: BTreeSet::new(),
             accuse_spacing,
             reclaim_time,
             alive,
-            names,
             unconfirmed: BTreeSet::new(),
             limits: Limits {
                 max_members: usize::MAX,
                 max_incarnation_jump: u32::MAX,
             },
             evicted: Vec::new(),
-            unconfirmed_again: Vec::new(),
             reaped: BTreeMap::new(),
             reaped_order: BTreeSet::new(),
             reaped_memory: (Duration::from_secs(3600), REAPED_CAPACITY),
             counts: LimitCounts::default(),
         }
+    }
+
+    fn slot<Q>(&self, name: &Q) -> Option<usize>
+    where
+        NodeName: std::borrow::Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        self.index.get(name).map(|&slot| slot as usize)
+    }
+
+    fn record<Q>(&self, name: &Q) -> Option<&Record>
+    where
+        NodeName: std::borrow::Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        self.records.get(self.slot(name)?)
+    }
+
+    fn record_mut<Q>(&mut self, name: &Q) -> Option<&mut Record>
+    where
+        NodeName: std::borrow::Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        let slot = self.slot(name)?;
+        self.records.get_mut(slot)
+    }
+
+    /// Refreshes the local node's full record from slot 0 after a change.
+    fn sync_local(&mut self) {
+        self.local_member = self.records[LOCAL_SLOT].to_member(self.epoch);
     }
 
     /// Remembers reaped members' last incarnation for `ttl`, at most `capacity` of them.
@@ -291,43 +327,52 @@ impl Membership {
         self.limits = limits;
     }
 
-    /// Stores a new entry (the caller checked that the name is unknown).
+    /// Stores a new entry (the caller checked that the name is unknown and that there is
+    /// room, which bounds the table far below `u32::MAX` slots).
     fn insert(&mut self, member: Member, now: Instant) {
         let name = member.name.clone();
         if member.state == State::Alive {
             self.alive += 1;
         }
-        let entry = Entry::new(member, self.names.len(), now);
-        self.unconfirmed.insert((now, name.clone()));
-        self.names.push(name.clone());
-        self.entries.insert(name, entry);
+        let slot = u32::try_from(self.records.len()).expect("the table is bounded");
+        let record = Record::new(self.epoch, member, now);
+        self.unconfirmed.insert((record.learned_at, name.clone()));
+        self.records.push(record);
+        self.index.insert(name, slot);
     }
 
-    /// Removes `name` from the table and every index.
+    /// Removes `name` from the table and every index, the probe order included.
     pub(crate) fn remove(&mut self, name: &NodeName) -> Option<Member> {
         if *name == self.local {
             return None;
         }
-        let entry = self.entries.remove(name)?;
-        self.suspected.remove(name);
-        self.unconfirmed.remove(&(entry.learned_at, name.clone()));
-        if entry.member.state == State::Alive {
-            self.alive -= 1;
+        let slot = self.index.remove(name)?;
+        let record = self.records.swap_remove(slot as usize);
+        if record.scheduled {
+            self.order.remove(slot);
         }
-        let slot = entry.slot;
-        self.names.swap_remove(slot);
-        if let Some(moved) = self.names.get(slot) {
-            if let Some(e) = self.entries.get_mut(moved) {
-                e.slot = slot;
+        if let Some(moved) = self.records.get(slot as usize) {
+            // The last record took the freed slot.
+            let from = u32::try_from(self.records.len()).expect("the table is bounded");
+            if let Some(s) = self.index.get_mut(&moved.name) {
+                *s = slot;
+            }
+            if moved.scheduled {
+                self.order.rename(from, slot);
             }
         }
-        Some(entry.member)
+        self.suspected.remove(name);
+        self.unconfirmed.remove(&(record.learned_at, name.clone()));
+        if record.state == State::Alive {
+            self.alive -= 1;
+        }
+        Some(record.to_member(self.epoch))
     }
 
     /// Makes room for one more member by evicting the oldest never-confirmed entry; false when
     /// every entry is confirmed (the newcomer is then refused).
     fn make_room(&mut self) -> bool {
-        if self.entries.len() < self.limits.max_members {
+        if self.records.len() < self.limits.max_members.min(u32::MAX as usize) {
             return true;
         }
         let Some((_, oldest)) = self.unconfirmed.first().cloned() else {
@@ -344,50 +389,89 @@ impl Membership {
         std::mem::take(&mut self.evicted)
     }
 
-    /// Members that lost their confirmation since the last call.
-    pub(crate) fn take_unconfirmed_again(&mut self) -> Vec<NodeName> {
-        std::mem::take(&mut self.unconfirmed_again)
-    }
-
     /// Marks `name` confirmed if it is stored at `addr`; true when it was not confirmed before.
     pub(crate) fn confirm(&mut self, name: &NodeName, addr: SocketAddr) -> bool {
-        let Some(entry) = self.entries.get_mut(name) else {
+        let Some(record) = self.record_mut(name) else {
             return false;
         };
-        if entry.confirmed || entry.member.addr != addr {
+        if record.confirmed || record.addr.get() != addr {
             return false;
         }
-        entry.confirmed = true;
-        self.unconfirmed.remove(&(entry.learned_at, name.clone()));
+        record.confirmed = true;
+        let key = (record.learned_at, record.name.clone());
+        self.unconfirmed.remove(&key);
         true
+    }
+
+    /// Puts `name` in the probe order at a random position, unless it is there already.
+    pub(crate) fn schedule(&mut self, name: &NodeName, rng: &mut impl Rng) {
+        let Some(slot) = self.slot(name) else {
+            return;
+        };
+        let record = &mut self.records[slot];
+        if record.scheduled {
+            return;
+        }
+        record.scheduled = true;
+        self.order
+            .insert(u32::try_from(slot).expect("bounded"), rng);
+    }
+
+    /// Takes `slot` out of the probe order.
+    fn unschedule(&mut self, slot: usize) {
+        let record = &mut self.records[slot];
+        if record.scheduled {
+            record.scheduled = false;
+            self.order.remove(u32::try_from(slot).expect("bounded"));
+        }
+    }
+
+    /// The next member in this probe cycle and whether it is live, or `None` at the end of
+    /// the cycle.
+    pub(crate) fn next_in_order(&mut self) -> Option<(NodeName, bool)> {
+        let slot = self.order.advance()?;
+        let record = &self.records[slot as usize];
+        Some((record.name.clone(), record.state.is_live()))
+    }
+
+    /// Starts a new probe cycle in a fresh random order.
+    pub(crate) fn reshuffle(&mut self, rng: &mut impl Rng) {
+        self.order.reshuffle(rng);
     }
 
     /// Folds a round-trip time `sample` of a direct probe into the member's smoothed RTT
     /// (a quarter of the way to the sample; the first sample sets it), if it is still stored
     /// at `addr`.
     pub(crate) fn record_rtt(&mut self, name: &NodeName, addr: SocketAddr, sample: Duration) {
-        let Some(entry) = self.entries.get_mut(name) else {
+        let Some(slot) = self.slot(name) else {
             return;
         };
-        if entry.member.addr != addr {
+        let record = &mut self.records[slot];
+        if record.addr.get() != addr {
             return;
         }
-        entry.member.rtt = Some(match entry.member.rtt {
+        record.rtt = nanos(match record.rtt() {
             Some(rtt) => (rtt * 3 + sample) / 4,
             None => sample,
         });
+        if slot == LOCAL_SLOT {
+            self.sync_local();
+        }
     }
 
     /// Whether `name` is confirmed and stored at `addr` (a member address it answered at).
     pub(crate) fn is_confirmed_at(&self, name: &NodeName, addr: SocketAddr) -> bool {
-        self.entries
-            .get(name)
-            .is_some_and(|e| e.confirmed && e.member.addr == addr)
+        self.record(name)
+            .is_some_and(|r| r.confirmed && r.addr.get() == addr)
     }
 
     /// Whether `name` is stored and confirmed.
-    pub(crate) fn is_confirmed(&self, name: &NodeName) -> bool {
-        self.entries.get(name).is_some_and(|e| e.confirmed)
+    pub(crate) fn is_confirmed<Q>(&self, name: &Q) -> bool
+    where
+        NodeName: std::borrow::Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        self.record(name).is_some_and(|r| r.confirmed)
     }
 
     /// Number of never-confirmed entries.
@@ -405,18 +489,17 @@ impl Membership {
         self.unconfirmed
             .iter()
             .skip(skip)
-            .filter_map(|(_, name)| self.entries.get(name))
-            .filter(|e| e.member.state.is_live() && e.verify_attempts < MAX_VERIFY_ATTEMPTS)
-            .map(|e| &e.member)
+            .filter_map(|(_, name)| self.record(name))
+            .filter(|r| r.state.is_live() && r.verify_attempts < MAX_VERIFY_ATTEMPTS)
             .take(count)
-            .map(|m| (m.name.clone(), m.addr))
+            .map(|r| (r.name.clone(), r.addr.get()))
             .collect()
     }
 
     /// Counts one verification ping sent to `name`.
     pub(crate) fn note_verification(&mut self, name: &NodeName) {
-        if let Some(entry) = self.entries.get_mut(name) {
-            entry.verify_attempts = entry.verify_attempts.saturating_add(1);
+        if let Some(record) = self.record_mut(name) {
+            record.verify_attempts = record.verify_attempts.saturating_add(1);
         }
     }
 
@@ -425,11 +508,10 @@ impl Membership {
         self.unconfirmed
             .iter()
             .rev()
-            .filter_map(|(_, name)| self.entries.get(name))
-            .filter(|e| e.member.state.is_live() && e.verify_attempts < MAX_VERIFY_ATTEMPTS)
-            .map(|e| &e.member)
+            .filter_map(|(_, name)| self.record(name))
+            .filter(|r| r.state.is_live() && r.verify_attempts < MAX_VERIFY_ATTEMPTS)
             .take(count)
-            .map(|m| (m.name.clone(), m.addr))
+            .map(|r| (r.name.clone(), r.addr.get()))
             .collect()
     }
 
@@ -437,7 +519,7 @@ impl Membership {
     pub(crate) fn expire_unconfirmed(&mut self, now: Instant, timeout: Duration) -> Vec<Member> {
         let mut expired = Vec::new();
         while let Some((at, name)) = self.unconfirmed.first().cloned() {
-            if now.saturating_duration_since(at) < timeout {
+            if now.saturating_duration_since(self.epoch.instant(at)) < timeout {
                 break;
             }
             if let Some(member) = self.remove(&name) {
@@ -450,9 +532,9 @@ impl Membership {
     }
 
     /// The member at `index` of an arbitrary but deterministic order, `index < len()`: with a
-    /// random index, a random member in O(log n).
-    pub(crate) fn nth_random(&self, index: usize) -> Option<&Member> {
-        self.get(self.names.get(index)?)
+    /// random index, a random member in O(1).
+    pub(crate) fn nth_random(&self, index: usize) -> Option<Member> {
+        self.records.get(index).map(|r| r.to_member(self.epoch))
     }
 
     /// Members in state Alive, the local node included.
@@ -462,45 +544,57 @@ impl Membership {
 
     /// Marks the local node Left (it said goodbye).
     pub(crate) fn leave_local(&mut self, now: Instant) -> &Member {
-        let local = self.local.clone();
-        let entry = self.entries.get_mut(&local).expect("self is stored");
-        if entry.member.state == State::Alive {
+        let tick = self.epoch.tick(now);
+        let record = &mut self.records[LOCAL_SLOT];
+        if record.state == State::Alive {
             self.alive -= 1;
         }
-        entry.member.state = State::Left;
-        entry.member.state_changed_at = now;
-        &entry.member
+        record.state = State::Left;
+        record.state_changed_at = tick;
+        self.sync_local();
+        &self.local_member
     }
 
     pub(crate) fn local(&self) -> &Member {
-        &self.entries[&self.local].member
+        &self.local_member
     }
 
-    pub(crate) fn local_mut(&mut self) -> &mut Member {
-        &mut self
-            .entries
-            .get_mut(&self.local)
-            .expect("self is stored")
-            .member
+    /// Raises the local incarnation above `accused` (and its own); returns the new one.
+    pub(crate) fn refute_local(&mut self, accused: Incarnation) -> Incarnation {
+        let record = &mut self.records[LOCAL_SLOT];
+        record.incarnation = record.incarnation.max(accused).next();
+        let incarnation = record.incarnation;
+        self.sync_local();
+        incarnation
     }
 
-    pub(crate) fn get<Q>(&self, name: &Q) -> Option<&Member>
+    pub(crate) fn get<Q>(&self, name: &Q) -> Option<Member>
     where
         NodeName: std::borrow::Borrow<Q>,
         Q: Ord + ?Sized,
     {
-        self.entries.get(name).map(|e| &e.member)
+        self.record(name).map(|r| r.to_member(self.epoch))
     }
 
-    pub(crate) fn members(&self) -> impl Iterator<Item = &Member> {
-        self.entries.values().map(|e| &e.member)
+    /// Every member, in name order.
+    pub(crate) fn members(&self) -> impl Iterator<Item = Member> + '_ {
+        self.index
+            .values()
+            .map(|&slot| self.records[slot as usize].to_member(self.epoch))
+    }
+
+    /// Every record, in name order.
+    fn records_by_name(&self) -> impl Iterator<Item = &Record> + '_ {
+        self.index
+            .values()
+            .map(|&slot| &self.records[slot as usize])
     }
 
     /// Deadlines of the running suspicion timers.
     pub(crate) fn suspicion_deadlines(&self) -> impl Iterator<Item = Instant> + '_ {
         self.suspected
             .iter()
-            .filter_map(|name| self.entries.get(name)?.suspicion.as_deref())
+            .filter_map(|name| self.record(name)?.suspicion.as_deref())
             .map(Suspicion::deadline)
     }
 
@@ -515,9 +609,10 @@ impl Membership {
     /// retransmit limit lets one in tens of thousands slip), and a direct ping, whose ack carries
     /// the suspect's latest alive, settles it before the timer declares a live member dead.
     pub(crate) fn stale_suspect(&mut self, now: Instant, age: Duration) -> Option<NodeName> {
-        let entries = &mut self.entries;
+        let (records, index) = (&mut self.records, &self.index);
         self.suspected.iter().find_map(|name| {
-            let timer = entries.get_mut(name)?.suspicion.as_mut()?;
+            let slot = *index.get(name)? as usize;
+            let timer = records[slot].suspicion.as_mut()?;
             if timer.rechecked || now.saturating_duration_since(timer.started()) < age {
                 return None;
             }
@@ -526,25 +621,29 @@ impl Membership {
         })
     }
 
-    /// A suspect's record and its timer.
-    pub(crate) fn suspicion_mut(&mut self, name: &NodeName) -> Option<(&Member, &mut Suspicion)> {
-        let entry = self.entries.get_mut(name)?;
-        let timer = entry.suspicion.as_mut()?;
-        Some((&entry.member, timer))
+    /// A suspect's incarnation and its timer.
+    pub(crate) fn suspicion_mut(
+        &mut self,
+        name: &NodeName,
+    ) -> Option<(Incarnation, &mut Suspicion)> {
+        let record = self.record_mut(name)?;
+        let incarnation = record.incarnation;
+        let timer = record.suspicion.as_mut()?;
+        Some((incarnation, timer))
     }
 
     /// Members known, the local node and unreaped dead ones included (memberlist's `n`).
     pub(crate) fn len(&self) -> usize {
-        self.entries.len()
+        self.records.len()
     }
 
     /// The alive message describing `name` as stored.
     pub(crate) fn alive_of(&self, name: &NodeName) -> Option<Alive> {
-        self.get(name).map(|m| Alive {
-            name: m.name.clone(),
-            addr: m.addr,
-            incarnation: m.incarnation,
-            meta: m.meta.clone(),
+        self.record(name).map(|r| Alive {
+            name: r.name.clone(),
+            addr: r.addr.get(),
+            incarnation: r.incarnation,
+            meta: r.meta_bytes(),
         })
     }
 
@@ -552,16 +651,14 @@ impl Membership {
     /// Never-confirmed members are left out: this node does not vouch for what it only heard
     /// second-hand, so a flood of forged members stays where it landed.
     pub(crate) fn snapshot(&self) -> Vec<MemberState> {
-        self.entries
-            .values()
-            .filter(|e| e.confirmed)
-            .map(|e| &e.member)
-            .map(|m| MemberState {
-                name: m.name.clone(),
-                addr: m.addr,
-                incarnation: m.incarnation,
-                meta: m.meta.clone(),
-                state: m.state,
+        self.records_by_name()
+            .filter(|r| r.confirmed)
+            .map(|r| MemberState {
+                name: r.name.clone(),
+                addr: r.addr.get(),
+                incarnation: r.incarnation,
+                meta: r.meta_bytes(),
+                state: r.state,
             })
             .collect()
     }
@@ -573,20 +670,16 @@ impl Membership {
     pub(crate) fn digest(&self) -> (u32, u64) {
         let mut hasher = rumour_wire::StableHasher::default();
         let mut count: u32 = 0;
-        for m in self
-            .entries
-            .values()
-            .filter(|e| e.confirmed)
-            .map(|e| &e.member)
-        {
+        for m in self.records_by_name().filter(|r| r.confirmed) {
             count = count.saturating_add(1);
             hasher.write_str(m.name.as_str());
-            let ip = match m.addr.ip() {
+            let addr = m.addr.get();
+            let ip = match addr.ip() {
                 std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped(),
                 std::net::IpAddr::V6(v6) => v6,
             };
             hasher.write(&ip.octets());
-            hasher.write_u64(u64::from(m.addr.port()));
+            hasher.write_u64(u64::from(addr.port()));
             hasher.write_u64(u64::from(m.incarnation.0));
             hasher.write_u64(match m.state {
                 State::Alive => 0,
@@ -594,8 +687,8 @@ impl Membership {
                 State::Dead => 2,
                 State::Left => 3,
             });
-            hasher.write_u64(m.meta.len() as u64);
-            hasher.write(&m.meta);
+            hasher.write_u64(m.meta().len() as u64);
+            hasher.write(m.meta());
         }
         (count, hasher.finish())
     }
@@ -615,7 +708,7 @@ impl Membership {
         if *name == self.local {
             return message;
         }
-        let Some(m) = self.get(name) else {
+        let Some(m) = self.record(name) else {
             return message;
         };
         let (stored, live) = (m.incarnation, m.state.is_live());
@@ -652,7 +745,8 @@ impl Membership {
             return self.alive_about_self(a);
         }
         let reclaim_time = self.reclaim_time;
-        if !self.entries.contains_key(&a.name) {
+        let epoch = self.epoch;
+        let Some(slot) = self.slot(&a.name) else {
             if let Some(outcome) = self.stale_after_reap(now, a) {
                 return outcome;
             }
@@ -670,45 +764,44 @@ impl Membership {
             };
             self.insert(member, now);
             return Outcome::Joined { new: true };
-        }
-        let entry = self.entries.get_mut(&a.name).expect("checked");
-        let m = &mut entry.member;
-        if m.addr != a.addr {
-            let dead_for = now.saturating_duration_since(m.state_changed_at);
+        };
+        let m = &mut self.records[slot];
+        let stored_addr = m.addr.get();
+        if stored_addr != a.addr {
+            let dead_for = now.saturating_duration_since(epoch.instant(m.state_changed_at));
             let reclaimable = m.state == State::Left
                 || (m.state == State::Dead && reclaim_time.is_some_and(|t| dead_for >= t));
             if !reclaimable {
                 return Outcome::Conflict {
-                    known: m.addr,
+                    known: stored_addr,
                     claimed: a.addr,
                 };
             }
         }
         if a.incarnation > m.incarnation {
             let previous = m.state;
-            let moved = m.addr != a.addr;
-            let changed = moved || m.meta != a.meta || previous == State::Suspect;
-            m.addr = a.addr;
-            m.meta = a.meta.clone();
+            let moved = stored_addr != a.addr;
+            let changed = moved || m.meta() != &a.meta[..] || previous == State::Suspect;
+            if moved {
+                m.addr = PackedAddr::new(a.addr);
+            }
+            m.set_meta(a.meta.clone());
             m.incarnation = a.incarnation;
             if moved {
-                m.rtt = None; // measured to the old address
-            }
-            if moved && entry.confirmed {
-                // A new address is unproven until it answers a ping.
-                entry.confirmed = false;
-                entry.learned_at = now;
-                entry.verify_attempts = 0;
-                self.unconfirmed.insert((now, a.name.clone()));
-                self.unconfirmed_again.push(a.name.clone());
+                m.rtt = NEVER; // measured to the old address
             }
             m.state = State::Alive;
             if previous != State::Alive {
-                m.state_changed_at = now;
+                m.state_changed_at = epoch.tick(now);
                 self.alive += 1;
             }
-            entry.suspicion = None;
-            self.suspected.remove(&a.name);
+            m.suspicion = None;
+            let name = m.name.clone();
+            if moved && m.confirmed {
+                // A new address is unproven until it answers a ping.
+                self.unconfirm(slot, now);
+            }
+            self.suspected.remove(&name);
             return match previous {
                 State::Dead | State::Left => Outcome::Joined { new: false },
                 State::Alive | State::Suspect => Outcome::Refreshed { changed },
@@ -718,25 +811,32 @@ impl Membership {
             // Each announcement of an unconfirmed member earns it one more verification ping,
             // no larger than the announcement: no packet draws more bytes to the address it
             // names than it carried.
-            if !entry.confirmed {
-                entry.verify_attempts = 0;
+            if !m.confirmed {
+                m.verify_attempts = 0;
             }
             return Outcome::Ignored;
         }
         // A stale alive about a member held Suspect, Dead or Left (from a reclaimable
         // address, if it changed): it is probably that member, restarted or cut off,
         // announcing itself. Keep the state; tell it what it is accused of.
-        if m.addr != a.addr {
-            m.addr = a.addr;
-            if entry.confirmed {
-                entry.confirmed = false;
-                entry.learned_at = now;
-                entry.verify_attempts = 0;
-                self.unconfirmed.insert((now, a.name.clone()));
-                self.unconfirmed_again.push(a.name.clone());
+        if stored_addr != a.addr {
+            m.addr = PackedAddr::new(a.addr);
+            if m.confirmed {
+                self.unconfirm(slot, now);
             }
         }
         self.accuse(now, &a.name)
+    }
+
+    /// The member at `slot` moved: unconfirmed again from `now`, out of the probe order.
+    fn unconfirm(&mut self, slot: usize, now: Instant) {
+        let tick = self.epoch.tick(now);
+        let record = &mut self.records[slot];
+        record.confirmed = false;
+        record.learned_at = tick;
+        record.verify_attempts = 0;
+        self.unconfirmed.insert((tick, record.name.clone()));
+        self.unschedule(slot);
     }
 
     fn alive_about_self(&mut self, a: &Alive) -> Outcome {
@@ -773,19 +873,20 @@ impl Membership {
     /// The stored accusation against `name`, to send to it (at most once per spacing).
     fn accuse(&mut self, now: Instant, name: &NodeName) -> Outcome {
         let spacing = self.accuse_spacing;
-        let Some(entry) = self.entries.get_mut(name) else {
+        let epoch = self.epoch;
+        let Some(slot) = self.slot(name) else {
             return Outcome::Ignored;
         };
-        if entry
-            .last_accused
-            .is_some_and(|at| now.saturating_duration_since(at) < spacing)
+        let record = &mut self.records[slot];
+        if record.last_accused != NEVER
+            && now.saturating_duration_since(epoch.instant(record.last_accused)) < spacing
         {
             return Outcome::Ignored;
         }
-        entry.last_accused = Some(now);
+        record.last_accused = epoch.tick(now);
         Outcome::Accuse {
-            to: entry.member.addr,
-            message: accusation(&self.local, &entry.member),
+            to: record.addr.get(),
+            message: accusation(&self.local, record),
         }
     }
 
@@ -804,17 +905,18 @@ impl Membership {
             return self.refutation(s.incarnation);
         }
         let local = self.local.clone();
-        let Some(entry) = self.entries.get_mut(&s.name) else {
+        let tick = self.epoch.tick(now);
+        let Some(slot) = self.slot(&s.name) else {
             return Outcome::Ignored;
         };
-        let m = &mut entry.member;
+        let m = &mut self.records[slot];
         if s.incarnation < m.incarnation {
             return Outcome::Ignored;
         }
         match m.state {
             State::Dead | State::Left => Outcome::Ignored,
             State::Suspect => {
-                let confirmed = match (evidence, entry.suspicion.as_mut()) {
+                let confirmed = match (evidence, m.suspicion.as_mut()) {
                     (Evidence::Accuser(from), Some(timer)) => timer.confirm(from),
                     _ => false,
                 };
@@ -826,14 +928,14 @@ impl Membership {
             }
             State::Alive => {
                 m.state = State::Suspect;
-                m.state_changed_at = now;
+                m.state_changed_at = tick;
                 self.alive -= 1;
                 let accuser = match evidence {
                     Evidence::Accuser(from) => from.clone(),
                     Evidence::FullState => local,
                 };
-                self.suspected.insert(s.name.clone());
-                entry.suspicion = Some(Box::new(Suspicion::new(
+                self.suspected.insert(m.name.clone());
+                m.suspicion = Some(Box::new(Suspicion::new(
                     now, accuser, params.k, params.min, params.max,
                 )));
                 Outcome::Suspected
@@ -849,10 +951,11 @@ impl Membership {
             }
             return self.refutation(d.incarnation);
         }
-        let Some(entry) = self.entries.get_mut(&d.name) else {
+        let tick = self.epoch.tick(now);
+        let Some(slot) = self.slot(&d.name) else {
             return Outcome::Ignored;
         };
-        let m = &mut entry.member;
+        let m = &mut self.records[slot];
         if d.incarnation < m.incarnation {
             return Outcome::Ignored;
         }
@@ -865,8 +968,8 @@ impl Membership {
                     self.alive -= 1;
                 }
                 m.state = if left { State::Left } else { State::Dead };
-                m.state_changed_at = now;
-                entry.suspicion = None;
+                m.state_changed_at = tick;
+                m.suspicion = None;
                 self.suspected.remove(&d.name);
                 if left { Outcome::Left } else { Outcome::Failed }
             }
@@ -909,23 +1012,27 @@ impl Membership {
         (outcome, Some(claim))
     }
 
-    /// Removes dead and left members whose state changed at least `after` ago.
-    pub(crate) fn reap(&mut self, now: Instant, after: Duration) -> Vec<Member> {
+    /// Removes dead and left members whose state changed at least `after` ago, each with
+    /// whether it was in the probe order (it had answered this node).
+    pub(crate) fn reap(&mut self, now: Instant, after: Duration) -> Vec<(Member, bool)> {
+        let epoch = self.epoch;
         let expired: Vec<NodeName> = self
-            .entries
-            .values()
-            .filter(|e| {
-                !e.member.state.is_live()
-                    && e.member.name != self.local
-                    && now.saturating_duration_since(e.member.state_changed_at) >= after
+            .records_by_name()
+            .filter(|r| {
+                !r.state.is_live()
+                    && r.name != self.local
+                    && now.saturating_duration_since(epoch.instant(r.state_changed_at)) >= after
             })
-            .map(|e| e.member.name.clone())
+            .map(|r| r.name.clone())
             .collect();
-        let reaped: Vec<Member> = expired
+        let reaped: Vec<(Member, bool)> = expired
             .iter()
-            .filter_map(|name| self.remove(name))
+            .filter_map(|name| {
+                let scheduled = self.record(name)?.scheduled;
+                Some((self.remove(name)?, scheduled))
+            })
             .collect();
-        for member in &reaped {
+        for (member, _) in &reaped {
             self.remember_reaped(now, member);
         }
         reaped
@@ -933,29 +1040,17 @@ impl Membership {
 
     /// Sets the local node's metadata, raising its incarnation.
     pub(crate) fn set_local_meta(&mut self, meta: Bytes) -> Incarnation {
-        let me = self.local_mut();
-        me.meta = meta;
-        me.incarnation = me.incarnation.next();
-        me.incarnation
-    }
-}
-
-impl Entry {
-    fn new(member: Member, slot: usize, learned_at: Instant) -> Entry {
-        Entry {
-            member,
-            suspicion: None,
-            last_accused: None,
-            slot,
-            confirmed: false,
-            learned_at,
-            verify_attempts: 0,
-        }
+        let record = &mut self.records[LOCAL_SLOT];
+        record.set_meta(meta);
+        record.incarnation = record.incarnation.next();
+        let incarnation = record.incarnation;
+        self.sync_local();
+        incarnation
     }
 }
 
 /// The message accusing `m` of its stored (non-alive) state.
-fn accusation(local: &NodeName, m: &Member) -> Message {
+fn accusation(local: &NodeName, m: &Record) -> Message {
     match m.state {
         State::Suspect | State::Alive => Message::Suspect(Suspect {
             name: m.name.clone(),

@@ -14,57 +14,62 @@ use rand::seq::SliceRandom;
 
 use crate::member::NodeName;
 
-/// The round-robin probe order.
+/// The round-robin probe order, as slots of the member table (4 bytes a member; the table
+/// keeps it in step when a member moves to another slot).
 #[derive(Debug, Default)]
 pub(crate) struct ProbeOrder {
-    names: Vec<NodeName>,
+    slots: Vec<u32>,
     next: usize,
 }
 
 impl ProbeOrder {
-    /// Inserts `name` at a random position.
-    pub(crate) fn insert(&mut self, name: NodeName, rng: &mut impl Rng) {
-        if self.names.contains(&name) {
-            return;
-        }
-        let at = rng.gen_range(0..=self.names.len());
+    /// Inserts `slot` (not yet in the order: the table keeps a flag) at a random position.
+    pub(crate) fn insert(&mut self, slot: u32, rng: &mut impl Rng) {
+        let at = rng.gen_range(0..=self.slots.len());
         if at < self.next {
             self.next += 1;
         }
-        self.names.insert(at, name);
+        self.slots.insert(at, slot);
     }
 
-    /// Removes `name`; false if it was not in the order.
-    pub(crate) fn remove(&mut self, name: &NodeName) -> bool {
-        let Some(at) = self.names.iter().position(|n| n == name) else {
+    /// Removes `slot`; false if it was not in the order.
+    pub(crate) fn remove(&mut self, slot: u32) -> bool {
+        let Some(at) = self.slots.iter().position(|&s| s == slot) else {
             return false;
         };
-        self.names.remove(at);
+        self.slots.remove(at);
         if at < self.next {
             self.next -= 1;
         }
         true
     }
 
-    /// The next name in this cycle, or `None` at the end of the cycle.
-    pub(crate) fn advance(&mut self) -> Option<NodeName> {
-        let name = self.names.get(self.next).cloned();
-        if name.is_some() {
+    /// The member at slot `from` moved to slot `to`.
+    pub(crate) fn rename(&mut self, from: u32, to: u32) {
+        if let Some(s) = self.slots.iter_mut().find(|s| **s == from) {
+            *s = to;
+        }
+    }
+
+    /// The next slot in this cycle, or `None` at the end of the cycle.
+    pub(crate) fn advance(&mut self) -> Option<u32> {
+        let slot = self.slots.get(self.next).copied();
+        if slot.is_some() {
             self.next += 1;
         }
-        name
+        slot
     }
 
     /// Starts a new cycle in a fresh random order.
     pub(crate) fn reshuffle(&mut self, rng: &mut impl Rng) {
-        self.names.shuffle(rng);
+        self.slots.shuffle(rng);
         self.next = 0;
     }
 
-    /// Names in the order.
+    /// Slots in the order.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.names.len()
+        self.slots.len()
     }
 }
 
@@ -158,12 +163,16 @@ mod tests {
         NodeName::new(format!("n{i}")).unwrap()
     }
 
+    fn slot(i: u32) -> u32 {
+        i
+    }
+
     #[test]
     fn every_member_is_probed_once_per_cycle_in_a_fresh_order() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let mut order = ProbeOrder::default();
         for i in 0..10 {
-            order.insert(name(i), &mut rng);
+            order.insert(slot(i), &mut rng);
         }
         let mut cycles = Vec::new();
         for _ in 0..3 {
@@ -171,7 +180,7 @@ mod tests {
             let cycle: Vec<_> = std::iter::from_fn(|| order.advance()).collect();
             let mut sorted = cycle.clone();
             sorted.sort();
-            assert_eq!(sorted, (0..10).map(name).collect::<Vec<_>>());
+            assert_eq!(sorted, (0..10).collect::<Vec<_>>());
             cycles.push(cycle);
         }
         assert!(
@@ -185,16 +194,15 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(2);
         let mut order = ProbeOrder::default();
         for i in 0..5 {
-            order.insert(name(i), &mut rng);
+            order.insert(slot(i), &mut rng);
         }
         let first = order.advance().unwrap();
         let second = order.advance().unwrap();
-        order.remove(&first);
-        order.insert(name(9), &mut rng);
+        order.remove(first);
+        order.insert(slot(9), &mut rng);
         let rest: Vec<_> = std::iter::from_fn(|| order.advance()).collect();
         assert!(!rest.contains(&first) && !rest.contains(&second));
-        for i in 0..5 {
-            let n = name(i);
+        for n in 0..5 {
             if n != first && n != second {
                 let times = rest.iter().filter(|r| **r == n).count();
                 assert_eq!(times, 1, "{n} is probed exactly once in the cycle");
@@ -204,7 +212,7 @@ mod tests {
         order.reshuffle(&mut rng);
         let next_cycle: Vec<_> = std::iter::from_fn(|| order.advance()).collect();
         assert!(
-            next_cycle.contains(&name(9)),
+            next_cycle.contains(&slot(9)),
             "the new member is in the next cycle"
         );
     }

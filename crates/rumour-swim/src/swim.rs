@@ -21,7 +21,7 @@ use crate::event::{Event, EventQueue};
 use crate::member::{Member, NodeName, State};
 use crate::membership::Membership;
 use crate::message::Message;
-use crate::probe::{Probe, ProbeOrder, Relays};
+use crate::probe::{Probe, Relays};
 use crate::reconnect::ReconnectList;
 use crate::stats::Stats;
 use crate::transmit::{Outbox, Transmit};
@@ -70,7 +70,6 @@ pub struct Swim {
     config: Config,
     rng: ChaCha8Rng,
     members: Membership,
-    order: ProbeOrder,
     probe: Option<Probe>,
     relays: Relays,
     awareness: Awareness,
@@ -149,7 +148,6 @@ impl Swim {
         let mut swim = Swim {
             rng,
             members,
-            order: ProbeOrder::default(),
             probe: None,
             relays: Relays::new(RELAY_CAPACITY),
             awareness: Awareness::new(config.awareness_max_multiplier().get()),
@@ -203,7 +201,10 @@ impl Swim {
     }
 
     /// Every known member (the local one and unreaped dead ones included), sorted by name.
-    pub fn members(&self) -> impl Iterator<Item = &Member> {
+    ///
+    /// Each is built from the table's compact record as it is read (the name and metadata are
+    /// shared, not copied).
+    pub fn members(&self) -> impl Iterator<Item = Member> + '_ {
         self.members.members()
     }
 
@@ -219,7 +220,7 @@ impl Swim {
 
     /// One member by name.
     #[must_use]
-    pub fn member(&self, name: &str) -> Option<&Member> {
+    pub fn member(&self, name: &str) -> Option<Member> {
         self.members.get(name)
     }
 
@@ -276,9 +277,7 @@ impl Swim {
     /// until they do).
     #[must_use]
     pub fn is_confirmed(&self, name: &str) -> bool {
-        self.members
-            .get(name)
-            .is_some_and(|m| self.members.is_confirmed(&m.name))
+        self.members.is_confirmed(name)
     }
 
     // ----- settings -----
@@ -603,8 +602,8 @@ impl Swim {
                 let Some(m) = self.members.nth_random(index) else {
                     continue;
                 };
-                if eligible(m) && !chosen.iter().any(|c| c.name == m.name) {
-                    chosen.push(m.clone());
+                if eligible(&m) && !chosen.iter().any(|c| c.name == m.name) {
+                    chosen.push(m);
                     if chosen.len() == count {
                         return chosen;
                     }
@@ -612,9 +611,9 @@ impl Swim {
             }
         }
         // Small tables, or few eligible members: scan and shuffle.
-        let mut candidates: Vec<&Member> = self.members.members().filter(|m| eligible(m)).collect();
+        let mut candidates: Vec<Member> = self.members.members().filter(|m| eligible(m)).collect();
         let (chosen, _) = candidates.partial_shuffle(&mut self.rng, count);
-        chosen.iter().map(|m| (*m).clone()).collect()
+        chosen.to_vec()
     }
 
     /// Datagram bytes a message of `len` bytes takes.

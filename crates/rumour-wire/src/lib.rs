@@ -23,6 +23,7 @@
 //! assert_eq!(events.pop(), Some("joined b"));
 //! ```
 
+mod addr;
 mod bounded;
 mod broadcast;
 mod error;
@@ -31,6 +32,7 @@ mod scale;
 mod traffic;
 pub mod varint;
 
+pub use addr::PackedAddr;
 pub use bounded::BoundedQueue;
 pub use broadcast::{Broadcast, BroadcastQueue, QueueStats};
 pub use error::VarintError;

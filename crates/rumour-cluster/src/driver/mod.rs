@@ -221,7 +221,7 @@ impl Cluster {
         self.with_node(|node, now| {
             let local = node.name().to_string();
             node.members()
-                .map(|m| MemberInfo::new(m, &local, now))
+                .map(|m| MemberInfo::new(&m, &local, now))
                 .collect()
         })
         .await

@@ -220,7 +220,7 @@ impl Status {
         Status {
             members: node
                 .members()
-                .map(|m| MemberInfo::new(m, &local, now))
+                .map(|m| MemberInfo::new(&m, &local, now))
                 .collect(),
             name: local,
             taken: now,

@@ -47,7 +47,7 @@ fn table(state: State, now: Instant) -> Membership {
     t.insert(m, now);
     if state == State::Suspect {
         let timer = Suspicion::new(now, name("x"), 2, params().min, params().max);
-        t.entries.get_mut(&name("m")).unwrap().suspicion = Some(Box::new(timer));
+        t.record_mut(&name("m")).unwrap().suspicion = Some(Box::new(timer));
     }
     t
 }
@@ -97,7 +97,7 @@ fn alive_with_higher_incarnation_makes_any_member_alive() {
         };
         assert_eq!(outcome, expected, "from {state}");
         assert_eq!(stored(&t), (State::Alive, Incarnation(6)), "from {state}");
-        assert!(t.entries[&name("m")].suspicion.is_none());
+        assert!(t.record(&name("m")).unwrap().suspicion.is_none());
     }
 }
 
@@ -235,7 +235,7 @@ fn suspect_with_equal_or_higher_incarnation_suspects_an_alive_member() {
             Outcome::Suspected
         );
         assert_eq!(stored(&t), (State::Suspect, STORED), "never raised");
-        assert!(t.entries[&name("m")].suspicion.is_some());
+        assert!(t.record(&name("m")).unwrap().suspicion.is_some());
     }
 }
 
@@ -418,7 +418,7 @@ fn dead_with_equal_or_higher_incarnation_kills_a_live_member() {
                 "{state} {inc}"
             );
             assert_eq!(stored(&t), (State::Dead, STORED), "never raised");
-            assert!(t.entries[&name("m")].suspicion.is_none());
+            assert!(t.record(&name("m")).unwrap().suspicion.is_none());
         }
     }
 }
@@ -621,7 +621,7 @@ fn reaping_removes_only_expired_dead_and_left_members() {
             .is_empty()
     );
     let reaped = t.reap(now + Duration::from_secs(30), Duration::from_secs(30));
-    let names: Vec<_> = reaped.iter().map(|m| m.name.as_str()).collect();
+    let names: Vec<_> = reaped.iter().map(|(m, _)| m.name.as_str()).collect();
     assert_eq!(names, ["l", "m"]);
     assert_eq!(t.len(), 2);
 }
@@ -644,7 +644,7 @@ fn the_suspicion_index_follows_every_transition() {
 
 fn scanned_alive(t: &Membership) -> usize {
     assert_eq!(
-        t.names.len(),
+        t.index.len(),
         t.len(),
         "the name index holds every member once"
     );
@@ -728,4 +728,41 @@ fn round_trip_times_are_smoothed_and_forgotten_when_the_member_moves() {
     moved.addr = addr(3);
     t.alive(now, &moved);
     assert_eq!(rtt(&t), None, "measured to the old address");
+}
+
+#[test]
+fn a_removal_moves_the_last_record_without_losing_it_from_the_index_or_the_probe_order() {
+    let now = Instant::now();
+    let mut t = table(State::Alive, now);
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(7);
+    for (i, n) in ["a", "b", "c", "d"].into_iter().enumerate() {
+        t.alive(now, &alive(n, 1));
+        let port = t.get(n).unwrap().addr;
+        assert!(t.confirm(&name(n), port), "{i}");
+        t.schedule(&name(n), &mut rng);
+    }
+    // "b" sits mid-table: removing it moves "d" (the last record) into its slot.
+    t.dead(now, &dead("b", 1, "x"));
+    let reaped = t.reap(now + Duration::from_secs(60), Duration::from_secs(30));
+    assert_eq!(reaped.len(), 1);
+    assert!(reaped[0].1, "b was in the probe order");
+    assert_eq!(
+        t.get("d").unwrap().name,
+        name("d"),
+        "the index follows the move"
+    );
+    t.reshuffle(&mut rng);
+    let mut cycle: Vec<String> = std::iter::from_fn(|| t.next_in_order())
+        .map(|(n, _)| n.to_string())
+        .collect();
+    cycle.sort();
+    assert_eq!(cycle, ["a", "c", "d"], "each remaining member once, b gone");
+    let order: Vec<String> = (0..t.len())
+        .map(|i| t.nth_random(i).unwrap().name.to_string())
+        .collect();
+    assert_eq!(
+        order,
+        ["self", "m", "a", "d", "c"],
+        "swap-remove order for random picks"
+    );
 }

@@ -53,7 +53,7 @@ impl Swim {
         let Some(target) = stale.or_else(|| self.next_target(now)) else {
             return;
         };
-        let Some(member) = self.members.get(&target).cloned() else {
+        let Some(member) = self.members.get(&target) else {
             return;
         };
         let seq = self.next_seq();
@@ -176,9 +176,8 @@ impl Swim {
         // Two passes at most: the rest of this cycle, then one full fresh cycle.
         let mut wraps = 0;
         loop {
-            match self.order.advance() {
-                Some(name) => {
-                    let live = self.members.get(&name).is_some_and(|m| m.state.is_live());
+            match self.members.next_in_order() {
+                Some((name, live)) => {
                     if live {
                         return Some(name);
                     }
@@ -189,7 +188,7 @@ impl Swim {
                     }
                     wraps += 1;
                     self.reap(now);
-                    self.order.reshuffle(&mut self.rng);
+                    self.members.reshuffle(&mut self.rng);
                 }
             }
         }
@@ -201,8 +200,7 @@ impl Swim {
         let reaped = self
             .members
             .reap(now, self.config.gossip_to_the_dead_time());
-        for member in reaped {
-            let confirmed = self.order.remove(&member.name);
+        for (member, confirmed) in reaped {
             // Only members that once answered this node are retried: a forged entry must not
             // earn its address a state exchange.
             if confirmed

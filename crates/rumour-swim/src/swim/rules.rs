@@ -148,7 +148,7 @@ impl Swim {
                 self.enqueue(message);
             }
         }
-        let member = || self.members.get(name).cloned();
+        let member = || self.members.get(name);
         let event = match outcome {
             Outcome::Ignored => None,
             Outcome::Refused => {
@@ -198,16 +198,13 @@ impl Swim {
         self.settle_table();
     }
 
-    /// Reports members evicted to make room and unschedules those whose new address is not
-    /// yet confirmed.
+    /// Reports members evicted to make room (the table takes members whose new address is
+    /// not yet confirmed out of the probe order itself).
     fn settle_table(&mut self) {
         for member in self.members.take_evicted() {
             // Never confirmed, so never in the round-robin.
             self.stats.members_evicted += 1;
             self.emit(Event::MemberReaped(member));
-        }
-        for name in self.members.take_unconfirmed_again() {
-            self.order.remove(&name);
         }
     }
 
@@ -216,11 +213,11 @@ impl Swim {
     pub(super) fn confirm(&mut self, name: &NodeName, addr: std::net::SocketAddr) {
         if self.members.confirm(name, addr) {
             self.stats.members_confirmed += 1;
-            self.order.insert(name.clone(), &mut self.rng);
+            self.members.schedule(name, &mut self.rng);
             if let Some(alive) = self.members.alive_of(name) {
                 self.enqueue(&Message::Alive(alive));
             }
-            if let Some(member) = self.members.get(name).cloned() {
+            if let Some(member) = self.members.get(name) {
                 self.emit(Event::MemberConfirmed(member));
             }
         }
@@ -231,9 +228,7 @@ impl Swim {
         if self.left {
             return;
         }
-        let me = self.members.local_mut();
-        me.incarnation = me.incarnation.max(accused).next();
-        let incarnation = me.incarnation;
+        let incarnation = self.members.refute_local(accused);
         self.stats.refutations += 1;
         self.adjust_health(1);
         self.broadcast_local_alive();
@@ -247,7 +242,7 @@ impl Swim {
         let mut due = Vec::new();
         let mut stalled = false;
         for name in self.members.suspects() {
-            let Some((member, timer)) = self.members.suspicion_mut(&name) else {
+            let Some((incarnation, timer)) = self.members.suspicion_mut(&name) else {
                 continue;
             };
             if timer.deadline() > now {
@@ -261,24 +256,30 @@ impl Swim {
                 continue;
             }
             let degraded = timer.confirmations() < timer.expected();
-            due.push((member.clone(), degraded));
+            due.push((name, incarnation, degraded));
         }
         if stalled {
             self.note_stall();
         }
-        for (member, degraded) in due {
-            self.declare_dead(now, &member, degraded);
+        for (name, incarnation, degraded) in due {
+            self.declare_dead(now, name, incarnation, degraded);
         }
     }
 
-    fn declare_dead(&mut self, now: Instant, member: &Member, degraded: bool) {
+    fn declare_dead(
+        &mut self,
+        now: Instant,
+        name: NodeName,
+        incarnation: crate::Incarnation,
+        degraded: bool,
+    ) {
         if degraded {
             self.stats.degraded_suspicions += 1;
         }
         self.stats.deaths_declared += 1;
         let dead = Dead {
-            name: member.name.clone(),
-            incarnation: member.incarnation,
+            name,
+            incarnation,
             from: self.local_name().clone(),
         };
         self.on_dead(now, dead);

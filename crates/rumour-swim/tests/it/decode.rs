@@ -44,12 +44,12 @@ proptest! {
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         let _ = Message::decode(&bytes);
         let (mut swim, now) = machine();
-        let before: Vec<_> = swim.members().cloned().collect();
+        let before: Vec<_> = swim.members().collect();
         let from = SocketAddr::from(([10, 0, 0, 9], 1));
         let packet = swim.handle_packet(now, from, &bytes);
         let stream = swim.handle_stream(now, from, &bytes);
         if packet.is_err() && stream.is_err() {
-            prop_assert_eq!(swim.members().cloned().collect::<Vec<_>>(), before);
+            prop_assert_eq!(swim.members().collect::<Vec<_>>(), before);
         }
         swim.handle_timeout(now + Duration::from_secs(2));
     }

@@ -170,13 +170,13 @@ fn received_metadata_over_the_configured_limit_is_refused() {
 #[test]
 fn bad_bytes_return_an_error_and_change_nothing() {
     let (mut swim, now) = with_peers(Config::lan());
-    let members: Vec<_> = swim.members().cloned().collect();
+    let members: Vec<_> = swim.members().collect();
     let timeout = swim.poll_timeout();
     for bytes in [&b""[..], &[0xff; 3], &[7, 1, 2, 3, 4, 5]] {
         assert!(swim.handle_packet(now, addr(2), bytes).is_err());
         assert!(swim.handle_stream(now, addr(2), bytes).is_err());
     }
-    assert_eq!(swim.members().cloned().collect::<Vec<_>>(), members);
+    assert_eq!(swim.members().collect::<Vec<_>>(), members);
     assert_eq!(swim.poll_timeout(), timeout);
     assert!(swim.poll_transmit().is_none());
     assert!(swim.poll_event().is_none());
