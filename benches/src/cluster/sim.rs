@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rumour_wire::CountedKind;
 use rumour_cluster::sim::{LinkConfig, NodeId, NodeSeed, Sim, StreamConfig, node_addr};
 use rumour_cluster::{Node, NodeConfig, NodeEvent, Profile};
+use rumour_wire::CountedKind;
 
 use super::BenchError;
 use super::harness::{BenchProfile, CONVERGE_TIMEOUT};
