@@ -10,7 +10,6 @@ use rumour_cluster::Cluster;
 use rumour_cluster::NodeEvent;
 use rumour_cluster::ring::{Instance, Ring, State as InstanceState, Timestamp, Tokens};
 use rumour_cluster::swim::State;
-use rumour_wire::CountedKind;
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 use tokio::task::JoinSet;
 
@@ -335,8 +334,8 @@ async fn steady(
     let per_node_s = |delta: u64| delta as f64 / node_seconds;
     let mut by_kind = BTreeMap::new();
     let mut layered = 0;
-    for (kind, &bytes) in &after.kinds {
-        let delta = bytes - before.kinds.get(kind).copied().unwrap_or(0);
+    for (kind, now) in &after.kinds {
+        let delta = now.bytes - before.kinds.get(kind).copied().unwrap_or_default().bytes;
         layered += delta;
         by_kind.insert(kind.clone(), per_node_s(delta));
     }
@@ -364,7 +363,7 @@ async fn steady(
 struct Traffic {
     bytes: u64,
     packets: u64,
-    kinds: BTreeMap<String, u64>,
+    kinds: BTreeMap<String, rumour_wire::Traffic>,
 }
 
 impl Traffic {
@@ -374,18 +373,8 @@ impl Traffic {
             let stats = node.stats().await?;
             traffic.bytes += stats.transport.bytes_out;
             traffic.packets += stats.transport.datagrams_out + stats.transport.reliable_out;
-            for (kind, t) in stats.swim.sent.iter() {
-                *traffic
-                    .kinds
-                    .entry(format!("swim.{}", kind.as_str()))
-                    .or_default() += t.bytes;
-            }
-            for (kind, t) in stats.gossip.sent.iter() {
-                *traffic
-                    .kinds
-                    .entry(format!("kv.{}", kind.as_str()))
-                    .or_default() += t.bytes;
-            }
+            stats.swim.sent.add_to("swim", &mut traffic.kinds);
+            stats.gossip.sent.add_to("kv", &mut traffic.kinds);
         }
         Ok(traffic)
     }

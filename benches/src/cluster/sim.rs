@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rumour_cluster::sim::{LinkConfig, NodeId, NodeSeed, Sim, StreamConfig, node_addr};
 use rumour_cluster::{Node, NodeConfig, NodeEvent, Profile};
-use rumour_wire::CountedKind;
+use rumour_wire::Traffic;
 
 use super::BenchError;
 use super::harness::{BenchProfile, CONVERGE_TIMEOUT};
@@ -136,7 +136,7 @@ fn steady(sim: &mut Sim<Node>, window: Duration) -> Result<Sample, BenchError> {
     let mut by_kind = BTreeMap::new();
     let mut layered = 0;
     for (kind, total) in bytes_by_kind(sim) {
-        let delta = total - kinds_before.get(&kind).copied().unwrap_or(0);
+        let delta = total.bytes - kinds_before.get(&kind).copied().unwrap_or_default().bytes;
         layered += delta;
         by_kind.insert(kind, per_node_s(delta));
     }
@@ -157,15 +157,11 @@ fn steady(sim: &mut Sim<Node>, window: Duration) -> Result<Sample, BenchError> {
 
 /// Bytes the running nodes' layers have sent, by kind (named as on sockets: `swim.<kind>`,
 /// `kv.<kind>`).
-fn bytes_by_kind(sim: &Sim<Node>) -> BTreeMap<String, u64> {
+fn bytes_by_kind(sim: &Sim<Node>) -> BTreeMap<String, Traffic> {
     let mut kinds = BTreeMap::new();
     for (_, node) in sim.running() {
-        for (kind, t) in node.swim().stats().sent.iter() {
-            *kinds.entry(format!("swim.{}", kind.as_str())).or_default() += t.bytes;
-        }
-        for (kind, t) in node.gossip().stats().sent.iter() {
-            *kinds.entry(format!("kv.{}", kind.as_str())).or_default() += t.bytes;
-        }
+        node.swim().stats().sent.add_to("swim", &mut kinds);
+        node.gossip().stats().sent.add_to("kv", &mut kinds);
     }
     kinds
 }

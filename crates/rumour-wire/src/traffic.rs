@@ -1,5 +1,6 @@
 //! Message and byte counters by message kind, the one shape every layer's stats use.
 
+use std::collections::BTreeMap;
 use std::marker::PhantomData;
 
 /// The most kinds a [`TrafficByKind`] counts.
@@ -79,6 +80,17 @@ impl<K: CountedKind> TrafficByKind<K> {
         self.iter()
             .fold(Traffic::default(), |acc, (_, t)| acc.plus(t))
     }
+
+    /// Adds every kind's traffic into `totals` under `"<layer>.<kind>"` (the names the
+    /// benchmarks and the scenarios report, such as `swim.ping` or `kv.digest`).
+    pub fn add_to(&self, layer: &str, totals: &mut BTreeMap<String, Traffic>) {
+        for (kind, t) in self.iter() {
+            let slot = totals
+                .entry(format!("{layer}.{}", kind.as_str()))
+                .or_default();
+            *slot = slot.plus(t);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -126,5 +138,40 @@ mod tests {
         );
         let names: Vec<_> = traffic.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(names, ["ping", "ack"]);
+    }
+
+    #[test]
+    fn layers_add_up_by_kind_name() {
+        let mut a = TrafficByKind::default();
+        a.count(Kind::Ping, 10);
+        let mut b = TrafficByKind::default();
+        b.count(Kind::Ping, 4);
+        b.count(Kind::Ack, 1);
+        let mut totals = BTreeMap::new();
+        a.add_to("swim", &mut totals);
+        b.add_to("swim", &mut totals);
+        a.add_to("kv", &mut totals);
+        assert_eq!(
+            totals["swim.ping"],
+            Traffic {
+                messages: 2,
+                bytes: 14
+            }
+        );
+        assert_eq!(
+            totals["swim.ack"],
+            Traffic {
+                messages: 1,
+                bytes: 1
+            }
+        );
+        assert_eq!(
+            totals["kv.ping"],
+            Traffic {
+                messages: 1,
+                bytes: 10
+            }
+        );
+        assert_eq!(totals["kv.ack"], Traffic::default());
     }
 }

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rumour_wire::CountedKind;
 
 use super::view::{ScenarioView, topology};
 use super::{IdleTraffic, KindRate, Report, Scenario, ScenarioConfig, Spread};
@@ -470,7 +469,7 @@ const IDLE_WINDOW: Duration = Duration::from_secs(120);
 /// Traffic counters summed over the running nodes: `(kind, messages, bytes)` plus totals.
 #[derive(Clone, Debug, Default)]
 struct TrafficSnapshot {
-    kinds: BTreeMap<String, (u64, u64)>,
+    kinds: BTreeMap<String, rumour_wire::Traffic>,
     bytes: u64,
     packets: u64,
     pullpushes: u64,
@@ -479,28 +478,17 @@ struct TrafficSnapshot {
 
 impl TrafficSnapshot {
     fn take(sim: &Sim<Node>) -> TrafficSnapshot {
-        let mut kinds: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-        let mut add = |name: String, t: rumour_wire::Traffic| {
-            let slot = kinds.entry(name).or_default();
-            slot.0 += t.messages;
-            slot.1 += t.bytes;
-        };
         let mut snap = TrafficSnapshot::default();
         for (_, node) in sim.running() {
             let swim = node.swim().stats();
-            for (kind, t) in swim.sent.iter() {
-                add(format!("swim.{}", kind.as_str()), t);
-            }
-            for (kind, t) in node.gossip().stats().sent.iter() {
-                add(format!("kv.{}", kind.as_str()), t);
-            }
+            swim.sent.add_to("swim", &mut snap.kinds);
+            node.gossip().stats().sent.add_to("kv", &mut snap.kinds);
             let stats = node.stats();
             snap.bytes += stats.bytes_sent;
             snap.packets += stats.datagrams_sent + stats.streams_sent;
             snap.pullpushes += swim.pullpushes;
             snap.reconnects += swim.reconnect_attempts;
         }
-        snap.kinds = kinds;
         snap
     }
 
@@ -509,14 +497,14 @@ impl TrafficSnapshot {
         let per = |v: u64| v as f64 / nodes.max(1) as f64 / window.as_secs_f64().max(1e-9);
         let mut by_kind = BTreeMap::new();
         let mut layered = 0;
-        for (name, &(messages, bytes)) in &later.kinds {
-            let (m0, b0) = self.kinds.get(name).copied().unwrap_or_default();
-            layered += bytes - b0;
+        for (name, now) in &later.kinds {
+            let then = self.kinds.get(name).copied().unwrap_or_default();
+            layered += now.bytes - then.bytes;
             by_kind.insert(
                 name.clone(),
                 KindRate {
-                    messages_per_node_s: per(messages - m0),
-                    bytes_per_node_s: per(bytes - b0),
+                    messages_per_node_s: per(now.messages - then.messages),
+                    bytes_per_node_s: per(now.bytes - then.bytes),
                 },
             );
         }
