@@ -3,12 +3,14 @@
 
 use std::time::Duration;
 
+use crate::support;
+
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use rumour_cluster::sim::{LinkConfig, NodeId, NodeSeed, Sim, node_addr};
-use rumour_cluster::{Delivery, Error, Node, NodeConfig, NodeEvent, Profile};
+use rumour_cluster::sim::{LinkConfig, NodeId, Sim, node_addr};
+use rumour_cluster::{Delivery, Error, Node, NodeEvent, Profile};
 
 /// `(receiver, from, bytes, broadcast)` of every user message reported.
 type Received = Rc<RefCell<Vec<(NodeId, String, Vec<u8>, bool)>>>;
@@ -34,23 +36,9 @@ const SEED: u64 = 13;
 
 /// `n` nodes joined through node 0 over links with `link`, run until all see `n` alive.
 fn cluster(n: usize, link: LinkConfig) -> Sim<Node> {
-    let mut sim = Sim::new(
-        SEED,
-        std::time::Instant::now(),
-        link,
-        Box::new(|seed: NodeSeed| {
-            let config = NodeConfig::new(format!("node-{}", seed.id.0), seed.addr, Profile::Lan);
-            let mut node = Node::new(config, seed.rng, seed.now).expect("valid config");
-            if seed.id != NodeId(0) {
-                node.join(seed.now, &[node_addr(NodeId(0))]);
-            }
-            node
-        }),
-    );
+    let mut sim = support::joining_node_0(SEED, link, support::lan_config);
     sim.set_replay("cargo test -p rumour-cluster --test it api_sim");
-    for _ in 0..n {
-        sim.add_node();
-    }
+    support::add_nodes(&mut sim, n);
     let converged = sim
         .run_until(Duration::from_secs(60), Duration::from_millis(100), |sim| {
             sim.running().all(|(_, node)| node.num_alive() == n)

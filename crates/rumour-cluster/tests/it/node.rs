@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::support;
+
 use bytes::Bytes;
 use rumour_cluster::ring::State as InstanceState;
 use rumour_cluster::sim::{LinkConfig, NodeId, NodeSeed, Sim, node_addr};
@@ -11,24 +13,11 @@ use rumour_cluster::{Delivery, Node, NodeConfig, NodeEvent, Profile, Transmit};
 const SEED: u64 = 5;
 
 fn cluster(n: usize) -> Sim<Node> {
-    let mut sim = Sim::new(
-        SEED,
-        std::time::Instant::now(),
-        LinkConfig::default(),
-        Box::new(|seed: NodeSeed| {
-            let config = NodeConfig::new(format!("node-{}", seed.id.0), seed.addr, Profile::Lan)
-                .with_ring_instance();
-            let mut node = Node::new(config, seed.rng, seed.now).expect("valid config");
-            if seed.id != NodeId(0) {
-                node.join(seed.now, &[node_addr(NodeId(0))]);
-            }
-            node
-        }),
-    );
-    sim.set_replay("cargo test -p rumour-cluster --test node");
-    for _ in 0..n {
-        sim.add_node();
-    }
+    let mut sim = support::joining_node_0(SEED, LinkConfig::default(), |seed| {
+        support::lan_config(seed).with_ring_instance()
+    });
+    sim.set_replay("cargo test -p rumour-cluster --test it node::");
+    support::add_nodes(&mut sim, n);
     let converged = sim
         .run_until(Duration::from_secs(30), Duration::from_millis(100), |sim| {
             sim.running().all(|(_, node)| {
@@ -257,23 +246,9 @@ fn mass_join(
     n: usize,
     config: rumour_cluster::sim::StreamConfig,
 ) -> (Duration, rumour_cluster::sim::SimStats) {
-    let mut sim = Sim::new(
-        SEED,
-        std::time::Instant::now(),
-        LinkConfig::default(),
-        Box::new(|seed: NodeSeed| {
-            let config = NodeConfig::new(format!("node-{}", seed.id.0), seed.addr, Profile::Lan);
-            let mut node = Node::new(config, seed.rng, seed.now).expect("valid config");
-            if seed.id != NodeId(0) {
-                node.join(seed.now, &[node_addr(NodeId(0))]);
-            }
-            node
-        }),
-    );
+    let mut sim = support::joining_node_0(SEED, LinkConfig::default(), support::lan_config);
     sim.network_mut().set_streams(config);
-    for _ in 0..n {
-        sim.add_node();
-    }
+    support::add_nodes(&mut sim, n);
     let joined = sim
         .run_until(Duration::from_secs(60), Duration::from_millis(10), |sim| {
             sim.running().all(|(_, node)| node.num_alive() == n)
@@ -316,23 +291,9 @@ fn a_mass_join_past_the_seeds_connection_limit_waits_for_idle_connections_only_i
 #[test]
 fn an_idle_cluster_does_not_wake_at_every_gossip_tick() {
     let n = 8;
-    let mut sim = Sim::new(
-        SEED,
-        std::time::Instant::now(),
-        LinkConfig::default(),
-        Box::new(|seed: NodeSeed| {
-            let config = NodeConfig::new(format!("node-{}", seed.id.0), seed.addr, Profile::Lan);
-            let mut node = Node::new(config, seed.rng, seed.now).expect("valid config");
-            if seed.id != NodeId(0) {
-                node.join(seed.now, &[node_addr(NodeId(0))]);
-            }
-            node
-        }),
-    );
+    let mut sim = support::joining_node_0(SEED, LinkConfig::default(), support::lan_config);
     sim.set_replay("cargo test -p rumour-cluster --test it an_idle_cluster_does_not_wake");
-    for _ in 0..n {
-        sim.add_node();
-    }
+    support::add_nodes(&mut sim, n);
     sim.run_for(Duration::from_secs(60))
         .expect("no invariant is checked");
     assert!(sim.running().all(|(_, node)| node.num_alive() == n));

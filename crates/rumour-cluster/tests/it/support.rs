@@ -4,7 +4,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use rumour_cluster::Error;
+use rumour_cluster::sim::{LinkConfig, NodeId, NodeSeed, Sim, node_addr};
+use rumour_cluster::{Error, Node, NodeConfig, Profile};
 use tokio::time::{Instant, sleep};
 
 /// How long a condition may take before the test fails.
@@ -41,5 +42,38 @@ where
             "{what} stopped holding"
         );
         sleep(POLL).await;
+    }
+}
+
+/// The LAN configuration of a simulated node named `node-<id>`.
+pub fn lan_config(seed: &NodeSeed) -> NodeConfig {
+    NodeConfig::new(format!("node-{}", seed.id.0), seed.addr, Profile::Lan)
+}
+
+/// A simulator (no nodes yet) whose nodes are built from `config`, every one but node 0 joining
+/// node 0 as it starts. Add the nodes with [`add_nodes`].
+pub fn joining_node_0(
+    seed: u64,
+    link: LinkConfig,
+    config: impl Fn(&NodeSeed) -> NodeConfig + 'static,
+) -> Sim<Node> {
+    Sim::new(
+        seed,
+        std::time::Instant::now(),
+        link,
+        Box::new(move |seed: NodeSeed| {
+            let mut node = Node::new(config(&seed), seed.rng, seed.now).expect("valid config");
+            if seed.id != NodeId(0) {
+                node.join(seed.now, &[node_addr(NodeId(0))]);
+            }
+            node
+        }),
+    )
+}
+
+/// Adds `n` nodes to `sim`.
+pub fn add_nodes(sim: &mut Sim<Node>, n: usize) {
+    for _ in 0..n {
+        sim.add_node();
     }
 }
