@@ -287,7 +287,8 @@ fn usage() {
     );
     eprintln!(
         "       cargo xtask bench-peers [--profile lan|fast] [--nodes 16,64,..] [--repeat N]\n                          \
-         [--scenario S] [--seed S] [--steady-secs S] [--report-only]\n                          \
+         [--scenario S] [--seed S] [--steady-secs S] [--steady-warmup-secs S]\n                          \
+         [--report-only]\n                          \
          run rumour and hashicorp/memberlist side by side (needs Go and Debian's\n                          \
          golang-github-hashicorp-memberlist-dev; default: lan 16,64,128,256 and fast 64,128,\n                          \
          3 repetitions), save docs/benchmarks/peers.jsonl, write the table into\n                          \

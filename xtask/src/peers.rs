@@ -46,6 +46,9 @@ struct Args {
     scenario: String,
     seed: u64,
     steady_secs: u64,
+    /// How long `steady` lets the converged cluster settle before its window, passed to both
+    /// programs.
+    steady_warmup_secs: u64,
     /// Only regenerate the table and the plots from the saved lines.
     report_only: bool,
 }
@@ -73,6 +76,7 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
         scenario: "all".to_string(),
         seed: 1,
         steady_secs: 20,
+        steady_warmup_secs: 2,
         report_only: false,
     };
     let mut args = args.iter();
@@ -131,6 +135,12 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
                     .ok()
                     .filter(|s| *s > 0)
                     .ok_or_else(|| format!("--steady-secs {v}: not a positive number"))?;
+            }
+            "--steady-warmup-secs" => {
+                let v = value("--steady-warmup-secs")?;
+                parsed.steady_warmup_secs = v
+                    .parse()
+                    .map_err(|_| format!("--steady-warmup-secs {v}: not a number of seconds"))?;
             }
             "--report-only" => parsed.report_only = true,
             other => return Err(format!("unknown argument `{other}`")),
@@ -333,6 +343,7 @@ fn run_one(inv: &Invocation<'_>, args: &Args, commit: &str) -> (Vec<String>, Opt
     let seed = (args.seed + u64::from(inv.rep)).to_string();
     let n = inv.n.to_string();
     let steady = args.steady_secs.to_string();
+    let warmup = args.steady_warmup_secs.to_string();
     let cli = [
         "--scenario",
         &args.scenario,
@@ -346,6 +357,8 @@ fn run_one(inv: &Invocation<'_>, args: &Args, commit: &str) -> (Vec<String>, Opt
         &seed,
         "--steady-secs",
         &steady,
+        "--steady-warmup-secs",
+        &warmup,
     ];
     let load = load();
     let date = utc_now();
@@ -559,7 +572,7 @@ fn bench_peers(root: &Path, args: &Args) -> Result<Vec<String>, String> {
 }
 
 /// `cargo xtask bench-peers [--nodes 16,64] [--profile lan|fast] [--repeat N] [--scenario S]
-/// [--seed S] [--steady-secs S] [--report-only]`.
+/// [--seed S] [--steady-secs S] [--steady-warmup-secs S] [--report-only]`.
 pub fn run(root: &Path, args: &[String]) -> ExitCode {
     let args = match parse_args(args) {
         Ok(args) => args,
@@ -610,6 +623,8 @@ mod tests {
             "1",
             "--scenario",
             "join,steady",
+            "--steady-warmup-secs",
+            "70",
         ]))
         .unwrap();
         assert_eq!(
@@ -620,6 +635,7 @@ mod tests {
             }]
         );
         assert_eq!((args.repeat, args.scenario.as_str()), (1, "join,steady"));
+        assert_eq!(args.steady_warmup_secs, 70);
         let lan = parse_args(&strings(&["--nodes", "8"])).unwrap();
         assert_eq!(lan.runs[0].profile, "lan");
     }
