@@ -338,7 +338,7 @@ impl Message {
         }
     }
 
-    fn check_limits(&self) -> Result<(), Error> {
+    pub(crate) fn check_limits(&self) -> Result<(), Error> {
         let invalid = |reason| {
             Err(Error::Invalid {
                 kind: self.kind(),

@@ -369,6 +369,23 @@ impl Swim {
         self.receive(now, from, bytes, Delivery::Stream)
     }
 
+    /// Handles one already-decoded swim message from `from`, as if it had arrived over
+    /// `delivery`: the seam for an embedder that speaks another wire format (the memberlist
+    /// adapter decodes memberlist's messages, maps them onto swim's and feeds them here). The
+    /// same checks apply as to encoded input (metadata and member-count limits, kinds that do
+    /// not belong on the channel); a refused message changes nothing.
+    pub fn handle_message(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        message: Message,
+        delivery: Delivery,
+    ) -> Result<(), Error> {
+        let message = self.check(message)?;
+        let len = message.encode().len();
+        self.accept(now, from, message, delivery, len)
+    }
+
     /// Decodes and dispatches one message, refusing kinds that do not belong on its channel
     /// (full state only over streams; indirect pings and nacks only in datagrams).
     fn receive(
@@ -379,6 +396,17 @@ impl Swim {
         delivery: Delivery,
     ) -> Result<(), Error> {
         let message = self.decode(bytes)?;
+        self.accept(now, from, message, delivery, bytes.len())
+    }
+
+    fn accept(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        message: Message,
+        delivery: Delivery,
+        len: usize,
+    ) -> Result<(), Error> {
         let now = self.tick(now);
         let misplaced = match delivery {
             Delivery::Stream => matches!(message, Message::IndirectPing(_) | Message::Nack(_)),
@@ -394,7 +422,7 @@ impl Swim {
                 },
             });
         }
-        self.stats.received.count(message.kind(), bytes.len());
+        self.stats.received.count(message.kind(), len);
         self.dispatch(now, from, message, delivery);
         Ok(())
     }
@@ -495,7 +523,18 @@ impl Swim {
     // ----- internals shared by the submodules -----
 
     fn decode(&mut self, bytes: &[u8]) -> Result<Message, Error> {
-        let decoded = Message::decode(bytes).and_then(|message| {
+        match Message::decode(bytes) {
+            Ok(message) => self.check(message),
+            Err(error) => {
+                self.stats.decode_errors += 1;
+                Err(error)
+            }
+        }
+    }
+
+    /// The configured limits a decoded message must meet.
+    fn check(&mut self, message: Message) -> Result<Message, Error> {
+        let checked = message.check_limits().and_then(|()| {
             let max = self.config.meta_max_size();
             if message.largest_meta() > max {
                 return Err(Error::Invalid {
@@ -512,9 +551,15 @@ impl Swim {
                     });
                 }
             }
-            Ok(message)
+            Ok(())
         });
-        decoded.inspect_err(|_| self.stats.decode_errors += 1)
+        match checked {
+            Ok(()) => Ok(message),
+            Err(error) => {
+                self.stats.decode_errors += 1;
+                Err(error)
+            }
+        }
     }
 
     fn dispatch(&mut self, now: Instant, from: SocketAddr, message: Message, delivery: Delivery) {

@@ -28,6 +28,18 @@ impl Transmit {
     pub fn len_bytes(&self) -> usize {
         self.messages.iter().map(Bytes::len).sum()
     }
+
+    /// The messages decoded again: the seam for an embedder that re-encodes swim's output in
+    /// another wire format (the memberlist adapter). The machine's own encodings always decode.
+    ///
+    /// # Errors
+    /// Only for messages that were not produced by the machine.
+    pub fn decode_messages(&self) -> Result<Vec<crate::message::Message>, crate::Error> {
+        self.messages
+            .iter()
+            .map(|m| crate::message::Message::decode(m))
+            .collect()
+    }
 }
 
 /// Capacity kept once the queue drains; a burst beyond it is given back.
@@ -121,5 +133,23 @@ mod tests {
         assert_eq!(outbox.pop().map(|t| t.len_bytes()), Some(10));
         assert_eq!(outbox.pop().map(|t| t.len_bytes()), Some(90));
         assert_eq!(outbox.bytes(), 0);
+    }
+
+    #[test]
+    fn transmits_decode_back_into_messages() {
+        use crate::message::{Ack, Message, Nack};
+        let messages = vec![Message::Ack(Ack { seq: 3 }), Message::Nack(Nack { seq: 4 })];
+        let t = Transmit {
+            to: SocketAddr::from(([10, 0, 0, 1], 1)),
+            delivery: Delivery::Datagram,
+            messages: messages.iter().map(Message::encode).collect(),
+            pullpush: None,
+        };
+        assert_eq!(t.decode_messages().unwrap(), messages);
+        let broken = Transmit {
+            messages: vec![Bytes::from_static(&[0xff])],
+            ..t
+        };
+        assert!(broken.decode_messages().is_err());
     }
 }

@@ -81,3 +81,42 @@ fn a_huge_declared_length_is_rejected_without_allocating_it() {
     ];
     assert!(Message::decode(&bytes).is_err());
 }
+
+#[test]
+fn a_decoded_message_is_handled_like_its_bytes() {
+    let (mut by_bytes, now) = machine();
+    let mut by_message = Swim::new(
+        Config::lan(),
+        NodeName::new("a").unwrap(),
+        SocketAddr::from(([10, 0, 0, 1], 7946)),
+        Bytes::new(),
+        ChaCha8Rng::seed_from_u64(7),
+        now,
+    )
+    .unwrap();
+    let from = SocketAddr::from(([10, 0, 0, 2], 7946));
+    by_bytes.handle_packet(now, from, &valid_ping()).unwrap();
+    let message = Message::decode(&valid_ping()).unwrap();
+    by_message
+        .handle_message(now, from, message, rumour_wire::Delivery::Datagram)
+        .unwrap();
+    let drain = |swim: &mut Swim| std::iter::from_fn(|| swim.poll_transmit()).collect::<Vec<_>>();
+    assert_eq!(drain(&mut by_bytes), drain(&mut by_message));
+    assert_eq!(
+        by_bytes.members().collect::<Vec<_>>(),
+        by_message.members().collect::<Vec<_>>()
+    );
+    // The configured limits still apply: metadata over meta_max_size is refused.
+    let oversized = Message::Alive(Alive {
+        name: NodeName::new("c").unwrap(),
+        addr: SocketAddr::from(([10, 0, 0, 3], 7946)),
+        incarnation: Incarnation(1),
+        meta: Bytes::from(vec![0; Config::lan().meta_max_size() + 1]),
+    });
+    assert!(
+        by_message
+            .handle_message(now, from, oversized, rumour_wire::Delivery::Datagram)
+            .is_err()
+    );
+    assert!(by_message.member("c").is_none());
+}
