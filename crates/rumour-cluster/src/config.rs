@@ -50,6 +50,57 @@ pub struct NodeConfig {
     /// The wall-clock time at a given instant: `(instant, unix millis)`. The node derives wall
     /// time from `now` with it and never reads a clock.
     pub wall_epoch: Option<(Instant, Timestamp)>,
+    /// The wire format: rumour's own (the default) or hashicorp/memberlist's.
+    pub wire: Wire,
+}
+
+/// The wire format a node speaks. The node picks one per cluster; neither codec knows the other.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Wire {
+    /// rumour's frames and postcard messages (`docs/protocol.md`).
+    #[default]
+    Rumour,
+    /// hashicorp/memberlist's packets and streams (`docs/protocol-memberlist.md`): the node is
+    /// just another member of a Go memberlist cluster. The KV store does not run in this mode.
+    Memberlist(MemberlistOptions),
+}
+
+/// Settings of the memberlist wire mode ([`Wire::Memberlist`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemberlistOptions {
+    /// AES-GCM keys (memberlist's `SecretKey` and `Keyring`): the primary encrypts, every key
+    /// decrypts. `None`: plaintext.
+    pub keyring: Option<rumour_memberlist::Keyring>,
+    /// LZW-compress packets (when that makes them smaller) and streams, as memberlist's
+    /// `EnableCompression` does. Compressed input is always accepted.
+    pub compression: bool,
+}
+
+impl MemberlistOptions {
+    /// Plaintext, uncompressed.
+    #[must_use]
+    pub fn new() -> MemberlistOptions {
+        MemberlistOptions::default()
+    }
+
+    /// Encrypts with `key` (16, 24 or 32 bytes: AES-128, -192 or -256).
+    ///
+    /// # Errors
+    /// A key of another length.
+    pub fn with_key(mut self, key: &[u8]) -> Result<MemberlistOptions, rumour_memberlist::Error> {
+        self.keyring = Some(rumour_memberlist::Keyring::new(
+            rumour_memberlist::Key::new(key)?,
+        ));
+        Ok(self)
+    }
+
+    /// Turns compression on or off.
+    #[must_use]
+    pub fn with_compression(mut self, compression: bool) -> MemberlistOptions {
+        self.compression = compression;
+        self
+    }
 }
 
 impl NodeConfig {
@@ -71,6 +122,7 @@ impl NodeConfig {
             ring: None,
             ring_key: DEFAULT_RING_KEY.to_string(),
             wall_epoch: None,
+            wire: Wire::Rumour,
         }
     }
 

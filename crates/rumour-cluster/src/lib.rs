@@ -45,6 +45,7 @@ mod error;
 mod event;
 pub mod fuzz;
 pub mod join;
+mod memberlist;
 mod node;
 mod profile;
 pub mod scenario;
@@ -52,7 +53,9 @@ pub mod sim;
 mod transmit;
 mod user;
 
-pub use config::{DEFAULT_RING_KEY, KV_PULLPUSH_QUIET_PERIODS, NodeConfig, SIM_EPOCH};
+pub use config::{
+    DEFAULT_RING_KEY, KV_PULLPUSH_QUIET_PERIODS, MemberlistOptions, NodeConfig, SIM_EPOCH, Wire,
+};
 pub use driver::{
     Builder, Cluster, ClusterStats, DEFAULT_PORT, DriverStats, KeyInfo, MemberCounts, MemberInfo,
     STATUS_MAX_AGE, Status,
@@ -61,6 +64,7 @@ pub use driver::{DnsResolver, JoinSettings, Resolver, Seed, SrvRecord, StaticRes
 pub use driver::{UserMessage, UserMessages};
 pub use error::Error;
 pub use event::NodeEvent;
+pub use memberlist::MemberlistStats;
 pub use node::{LeaveMode, Node, NodeStats};
 pub use profile::Profile;
 pub use transmit::{Delivery, Transmit};

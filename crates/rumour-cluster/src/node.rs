@@ -13,11 +13,12 @@ use rumour_swim::{Event as SwimEvent, Member, NodeName, PullPush, State, Swim};
 use rumour_transport::frame::FrameCodec;
 use rumour_wire::BoundedQueue;
 
-use crate::config::{NodeConfig, SIM_EPOCH};
+use crate::config::{NodeConfig, SIM_EPOCH, Wire};
 use crate::envelope::{self, Channel};
 use crate::error::Error;
 use crate::event::NodeEvent;
 use crate::join::{JoinSettings, JoinStatus, Joining, Step};
+use crate::memberlist::{Adapter, MemberlistStats, StreamInput};
 use crate::sim::Machine;
 use crate::transmit::{Delivery, Transmit};
 use crate::user::{self, UserMessages, UserStats};
@@ -29,6 +30,9 @@ const MAX_SWIM_STREAM_PARTS: usize = 4;
 const EVENT_CAPACITY: usize = 4096;
 /// Transmits' room the outbox keeps once drained; a burst beyond it is given back.
 const OUTBOX_RETAINED: usize = 32;
+/// Bytes of memberlist's 1,400-byte buffer the SWIM machine leaves unused in memberlist mode
+/// (its largest ping, with 512 bytes of metadata, must still fit what remains).
+const MEMBERLIST_RESERVE: usize = 200;
 /// Slack kept free in every datagram for the one-byte channel tag's effect on length prefixes.
 const TAG_SLACK: usize = 8;
 
@@ -98,6 +102,8 @@ pub struct Node {
     /// The join in progress, if any (see [`crate::join`]).
     joining: Option<Joining>,
     join_status: JoinStatus,
+    /// The memberlist adapter, in [`Wire::Memberlist`] mode (the KV store does not run then).
+    memberlist: Option<Adapter>,
 }
 
 impl std::fmt::Debug for Node {
@@ -120,7 +126,7 @@ impl Node {
         let frame_overhead = frame.header_len() + TAG_SLACK;
         let gossip_interval = config.gossip_interval();
         let gossip_nodes = config.swim.gossip_nodes().get();
-        let swim_config = config
+        let mut swim_config = config
             .swim
             .to_builder()
             .frame_overhead(frame_overhead)
@@ -128,8 +134,27 @@ impl Node {
             .packet_budget(
                 std::num::NonZeroUsize::new(frame.packet_budget())
                     .unwrap_or(config.swim.packet_budget()),
-            )
-            .build()?;
+            );
+        if let Wire::Memberlist(_) = &config.wire {
+            // memberlist's push/pull has no digest; its metadata is at most 512 bytes; its
+            // MessagePack is larger than swim's postcard (field names), so the machine's budget
+            // is smaller than memberlist's buffer; the adapter splits what comes out too large.
+            swim_config = swim_config
+                .pullpush_digest(false)
+                .meta_max_size(
+                    config
+                        .swim
+                        .meta_max_size()
+                        .min(rumour_memberlist::META_MAX_SIZE),
+                )
+                .packet_budget(
+                    std::num::NonZeroUsize::new(crate::memberlist::UDP_BUFFER_SIZE)
+                        .expect("non-zero"),
+                )
+                .frame_overhead(MEMBERLIST_RESERVE)
+                .message_overhead(0);
+        }
+        let swim_config = swim_config.build()?;
         let mut gossip_config = config.gossip.clone();
         gossip_config.frame_overhead = frame_overhead;
         gossip_config.message_overhead = envelope::TAG_LEN;
@@ -157,7 +182,12 @@ impl Node {
         // reuses a name its peers still remember.
         let first_seq = gossip.wall_time(now).0.saturating_mul(1000);
         let user = UserMessages::new(config.swim.retransmit_mult().get(), first_seq);
+        let memberlist = match &config.wire {
+            Wire::Memberlist(options) => Some(Adapter::new(options, nonce_rng(&rng))),
+            Wire::Rumour => None,
+        };
         let mut node = Node {
+            memberlist,
             swim,
             gossip,
             frame,
@@ -228,6 +258,26 @@ impl Node {
             events_dropped: self.events.dropped(),
             user: self.user.stats,
             ..self.stats.clone()
+        }
+    }
+
+    /// The memberlist adapter's counters, in [`Wire::Memberlist`] mode.
+    pub fn memberlist_stats(&self) -> Option<MemberlistStats> {
+        self.memberlist.as_ref().map(|m| m.stats)
+    }
+
+    /// The memberlist codec inbound bytes are decoded with, in [`Wire::Memberlist`] mode (the
+    /// driver's transport uses a copy to find where a stream message ends).
+    pub fn memberlist_codec(&self) -> Option<&rumour_memberlist::Codec> {
+        self.memberlist.as_ref().map(Adapter::codec)
+    }
+
+    /// Replaces the generator of the memberlist mode's encryption nonces (the tokio driver
+    /// seeds one from the operating system; by default it derives from the node's seed, so
+    /// the simulator replays byte for byte).
+    pub fn set_memberlist_nonces(&mut self, nonces: ChaCha8Rng) {
+        if let Some(adapter) = self.memberlist.as_mut() {
+            adapter.set_nonces(nonces);
         }
     }
 
@@ -458,6 +508,11 @@ impl Node {
 
     /// A datagram arrived.
     pub fn handle_packet(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        if self.memberlist.is_some() {
+            self.handle_memberlist_packet(now, from, bytes);
+            self.pump(now);
+            return;
+        }
         let Ok(messages) = self.frame.decode_packet(bytes) else {
             return; // counted by the frame codec
         };
@@ -483,6 +538,11 @@ impl Node {
 
     /// A reliable message arrived.
     pub fn handle_stream(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        if self.memberlist.is_some() {
+            self.handle_memberlist_stream(now, from, bytes);
+            self.pump(now);
+            return;
+        }
         let Ok(body) = self.frame.decode_stream(bytes) else {
             return; // counted by the frame codec
         };
@@ -707,7 +767,9 @@ impl Node {
                 .collect();
             if t.delivery == Delivery::Stream {
                 if let Some(PullPush::Request { join }) = t.pullpush {
-                    if let Some(opening) = self.gossip.start_pullpush(now, t.to, join) {
+                    if let Some(adapter) = self.memberlist.as_mut() {
+                        adapter.expect_reply(t.to, join);
+                    } else if let Some(opening) = self.gossip.start_pullpush(now, t.to, join) {
                         parts.push((Channel::Gossip, opening));
                     }
                 }
@@ -778,6 +840,9 @@ impl Node {
     /// Tells the KV store which peers exist: only members that answered this node themselves
     /// (confirmed), so a forged alive never makes a KV peer.
     fn membership_changed(&mut self, now: Instant, event: &SwimEvent) {
+        if self.memberlist.is_some() {
+            return; // no KV store over memberlist's channels (yet)
+        }
         match event {
             SwimEvent::MemberConfirmed(m) => self.gossip.handle_peer_up(now, m.addr),
             SwimEvent::MemberJoined(m) | SwimEvent::MemberUpdated(m)
@@ -808,6 +873,9 @@ impl Node {
             Delivery::Datagram => {
                 self.check_datagram(body.len(), bytes.len(), "datagram")?;
                 self.send_datagram(to, &[(Channel::User, Bytes::from(body))]);
+            }
+            Delivery::Stream if self.memberlist.is_some() => {
+                self.send_memberlist_stream(to, &[(Channel::User, Bytes::from(body))]);
             }
             Delivery::Stream => {
                 let stream = envelope::encode_stream(&[(Channel::User, &body)]);
@@ -913,6 +981,9 @@ impl Node {
     /// between ticks (so a join answer waiting for its peer goes out at once), but they travel
     /// through a bounded queue that drops under a mass join; this repairs whatever was dropped.
     fn reconcile_peers(&mut self, now: Instant) {
+        if self.memberlist.is_some() {
+            return; // the native KV pull-push does not run in memberlist mode
+        }
         let generation = self.swim.table_generation();
         if generation == self.peers_generation {
             return;
@@ -955,6 +1026,10 @@ impl Node {
 
     /// Frames `parts` into as few datagrams as the packet budget allows.
     fn send_datagram(&mut self, to: SocketAddr, parts: &[(Channel, Bytes)]) {
+        if self.memberlist.is_some() {
+            self.send_memberlist_datagram(to, parts);
+            return;
+        }
         let budget = self.frame.packet_budget();
         let header = self.frame.header_len();
         let mut batch: Vec<Vec<u8>> = Vec::new();
@@ -988,6 +1063,10 @@ impl Node {
     }
 
     fn send_stream(&mut self, to: SocketAddr, parts: &[(Channel, Bytes)]) {
+        if self.memberlist.is_some() {
+            self.send_memberlist_stream(to, parts);
+            return;
+        }
         let refs: Vec<(Channel, &[u8])> = parts.iter().map(|(c, m)| (*c, &m[..])).collect();
         match self.frame.encode_stream(&envelope::encode_stream(&refs)) {
             Ok(bytes) => {
@@ -1003,6 +1082,176 @@ impl Node {
                 tracing::warn!(%error, %to, "stream message over the size limit, not sent")
             }
         }
+    }
+}
+
+/// The memberlist wire mode: the adapter's glue (see [`crate::memberlist`]).
+impl Node {
+    fn handle_memberlist_packet(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        let Some(adapter) = self.memberlist.as_mut() else {
+            return;
+        };
+        let Some(messages) = adapter.decode_packet(bytes) else {
+            return;
+        };
+        for message in messages {
+            let adapter = self.memberlist.as_mut().expect("memberlist mode");
+            if let rumour_memberlist::Message::User(payload) = message {
+                adapter.stats.user_received += 1;
+                let from = self.name_at(from);
+                self.report_user(from, payload);
+                continue;
+            }
+            let Some(mapped) = adapter.to_swim(&self.swim, from, message) else {
+                continue;
+            };
+            if self
+                .swim
+                .handle_message(now, from, mapped, Delivery::Datagram)
+                .is_err()
+            {
+                self.stats.messages_refused += 1;
+            }
+        }
+    }
+
+    fn handle_memberlist_stream(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        let Some(adapter) = self.memberlist.as_mut() else {
+            return;
+        };
+        let (reply, input) = adapter.handle_stream(&self.swim, from, bytes);
+        if let Some(reply) = reply {
+            self.push_stream(from, reply);
+        }
+        match input {
+            StreamInput::Done => {}
+            StreamInput::Swim(from, message) => {
+                if self
+                    .swim
+                    .handle_message(now, from, message, Delivery::Stream)
+                    .is_err()
+                {
+                    self.stats.messages_refused += 1;
+                }
+            }
+            StreamInput::User(payload) => {
+                let from = self.name_at(from);
+                self.report_user(from, payload);
+            }
+        }
+    }
+
+    /// The name of the member at `addr`, or the address itself (memberlist's user messages
+    /// name no sender).
+    fn name_at(&self, addr: SocketAddr) -> String {
+        self.swim
+            .members()
+            .find(|m| m.addr == addr)
+            .map_or_else(|| addr.to_string(), |m| m.name.as_str().to_string())
+    }
+
+    fn report_user(&mut self, from: String, payload: Vec<u8>) {
+        self.user.stats.received += 1;
+        self.push_event(NodeEvent::UserMessage {
+            from,
+            bytes: Bytes::from(payload),
+            broadcast: false,
+        });
+    }
+
+    /// The payloads of memberlist messages for `parts`: swim messages re-encoded, user messages
+    /// as their raw payload; rumour's own KV gossip has no memberlist form and is counted.
+    fn memberlist_messages(
+        &mut self,
+        parts: &[(Channel, Bytes)],
+    ) -> Vec<rumour_memberlist::Message> {
+        let adapter = self.memberlist.as_mut().expect("memberlist mode");
+        let mut out = Vec::with_capacity(parts.len());
+        for (channel, body) in parts {
+            match channel {
+                Channel::Swim => match rumour_swim::message::Message::decode(body) {
+                    Ok(message) => out.extend(adapter.from_swim(&self.swim, message)),
+                    Err(_) => adapter.stats.unmapped += 1,
+                },
+                Channel::User => match user::decode(body) {
+                    Ok(
+                        user::Decoded::Direct { payload, .. }
+                        | user::Decoded::Broadcast { payload, .. },
+                    ) => out.push(rumour_memberlist::Message::User(payload.to_vec())),
+                    Err(_) => adapter.stats.unmapped += 1,
+                },
+                Channel::Gossip => adapter.stats.unmapped += 1,
+            }
+        }
+        out
+    }
+
+    fn send_memberlist_datagram(&mut self, to: SocketAddr, parts: &[(Channel, Bytes)]) {
+        let messages: Vec<Vec<u8>> = self
+            .memberlist_messages(parts)
+            .iter()
+            .map(rumour_memberlist::Message::encode)
+            .collect();
+        let adapter = self.memberlist.as_mut().expect("memberlist mode");
+        let crc = adapter.wants_crc(&self.swim, to);
+        for bytes in adapter.encode_packets(crc, messages) {
+            self.stats.datagrams_sent += 1;
+            self.stats.bytes_sent += bytes.len() as u64;
+            self.outbox.push_back(Transmit {
+                to,
+                delivery: Delivery::Datagram,
+                bytes: Bytes::from(bytes),
+            });
+        }
+    }
+
+    /// Streams in memberlist mode: a full-state exchange becomes a push/pull (its reply comes
+    /// back on the same connection), a stream ping or ack its stream form, a user message a
+    /// reliable user message.
+    fn send_memberlist_stream(&mut self, to: SocketAddr, parts: &[(Channel, Bytes)]) {
+        use rumour_memberlist::StreamMessage;
+        use rumour_swim::message::{Exchange, Message as SwimMessage};
+        let mut streams = Vec::new();
+        for (channel, body) in parts {
+            let adapter = self.memberlist.as_mut().expect("memberlist mode");
+            let message = match channel {
+                Channel::Swim => match SwimMessage::decode(body) {
+                    Ok(SwimMessage::State(state)) if state.exchange == Exchange::Request => Some(
+                        StreamMessage::PushPull(adapter.local_state(&self.swim, state.join)),
+                    ),
+                    Ok(message) => match adapter.from_swim(&self.swim, message) {
+                        Some(rumour_memberlist::Message::Ping(p)) => Some(StreamMessage::Ping(p)),
+                        Some(rumour_memberlist::Message::Ack(a)) => Some(StreamMessage::Ack(a)),
+                        _ => None,
+                    },
+                    Err(_) => None,
+                },
+                Channel::User => match user::decode(body) {
+                    Ok(user::Decoded::Direct { payload, .. }) => {
+                        Some(StreamMessage::User(payload.to_vec()))
+                    }
+                    _ => None,
+                },
+                Channel::Gossip => None,
+            };
+            match message {
+                Some(message) => streams.extend(adapter.encode_stream(&message)),
+                None => adapter.stats.unmapped += 1,
+            }
+        }
+        for bytes in streams {
+            self.push_stream(to, bytes);
+        }
+    }
+
+    fn push_stream(&mut self, to: SocketAddr, bytes: Vec<u8>) {
+        self.stats.streams_sent += 1;
+        self.stats.bytes_sent += bytes.len() as u64;
+        self.outbox.push_back(Transmit {
+            to,
+            delivery: Delivery::Stream,
+            bytes: Bytes::from(bytes),
+        });
     }
 }
 

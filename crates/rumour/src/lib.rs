@@ -59,7 +59,8 @@ pub use rumour_cluster::Builder;
 pub use rumour_cluster::gossip::{CasOutcome, WatchId};
 pub use rumour_cluster::ring::{Mergeable, Operation, ReplicationConfig, ReplicationSet, Ring};
 pub use rumour_cluster::{
-    Cluster, ClusterStats, Error, MemberInfo, Node, NodeConfig, NodeEvent, Profile,
+    Cluster, ClusterStats, Error, MemberInfo, MemberlistOptions, Node, NodeConfig, NodeEvent,
+    Profile, Wire,
 };
 pub use rumour_cluster::{DnsResolver, JoinSettings, Resolver, Seed, SrvRecord, StaticResolver};
 

@@ -15,11 +15,12 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::Instrument;
 
 use super::discovery::{DnsResolver, JoinFailure, JoinSettings, Joiner, Resolver, Seed};
+use super::memberlist_net::MemberlistNet;
 use super::outbound::Counters;
 use super::task::{self, Task};
 use super::{Cluster, Handle};
 use crate::Error;
-use crate::{Node, NodeConfig, Profile};
+use crate::{MemberlistOptions, Node, NodeConfig, Profile, Wire};
 
 /// memberlist's default port.
 pub const DEFAULT_PORT: u16 = 7946;
@@ -53,6 +54,7 @@ pub struct Builder {
     verify_stream_source: bool,
     admission: Option<rumour_swim::Admission>,
     meta: Option<bytes::Bytes>,
+    wire: Wire,
 }
 
 impl fmt::Debug for Builder {
@@ -98,6 +100,7 @@ impl Builder {
             verify_stream_source: true,
             admission: None,
             meta: None,
+            wire: Wire::Rumour,
         }
     }
 
@@ -275,6 +278,16 @@ impl Builder {
         self
     }
 
+    /// The wire format (default [`Wire::Rumour`]). With [`Wire::Memberlist`] the node speaks
+    /// hashicorp/memberlist's protocol over plain UDP and TCP and joins Go memberlist clusters
+    /// (`docs/protocol-memberlist.md`); the rumour label, keyring and `tcp_only` do not apply
+    /// then, nor does a transport given with [`Builder::transport`].
+    #[must_use]
+    pub fn wire(mut self, wire: Wire) -> Builder {
+        self.wire = wire;
+        self
+    }
+
     /// Binds the transport (unless one was given), starts the node task and joins the seeds.
     /// With [`JoinSettings::abort_if_join_fails`], waits for the join, and fails (the node
     /// shut down) if it does.
@@ -284,6 +297,9 @@ impl Builder {
     /// configuration, or the join failed with `abort_if_join_fails` set.
     pub async fn build(mut self) -> Result<Cluster, Error> {
         let label = self.label.take().map(Label::new).transpose()?;
+        if let Wire::Memberlist(options) = self.wire.clone() {
+            return self.build_memberlist(options).await;
+        }
         let (transport, net) = match self.transport.take() {
             Some(transport) => (transport, None),
             None => {
@@ -303,6 +319,39 @@ impl Builder {
         if let Some(net) = net {
             net.check_stream_frames(node.frame().config().clone());
         }
+        let abort = self.join_settings.abort_if_join_fails;
+        let (cluster, joined) = self.spawn(node, transport);
+        if abort {
+            if let Ok(Err(failure)) = joined.await {
+                cluster.shutdown().await;
+                return Err(Error::JoinFailed {
+                    name: cluster.name().to_string(),
+                    attempts: failure.attempts,
+                    seen: failure.seen,
+                });
+            }
+        }
+        Ok(cluster)
+    }
+
+    /// [`Builder::build`] in [`Wire::Memberlist`] mode: memberlist's UDP and TCP.
+    async fn build_memberlist(mut self, options: MemberlistOptions) -> Result<Cluster, Error> {
+        let codec = rumour_memberlist::Codec {
+            keyring: options.keyring.clone(),
+            ..rumour_memberlist::Codec::default()
+        };
+        let net = MemberlistNet::bind(self.bind, self.advertise, codec).await?;
+        let transport = net as Arc<dyn Transport>;
+        let now = task::now();
+        let mut node = match self.node(transport.advertise_addr(), None, now) {
+            Ok(node) => node,
+            Err(error) => {
+                transport.shutdown().await;
+                return Err(error);
+            }
+        };
+        // Nonces must never repeat under a key, whatever seed nodes are given.
+        node.set_memberlist_nonces(ChaCha8Rng::from_entropy());
         let abort = self.join_settings.abort_if_join_fails;
         let (cluster, joined) = self.spawn(node, transport);
         if abort {
@@ -345,6 +394,7 @@ impl Builder {
             .with_verify_incoming(self.verify_incoming)
             .with_verify_outgoing(self.verify_outgoing);
         config.wall_epoch = Some((now, wall_clock()));
+        config.wire = self.wire.clone();
         if let Some(meta) = self.meta.take() {
             config.meta = meta;
         }

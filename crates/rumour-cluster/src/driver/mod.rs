@@ -81,6 +81,7 @@
 mod builder;
 mod discovery;
 mod dns;
+mod memberlist_net;
 mod outbound;
 mod snapshot;
 mod task;

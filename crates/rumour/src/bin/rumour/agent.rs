@@ -79,6 +79,27 @@ pub struct AgentArgs {
     /// With keys: seal packets sent (off during a rollout).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     gossip_verify_outgoing: bool,
+    /// Wire format: rumour's own, or hashicorp/memberlist's to join a Go memberlist cluster
+    /// (Consul, Serf, dskit rings; see `docs/protocol-memberlist.md`).
+    #[arg(long, value_enum, default_value = "rumour")]
+    wire: WireFlag,
+    /// With `--wire memberlist`: the AES key in standard base64 (16, 24 or 32 bytes, as
+    /// `consul keygen` prints it; memberlist's `SecretKey`).
+    #[arg(long, value_name = "BASE64", value_parser = parse_memberlist_key)]
+    memberlist_key: Option<Vec<u8>>,
+    /// With `--wire memberlist`: LZW-compress packets and streams (memberlist's
+    /// `EnableCompression`).
+    #[arg(long)]
+    memberlist_compression: bool,
+}
+
+/// The `--wire` values.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireFlag {
+    /// rumour's frames (the default).
+    Rumour,
+    /// hashicorp/memberlist's protocol.
+    Memberlist,
 }
 
 impl AgentArgs {
@@ -116,6 +137,16 @@ impl AgentArgs {
         if let Some(warning) = keyring_file::exposure_warning(self.bind_addr, !keyring.is_empty()) {
             tracing::warn!("{warning}");
         }
+        if self.wire == WireFlag::Memberlist {
+            let mut options =
+                rumour::MemberlistOptions::new().with_compression(self.memberlist_compression);
+            if let Some(key) = &self.memberlist_key {
+                options = options
+                    .with_key(key)
+                    .expect("checked when the flag was parsed");
+            }
+            builder = builder.wire(rumour::Wire::Memberlist(options));
+        }
         Ok(builder
             .allowed_cidrs(self.allowed_cidrs.clone())
             .keyring(keyring)
@@ -148,6 +179,40 @@ pub async fn shutdown_signal() {
 }
 
 /// A duration flag: `250ms`, `1s`, `2m`, `1h`, or a number of seconds.
+/// A memberlist key: standard base64 of 16, 24 or 32 bytes.
+fn parse_memberlist_key(text: &str) -> Result<Vec<u8>, String> {
+    let bytes = decode_base64(text.trim()).ok_or("not standard base64")?;
+    match bytes.len() {
+        16 | 24 | 32 => Ok(bytes),
+        n => Err(format!("{n} bytes: an AES key is 16, 24 or 32 bytes")),
+    }
+}
+
+/// Decodes standard base64 (with or without padding).
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim_end_matches('=');
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    (bits < 6).then_some(out)
+}
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -226,6 +291,24 @@ async fn log_events(cluster: Cluster) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memberlist_keys_are_read_from_base64() {
+        // `consul keygen`'s form: 32 bytes in 44 characters.
+        let key = parse_memberlist_key("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap();
+        assert_eq!(key, (0..32).collect::<Vec<u8>>());
+        assert_eq!(
+            parse_memberlist_key("AAECAwQFBgcICQoLDA0ODw==")
+                .unwrap()
+                .len(),
+            16
+        );
+        assert!(
+            parse_memberlist_key("AAECAwQFBgcICQ==").is_err(),
+            "10 bytes"
+        );
+        assert!(parse_memberlist_key("not base64!").is_err());
+    }
 
     #[test]
     fn durations_are_read_with_or_without_a_unit() {
