@@ -2,7 +2,8 @@
 //! `cargo xtask fuzz` runs the cargo-fuzz targets of `fuzz/` on nightly (CI does not);
 //! `cargo xtask bench-peers` runs rumour and hashicorp/memberlist side by side and writes the
 //! table and plots of `docs/benchmarks.md`, `cargo xtask plot` only the plots (CI runs neither:
-//! they need Go and take long).
+//! they need Go and take long). `cargo xtask interop` runs rumour's memberlist wire mode against
+//! real Go memberlist nodes (needs Go; not in CI).
 //!
 //! Steps, in order: formatting, clippy on all targets with warnings denied, all tests (nextest
 //! when installed, else `cargo test`), doctests, the criterion benches compiled and run once in
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
+mod interop;
 mod peers;
 mod plot;
 mod results;
@@ -294,6 +296,12 @@ fn usage() {
          3 repetitions), save docs/benchmarks/peers.jsonl, write the table into\n                          \
          docs/benchmarks.md and the plots"
     );
+    eprintln!(
+        "       cargo xtask interop [plain|encrypted|wrong-key]...\n                          \
+         rumour in memberlist wire mode against hashicorp/memberlist (Go) on loopback: joins both\n                          \
+         ways, crashes, leaves, user messages, metadata, encryption (needs Go and Debian's\n                          \
+         golang-github-hashicorp-memberlist-dev); prints the matrix"
+    );
     eprintln!("       cargo xtask plot    redraw docs/benchmarks/peers-*.png from the saved lines");
 }
 
@@ -304,6 +312,7 @@ fn main() -> ExitCode {
         Some("fuzz") => run_fuzz(&args[1..]),
         Some("bench-peers") => peers::run(&workspace_root(), &args[1..]),
         Some("plot") => plot::run(&workspace_root()),
+        Some("interop") => interop::run(&workspace_root(), &args[1..]),
         _ => {
             usage();
             ExitCode::FAILURE

@@ -255,7 +255,7 @@ fn build_memberlist(root: &Path, out_dir: &Path) -> Result<PathBuf, String> {
 }
 
 /// The cargo target directory (`CARGO_TARGET_DIR` or `target/`).
-fn target_dir(root: &Path) -> PathBuf {
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => root.join(dir),
         None => root.join("target"),

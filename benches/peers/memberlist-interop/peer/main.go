@@ -26,6 +26,7 @@ import (
 	"log"
 	"net"
 	"os"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -78,12 +79,21 @@ func (e *events) set(n *memberlist.Node, state string) {
 }
 func (e *events) NotifyJoin(n *memberlist.Node)   { e.set(n, "alive") }
 func (e *events) NotifyUpdate(n *memberlist.Node) { e.set(n, "alive") }
-func (e *events) NotifyLeave(n *memberlist.Node) {
-	if n.State == memberlist.StateLeft {
-		e.set(n, "left")
-	} else {
-		e.set(n, "dead")
+func (e *events) NotifyLeave(n *memberlist.Node)  { e.set(n, "dead") }
+
+// internalState reads a member's state from memberlist's own table. 0.2.2 hands NotifyLeave a
+// Node whose State field is shadowed by nodeState.State and so still reads alive: a leave and
+// a failure look alike there. Reflection reads the real field (read only, without the lock:
+// good enough for a test peer).
+func internalState(list *memberlist.Memberlist, name string) (memberlist.NodeStateType, bool) {
+	nodes := reflect.ValueOf(list).Elem().FieldByName("nodes")
+	for i := 0; i < nodes.Len(); i++ {
+		ns := nodes.Index(i).Elem()
+		if ns.FieldByName("Node").FieldByName("Name").String() == name {
+			return memberlist.NodeStateType(ns.FieldByName("State").Int()), true
+		}
 	}
+	return 0, false
 }
 
 func main() {
@@ -150,7 +160,11 @@ func main() {
 			sort.Strings(names)
 			parts := []string{}
 			for _, n := range names {
-				parts = append(parts, fmt.Sprintf("%s:%s:%s", n, ev.states[n], ev.metas[n]))
+				state := ev.states[n]
+				if s, ok := internalState(list, n); ok && state == "dead" && s == memberlist.StateLeft {
+					state = "left"
+				}
+				parts = append(parts, fmt.Sprintf("%s:%s:%s", n, state, ev.metas[n]))
 			}
 			ev.mu.Unlock()
 			say("members %s", strings.Join(parts, " "))

@@ -253,3 +253,47 @@ async fn the_send_queues_are_bounded_by_bytes() {
     out.send(stream_to(9, 1));
     assert_eq!(counters.snapshot().sends_dropped_bytes, 3);
 }
+
+/// The memberlist wire mode on real sockets, without Go: two rumour nodes speaking memberlist's
+/// protocol (AES-GCM, LZW) join each other over loopback, see each other alive, and exchange a
+/// reliable user message (a stream with no reply) and a push/pull (a stream answered on its
+/// connection).
+#[tokio::test]
+async fn two_nodes_in_memberlist_mode_join_each_other_encrypted() {
+    let wire = || {
+        crate::Wire::Memberlist(
+            crate::MemberlistOptions::new()
+                .with_compression(true)
+                .with_key(&[3; 32])
+                .unwrap(),
+        )
+    };
+    let a = node("a", |b| b.wire(wire())).await;
+    let b = node("b", |b| b.wire(wire()).join([a.addr()])).await;
+    for n in [&a, &b] {
+        eventually("both see both alive", || async {
+            Ok((n.num_alive().await? == 2).then_some(()))
+        })
+        .await;
+    }
+    let mut received = a.user_messages();
+    eventually("b confirmed a", || async {
+        Ok(b.send_reliable("a", Bytes::from_static(b"over memberlist")).await.ok())
+    })
+    .await;
+    let message = tokio::time::timeout(DEADLINE, received.recv())
+        .await
+        .expect("in time")
+        .expect("a message");
+    assert_eq!(&message.bytes[..], b"over memberlist");
+    // Probes go over memberlist's packets (the join was a push/pull on one connection).
+    let stats = eventually("b received packets", || async {
+        let stats = b.with_node(|node, _| node.memberlist_stats()).await?;
+        Ok(stats.filter(|s| s.packets_received > 0))
+    })
+    .await;
+    assert_eq!(stats.decode_errors, 0);
+    assert!(stats.streams_received > 0, "the join's reply: {stats:?}");
+    a.shutdown().await;
+    b.shutdown().await;
+}
