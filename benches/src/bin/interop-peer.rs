@@ -121,10 +121,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 say(&format!("members {}", parts.join(" ")));
             }
             "send" => {
-                if let (Some(to), Some(text)) = (fields.next(), fields.next()) {
-                    if let Err(error) = cluster.send_reliable(to, text.to_string()).await {
-                        eprintln!("send: {error}");
-                    }
+                if let (Some(to), Some(text)) = (fields.next(), fields.next())
+                    && let Err(error) = cluster.send_reliable(to, text.to_string()).await
+                {
+                    eprintln!("send: {error}");
                 }
             }
             "meta" => {

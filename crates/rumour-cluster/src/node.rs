@@ -1102,7 +1102,7 @@ impl Node {
                 self.report_user(from, payload);
                 continue;
             }
-            let Some(mapped) = adapter.to_swim(&self.swim, from, message) else {
+            let Some(mapped) = adapter.inbound(&self.swim, from, message) else {
                 continue;
             };
             if self
@@ -1170,7 +1170,7 @@ impl Node {
         for (channel, body) in parts {
             match channel {
                 Channel::Swim => match rumour_swim::message::Message::decode(body) {
-                    Ok(message) => out.extend(adapter.from_swim(&self.swim, message)),
+                    Ok(message) => out.extend(adapter.outbound(&self.swim, message)),
                     Err(_) => adapter.stats.unmapped += 1,
                 },
                 Channel::User => match user::decode(body) {
@@ -1219,7 +1219,7 @@ impl Node {
                     Ok(SwimMessage::State(state)) if state.exchange == Exchange::Request => Some(
                         StreamMessage::PushPull(adapter.local_state(&self.swim, state.join)),
                     ),
-                    Ok(message) => match adapter.from_swim(&self.swim, message) {
+                    Ok(message) => match adapter.outbound(&self.swim, message) {
                         Some(rumour_memberlist::Message::Ping(p)) => Some(StreamMessage::Ping(p)),
                         Some(rumour_memberlist::Message::Ack(a)) => Some(StreamMessage::Ack(a)),
                         _ => None,

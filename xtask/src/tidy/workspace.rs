@@ -22,12 +22,14 @@ const SANS_IO_CRATES: [&str; 5] = [
 ];
 
 /// The sans-IO parts of `rumour-cluster` (paths in the crate; a prefix when it ends in `/`):
-/// the composed `Node`, its envelope and user channel, and the simulator.
-const SANS_IO_CLUSTER_PARTS: [&str; 5] = [
+/// the composed `Node`, its envelope and user channel, the memberlist adapter, and the
+/// simulator.
+const SANS_IO_CLUSTER_PARTS: [&str; 6] = [
     "src/node.rs",
     "src/node/",
     "src/envelope.rs",
     "src/user.rs",
+    "src/memberlist/",
     "src/sim/",
 ];
 

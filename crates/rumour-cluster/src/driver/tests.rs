@@ -278,7 +278,9 @@ async fn two_nodes_in_memberlist_mode_join_each_other_encrypted() {
     }
     let mut received = a.user_messages();
     eventually("b confirmed a", || async {
-        Ok(b.send_reliable("a", Bytes::from_static(b"over memberlist")).await.ok())
+        Ok(b.send_reliable("a", Bytes::from_static(b"over memberlist"))
+            .await
+            .ok())
     })
     .await;
     let message = tokio::time::timeout(DEADLINE, received.recv())

@@ -158,7 +158,7 @@ impl Adapter {
 
     /// Maps a memberlist packet message (not a user message) onto the machine's, from `from`;
     /// `None` (counted) if it has no usable form.
-    pub(crate) fn to_swim(
+    pub(crate) fn inbound(
         &mut self,
         swim: &Swim,
         from: SocketAddr,
@@ -181,7 +181,7 @@ impl Adapter {
 
     /// Maps one of the machine's packet messages onto memberlist's; `None` (counted) for kinds
     /// memberlist has no packet form of.
-    pub(crate) fn from_swim(
+    pub(crate) fn outbound(
         &mut self,
         swim: &Swim,
         message: rumour_swim::message::Message,
