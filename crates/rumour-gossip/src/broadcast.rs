@@ -6,13 +6,21 @@
 //! first. A queued change is invalidated by a newer one for the same key whose content (entry
 //! names) is a superset of it. A change too large for one datagram waits in a third pair of
 //! queues and goes over a stream, whole.
+//!
+//! A fill packs the changes of one key it takes into one change: their values merged (a join,
+//! so the packed change merged anywhere gives what the changes merged one by one give) and
+//! encoded once. A ring of 1,000 instances heartbeating queues one change per heartbeat under
+//! one key; a datagram then carries one change of many heartbeats, whose key, codec, marker and
+//! value header it pays once, and a receiver merges it once.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
+use rumour_ring::Value;
 use rumour_wire::{Broadcast, BroadcastQueue, QueueStats, varint};
 
-use crate::store::Version;
+use crate::message::{Marker, Message};
+use crate::store::{Version, change_message};
 
 /// Where a queued change is filed in its queue: its KV key and a hash of the smallest entry name
 /// it carries (0 for a change that carries none).
@@ -45,6 +53,9 @@ pub struct KvBroadcast {
     content: Arc<[String]>,
     version: Version,
     message: Bytes,
+    /// The change's value and marker, when the message carries a value: what a fill merges to
+    /// pack several changes of the key into one.
+    value: Option<(Arc<dyn Value>, Marker)>,
 }
 
 impl KvBroadcast {
@@ -62,7 +73,22 @@ impl KvBroadcast {
             content: content.into(),
             version,
             message,
+            value: None,
         }
+    }
+
+    /// The change with its decoded `value` and `marker` attached (those `message` encodes), so
+    /// that a fill can pack it with other changes of its key.
+    #[must_use]
+    pub fn with_value(mut self, value: Arc<dyn Value>, marker: Marker) -> Self {
+        self.value = Some((value, marker));
+        self
+    }
+
+    /// The KV key.
+    #[must_use]
+    pub fn kv_key(&self) -> &str {
+        &self.file.key
     }
 
     /// The entry names the change carries, sorted.
@@ -171,18 +197,22 @@ impl Outbox {
         queue.enqueue(broadcast);
     }
 
-    /// Messages for one datagram of `budget` bytes: local changes first.
+    /// Messages for one datagram of `budget` bytes: local changes first, the changes of one key
+    /// packed into one (see the module documentation).
     pub(crate) fn fill(&mut self, members: usize, budget: usize) -> Vec<Bytes> {
         let overhead = self.message_overhead;
         let cost = |len| varint::packed_len(len, overhead);
-        let message = |b: &KvBroadcast| b.message.clone();
-        let mut out: Vec<Bytes> = self.local.fill_with(members, budget, cost, message);
-        let used: usize = out.iter().map(|m| cost(m.len())).sum();
-        out.extend(
-            self.forwarded
-                .fill_with(members, budget.saturating_sub(used), cost, message),
-        );
-        out
+        let mut taken = self
+            .local
+            .fill_with(members, budget, cost, KvBroadcast::clone);
+        let used: usize = taken.iter().map(|b| cost(b.message.len())).sum();
+        taken.extend(self.forwarded.fill_with(
+            members,
+            budget.saturating_sub(used),
+            cost,
+            KvBroadcast::clone,
+        ));
+        pack(taken)
     }
 
     fn packed_len(&self, len: usize) -> usize {
@@ -229,6 +259,70 @@ impl Outbox {
             .chain(self.forwarded.iter())
             .chain(self.large_forwarded.iter())
     }
+}
+
+/// The messages of `taken`, those of one key that carry a value and no deletion packed into one
+/// message where the first of them was. A group whose values do not merge, or whose packed
+/// message would be longer than its messages together, is sent as it is.
+pub(crate) fn pack(taken: Vec<KvBroadcast>) -> Vec<Bytes> {
+    let packable = |b: &KvBroadcast| b.value.as_ref().is_some_and(|(_, m)| !m.deleted);
+    // Groups of packable changes by key, in order of first appearance.
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut group_of: Vec<Option<usize>> = vec![None; taken.len()];
+    for (i, b) in taken.iter().enumerate() {
+        if !packable(b) {
+            continue;
+        }
+        let same = |g: &Vec<usize>| {
+            let first = &taken[g[0]];
+            first.file.key == b.file.key
+                && first.value.as_ref().map(|(v, _)| v.codec_id())
+                    == b.value.as_ref().map(|(v, _)| v.codec_id())
+        };
+        match groups.iter().position(same) {
+            Some(g) => {
+                groups[g].push(i);
+                group_of[i] = Some(g);
+            }
+            None => {
+                group_of[i] = Some(groups.len());
+                groups.push(vec![i]);
+            }
+        }
+    }
+    let packed: Vec<Option<Bytes>> = groups
+        .iter()
+        .map(|g| (g.len() > 1).then(|| pack_group(&taken, g)).flatten())
+        .collect();
+    let mut out = Vec::with_capacity(taken.len());
+    for (i, b) in taken.iter().enumerate() {
+        match group_of[i] {
+            Some(g) if packed[g].is_some() => {
+                if groups[g][0] == i {
+                    out.push(packed[g].clone().expect("checked"));
+                }
+            }
+            _ => out.push(b.message.clone()),
+        }
+    }
+    out
+}
+
+/// One message for the changes `group` of `taken` (one key, each with a value): their values
+/// merged, the greatest marker. `None` if a merge fails or the message is not shorter.
+fn pack_group(taken: &[KvBroadcast], group: &[usize]) -> Option<Bytes> {
+    let (first, mut marker) = taken[group[0]].value.clone()?;
+    let mut merged = first.clone_box();
+    for &i in &group[1..] {
+        let (value, m) = taken[i].value.as_ref()?;
+        merged.merge_dyn(value.as_ref(), None).ok()?;
+        marker = marker.max(*m);
+    }
+    let key = &taken[group[0]].file.key;
+    let change = change_message(key, merged.codec_id(), Some(merged.as_ref()), marker);
+    let message = Message::Change(change).encode();
+    let separate: usize = group.iter().map(|&i| taken[i].message.len()).sum();
+    (message.len() < separate).then_some(message)
 }
 
 fn add(a: QueueStats, b: QueueStats) -> QueueStats {
@@ -314,5 +408,142 @@ mod tests {
         let datagram = outbox.fill(3, 60);
         assert_eq!(datagram.len(), 1);
         assert_eq!(datagram[0].len(), 50, "the local change goes first");
+    }
+}
+
+#[cfg(test)]
+mod packing {
+    use super::*;
+    use proptest::prelude::*;
+    use rumour_ring::{Instance, Mergeable, Ring, State, Timestamp, Tokens};
+
+    const IDS: [&str; 5] = ["a", "b", "c", "d", "e"];
+
+    /// One change: per instance, maybe a description (stamp, state) and a heartbeat.
+    type Spec = Vec<(usize, Option<(u64, bool)>, u64)>;
+
+    fn ring_of(spec: &Spec) -> Ring {
+        let mut ring = Ring::new();
+        for &(i, description, heartbeat) in spec {
+            if let Some((at, leaving)) = description {
+                let state = if leaving {
+                    State::Leaving
+                } else {
+                    State::Active
+                };
+                let tokens = Tokens::new(vec![i as u32 * 10 + 1, i as u32 * 10 + 2]);
+                let instance =
+                    Instance::new(format!("10.0.0.{i}:1"), "z", state, tokens, Timestamp(at));
+                ring.set_instance(IDS[i], instance).expect("valid id");
+            }
+            ring.set_heartbeat(IDS[i], Timestamp(heartbeat))
+                .expect("valid id");
+        }
+        ring
+    }
+
+    fn broadcast(key: &str, spec: &Spec, updated: u64, version: u64) -> KvBroadcast {
+        let value = ring_of(spec);
+        let marker = Marker {
+            updated: Timestamp(updated),
+            deleted: false,
+        };
+        let message =
+            Message::Change(change_message(key, Ring::CODEC_ID, Some(&value), marker)).encode();
+        KvBroadcast::new(
+            key.into(),
+            Mergeable::content(&value),
+            Version(version),
+            message,
+        )
+        .with_value(Arc::new(value), marker)
+    }
+
+    fn decode(message: &[u8]) -> (String, Ring, Marker) {
+        let Message::Change(change) = Message::decode(message).expect("decodes") else {
+            panic!("a change");
+        };
+        let ring = Ring::decode(&change.value.expect("a value")).expect("a ring");
+        (change.key, ring, change.marker)
+    }
+
+    fn spec() -> impl Strategy<Value = Spec> {
+        prop::collection::vec(
+            (
+                0..IDS.len(),
+                prop::option::of((1..6u64, any::<bool>())),
+                1..20u64,
+            ),
+            1..4,
+        )
+    }
+
+    proptest! {
+        /// Merging the packed change into a replica gives what merging the changes one by one
+        /// gives, and the packed message is shorter than the messages it replaces.
+        #[test]
+        fn merge_of_packed_equals_sequential_merges(
+            base in spec(),
+            changes in prop::collection::vec((spec(), 1..100u64, any::<bool>()), 2..6),
+        ) {
+            let taken: Vec<KvBroadcast> = changes
+                .iter()
+                .enumerate()
+                .map(|(i, (s, at, other))| {
+                    broadcast(if *other { "other" } else { "ring" }, s, *at, i as u64)
+                })
+                .collect();
+            let separate: usize = taken.iter().map(|b| b.message.len()).sum();
+            let out = pack(taken.clone());
+            let sent: usize = out.iter().map(Bytes::len).sum();
+            prop_assert!(sent <= separate);
+            for key in ["ring", "other"] {
+                let mut sequential = ring_of(&base);
+                let mut packed = ring_of(&base);
+                let mut marker = (Marker::default(), Marker::default());
+                for b in taken.iter().filter(|b| b.kv_key() == key) {
+                    let (_, value, m) = decode(&b.message);
+                    sequential.merge(&value, None);
+                    marker.0 = marker.0.max(m);
+                }
+                let messages: Vec<_> = out.iter().map(|m| decode(m)).filter(|(k, _, _)| k == key).collect();
+                prop_assert!(messages.len() <= 1, "one message per key");
+                for (_, value, m) in messages {
+                    packed.merge(&value, None);
+                    marker.1 = marker.1.max(m);
+                }
+                prop_assert_eq!(&packed, &sequential);
+                prop_assert_eq!(marker.0, marker.1);
+            }
+        }
+    }
+
+    #[test]
+    fn heartbeats_of_one_key_go_out_as_one_change() {
+        let mut outbox = Outbox::new(4, 64, 1400, 1);
+        for (i, id) in IDS.iter().enumerate() {
+            let _ = id;
+            outbox.push(
+                broadcast("ring", &vec![(i, None, 7)], 5, i as u64),
+                Origin::Forwarded,
+            );
+        }
+        outbox.push(
+            broadcast("other", &vec![(0, None, 7)], 5, 1),
+            Origin::Forwarded,
+        );
+        let out = outbox.fill(3, 1400);
+        assert_eq!(out.len(), 2, "one message per key");
+        let (key, ring, _) = decode(&out[0]);
+        let (key, ring) = if key == "ring" {
+            (key, ring)
+        } else {
+            let (k, r, _) = decode(&out[1]);
+            (k, r)
+        };
+        assert_eq!(key, "ring");
+        for id in IDS {
+            assert_eq!(ring.heartbeat_of(id), Some(Timestamp(7)));
+        }
     }
 }

@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -535,7 +536,11 @@ impl Gossip {
             };
             self.history.record(true, record);
         }
-        let broadcast = KvBroadcast::new(key.to_owned(), content, applied.version, message.clone());
+        let mut broadcast =
+            KvBroadcast::new(key.to_owned(), content, applied.version, message.clone());
+        if let Some(change) = applied.change {
+            broadcast = broadcast.with_value(Arc::from(change), applied.marker);
+        }
         self.outbox.push(broadcast, origin);
         message
     }
