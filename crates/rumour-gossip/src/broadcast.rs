@@ -56,6 +56,8 @@ pub struct KvBroadcast {
     /// The change's value and marker, when the message carries a value: what a fill merges to
     /// pack several changes of the key into one.
     value: Option<(Arc<dyn Value>, Marker)>,
+    /// Its own retransmit multiplier (a refresh-only change), if any.
+    retransmit_mult: Option<u32>,
 }
 
 impl KvBroadcast {
@@ -74,6 +76,7 @@ impl KvBroadcast {
             version,
             message,
             value: None,
+            retransmit_mult: None,
         }
     }
 
@@ -134,6 +137,10 @@ impl Broadcast for KvBroadcast {
         &self.message
     }
 
+    fn retransmit_mult(&self) -> Option<u32> {
+        self.retransmit_mult
+    }
+
     /// dskit's rule: a newer change (version at least as high) whose content is a superset of
     /// the older one's makes it obsolete.
     fn invalidates(&self, older: &Self) -> bool {
@@ -167,6 +174,8 @@ pub(crate) struct Outbox {
     datagram_budget: usize,
     /// The embedder's bytes in front of each message (see `Config::message_overhead`).
     message_overhead: usize,
+    /// The retransmit multiplier of refresh-only changes (`Config::refresh_retransmit_mult`).
+    refresh_mult: u32,
 }
 
 impl Outbox {
@@ -175,6 +184,7 @@ impl Outbox {
         capacity: usize,
         datagram_budget: usize,
         message_overhead: usize,
+        refresh_mult: u32,
     ) -> Self {
         Outbox {
             local: BroadcastQueue::new(retransmit_mult, capacity),
@@ -183,10 +193,16 @@ impl Outbox {
             large_forwarded: BroadcastQueue::new(retransmit_mult, capacity),
             datagram_budget,
             message_overhead,
+            refresh_mult,
         }
     }
 
-    pub(crate) fn push(&mut self, broadcast: KvBroadcast, origin: Origin) {
+    pub(crate) fn push(&mut self, mut broadcast: KvBroadcast, origin: Origin) {
+        if let Some((value, marker)) = &broadcast.value {
+            if !marker.deleted && value.is_refresh() {
+                broadcast.retransmit_mult = Some(self.refresh_mult);
+            }
+        }
         let large = self.packed_len(broadcast.message.len()) > self.datagram_budget;
         let queue = match (origin, large) {
             (Origin::Local, false) => &mut self.local,
@@ -360,7 +376,7 @@ mod tests {
 
     #[test]
     fn a_queued_change_is_invalidated_whatever_name_it_is_filed_under() {
-        let mut outbox = Outbox::new(4, 64, 1000, 1);
+        let mut outbox = Outbox::new(4, 64, 1000, 1, 4);
         // No change here carries every name of one queued before it, so all stay queued.
         for (names, version) in [
             (&["a", "c"][..], 1),
@@ -388,7 +404,7 @@ mod tests {
 
     #[test]
     fn oversized_changes_wait_apart_and_leave_whole() {
-        let mut outbox = Outbox::new(4, 16, 100, 1);
+        let mut outbox = Outbox::new(4, 16, 100, 1, 4);
         outbox.push(change("big", &["x"], 1, 500), Origin::Forwarded);
         outbox.push(change("small", &["y"], 1, 20), Origin::Forwarded);
         assert_eq!(outbox.lens(), (0, 2));
@@ -402,7 +418,7 @@ mod tests {
 
     #[test]
     fn local_changes_fill_the_datagram_before_forwarded_ones() {
-        let mut outbox = Outbox::new(4, 16, 1000, 1);
+        let mut outbox = Outbox::new(4, 16, 1000, 1, 4);
         outbox.push(change("f", &["x"], 1, 60), Origin::Forwarded);
         outbox.push(change("l", &["y"], 1, 50), Origin::Local);
         let datagram = outbox.fill(3, 60);
@@ -520,7 +536,7 @@ mod packing {
 
     #[test]
     fn heartbeats_of_one_key_go_out_as_one_change() {
-        let mut outbox = Outbox::new(4, 64, 1400, 1);
+        let mut outbox = Outbox::new(4, 64, 1400, 1, 4);
         for (i, id) in IDS.iter().enumerate() {
             let _ = id;
             outbox.push(

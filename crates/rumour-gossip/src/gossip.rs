@@ -132,6 +132,7 @@ impl Gossip {
                 config.queue_capacity,
                 config.datagram_budget(),
                 config.message_overhead,
+                config.refresh_retransmit_mult,
             ),
             watchers: Watchers::new(config.notify_interval, config.watch_buffer),
             history: MessageHistory::new(config.message_history_bytes),
