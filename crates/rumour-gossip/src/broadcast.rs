@@ -6,13 +6,21 @@
 //! first. A queued change is invalidated by a newer one for the same key whose content (entry
 //! names) is a superset of it. A change too large for one datagram waits in a third pair of
 //! queues and goes over a stream, whole.
+//!
+//! A fill packs the changes of one key it takes into one change: their values merged (a join,
+//! so the packed change merged anywhere gives what the changes merged one by one give) and
+//! encoded once. A ring of 1,000 instances heartbeating queues one change per heartbeat under
+//! one key; a datagram then carries one change of many heartbeats, whose key, codec, marker and
+//! value header it pays once, and a receiver merges it once.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
+use rumour_ring::Value;
 use rumour_wire::{Broadcast, BroadcastQueue, QueueStats, varint};
 
-use crate::store::Version;
+use crate::message::{Marker, Message};
+use crate::store::{Version, change_message};
 
 /// Where a queued change is filed in its queue: its KV key and a hash of the smallest entry name
 /// it carries (0 for a change that carries none).
@@ -45,6 +53,11 @@ pub struct KvBroadcast {
     content: Arc<[String]>,
     version: Version,
     message: Bytes,
+    /// The change's value and marker, when the message carries a value: what a fill merges to
+    /// pack several changes of the key into one.
+    value: Option<(Arc<dyn Value>, Marker)>,
+    /// Its own retransmit multiplier (a refresh-only change), if any.
+    retransmit_mult: Option<u32>,
 }
 
 impl KvBroadcast {
@@ -62,7 +75,23 @@ impl KvBroadcast {
             content: content.into(),
             version,
             message,
+            value: None,
+            retransmit_mult: None,
         }
+    }
+
+    /// The change with its decoded `value` and `marker` attached (those `message` encodes), so
+    /// that a fill can pack it with other changes of its key.
+    #[must_use]
+    pub fn with_value(mut self, value: Arc<dyn Value>, marker: Marker) -> Self {
+        self.value = Some((value, marker));
+        self
+    }
+
+    /// The KV key.
+    #[must_use]
+    pub fn kv_key(&self) -> &str {
+        &self.file.key
     }
 
     /// The entry names the change carries, sorted.
@@ -108,6 +137,10 @@ impl Broadcast for KvBroadcast {
         &self.message
     }
 
+    fn retransmit_mult(&self) -> Option<u32> {
+        self.retransmit_mult
+    }
+
     /// dskit's rule: a newer change (version at least as high) whose content is a superset of
     /// the older one's makes it obsolete.
     fn invalidates(&self, older: &Self) -> bool {
@@ -141,6 +174,8 @@ pub(crate) struct Outbox {
     datagram_budget: usize,
     /// The embedder's bytes in front of each message (see `Config::message_overhead`).
     message_overhead: usize,
+    /// The retransmit multiplier of refresh-only changes (`Config::refresh_retransmit_mult`).
+    refresh_mult: u32,
 }
 
 impl Outbox {
@@ -149,6 +184,7 @@ impl Outbox {
         capacity: usize,
         datagram_budget: usize,
         message_overhead: usize,
+        refresh_mult: u32,
     ) -> Self {
         Outbox {
             local: BroadcastQueue::new(retransmit_mult, capacity),
@@ -157,10 +193,16 @@ impl Outbox {
             large_forwarded: BroadcastQueue::new(retransmit_mult, capacity),
             datagram_budget,
             message_overhead,
+            refresh_mult,
         }
     }
 
-    pub(crate) fn push(&mut self, broadcast: KvBroadcast, origin: Origin) {
+    pub(crate) fn push(&mut self, mut broadcast: KvBroadcast, origin: Origin) {
+        if let Some((value, marker)) = &broadcast.value {
+            if !marker.deleted && value.is_refresh() {
+                broadcast.retransmit_mult = Some(self.refresh_mult);
+            }
+        }
         let large = self.packed_len(broadcast.message.len()) > self.datagram_budget;
         let queue = match (origin, large) {
             (Origin::Local, false) => &mut self.local,
@@ -171,18 +213,22 @@ impl Outbox {
         queue.enqueue(broadcast);
     }
 
-    /// Messages for one datagram of `budget` bytes: local changes first.
+    /// Messages for one datagram of `budget` bytes: local changes first, the changes of one key
+    /// packed into one (see the module documentation).
     pub(crate) fn fill(&mut self, members: usize, budget: usize) -> Vec<Bytes> {
         let overhead = self.message_overhead;
         let cost = |len| varint::packed_len(len, overhead);
-        let message = |b: &KvBroadcast| b.message.clone();
-        let mut out: Vec<Bytes> = self.local.fill_with(members, budget, cost, message);
-        let used: usize = out.iter().map(|m| cost(m.len())).sum();
-        out.extend(
-            self.forwarded
-                .fill_with(members, budget.saturating_sub(used), cost, message),
-        );
-        out
+        let mut taken = self
+            .local
+            .fill_with(members, budget, cost, KvBroadcast::clone);
+        let used: usize = taken.iter().map(|b| cost(b.message.len())).sum();
+        taken.extend(self.forwarded.fill_with(
+            members,
+            budget.saturating_sub(used),
+            cost,
+            KvBroadcast::clone,
+        ));
+        pack(taken)
     }
 
     fn packed_len(&self, len: usize) -> usize {
@@ -231,6 +277,70 @@ impl Outbox {
     }
 }
 
+/// The messages of `taken`, those of one key that carry a value and no deletion packed into one
+/// message where the first of them was. A group whose values do not merge, or whose packed
+/// message would be longer than its messages together, is sent as it is.
+pub(crate) fn pack(taken: Vec<KvBroadcast>) -> Vec<Bytes> {
+    let packable = |b: &KvBroadcast| b.value.as_ref().is_some_and(|(_, m)| !m.deleted);
+    // Groups of packable changes by key, in order of first appearance.
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut group_of: Vec<Option<usize>> = vec![None; taken.len()];
+    for (i, b) in taken.iter().enumerate() {
+        if !packable(b) {
+            continue;
+        }
+        let same = |g: &Vec<usize>| {
+            let first = &taken[g[0]];
+            first.file.key == b.file.key
+                && first.value.as_ref().map(|(v, _)| v.codec_id())
+                    == b.value.as_ref().map(|(v, _)| v.codec_id())
+        };
+        match groups.iter().position(same) {
+            Some(g) => {
+                groups[g].push(i);
+                group_of[i] = Some(g);
+            }
+            None => {
+                group_of[i] = Some(groups.len());
+                groups.push(vec![i]);
+            }
+        }
+    }
+    let packed: Vec<Option<Bytes>> = groups
+        .iter()
+        .map(|g| (g.len() > 1).then(|| pack_group(&taken, g)).flatten())
+        .collect();
+    let mut out = Vec::with_capacity(taken.len());
+    for (i, b) in taken.iter().enumerate() {
+        match group_of[i] {
+            Some(g) if packed[g].is_some() => {
+                if groups[g][0] == i {
+                    out.push(packed[g].clone().expect("checked"));
+                }
+            }
+            _ => out.push(b.message.clone()),
+        }
+    }
+    out
+}
+
+/// One message for the changes `group` of `taken` (one key, each with a value): their values
+/// merged, the greatest marker. `None` if a merge fails or the message is not shorter.
+fn pack_group(taken: &[KvBroadcast], group: &[usize]) -> Option<Bytes> {
+    let (first, mut marker) = taken[group[0]].value.clone()?;
+    let mut merged = first.clone_box();
+    for &i in &group[1..] {
+        let (value, m) = taken[i].value.as_ref()?;
+        merged.merge_dyn(value.as_ref(), None).ok()?;
+        marker = marker.max(*m);
+    }
+    let key = &taken[group[0]].file.key;
+    let change = change_message(key, merged.codec_id(), Some(merged.as_ref()), marker);
+    let message = Message::Change(change).encode();
+    let separate: usize = group.iter().map(|&i| taken[i].message.len()).sum();
+    (message.len() < separate).then_some(message)
+}
+
 fn add(a: QueueStats, b: QueueStats) -> QueueStats {
     QueueStats {
         enqueued: a.enqueued + b.enqueued,
@@ -266,7 +376,7 @@ mod tests {
 
     #[test]
     fn a_queued_change_is_invalidated_whatever_name_it_is_filed_under() {
-        let mut outbox = Outbox::new(4, 64, 1000, 1);
+        let mut outbox = Outbox::new(4, 64, 1000, 1, 4);
         // No change here carries every name of one queued before it, so all stay queued.
         for (names, version) in [
             (&["a", "c"][..], 1),
@@ -294,7 +404,7 @@ mod tests {
 
     #[test]
     fn oversized_changes_wait_apart_and_leave_whole() {
-        let mut outbox = Outbox::new(4, 16, 100, 1);
+        let mut outbox = Outbox::new(4, 16, 100, 1, 4);
         outbox.push(change("big", &["x"], 1, 500), Origin::Forwarded);
         outbox.push(change("small", &["y"], 1, 20), Origin::Forwarded);
         assert_eq!(outbox.lens(), (0, 2));
@@ -308,11 +418,148 @@ mod tests {
 
     #[test]
     fn local_changes_fill_the_datagram_before_forwarded_ones() {
-        let mut outbox = Outbox::new(4, 16, 1000, 1);
+        let mut outbox = Outbox::new(4, 16, 1000, 1, 4);
         outbox.push(change("f", &["x"], 1, 60), Origin::Forwarded);
         outbox.push(change("l", &["y"], 1, 50), Origin::Local);
         let datagram = outbox.fill(3, 60);
         assert_eq!(datagram.len(), 1);
         assert_eq!(datagram[0].len(), 50, "the local change goes first");
+    }
+}
+
+#[cfg(test)]
+mod packing {
+    use super::*;
+    use proptest::prelude::*;
+    use rumour_ring::{Instance, Mergeable, Ring, State, Timestamp, Tokens};
+
+    const IDS: [&str; 5] = ["a", "b", "c", "d", "e"];
+
+    /// One change: per instance, maybe a description (stamp, state) and a heartbeat.
+    type Spec = Vec<(usize, Option<(u64, bool)>, u64)>;
+
+    fn ring_of(spec: &Spec) -> Ring {
+        let mut ring = Ring::new();
+        for &(i, description, heartbeat) in spec {
+            if let Some((at, leaving)) = description {
+                let state = if leaving {
+                    State::Leaving
+                } else {
+                    State::Active
+                };
+                let tokens = Tokens::new(vec![i as u32 * 10 + 1, i as u32 * 10 + 2]);
+                let instance =
+                    Instance::new(format!("10.0.0.{i}:1"), "z", state, tokens, Timestamp(at));
+                ring.set_instance(IDS[i], instance).expect("valid id");
+            }
+            ring.set_heartbeat(IDS[i], Timestamp(heartbeat))
+                .expect("valid id");
+        }
+        ring
+    }
+
+    fn broadcast(key: &str, spec: &Spec, updated: u64, version: u64) -> KvBroadcast {
+        let value = ring_of(spec);
+        let marker = Marker {
+            updated: Timestamp(updated),
+            deleted: false,
+        };
+        let message =
+            Message::Change(change_message(key, Ring::CODEC_ID, Some(&value), marker)).encode();
+        KvBroadcast::new(
+            key.into(),
+            Mergeable::content(&value),
+            Version(version),
+            message,
+        )
+        .with_value(Arc::new(value), marker)
+    }
+
+    fn decode(message: &[u8]) -> (String, Ring, Marker) {
+        let Message::Change(change) = Message::decode(message).expect("decodes") else {
+            panic!("a change");
+        };
+        let ring = Ring::decode(&change.value.expect("a value")).expect("a ring");
+        (change.key, ring, change.marker)
+    }
+
+    fn spec() -> impl Strategy<Value = Spec> {
+        prop::collection::vec(
+            (
+                0..IDS.len(),
+                prop::option::of((1..6u64, any::<bool>())),
+                1..20u64,
+            ),
+            1..4,
+        )
+    }
+
+    proptest! {
+        /// Merging the packed change into a replica gives what merging the changes one by one
+        /// gives, and the packed message is shorter than the messages it replaces.
+        #[test]
+        fn merge_of_packed_equals_sequential_merges(
+            base in spec(),
+            changes in prop::collection::vec((spec(), 1..100u64, any::<bool>()), 2..6),
+        ) {
+            let taken: Vec<KvBroadcast> = changes
+                .iter()
+                .enumerate()
+                .map(|(i, (s, at, other))| {
+                    broadcast(if *other { "other" } else { "ring" }, s, *at, i as u64)
+                })
+                .collect();
+            let separate: usize = taken.iter().map(|b| b.message.len()).sum();
+            let out = pack(taken.clone());
+            let sent: usize = out.iter().map(Bytes::len).sum();
+            prop_assert!(sent <= separate);
+            for key in ["ring", "other"] {
+                let mut sequential = ring_of(&base);
+                let mut packed = ring_of(&base);
+                let mut marker = (Marker::default(), Marker::default());
+                for b in taken.iter().filter(|b| b.kv_key() == key) {
+                    let (_, value, m) = decode(&b.message);
+                    sequential.merge(&value, None);
+                    marker.0 = marker.0.max(m);
+                }
+                let messages: Vec<_> = out.iter().map(|m| decode(m)).filter(|(k, _, _)| k == key).collect();
+                prop_assert!(messages.len() <= 1, "one message per key");
+                for (_, value, m) in messages {
+                    packed.merge(&value, None);
+                    marker.1 = marker.1.max(m);
+                }
+                prop_assert_eq!(&packed, &sequential);
+                prop_assert_eq!(marker.0, marker.1);
+            }
+        }
+    }
+
+    #[test]
+    fn heartbeats_of_one_key_go_out_as_one_change() {
+        let mut outbox = Outbox::new(4, 64, 1400, 1, 4);
+        for (i, id) in IDS.iter().enumerate() {
+            let _ = id;
+            outbox.push(
+                broadcast("ring", &vec![(i, None, 7)], 5, i as u64),
+                Origin::Forwarded,
+            );
+        }
+        outbox.push(
+            broadcast("other", &vec![(0, None, 7)], 5, 1),
+            Origin::Forwarded,
+        );
+        let out = outbox.fill(3, 1400);
+        assert_eq!(out.len(), 2, "one message per key");
+        let (key, ring, _) = decode(&out[0]);
+        let (key, ring) = if key == "ring" {
+            (key, ring)
+        } else {
+            let (k, r, _) = decode(&out[1]);
+            (k, r)
+        };
+        assert_eq!(key, "ring");
+        for id in IDS {
+            assert_eq!(ring.heartbeat_of(id), Some(Timestamp(7)));
+        }
     }
 }

@@ -31,6 +31,10 @@ pub struct Config {
     pub max_incoming_pullpush: usize,
     /// Each change is sent `retransmit_mult * ceil(log10(n + 1))` times (4).
     pub retransmit_mult: u32,
+    /// Each change that only refreshes periodic state (a ring change of heartbeats alone, see
+    /// `Mergeable::is_refresh`) is sent `refresh_retransmit_mult * ceil(log10(n + 1))` times
+    /// (1): the next heartbeat comes anyway, and pull-push repairs what gossip missed.
+    pub refresh_retransmit_mult: u32,
     /// How long a peer reported down is still gossiped to, so it can catch up (30 s).
     pub gossip_to_the_dead_time: Duration,
     /// Tombstones inside values are forgotten this long after this node received (or wrote)
@@ -110,6 +114,7 @@ impl Config {
             pullpush_timeout: Duration::from_secs(10),
             max_incoming_pullpush: 16,
             retransmit_mult: 4,
+            refresh_retransmit_mult: 1,
             gossip_to_the_dead_time: Duration::from_secs(30),
             left_ingesters_timeout: Duration::from_secs(5 * 60),
             obsolete_entries_timeout: Duration::from_secs(30),

@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -131,6 +132,7 @@ impl Gossip {
                 config.queue_capacity,
                 config.datagram_budget(),
                 config.message_overhead,
+                config.refresh_retransmit_mult,
             ),
             watchers: Watchers::new(config.notify_interval, config.watch_buffer),
             history: MessageHistory::new(config.message_history_bytes),
@@ -535,7 +537,11 @@ impl Gossip {
             };
             self.history.record(true, record);
         }
-        let broadcast = KvBroadcast::new(key.to_owned(), content, applied.version, message.clone());
+        let mut broadcast =
+            KvBroadcast::new(key.to_owned(), content, applied.version, message.clone());
+        if let Some(change) = applied.change {
+            broadcast = broadcast.with_value(Arc::from(change), applied.marker);
+        }
         self.outbox.push(broadcast, origin);
         message
     }

@@ -206,6 +206,13 @@ pub trait Mergeable: Clone + fmt::Debug + PartialEq + Send + Sync + 'static {
         let _ = names;
         None
     }
+
+    /// Whether this value (a change) carries nothing but fast-moving state that its writers
+    /// refresh periodically anyway (for the ring: heartbeats only). Gossip sends such changes
+    /// fewer times (`refresh_retransmit_mult`). The default is `false`.
+    fn is_refresh(&self) -> bool {
+        false
+    }
 }
 
 /// The object-safe face of a [`Mergeable`] value, so one store can hold several value types.
@@ -233,6 +240,8 @@ pub trait Value: Any + fmt::Debug + Send + Sync {
     }
     /// [`Mergeable::select`].
     fn select(&self, names: &[String]) -> Option<Box<dyn Value>>;
+    /// [`Mergeable::is_refresh`].
+    fn is_refresh(&self) -> bool;
     /// [`Mergeable::digest_buckets`].
     fn digest_buckets(&self) -> usize;
     /// [`Mergeable::bucket_digests`].
@@ -295,6 +304,10 @@ impl<T: Mergeable> Value for T {
 
     fn select(&self, names: &[String]) -> Option<Box<dyn Value>> {
         Mergeable::select(self, names).map(|v| Box::new(v) as Box<dyn Value>)
+    }
+
+    fn is_refresh(&self) -> bool {
+        Mergeable::is_refresh(self)
     }
 
     fn digest_buckets(&self) -> usize {

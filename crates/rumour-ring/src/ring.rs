@@ -307,6 +307,11 @@ impl Mergeable for Ring {
         names
     }
 
+    /// A ring (change) holding heartbeats and no description.
+    fn is_refresh(&self) -> bool {
+        !self.entries.is_empty() && self.entries.iter().all(|e| e.body.is_none())
+    }
+
     /// Forgets `Left` tombstones written before `older_than`, and heartbeats without a
     /// description last seen before it. Pass [`Timestamp::MAX`] to forget every tombstone.
     fn remove_tombstones(&mut self, older_than: Timestamp) -> Tombstones {

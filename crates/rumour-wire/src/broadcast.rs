@@ -1,7 +1,8 @@
 //! A transmit-limited broadcast queue: what gets piggybacked on outgoing packets.
 //!
 //! This is memberlist's `TransmitLimitedQueue`, bounded. Every queued [`Broadcast`] is sent up to
-//! [`retransmit_limit`] times (`retransmit_mult * ceil(log10(n + 1))` for `n` members). A fill
+//! [`retransmit_limit`] times (`retransmit_mult * ceil(log10(n + 1))` for `n` members, with the
+//! broadcast's own [`Broadcast::retransmit_mult`] if it has one). A fill
 //! takes broadcasts in order of fewest transmits first, then largest first, then newest first,
 //! skipping those that do not fit the remaining budget. A broadcast invalidates the queued ones
 //! filed under its key (or under the keys of its [`Broadcast::scope`]) that it
@@ -64,6 +65,13 @@ pub trait Broadcast: Clone {
     /// broadcast does not compare it with the whole queue.
     fn scope(&self, f: &mut dyn FnMut(&Self::Key)) {
         f(self.key());
+    }
+
+    /// This broadcast's own retransmit multiplier, in place of the queue's: a broadcast that
+    /// only refreshes what peers will soon hear again (a heartbeat) need not be repeated as
+    /// often as one they would otherwise miss. The default is `None`: the queue's multiplier.
+    fn retransmit_mult(&self) -> Option<u32> {
+        None
     }
 }
 
@@ -187,7 +195,9 @@ impl<B: Broadcast> BroadcastQueue<B> {
         cost: impl Fn(usize) -> usize,
         mut take: impl FnMut(&B) -> T,
     ) -> Vec<T> {
-        let limit = retransmit_limit(self.retransmit_mult, members).max(1);
+        let default_mult = self.retransmit_mult;
+        let limit =
+            |b: &B| retransmit_limit(b.retransmit_mult().unwrap_or(default_mult), members).max(1);
         let mut remaining = budget;
         let mut taken = Vec::new();
         let mut misses = 0;
@@ -217,7 +227,7 @@ impl<B: Broadcast> BroadcastQueue<B> {
             item.transmits = transmits + 1;
             out.push(take(&item.broadcast));
             self.stats.transmitted += 1;
-            if item.transmits >= limit {
+            if item.transmits >= limit(&item.broadcast) {
                 self.remove(id);
                 self.stats.finished += 1;
             } else {
@@ -449,6 +459,39 @@ mod tests {
         q.enqueue(msg("b", 1, 50));
         assert_eq!(q.fill(100, 40, |l| l).len(), 0);
         assert_eq!(q.len(), 2, "nothing was taken or dropped");
+    }
+
+    #[derive(Clone)]
+    struct Refresh(Msg, Option<u32>);
+
+    impl Broadcast for Refresh {
+        type Key = &'static str;
+        fn key(&self) -> &&'static str {
+            &self.0.key
+        }
+        fn payload(&self) -> &[u8] {
+            &self.0.bytes
+        }
+        fn retransmit_mult(&self) -> Option<u32> {
+            self.1
+        }
+    }
+
+    #[test]
+    fn a_broadcast_with_its_own_multiplier_leaves_after_its_own_limit() {
+        let mut q = BroadcastQueue::new(4, 16);
+        q.enqueue(Refresh(msg("heartbeat", 1, 10), Some(1)));
+        q.enqueue(Refresh(msg("update", 1, 10), None));
+        // 1,000 members: ceil(log10(1001)) = 4, so 1 x 4 and 4 x 4 transmits.
+        let mut sent = BTreeMap::new();
+        for _ in 0..20 {
+            for m in q.fill(1000, 100, |l| l) {
+                *sent.entry(m.0.key).or_insert(0) += 1;
+            }
+        }
+        assert_eq!(sent["heartbeat"], 4);
+        assert_eq!(sent["update"], 16);
+        assert!(q.is_empty());
     }
 
     #[test]
