@@ -132,8 +132,8 @@ fn print_summary(command: &str, summary: &[(&str, bool, f64)]) {
 }
 
 /// The cargo-fuzz targets in `fuzz/fuzz_targets/`: one per function of `rumour_cluster::fuzz`,
-/// and memberlist's wire codec (`rumour_memberlist`).
-const FUZZ_TARGETS: [&str; 8] = [
+/// and memberlist's wire codec and dskit's KV envelope (`rumour_memberlist::fuzz`).
+const FUZZ_TARGETS: [&str; 9] = [
     "frame",
     "envelope",
     "swim_message",
@@ -142,6 +142,7 @@ const FUZZ_TARGETS: [&str; 8] = [
     "digests",
     "node",
     "memberlist",
+    "memberlist_kv",
 ];
 
 /// Seconds each target runs when `--seconds` is not given.

@@ -103,6 +103,23 @@ pub enum Error {
     /// A label header that is empty or runs past the input.
     #[error("invalid label header")]
     Label,
+    /// A dskit `KeyValuePair` protobuf that is malformed (see [`crate::kv`]).
+    #[error("KeyValuePair: {reason} at byte {offset}")]
+    KeyValuePair {
+        /// Where in the pair's bytes.
+        offset: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// dskit's full-state framing (`[u32 BE length][KeyValuePair]`...) is broken: the rest of
+    /// the state is not read.
+    #[error("KV full state: {reason} at byte {offset}")]
+    FullState {
+        /// Where in the state.
+        offset: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
 }
 
 impl Error {

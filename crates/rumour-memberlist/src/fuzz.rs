@@ -1,5 +1,6 @@
-//! The decode fuzz harness: a plain function the cargo-fuzz target `memberlist` (in `fuzz/`)
-//! calls, and that this crate's tests replay the checked-in corpus through on stable.
+//! The decode fuzz harnesses: plain functions the cargo-fuzz targets `memberlist` ([`decode`])
+//! and `memberlist_kv` ([`decode_kv`]) in `fuzz/` call, and that this crate's tests replay the
+//! checked-in corpora through on stable.
 //!
 //! Input layout: one mode byte, then the bytes to decode.
 //!
@@ -14,8 +15,9 @@
 //! bytes that decode to the same thing, and for streams every proper prefix of the re-encoding
 //! must be "read more".
 
+use crate::kv::{KeyValuePair, KvLimits, decode_full_state, encode_full_state};
 use crate::security::{Key, Keyring};
-use crate::{Codec, StreamOptions, encode_stream};
+use crate::{Codec, Error, StreamOptions, encode_stream};
 
 /// The keys of `tests/vectors/encrypted_*.json` (AES-128 primary, AES-256 second).
 pub fn keyring() -> Keyring {
@@ -110,4 +112,61 @@ fn stream(codec: &Codec, bytes: &[u8]) {
             "a prefix of a stream message is \"read more\""
         );
     }
+}
+
+/// Mode bit of [`decode_kv`]: decode a full state (else one pair).
+pub const KV_MODE_FULL_STATE: u8 = 1;
+
+/// Runs one input of the `memberlist_kv` target: dskit's `KeyValuePair` protobuf, or with
+/// [`KV_MODE_FULL_STATE`] in the first byte a full state of length-prefixed pairs
+/// ([`crate::kv`]), under small limits (so the fuzzer reaches them). Panics if a property fails:
+/// a decoded pair re-encodes to [`KeyValuePair::encoded_len`] bytes that decode to the same
+/// pair; the pairs a full state yields re-encode to a full state that yields the same pairs,
+/// without errors; and the iteration stops after a framing error.
+pub fn decode_kv(data: &[u8]) {
+    let Some((&mode, bytes)) = data.split_first() else {
+        return;
+    };
+    let limits = KvLimits {
+        max_key_len: 64,
+        max_codec_len: 16,
+        max_value_bytes: 4096,
+        max_pairs: 64,
+    };
+    if mode & KV_MODE_FULL_STATE == 0 {
+        if let Ok(pair) = KeyValuePair::decode(bytes, &limits) {
+            let again = pair.to_bytes();
+            assert_eq!(again.len(), pair.encoded_len(), "encoded_len is exact");
+            assert_eq!(
+                KeyValuePair::decode(&again, &limits),
+                Ok(pair),
+                "pair re-encoding is faithful"
+            );
+        }
+        return;
+    }
+    let mut good = Vec::new();
+    let mut after_framing_error = false;
+    for item in decode_full_state(bytes, &limits) {
+        assert!(!after_framing_error, "a framing error ends the state");
+        match item {
+            Ok(pair) => good.push(pair),
+            Err(
+                Error::FullState { .. }
+                | Error::TooLarge {
+                    what: "pairs in a KV full state",
+                    ..
+                },
+            ) => after_framing_error = true,
+            Err(_) => {}
+        }
+    }
+    let mut again = Vec::new();
+    encode_full_state(&mut again, &good).expect("small pairs frame");
+    let redecoded: Vec<_> = decode_full_state(&again, &limits).collect();
+    assert_eq!(
+        redecoded,
+        good.into_iter().map(Ok).collect::<Vec<_>>(),
+        "full-state re-encoding is faithful"
+    );
 }

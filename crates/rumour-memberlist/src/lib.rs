@@ -16,6 +16,8 @@
 //! - [`security`]: AES-GCM with a [`Keyring`], encryption versions 0 (padded) and 1.
 //! - [`label`]: the cluster label header of memberlist ≥ 0.3.0 (0.2.2 has none).
 //! - [`verify_protocol`] and [`Vsn::is_valid`]: memberlist's version negotiation.
+//! - [`kv`]: grafana/dskit's KV envelope on the user channels ([`KeyValuePair`], a protobuf)
+//!   and the full-state framing of a push/pull's user state.
 //!
 //! Contract: no I/O, no clock, no randomness (nonces come from the caller), no hash collections.
 //! Every length is checked against the input or a [`Limits`] bound before anything is
@@ -42,6 +44,7 @@
 mod compress;
 mod error;
 pub mod fuzz;
+pub mod kv;
 pub mod label;
 mod message;
 mod msgpack;
@@ -52,6 +55,7 @@ mod version;
 
 pub use compress::{LZW_ALGORITHM, lzw_compress, lzw_decompress};
 pub use error::Error;
+pub use kv::{KeyValuePair, KvLimits};
 pub use message::{
     Ack, Alive, Dead, ErrResp, IndirectPing, MessageType, Nack, NodeState, Ping, PushNodeState,
     PushPull, Suspect, Vsn,

@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use rumour_cluster::fuzz::{self, TARGETS};
 
 /// Targets whose harness lives in another crate, which replays their corpus itself: `memberlist`
-/// (`rumour_memberlist::fuzz`, replayed by `crates/rumour-memberlist/tests/it/fuzz_corpus.rs`).
-const OTHER_CRATE_TARGETS: [&str; 1] = ["memberlist"];
+/// and `memberlist_kv` (`rumour_memberlist::fuzz`, replayed by
+/// `crates/rumour-memberlist/tests/it/fuzz_corpus.rs`).
+const OTHER_CRATE_TARGETS: [&str; 2] = ["memberlist", "memberlist_kv"];
 
 fn fuzz_dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -1,9 +1,11 @@
-//! Replays the checked-in corpus of the `memberlist` fuzz target (`fuzz/corpus/memberlist/`)
-//! through `rumour_memberlist::fuzz::decode` on stable, so CI covers it; the fuzzer itself runs on
-//! nightly (`cargo +nightly fuzz run memberlist`, see `fuzz/README.md`).
+//! Replays the checked-in corpora of the `memberlist` and `memberlist_kv` fuzz targets
+//! (`fuzz/corpus/memberlist/`, `fuzz/corpus/memberlist_kv/`) through `rumour_memberlist::fuzz`'s
+//! `decode` and `decode_kv` on stable, so CI covers them; the fuzzers themselves run on nightly
+//! (`cargo +nightly fuzz run memberlist`, see `fuzz/README.md`).
 //!
 //! `RUMOUR_FUZZ_BLESS=1 cargo test -p rumour-memberlist --test it fuzz_corpus` (re)writes the
-//! seeds (`seed-*`): every Go test vector, with the mode byte that decodes it.
+//! seeds (`seed-*`): every Go test vector, with the mode byte that decodes it, and a few dskit
+//! `KeyValuePair`s and full states.
 
 use std::fs;
 use std::path::PathBuf;
@@ -86,5 +88,94 @@ fn the_seeds_are_the_go_vectors_and_each_gets_past_the_decoder() {
         };
         assert_eq!(decoded, Ok(true), "{name}");
         fuzz::decode(bytes);
+    }
+}
+
+fn kv_corpus_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/memberlist_kv")
+}
+
+/// `(file name, bytes)` of every seed of `memberlist_kv`: pairs of every field shape and full
+/// states, one cut short.
+fn kv_seeds() -> Vec<(String, Vec<u8>)> {
+    use rumour_memberlist::KeyValuePair;
+    use rumour_memberlist::fuzz::KV_MODE_FULL_STATE;
+    use rumour_memberlist::kv::encode_full_state;
+    let ring = KeyValuePair {
+        key: "ring".into(),
+        value: vec![1, 2, 3],
+        codec: "ringDesc".into(),
+        deleted: false,
+        update_time_millis: 1_700_000_000_000,
+    };
+    let deleted = KeyValuePair {
+        key: "collectors/ring".into(),
+        value: Vec::new(),
+        codec: "ring".into(),
+        deleted: true,
+        update_time_millis: -1,
+    };
+    let bare = KeyValuePair {
+        key: "k".into(),
+        ..KeyValuePair::default()
+    };
+    let mut seeds = Vec::new();
+    for (name, pair) in [("ring", &ring), ("deleted", &deleted), ("bare", &bare)] {
+        let mut bytes = vec![0];
+        pair.encode(&mut bytes);
+        seeds.push((format!("seed-pair-{name}"), bytes));
+    }
+    let mut state = vec![KV_MODE_FULL_STATE];
+    encode_full_state(&mut state, &[ring, deleted, bare]).expect("small pairs");
+    seeds.push(("seed-state-three".into(), state.clone()));
+    state.truncate(state.len() - 2);
+    seeds.push(("seed-state-cut".into(), state));
+    seeds
+}
+
+#[test]
+fn every_checked_in_corpus_file_replays_through_the_memberlist_kv_target() {
+    let dir = kv_corpus_dir();
+    if std::env::var_os("RUMOUR_FUZZ_BLESS").is_some() {
+        fs::create_dir_all(&dir).expect("a writable corpus");
+        for (name, bytes) in kv_seeds() {
+            fs::write(dir.join(name), bytes).expect("a writable corpus");
+        }
+    }
+    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("the corpus {} is missing: {e}", dir.display()))
+        .map(|entry| entry.expect("a readable entry").path())
+        .filter(|path| path.is_file())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "only {} corpus files", files.len());
+    for file in files {
+        let bytes = fs::read(&file).expect("a readable corpus file");
+        let outcome = std::panic::catch_unwind(|| fuzz::decode_kv(&bytes));
+        assert!(
+            outcome.is_ok(),
+            "{} fails the `memberlist_kv` target; reproduce with `cargo +nightly fuzz run memberlist_kv {}`",
+            file.display(),
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn the_kv_seeds_decode() {
+    use rumour_memberlist::fuzz::KV_MODE_FULL_STATE;
+    use rumour_memberlist::{KeyValuePair, KvLimits};
+    for (name, bytes) in kv_seeds() {
+        if bytes[0] & KV_MODE_FULL_STATE == 0 {
+            assert!(
+                KeyValuePair::decode(&bytes[1..], &KvLimits::default()).is_ok(),
+                "{name}"
+            );
+        } else {
+            let first =
+                rumour_memberlist::kv::decode_full_state(&bytes[1..], &KvLimits::default()).next();
+            assert!(matches!(first, Some(Ok(_))), "{name}");
+        }
+        fuzz::decode_kv(&bytes);
     }
 }
