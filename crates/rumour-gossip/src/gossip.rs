@@ -18,7 +18,7 @@ use crate::broadcast::{KvBroadcast, Origin, Outbox};
 use crate::config::Config;
 use crate::error::Error;
 use crate::history::{HistoryRecord, MessageHistory};
-use crate::message::{KeyChange, Limits, Message, MessageKind};
+use crate::message::{KeyChange, Limits, Message, MessageKind, OverLimit};
 use crate::peers::Peers;
 use crate::pullpush::Sessions;
 use crate::recent::RecentChanges;
@@ -356,17 +356,7 @@ impl Gossip {
             Error::Decode { from, source: e }
         })?;
         if let Err(over) = self.limits().check(&message) {
-            match over.what {
-                "key bytes" => self.stats.key_too_long += 1,
-                "value bytes" => self.stats.value_too_large += 1,
-                _ => self.stats.too_many_items += 1,
-            }
-            return Err(Error::Limit {
-                from,
-                what: over.what,
-                len: over.len,
-                max: over.max,
-            });
+            return Err(self.over_limit(from, over));
         }
         if let Some(session) = message.session() {
             if delivery == Delivery::Datagram {
@@ -386,6 +376,117 @@ impl Gossip {
             Message::Change(change) => self.receive_change(now, from, change, true, Some(bytes)),
             other => self.handle_pullpush(now, from, other),
         }
+    }
+
+    /// Counts a received message over a limit and names it.
+    fn over_limit(&mut self, from: SocketAddr, over: OverLimit) -> Error {
+        match over.what {
+            "key bytes" => self.stats.key_too_long += 1,
+            "value bytes" => self.stats.value_too_large += 1,
+            _ => self.stats.too_many_items += 1,
+        }
+        Error::Limit {
+            from,
+            what: over.what,
+            len: over.len,
+            max: over.max,
+        }
+    }
+
+    /// Merges one change that arrived in another wire's envelope (the memberlist wire mode's
+    /// dskit `KeyValuePair`, decoded by the embedder) exactly as a [`Message::Change`] received
+    /// by [`Gossip::handle_packet`]: the same limits (`max_message_bytes` against `len`, the
+    /// bytes it arrived as; key and value sizes), the same counters, clamped clocks and
+    /// tombstone cutoff; what it changed is queued for gossip, nothing if it changed nothing.
+    pub fn handle_change(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        change: KeyChange,
+        len: usize,
+    ) -> Result<(), Error> {
+        if len > self.config.max_message_bytes {
+            self.stats.invalid += 1;
+            return Err(Error::TooLarge {
+                from,
+                len,
+                max: self.config.max_message_bytes,
+            });
+        }
+        let message = Message::Change(change);
+        if let Err(over) = self.limits().check(&message) {
+            return Err(self.over_limit(from, over));
+        }
+        self.stats.received.count(MessageKind::Change, len);
+        let Message::Change(change) = message else {
+            unreachable!("built above")
+        };
+        self.receive_change(now, from, change, true, None)
+    }
+
+    /// Merges a peer's whole store that arrived in another wire's envelope (the memberlist wire
+    /// mode: a push/pull's user state, dskit's `MergeRemoteState`), `len` bytes in all. Refused
+    /// whole (and counted) if `len` exceeds `max_message_bytes` or it holds more than
+    /// `max_keys` entries; otherwise every entry is merged as by [`Gossip::handle_change`]
+    /// (counted as one [`MessageKind::FullState`] received): an entry that is over a limit or
+    /// does not merge is refused and counted in [`Stats`] and the others still merged, as dskit
+    /// skips a pair it cannot merge; what the entries changed is queued for gossip. Returns how
+    /// many entries were refused.
+    pub fn handle_full_state(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        entries: Vec<KeyChange>,
+        len: usize,
+    ) -> Result<usize, Error> {
+        if len > self.config.max_message_bytes {
+            self.stats.invalid += 1;
+            return Err(Error::TooLarge {
+                from,
+                len,
+                max: self.config.max_message_bytes,
+            });
+        }
+        if entries.len() > self.config.max_keys {
+            self.stats.too_many_items += 1;
+            return Err(Error::Limit {
+                from,
+                what: "keys",
+                len: entries.len(),
+                max: self.config.max_keys,
+            });
+        }
+        self.stats.received.count(MessageKind::FullState, len);
+        let limits = self.limits();
+        let mut refused = 0;
+        for change in entries {
+            let message = Message::Change(change);
+            let result = match limits.check(&message) {
+                Err(over) => Err(self.over_limit(from, over)),
+                Ok(()) => {
+                    let Message::Change(change) = message else {
+                        unreachable!("built above")
+                    };
+                    self.receive_change(now, from, change, true, None)
+                }
+            };
+            refused += usize::from(result.is_err());
+        }
+        Ok(refused)
+    }
+
+    /// The whole store as changes, one per key in key order, deleted keys included with their
+    /// values (what a join's full state carries; dskit's `LocalState`), for an embedder that
+    /// carries it in another wire's envelope.
+    #[must_use]
+    pub fn full_state(&self) -> Vec<KeyChange> {
+        self.store.all()
+    }
+
+    /// Whether a codec with this id is registered.
+    #[must_use]
+    pub fn has_codec(&self, id: &str) -> bool {
+        self.store.has_codec(id)
     }
 
     /// The latest wall time a received timestamp may carry at `now`.

@@ -19,6 +19,11 @@
 //!   `handle_peer_*`; commands `cas`, `delete`, `watch_*`, `start_pullpush`; outputs
 //!   `poll_transmit`, `poll_event`, `poll_timeout`. After any input or command, drain
 //!   `poll_transmit` and `poll_event` and read `poll_timeout`.
+//! - **Other envelopes.** An embedder that speaks another wire (the memberlist wire mode's
+//!   dskit `KeyValuePair`s) decodes the broadcasts it fills ([`KeyChange::decode_broadcast`]),
+//!   hands received changes and whole stores in as [`KeyChange`]s
+//!   ([`Gossip::handle_change`], [`Gossip::handle_full_state`]: the same limits, counters and
+//!   merge as the native messages) and reads the store as changes ([`Gossip::full_state`]).
 //! - **No input panics.** Bad bytes return an [`Error`] and are counted in [`Stats`].
 //! - **Merges forward only what changed.** A received change is merged and the change computed
 //!   here is forwarded, only if it changed something; tombstones older than

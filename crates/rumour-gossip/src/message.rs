@@ -37,6 +37,20 @@ pub struct KeyChange {
     pub marker: Marker,
 }
 
+impl KeyChange {
+    /// The change a broadcast from [`Gossip::fill_broadcasts`](crate::Gossip::fill_broadcasts)
+    /// or [`Gossip::fill_stream_broadcasts`](crate::Gossip::fill_stream_broadcasts) encodes,
+    /// for an embedder that sends it in another wire's envelope (the memberlist wire mode's
+    /// dskit `KeyValuePair`); `None` if `message` is not an encoded [`Message::Change`].
+    #[must_use]
+    pub fn decode_broadcast(message: &[u8]) -> Option<KeyChange> {
+        match Message::decode(message) {
+            Ok(Message::Change(change)) => Some(change),
+            _ => None,
+        }
+    }
+}
+
 /// Names one pull-push exchange: the sender's advertised address and a random id chosen by the
 /// side that opened it. Every pull-push message carries one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -2,6 +2,7 @@
 
 mod attacks;
 mod dissemination;
+mod envelope;
 mod forgotten;
 mod pullpush;
 mod ring;
