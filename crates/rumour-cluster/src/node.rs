@@ -102,7 +102,8 @@ pub struct Node {
     /// The join in progress, if any (see [`crate::join`]).
     joining: Option<Joining>,
     join_status: JoinStatus,
-    /// The memberlist adapter, in [`Wire::Memberlist`] mode (the KV store does not run then).
+    /// The memberlist adapter, in [`Wire::Memberlist`] mode (the KV store then runs over
+    /// memberlist's user and local-state channels, as dskit's).
     memberlist: Option<Adapter>,
 }
 
@@ -160,6 +161,16 @@ impl Node {
         gossip_config.message_overhead = envelope::TAG_LEN;
         gossip_config.packet_budget = frame.packet_budget();
         gossip_config.advertise_addr = config.addr;
+        if let Wire::Memberlist(_) = &config.wire {
+            // memberlist's push/pull carries the whole store (dskit's `LocalState`), so the
+            // store's own pull-push is off; its changes go out as user messages in the same
+            // compounds as SWIM's, whose size the store overestimates by
+            // `KV_MESSAGE_OVERHEAD` per change.
+            gossip_config.pullpush_interval = None;
+            gossip_config.packet_budget = crate::memberlist::UDP_BUFFER_SIZE;
+            gossip_config.frame_overhead = MEMBERLIST_RESERVE;
+            gossip_config.message_overhead = crate::memberlist::KV_MESSAGE_OVERHEAD;
+        }
         let child = |rng: &mut ChaCha8Rng| ChaCha8Rng::seed_from_u64(rng.next_u64());
         let (swim_rng, gossip_rng, ring_rng) = (child(&mut rng), child(&mut rng), child(&mut rng));
         let swim = Swim::new(
@@ -412,6 +423,15 @@ impl Node {
         let result = self.gossip.cas::<Ring>(now, &self.ring_key, f);
         self.pump(now);
         result.map(|_| ()).map_err(Error::from)
+    }
+
+    /// Registers the codec of `T` in the KV store, so that values of that type received from
+    /// peers are decoded and merged (the ring's is registered from the start; a writer's
+    /// [`Node::cas`] registers its own type). In [`Wire::Memberlist`] mode this also decides
+    /// which user messages are the store's: one that decodes as a dskit `KeyValuePair` of a
+    /// registered codec is merged, any other goes to the application.
+    pub fn register<T: rumour_ring::Mergeable>(&mut self) {
+        self.gossip.register::<T>();
     }
 
     /// Compare-and-swap on any key of the KV store (see [`Gossip::cas`]).
@@ -841,7 +861,9 @@ impl Node {
     /// (confirmed), so a forged alive never makes a KV peer.
     fn membership_changed(&mut self, now: Instant, event: &SwimEvent) {
         if self.memberlist.is_some() {
-            return; // no KV store over memberlist's channels (yet)
+            // The store's peer set serves only its own pull-push, which memberlist's push/pull
+            // replaces; its gossip goes to SWIM's targets.
+            return;
         }
         match event {
             SwimEvent::MemberConfirmed(m) => self.gossip.handle_peer_up(now, m.addr),
@@ -982,7 +1004,7 @@ impl Node {
     /// through a bounded queue that drops under a mass join; this repairs whatever was dropped.
     fn reconcile_peers(&mut self, now: Instant) {
         if self.memberlist.is_some() {
-            return; // the native KV pull-push does not run in memberlist mode
+            return; // the store's own pull-push does not run in memberlist mode
         }
         let generation = self.swim.table_generation();
         if generation == self.peers_generation {
@@ -1097,9 +1119,10 @@ impl Node {
         for message in messages {
             let adapter = self.memberlist.as_mut().expect("memberlist mode");
             if let rumour_memberlist::Message::User(payload) = message {
-                adapter.stats.user_received += 1;
-                let from = self.name_at(from);
-                self.report_user(from, payload);
+                if let Some(payload) = adapter.receive_user(&mut self.gossip, now, from, payload) {
+                    let from = self.name_at(from);
+                    self.report_user(from, payload);
+                }
                 continue;
             }
             let Some(mapped) = adapter.inbound(&self.swim, from, message) else {
@@ -1119,7 +1142,7 @@ impl Node {
         let Some(adapter) = self.memberlist.as_mut() else {
             return;
         };
-        let (reply, input) = adapter.handle_stream(&self.swim, from, bytes);
+        let (reply, input) = adapter.handle_stream(&self.swim, &self.gossip, from, bytes);
         if let Some(reply) = reply {
             self.push_stream(from, reply);
         }
@@ -1134,9 +1157,32 @@ impl Node {
                     self.stats.messages_refused += 1;
                 }
             }
+            StreamInput::PushPull {
+                from,
+                state,
+                user_state,
+            } => {
+                // Members first: a joiner is a member before its KV state merges.
+                if let Some(state) = state {
+                    if self
+                        .swim
+                        .handle_message(now, from, state, Delivery::Stream)
+                        .is_err()
+                    {
+                        self.stats.messages_refused += 1;
+                    }
+                }
+                if !user_state.is_empty() {
+                    let adapter = self.memberlist.as_mut().expect("memberlist mode");
+                    adapter.merge_user_state(&mut self.gossip, now, from, &user_state);
+                }
+            }
             StreamInput::User(payload) => {
-                let from = self.name_at(from);
-                self.report_user(from, payload);
+                let adapter = self.memberlist.as_mut().expect("memberlist mode");
+                if let Some(payload) = adapter.receive_user(&mut self.gossip, now, from, payload) {
+                    let from = self.name_at(from);
+                    self.report_user(from, payload);
+                }
             }
         }
     }
@@ -1160,7 +1206,7 @@ impl Node {
     }
 
     /// The payloads of memberlist messages for `parts`: swim messages re-encoded, user messages
-    /// as their raw payload; rumour's own KV gossip has no memberlist form and is counted.
+    /// as their raw payload, KV changes as user messages holding a dskit `KeyValuePair`.
     fn memberlist_messages(
         &mut self,
         parts: &[(Channel, Bytes)],
@@ -1180,7 +1226,13 @@ impl Node {
                     ) => out.push(rumour_memberlist::Message::User(payload.to_vec())),
                     Err(_) => adapter.stats.unmapped += 1,
                 },
-                Channel::Gossip => adapter.stats.unmapped += 1,
+                Channel::Gossip => {
+                    out.extend(
+                        adapter
+                            .kv_payload(body)
+                            .map(rumour_memberlist::Message::User),
+                    );
+                }
             }
         }
         out
@@ -1205,9 +1257,10 @@ impl Node {
         }
     }
 
-    /// Streams in memberlist mode: a full-state exchange becomes a push/pull (its reply comes
-    /// back on the same connection), a stream ping or ack its stream form, a user message a
-    /// reliable user message.
+    /// Streams in memberlist mode: a full-state exchange becomes a push/pull carrying the KV
+    /// store as its user state (its reply comes back on the same connection), a stream ping or
+    /// ack its stream form, a user message or a KV change too large for a packet a reliable
+    /// user message.
     fn send_memberlist_stream(&mut self, to: SocketAddr, parts: &[(Channel, Bytes)]) {
         use rumour_memberlist::StreamMessage;
         use rumour_swim::message::{Exchange, Message as SwimMessage};
@@ -1216,9 +1269,13 @@ impl Node {
             let adapter = self.memberlist.as_mut().expect("memberlist mode");
             let message = match channel {
                 Channel::Swim => match SwimMessage::decode(body) {
-                    Ok(SwimMessage::State(state)) if state.exchange == Exchange::Request => Some(
-                        StreamMessage::PushPull(adapter.local_state(&self.swim, state.join)),
-                    ),
+                    Ok(SwimMessage::State(state)) if state.exchange == Exchange::Request => {
+                        Some(StreamMessage::PushPull(adapter.local_state(
+                            &self.swim,
+                            &self.gossip,
+                            state.join,
+                        )))
+                    }
                     Ok(message) => match adapter.outbound(&self.swim, message) {
                         Some(rumour_memberlist::Message::Ping(p)) => Some(StreamMessage::Ping(p)),
                         Some(rumour_memberlist::Message::Ack(a)) => Some(StreamMessage::Ack(a)),
@@ -1232,7 +1289,10 @@ impl Node {
                     }
                     _ => None,
                 },
-                Channel::Gossip => None,
+                Channel::Gossip => match adapter.kv_payload(body) {
+                    Some(payload) => Some(StreamMessage::User(payload)),
+                    None => continue, // counted as unmapped
+                },
             };
             match message {
                 Some(message) => streams.extend(adapter.encode_stream(&message)),

@@ -12,8 +12,12 @@
 //!   for peers whose protocol max is ≥ 5, AES-GCM);
 //! - a push/pull request that arrives on a stream is answered on the same connection with this
 //!   node's own push/pull (the state before the merge, as memberlist does), then merged;
-//! - user messages (packet and stream) carry the application's raw bytes.
+//! - the KV store runs over memberlist's user and local-state channels as grafana/dskit's
+//!   memberlist KV does ([`kv`]): its changes are user messages holding a dskit `KeyValuePair`,
+//!   its whole store is a push/pull's user state;
+//! - other user messages (packet and stream) carry the application's raw bytes.
 
+mod kv;
 mod map;
 #[cfg(test)]
 mod tests;
@@ -23,6 +27,7 @@ use std::net::SocketAddr;
 
 use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
+use rumour_gossip::Gossip;
 use rumour_memberlist::{
     Codec, EncryptionVersion, Message as MlMessage, PacketOptions, PushPull, Seal, StreamMessage,
     StreamOptions, Vsn, encode_compound,
@@ -32,6 +37,8 @@ use rumour_swim::Swim;
 use crate::config::MemberlistOptions;
 
 use map::from_swim_member;
+
+pub(crate) use kv::KV_MESSAGE_OVERHEAD;
 
 /// memberlist's `UDPBufferSize`: the largest packet it reads.
 pub const UDP_BUFFER_SIZE: usize = 1400;
@@ -63,13 +70,31 @@ pub struct MemberlistStats {
     pub pushpulls_answered: u64,
     /// Push/pulls refused by memberlist's protocol-version check.
     pub pushpulls_refused: u64,
-    /// Outgoing messages that have no memberlist form and were not sent (rumour's own KV
-    /// gossip, state digests).
+    /// Outgoing messages that have no memberlist form and were not sent (state digests, the
+    /// KV store's own pull-push, which memberlist's push/pull replaces).
     pub unmapped: u64,
-    /// User messages received (packet and stream).
+    /// Application user messages received (packet and stream): those that are not a KV pair
+    /// of a codec the KV store has registered.
     pub user_received: u64,
     /// Error replies received (`errMsg`).
     pub errors_received: u64,
+    /// KV changes sent as user messages (dskit `KeyValuePair`s, packet or stream; a change is
+    /// counted each time it is put in a message).
+    pub kv_sent: u64,
+    /// KV pairs received and handed to the KV store: user messages that decode as a
+    /// `KeyValuePair` of a registered codec, and the pairs of push/pull user states.
+    pub kv_received: u64,
+    /// KV pairs dropped: refused by the store (a limit, a timestamp too far ahead, a value its
+    /// codec cannot decode; the store's own counters say which), or in a user state, not
+    /// decoding as a `KeyValuePair`.
+    pub kv_refused: u64,
+    /// Push/pulls sent carrying the KV store as their user state.
+    pub kv_states_sent: u64,
+    /// Push/pull user states merged into the KV store.
+    pub kv_states_received: u64,
+    /// KV user states refused whole (over `max_message_bytes` or `max_keys`), cut short by a
+    /// framing error, or not sent because the store exceeds memberlist's 20 MiB user state.
+    pub kv_states_refused: u64,
 }
 
 /// What one inbound stream asks of the node.
@@ -79,6 +104,16 @@ pub(crate) enum StreamInput {
     Done,
     /// Feed these to the machine as a stream message from the given address.
     Swim(SocketAddr, rumour_swim::message::Message),
+    /// A push/pull from the given address: its member table for the machine (if it maps) and
+    /// its user state for the KV store (if not empty).
+    PushPull {
+        /// The stream's source.
+        from: SocketAddr,
+        /// The member table as a state exchange.
+        state: Option<rumour_swim::message::Message>,
+        /// The raw user state (dskit's full-state framing).
+        user_state: Vec<u8>,
+    },
     /// A reliable user message's payload.
     User(Vec<u8>),
 }
@@ -301,8 +336,15 @@ impl Adapter {
         }
     }
 
-    /// This node's member table as a push/pull.
-    pub(crate) fn local_state(&self, swim: &Swim, join: bool) -> PushPull {
+    /// This node's member table as a push/pull, with the KV store as its user state.
+    pub(crate) fn local_state(&mut self, swim: &Swim, gossip: &Gossip, join: bool) -> PushPull {
+        let mut state = self.member_state(swim, join);
+        state.user_state = self.user_state(gossip);
+        state
+    }
+
+    /// This node's member table as a push/pull, without user state.
+    fn member_state(&self, swim: &Swim, join: bool) -> PushPull {
         let local = swim.local_name().as_str();
         PushPull {
             join,
@@ -319,6 +361,7 @@ impl Adapter {
     pub(crate) fn handle_stream(
         &mut self,
         swim: &Swim,
+        gossip: &Gossip,
         from: SocketAddr,
         bytes: &[u8],
     ) -> (Option<Vec<u8>>, StreamInput) {
@@ -332,7 +375,7 @@ impl Adapter {
         };
         self.stats.streams_received += 1;
         match message {
-            StreamMessage::PushPull(remote) => self.on_pushpull(swim, from, remote),
+            StreamMessage::PushPull(remote) => self.on_pushpull(swim, gossip, from, remote),
             StreamMessage::Ping(ping) => {
                 // The TCP fallback ping: answered on its connection, if it is meant for us.
                 if !ping.node.is_empty() && ping.node != swim.local_name().as_str() {
@@ -354,10 +397,7 @@ impl Adapter {
                     }),
                 ),
             ),
-            StreamMessage::User(payload) => {
-                self.stats.user_received += 1;
-                (None, StreamInput::User(payload))
-            }
+            StreamMessage::User(payload) => (None, StreamInput::User(payload)),
             StreamMessage::Err(error) => {
                 tracing::warn!(%from, error = %error.error, "memberlist peer answered with an error");
                 self.stats.errors_received += 1;
@@ -370,23 +410,31 @@ impl Adapter {
     fn on_pushpull(
         &mut self,
         swim: &Swim,
+        gossip: &Gossip,
         from: SocketAddr,
         remote: PushPull,
     ) -> (Option<Vec<u8>>, StreamInput) {
         let reply_to = self.pending.remove(&from);
-        let local = self.local_state(swim, remote.join);
+        let local = self.member_state(swim, remote.join);
+        let verified = rumour_memberlist::verify_protocol(&local.nodes, &remote.nodes);
         let mut reply = None;
         if reply_to.is_none() {
-            // A request: answer with the state before the merge, on the same connection.
-            reply = match rumour_memberlist::verify_protocol(&local.nodes, &remote.nodes) {
-                Ok(()) => self.encode_stream(&StreamMessage::PushPull(local.clone())),
+            // A request: answer with the state before the merge (members and KV store), on
+            // the same connection.
+            reply = match &verified {
+                Ok(()) => {
+                    let mut local = local;
+                    local.user_state = self.user_state(gossip);
+                    self.encode_stream(&StreamMessage::PushPull(local))
+                }
                 Err(error) => self.encode_stream(&StreamMessage::Err(rumour_memberlist::ErrResp {
                     error: error.to_string(),
                 })),
             };
             self.stats.pushpulls_answered += 1;
         }
-        if rumour_memberlist::verify_protocol(&local.nodes, &remote.nodes).is_err() {
+        if verified.is_err() {
+            // memberlist merges neither the members nor the user state then.
             self.stats.pushpulls_refused += 1;
             return (reply, StreamInput::Done);
         }
@@ -395,12 +443,15 @@ impl Adapter {
                 self.note_vsn(&node.name, node.vsn);
             }
         }
-        match map::state_exchange(swim.local_name().as_str(), from, reply_to, &remote) {
-            Some(state) => (reply, StreamInput::Swim(from, state)),
-            None => {
-                self.stats.messages_refused += 1;
-                (reply, StreamInput::Done)
-            }
+        let state = map::state_exchange(swim.local_name().as_str(), from, reply_to, &remote);
+        if state.is_none() {
+            self.stats.messages_refused += 1;
         }
+        let input = StreamInput::PushPull {
+            from,
+            state,
+            user_state: remote.user_state,
+        };
+        (reply, input)
     }
 }

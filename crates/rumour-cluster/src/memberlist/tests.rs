@@ -243,3 +243,339 @@ fn a_pushpull_request_is_answered_with_the_state_before_the_merge() {
             .any(|e| matches!(e, NodeEvent::MemberJoined { name, .. } if name == "go-1"))
     );
 }
+
+/// A grow-only set of tags: the KV value of these tests.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Tags(std::collections::BTreeSet<String>);
+
+impl Tags {
+    fn of(items: &[&str]) -> Tags {
+        Tags(items.iter().map(|s| (*s).to_owned()).collect())
+    }
+}
+
+impl rumour_ring::Mergeable for Tags {
+    const CODEC_ID: &'static str = "tags";
+
+    fn merge(&mut self, other: &Self, _: Option<rumour_ring::Timestamp>) -> Option<Self> {
+        let new: std::collections::BTreeSet<String> =
+            other.0.difference(&self.0).cloned().collect();
+        self.0.extend(new.iter().cloned());
+        (!new.is_empty()).then_some(Tags(new))
+    }
+
+    fn content(&self) -> Vec<String> {
+        self.0.iter().cloned().collect()
+    }
+
+    fn remove_tombstones(&mut self, _: rumour_ring::Timestamp) -> rumour_ring::Tombstones {
+        rumour_ring::Tombstones::default()
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        self.0
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(",")
+            .into_bytes()
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, rumour_ring::Error> {
+        let text = std::str::from_utf8(bytes).map_err(|_| rumour_ring::Error::Decode {
+            what: "tags",
+            offset: 0,
+            reason: "not UTF-8",
+        })?;
+        Ok(Tags(
+            text.split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        ))
+    }
+}
+
+fn sealed_packet(message: &rumour_memberlist::Message) -> Vec<u8> {
+    let key = rumour_memberlist::Key::new(&KEY).unwrap();
+    rumour_memberlist::encode_packet(
+        &message.encode(),
+        &rumour_memberlist::PacketOptions {
+            compress: false,
+            crc: false,
+            seal: Some(rumour_memberlist::Seal {
+                version: rumour_memberlist::EncryptionVersion::for_protocol(2),
+                key: &key,
+                nonce: [2; 12],
+            }),
+            label: &[],
+        },
+    )
+    .unwrap()
+}
+
+fn sealed_stream(message: &StreamMessage) -> Vec<u8> {
+    let key = rumour_memberlist::Key::new(&KEY).unwrap();
+    rumour_memberlist::encode_stream(
+        message,
+        &rumour_memberlist::StreamOptions {
+            compress: false,
+            seal: Some(rumour_memberlist::Seal {
+                version: rumour_memberlist::EncryptionVersion::for_protocol(2),
+                key: &key,
+                nonce: [3; 12],
+            }),
+            label: &[],
+        },
+    )
+    .unwrap()
+}
+
+fn tags_pair(key: &str, tags: &[&str], at: i64) -> rumour_memberlist::KeyValuePair {
+    rumour_memberlist::KeyValuePair {
+        key: key.into(),
+        value: rumour_ring::Mergeable::encode(&Tags::of(tags)),
+        codec: "tags".into(),
+        deleted: false,
+        update_time_millis: at,
+    }
+}
+
+/// The wall time of a node started at `start` in these tests (the simulator's epoch).
+fn wall(n: &Node, now: Instant) -> i64 {
+    i64::try_from(n.gossip().wall_time(now).0).unwrap()
+}
+
+#[test]
+fn kv_changes_map_to_dskit_pairs_and_back() {
+    use rumour_gossip::{KeyChange, Marker};
+    for (value, deleted) in [(Some(Bytes::from_static(b"abc")), false), (None, true)] {
+        let change = KeyChange {
+            key: "ring".into(),
+            codec: "ring".into(),
+            value,
+            marker: Marker {
+                updated: rumour_ring::Timestamp(1_700_000_000_000),
+                deleted,
+            },
+        };
+        let pair = super::kv::to_pair(change.clone());
+        assert_eq!(
+            (pair.deleted, pair.update_time_millis),
+            (deleted, 1_700_000_000_000)
+        );
+        let bytes = pair.to_bytes();
+        let back = rumour_memberlist::KeyValuePair::decode(&bytes, &Default::default()).unwrap();
+        assert_eq!(super::kv::to_change(back), change);
+    }
+    // A time before 1970 is time 0.
+    let old = super::kv::to_change(tags_pair("k", &["a"], -5));
+    assert_eq!(old.marker.updated, rumour_ring::Timestamp(0));
+}
+
+/// Two memberlist-mode nodes joined through [`shuttle`], both knowing [`Tags`].
+fn joined_pair() -> (Vec<(SocketAddr, Node)>, Vec<Dialed>, Instant) {
+    let start = Instant::now();
+    let (a_addr, b_addr) = (addr(1, 7946), addr(2, 7946));
+    let mut nodes = vec![
+        (a_addr, node("a", a_addr, start)),
+        (b_addr, node("b", b_addr, start)),
+    ];
+    for (_, n) in &mut nodes {
+        n.register::<Tags>();
+    }
+    nodes[1].1.join(start, &[a_addr]);
+    let mut dialed = Vec::new();
+    let mut now = start;
+    for _ in 0..200 {
+        shuttle(&mut nodes, now, &mut dialed);
+        now += Duration::from_millis(25);
+        for (_, n) in &mut nodes {
+            n.handle_timeout(now);
+        }
+    }
+    assert!(nodes.iter().all(|(_, n)| n.num_alive() == 2));
+    (nodes, dialed, now)
+}
+
+#[test]
+fn a_kv_write_leaves_as_a_user_message_holding_a_key_value_pair_and_merges_at_the_peer() {
+    let (mut nodes, _, mut now) = joined_pair();
+    let codec = nodes[0].1.memberlist_codec().unwrap().clone();
+    nodes[0]
+        .1
+        .cas(now, "tags", |_: Option<&Tags>| Some(Tags::of(&["x"])))
+        .unwrap();
+    let mut pairs = Vec::new();
+    for _ in 0..40 {
+        now += Duration::from_millis(25);
+        nodes[0].1.handle_timeout(now);
+        while let Some(t) = nodes[0].1.poll_transmit() {
+            if t.delivery == Delivery::Datagram {
+                let decoded = codec.decode_packet(&t.bytes).unwrap();
+                assert!(t.bytes.len() <= super::UDP_BUFFER_SIZE);
+                for m in decoded.packet.into_messages() {
+                    if let rumour_memberlist::Message::User(payload) = m {
+                        pairs.push(
+                            rumour_memberlist::KeyValuePair::decode(&payload, &Default::default())
+                                .unwrap(),
+                        );
+                    }
+                }
+                nodes[1].1.handle_packet(now, t.to, &t.bytes);
+            }
+        }
+    }
+    let pair = pairs
+        .first()
+        .expect("the change went out as a user message");
+    assert_eq!(
+        (pair.key.as_str(), pair.codec.as_str(), pair.deleted),
+        ("tags", "tags", false)
+    );
+    assert_eq!(pair.value, b"x");
+    assert_eq!(pair.update_time_millis, wall(&nodes[0].1, now) - 1000);
+    assert_eq!(
+        nodes[1].1.gossip().get::<Tags>("tags"),
+        Some(Tags::of(&["x"]))
+    );
+    let a = nodes[0].1.memberlist_stats().unwrap();
+    let b = nodes[1].1.memberlist_stats().unwrap();
+    assert_eq!(a.kv_sent, pairs.len() as u64);
+    assert!(b.kv_received >= 1);
+    assert_eq!((b.user_received, b.kv_refused), (0, 0));
+    let events: Vec<NodeEvent> = std::iter::from_fn(|| nodes[1].1.poll_event()).collect();
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, NodeEvent::UserMessage { .. })),
+        "a KV pair is not an application message"
+    );
+    assert_eq!(nodes[1].1.gossip().stats().merges, 1);
+}
+
+#[test]
+fn only_pairs_of_a_registered_codec_are_the_stores_and_other_user_messages_the_applications() {
+    let now = Instant::now();
+    let mut a = node("a", addr(1, 7946), now);
+    a.register::<Tags>();
+    let from = addr(2, 7946);
+    let at = wall(&a, now);
+    let user = |payload: Vec<u8>| sealed_packet(&rumour_memberlist::Message::User(payload));
+    // A pair of a registered codec: merged, not reported.
+    a.handle_packet(now, from, &user(tags_pair("t", &["x"], at).to_bytes()));
+    // A pair of a codec nobody registered (a dskit `ringDesc`), and plain bytes: the
+    // application's.
+    let mut other = tags_pair("ring", &["x"], at);
+    other.codec = "ringDesc".into();
+    a.handle_packet(now, from, &user(other.to_bytes()));
+    a.handle_packet(now, from, &user(b"hello".to_vec()));
+    // Over a stream too.
+    a.handle_stream(
+        now,
+        from,
+        &sealed_stream(&StreamMessage::User(tags_pair("s", &["y"], at).to_bytes())),
+    );
+    // A registered pair the store refuses (stamped an hour ahead): dropped and counted.
+    a.handle_packet(
+        now,
+        from,
+        &user(tags_pair("f", &["z"], at + 3_600_000).to_bytes()),
+    );
+    assert_eq!(a.gossip().get::<Tags>("t"), Some(Tags::of(&["x"])));
+    assert_eq!(a.gossip().get::<Tags>("s"), Some(Tags::of(&["y"])));
+    assert_eq!(a.gossip().get::<Tags>("f"), None);
+    let stats = a.memberlist_stats().unwrap();
+    assert_eq!(
+        (stats.kv_received, stats.kv_refused, stats.user_received),
+        (3, 1, 2)
+    );
+    assert_eq!(a.gossip().stats().clock_refused, 1);
+    let app: Vec<Vec<u8>> = std::iter::from_fn(|| a.poll_event())
+        .filter_map(|e| match e {
+            NodeEvent::UserMessage { bytes, .. } => Some(bytes.to_vec()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(app, vec![other.to_bytes(), b"hello".to_vec()]);
+}
+
+#[test]
+fn a_pushpull_carries_the_kv_store_and_a_received_one_is_merged() {
+    use rumour_memberlist::kv::{KvLimits, decode_full_state, encode_full_state};
+    let now = Instant::now();
+    let mut a = node("a", addr(1, 7946), now);
+    a.register::<Tags>();
+    a.cas(now, "mine", |_: Option<&Tags>| Some(Tags::of(&["a"])))
+        .unwrap();
+    while a.poll_transmit().is_some() {}
+    let at = wall(&a, now);
+    let go_node = rumour_memberlist::PushNodeState {
+        name: "go-1".into(),
+        addr: vec![10, 0, 0, 2],
+        port: 7946,
+        meta: Vec::new(),
+        incarnation: 1,
+        state: rumour_memberlist::NodeState::Alive,
+        vsn: rumour_memberlist::Vsn::MEMBERLIST_DEFAULT,
+    };
+    let mut user_state = Vec::new();
+    encode_full_state(
+        &mut user_state,
+        &[
+            tags_pair("theirs", &["b"], at),
+            tags_pair("mine", &["c"], at),
+        ],
+    )
+    .unwrap();
+    let request = StreamMessage::PushPull(rumour_memberlist::PushPull {
+        join: true,
+        nodes: vec![go_node.clone()],
+        user_state,
+    });
+    let codec = a.memberlist_codec().unwrap().clone();
+    let ephemeral = SocketAddr::new(Ipv4Addr::new(10, 0, 0, 2).into(), 50_000);
+    a.handle_stream(now, ephemeral, &sealed_stream(&request));
+    let reply = a.poll_transmit().expect("a reply");
+    let StreamMessage::PushPull(state) =
+        codec.decode_stream(&reply.bytes).unwrap().unwrap().message
+    else {
+        panic!("a push/pull reply");
+    };
+    // The reply carries the store before the merge, in dskit's framing.
+    let pairs: Vec<_> = decode_full_state(&state.user_state, &KvLimits::default())
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(pairs.len(), 1);
+    assert_eq!(
+        (pairs[0].key.as_str(), &pairs[0].value[..]),
+        ("mine", &b"a"[..])
+    );
+    // Then the remote store is merged, and what it changed is gossiped on.
+    assert_eq!(a.gossip().get::<Tags>("theirs"), Some(Tags::of(&["b"])));
+    assert_eq!(a.gossip().get::<Tags>("mine"), Some(Tags::of(&["a", "c"])));
+    assert!(a.gossip().has_broadcasts());
+    let stats = a.memberlist_stats().unwrap();
+    assert_eq!(
+        (
+            stats.kv_states_sent,
+            stats.kv_states_received,
+            stats.kv_received
+        ),
+        (1, 1, 2)
+    );
+
+    // A state cut short: the pairs before the break merge, the break is counted.
+    let mut broken = Vec::new();
+    encode_full_state(&mut broken, &[tags_pair("more", &["m"], at)]).unwrap();
+    broken.extend_from_slice(&[0, 0, 9, 0, 1]);
+    let request = StreamMessage::PushPull(rumour_memberlist::PushPull {
+        join: false,
+        nodes: vec![go_node],
+        user_state: broken,
+    });
+    let other = SocketAddr::new(Ipv4Addr::new(10, 0, 0, 2).into(), 50_001);
+    a.handle_stream(now, other, &sealed_stream(&request));
+    assert_eq!(a.gossip().get::<Tags>("more"), Some(Tags::of(&["m"])));
+    assert_eq!(a.memberlist_stats().unwrap().kv_states_refused, 1);
+}

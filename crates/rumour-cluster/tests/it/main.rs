@@ -10,6 +10,7 @@ mod encryption_sim;
 mod forge;
 mod fuzz_corpus;
 mod hostile;
+mod memberlist_kv;
 mod node;
 mod robustness;
 mod scenarios;
