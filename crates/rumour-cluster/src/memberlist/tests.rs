@@ -1,5 +1,6 @@
-//! The adapter: the mapping both ways, and two nodes in memberlist mode joining each other
-//! through memberlist's packets and request/reply streams, with encryption and compression.
+//! The adapter: the mapping both ways, two nodes in memberlist mode joining each other through
+//! memberlist's packets and request/reply streams, with encryption and compression, and the KV
+//! store over memberlist's user and local-state channels (dskit's `KeyValuePair`).
 #![allow(clippy::disallowed_methods, reason = "tests need a start time")]
 
 use std::net::{Ipv4Addr, SocketAddr};
