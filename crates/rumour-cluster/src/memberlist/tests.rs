@@ -580,3 +580,94 @@ fn a_pushpull_carries_the_kv_store_and_a_received_one_is_merged() {
     assert_eq!(a.gossip().get::<Tags>("more"), Some(Tags::of(&["m"])));
     assert_eq!(a.memberlist_stats().unwrap().kv_states_refused, 1);
 }
+
+#[test]
+fn a_kv_change_too_large_for_a_packet_goes_whole_as_a_stream_user_message() {
+    let (mut nodes, _, mut now) = joined_pair();
+    let codec = nodes[0].1.memberlist_codec().unwrap().clone();
+    let big = "b".repeat(3000);
+    nodes[0]
+        .1
+        .cas(now, "big", |_: Option<&Tags>| {
+            Some(Tags::of(&[big.as_str()]))
+        })
+        .unwrap();
+    let mut streamed = 0;
+    for _ in 0..40 {
+        now += Duration::from_millis(25);
+        nodes[0].1.handle_timeout(now);
+        while let Some(t) = nodes[0].1.poll_transmit() {
+            match t.delivery {
+                Delivery::Datagram => {
+                    assert!(t.bytes.len() <= super::UDP_BUFFER_SIZE, "{}", t.bytes.len());
+                }
+                Delivery::Stream => {
+                    let decoded = codec.decode_stream(&t.bytes).unwrap().unwrap();
+                    if let StreamMessage::User(payload) = decoded.message {
+                        let pair =
+                            rumour_memberlist::KeyValuePair::decode(&payload, &Default::default())
+                                .unwrap();
+                        assert_eq!((pair.key.as_str(), pair.value.len()), ("big", 3000));
+                        streamed += 1;
+                        // memberlist's transport: a stream arrives from the dialer's
+                        // ephemeral port.
+                        let ephemeral = SocketAddr::new(addr(1, 7946).ip(), 50_000);
+                        nodes[1].1.handle_stream(now, ephemeral, &t.bytes);
+                    }
+                }
+            }
+        }
+    }
+    assert!(streamed >= 1, "the change went over a stream");
+    assert_eq!(
+        nodes[1].1.gossip().get::<Tags>("big"),
+        Some(Tags::of(&[big.as_str()]))
+    );
+    let stats = nodes[1].1.memberlist_stats().unwrap();
+    assert_eq!((stats.user_received, stats.kv_refused), (0, 0));
+}
+
+#[test]
+fn many_kv_changes_pack_into_compounds_within_memberlists_buffer() {
+    let (mut nodes, _, mut now) = joined_pair();
+    let codec = nodes[0].1.memberlist_codec().unwrap().clone();
+    let tag = |i: usize| format!("{i:03}-{}", "t".repeat(60));
+    for i in 0..80 {
+        let key = format!("key-{i:03}");
+        nodes[0]
+            .1
+            .cas(now, &key, |_: Option<&Tags>| {
+                Some(Tags::of(&[tag(i).as_str()]))
+            })
+            .unwrap();
+    }
+    let mut largest_compound = 0;
+    for _ in 0..80 {
+        now += Duration::from_millis(25);
+        nodes[0].1.handle_timeout(now);
+        while let Some(t) = nodes[0].1.poll_transmit() {
+            if t.delivery != Delivery::Datagram {
+                continue;
+            }
+            assert!(t.bytes.len() <= super::UDP_BUFFER_SIZE, "{}", t.bytes.len());
+            let messages = codec
+                .decode_packet(&t.bytes)
+                .unwrap()
+                .packet
+                .into_messages();
+            largest_compound = largest_compound.max(messages.len());
+            nodes[1].1.handle_packet(now, addr(1, 7946), &t.bytes);
+        }
+    }
+    assert!(
+        largest_compound > 10,
+        "changes share packets: {largest_compound}"
+    );
+    for i in 0..80 {
+        assert_eq!(
+            nodes[1].1.gossip().get::<Tags>(&format!("key-{i:03}")),
+            Some(Tags::of(&[tag(i).as_str()])),
+            "key {i}"
+        );
+    }
+}
