@@ -67,6 +67,11 @@ fn memberlist_config(seed: &NodeSeed) -> NodeConfig {
 /// `n` memberlist-mode nodes joined through node 0, each registering [`Names`] at start and,
 /// with `ring`, holding a ring instance.
 fn cluster(n: usize, ring: bool) -> Sim<Node> {
+    cluster_on(n, ring, LinkConfig::default())
+}
+
+/// [`cluster`] over links with `link`.
+fn cluster_on(n: usize, ring: bool, link: LinkConfig) -> Sim<Node> {
     let config = move |seed: &NodeSeed| {
         let config = memberlist_config(seed);
         if ring {
@@ -75,7 +80,7 @@ fn cluster(n: usize, ring: bool) -> Sim<Node> {
             config
         }
     };
-    let mut sim = support::joining_node_0(SEED, LinkConfig::default(), config);
+    let mut sim = support::joining_node_0(SEED, link, config);
     sim.set_replay(REPLAY);
     support::add_nodes(&mut sim, n);
     for id in 0..n {
@@ -185,4 +190,47 @@ fn a_node_that_joins_after_the_broadcasts_ran_out_catches_up_through_push_pull_u
         0,
         "nothing came by gossip"
     );
+}
+
+#[test]
+fn kv_writes_converge_over_links_that_lose_a_fifth_of_the_packets() {
+    println!("seed {SEED}; replay: {REPLAY}");
+    let n = 6;
+    let link = LinkConfig {
+        latency: (Duration::from_millis(1), Duration::from_millis(20)),
+        loss: 0.2,
+        duplicate: 0.05,
+        ..LinkConfig::default()
+    };
+    let mut sim = cluster_on(n, false, link);
+    for id in 0..n {
+        sim.command(NodeId(id), |node, now| {
+            node.cas(now, "names", |current: Option<&Names>| {
+                let mut names = current.cloned().unwrap_or_default();
+                names.0.insert(format!("node-{id}"));
+                Some(names)
+            })
+            .expect("a write")
+        });
+    }
+    let all: BTreeSet<String> = (0..n).map(|i| format!("node-{i}")).collect();
+    let converged = sim
+        .run_until(
+            Duration::from_secs(120),
+            Duration::from_millis(100),
+            |sim| sim.running().all(|(_, node)| names(node) == all),
+        )
+        .expect("no invariant is checked");
+    assert!(
+        converged.is_some(),
+        "the writes did not converge over lossy links (seed {SEED}; replay: {REPLAY})"
+    );
+    for (id, node) in sim.running() {
+        let stats = node.memberlist_stats().expect("memberlist mode");
+        assert_eq!(
+            (stats.kv_refused, stats.user_received),
+            (0, 0),
+            "{id}: {stats:?}"
+        );
+    }
 }
