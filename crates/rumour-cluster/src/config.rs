@@ -62,7 +62,9 @@ pub enum Wire {
     #[default]
     Rumour,
     /// hashicorp/memberlist's packets and streams (`docs/protocol-memberlist.md`): the node is
-    /// just another member of a Go memberlist cluster. The KV store does not run in this mode.
+    /// just another member of a Go memberlist cluster. The KV store runs over memberlist's user
+    /// and local-state channels in grafana/dskit's envelope (`KeyValuePair` user messages, the
+    /// store as the push/pull's user state).
     Memberlist(MemberlistOptions),
 }
 
