@@ -1011,17 +1011,7 @@ impl Node {
             return;
         }
         self.peers_generation = generation;
-        let local = self.swim.local_name().clone();
-        let up: BTreeSet<SocketAddr> = self
-            .swim
-            .members()
-            .filter(|m| {
-                m.name != local
-                    && matches!(m.state, State::Alive | State::Suspect)
-                    && self.swim.is_confirmed(m.name.as_str())
-            })
-            .map(|m| m.addr)
-            .collect();
+        let up: BTreeSet<SocketAddr> = self.swim.confirmed_live_addrs().collect();
         let stale: Vec<SocketAddr> = self
             .gossip
             .peers()

@@ -27,6 +27,10 @@ use rumour_wire::varint;
 
 use crate::message;
 
+/// The largest `max_members` the member table takes: 2^24 - 1 (its name index keeps a slot in
+/// 24 bits).
+pub const MAX_MEMBERS: usize = (1 << 24) - 1;
+
 macro_rules! config_fields {
     ($( $(#[$doc:meta])* $field:ident : $ty:ty, )*) => {
         /// Settings of a [`Swim`](crate::Swim) machine. Build one from a profile
@@ -125,7 +129,7 @@ config_fields! {
     leave_fanout: NonZeroUsize,
     /// Most members the table holds, the local node and unreaped dead ones included. A new
     /// member past it evicts the oldest never-confirmed entry, or is refused (counted) when
-    /// every entry is confirmed.
+    /// every entry is confirmed. At most [`MAX_MEMBERS`].
     max_members: NonZeroUsize,
     /// Most members one full-state exchange may carry; a larger one is refused whole.
     max_state_members: NonZeroUsize,
@@ -307,6 +311,12 @@ impl ConfigBuilder {
             return invalid(
                 "max_state_members",
                 "is over the protocol limit message::MAX_STATE_MEMBERS",
+            );
+        }
+        if c.max_members.get() > MAX_MEMBERS {
+            return invalid(
+                "max_members",
+                "is over the member table's limit MAX_MEMBERS",
             );
         }
         if c.max_members.get() < 2 {

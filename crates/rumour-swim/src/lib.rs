@@ -99,7 +99,7 @@ mod swim;
 mod transmit;
 
 pub use awareness::scale_timeout;
-pub use config::{Config, ConfigBuilder};
+pub use config::{Config, ConfigBuilder, MAX_MEMBERS};
 pub use error::Error;
 pub use event::Event;
 pub use member::{Incarnation, MAX_NAME_LEN, Member, NodeName, State};

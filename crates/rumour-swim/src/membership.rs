@@ -30,6 +30,7 @@
 //! in learning order, evicted oldest first when a new member needs room, and forgotten after
 //! `unconfirmed_timeout`.
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -42,6 +43,9 @@ use crate::message::{Alive, Dead, MemberState, Message, Suspect};
 use crate::probe::ProbeOrder;
 use crate::suspicion::Suspicion;
 
+use index::NameIndex;
+
+mod index;
 mod record;
 
 use record::{Epoch, NEVER, Record, nanos};
@@ -133,8 +137,11 @@ pub(crate) struct Membership {
     epoch: Epoch,
     /// Every member; see the type's documentation.
     records: Vec<Record>,
-    /// Name to slot, in name order.
-    index: BTreeMap<NodeName, u32>,
+    /// Name to slot.
+    index: NameIndex,
+    /// Every slot in name order, computed when first needed after a change (iterations,
+    /// digests and snapshots are in name order; lookups use `index`).
+    by_name: OnceCell<Box<[u32]>>,
     /// The round-robin probe order (confirmed members, the local node excluded).
     order: ProbeOrder,
     /// Members with a suspicion timer (an index, so that timers are found without a scan).
@@ -175,10 +182,13 @@ struct Reaped {
 pub(crate) const REAPED_CAPACITY: usize = 4096;
 
 impl Membership {
+    /// A table holding only `local`; names are hashed under `index_key` (secret: drawn from
+    /// the machine's seeded generator).
     pub(crate) fn new(
         local: Member,
         accuse_spacing: Duration,
         reclaim_time: Option<Duration>,
+        index_key: (u64, u64),
     ) -> Membership {
         let name = local.name.clone();
         let alive = usize::from(local.state == State::Alive);
@@ -186,14 +196,16 @@ impl Membership {
         let epoch = Epoch::new(at);
         let mut record = Record::new(epoch, local.clone(), at);
         record.confirmed = true;
-        let mut index = BTreeMap::new();
-        index.insert(name.clone(), 0);
+        let records = vec![record];
+        let mut index = NameIndex::new(index_key);
+        index.insert(&records, 0);
         Membership {
             local: name,
             local_member: local,
             epoch,
-            records: vec![record],
+            records,
             index,
+            by_name: OnceCell::new(),
             order: ProbeOrder::default(),
             suspected: BTreeSet::new(),
             accuse_spacing,
@@ -214,24 +226,23 @@ impl Membership {
 
     fn slot<Q>(&self, name: &Q) -> Option<usize>
     where
-        NodeName: std::borrow::Borrow<Q>,
-        Q: Ord + ?Sized,
+        Q: std::borrow::Borrow<str> + ?Sized,
     {
-        self.index.get(name).map(|&slot| slot as usize)
+        self.index
+            .get(&self.records, name.borrow())
+            .map(|slot| slot as usize)
     }
 
     fn record<Q>(&self, name: &Q) -> Option<&Record>
     where
-        NodeName: std::borrow::Borrow<Q>,
-        Q: Ord + ?Sized,
+        Q: std::borrow::Borrow<str> + ?Sized,
     {
         self.records.get(self.slot(name)?)
     }
 
     fn record_mut<Q>(&mut self, name: &Q) -> Option<&mut Record>
     where
-        NodeName: std::borrow::Borrow<Q>,
-        Q: Ord + ?Sized,
+        Q: std::borrow::Borrow<str> + ?Sized,
     {
         let slot = self.slot(name)?;
         self.records.get_mut(slot)
@@ -328,7 +339,7 @@ impl Membership {
     }
 
     /// Stores a new entry (the caller checked that the name is unknown and that there is
-    /// room, which bounds the table far below `u32::MAX` slots).
+    /// room, which bounds the table below `index::MAX_SLOTS` slots).
     fn insert(&mut self, member: Member, now: Instant) {
         let name = member.name.clone();
         if member.state == State::Alive {
@@ -338,7 +349,8 @@ impl Membership {
         let record = Record::new(self.epoch, member, now);
         self.unconfirmed.insert((record.learned_at, name.clone()));
         self.records.push(record);
-        self.index.insert(name, slot);
+        self.index.insert(&self.records, slot);
+        self.by_name.take();
     }
 
     /// Removes `name` from the table and every index, the probe order included.
@@ -346,7 +358,8 @@ impl Membership {
         if *name == self.local {
             return None;
         }
-        let slot = self.index.remove(name)?;
+        let slot = self.index.remove(&self.records, name.as_str())?;
+        self.by_name.take();
         let record = self.records.swap_remove(slot as usize);
         if record.scheduled {
             self.order.remove(slot);
@@ -354,9 +367,7 @@ impl Membership {
         if let Some(moved) = self.records.get(slot as usize) {
             // The last record took the freed slot.
             let from = u32::try_from(self.records.len()).expect("the table is bounded");
-            if let Some(s) = self.index.get_mut(&moved.name) {
-                *s = slot;
-            }
+            self.index.relocate(moved.name.as_str(), from, slot);
             if moved.scheduled {
                 self.order.rename(from, slot);
             }
@@ -372,7 +383,7 @@ impl Membership {
     /// Makes room for one more member by evicting the oldest never-confirmed entry; false when
     /// every entry is confirmed (the newcomer is then refused).
     fn make_room(&mut self) -> bool {
-        if self.records.len() < self.limits.max_members.min(u32::MAX as usize) {
+        if self.records.len() < self.limits.max_members.min(index::MAX_SLOTS) {
             return true;
         }
         let Some((_, oldest)) = self.unconfirmed.first().cloned() else {
@@ -468,8 +479,7 @@ impl Membership {
     /// Whether `name` is stored and confirmed.
     pub(crate) fn is_confirmed<Q>(&self, name: &Q) -> bool
     where
-        NodeName: std::borrow::Borrow<Q>,
-        Q: Ord + ?Sized,
+        Q: std::borrow::Borrow<str> + ?Sized,
     {
         self.record(name).is_some_and(|r| r.confirmed)
     }
@@ -570,24 +580,40 @@ impl Membership {
 
     pub(crate) fn get<Q>(&self, name: &Q) -> Option<Member>
     where
-        NodeName: std::borrow::Borrow<Q>,
-        Q: Ord + ?Sized,
+        Q: std::borrow::Borrow<str> + ?Sized,
     {
         self.record(name).map(|r| r.to_member(self.epoch))
     }
 
     /// Every member, in name order.
     pub(crate) fn members(&self) -> impl Iterator<Item = Member> + '_ {
-        self.index
-            .values()
-            .map(|&slot| self.records[slot as usize].to_member(self.epoch))
+        self.records_by_name().map(|r| r.to_member(self.epoch))
+    }
+
+    /// The addresses of the confirmed members in state Alive or Suspect, the local node
+    /// excluded, in no particular order (read straight from the records, without building a
+    /// `Member` each).
+    pub(crate) fn confirmed_live_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.records[LOCAL_SLOT + 1..]
+            .iter()
+            .filter(|r| r.confirmed && matches!(r.state, State::Alive | State::Suspect))
+            .map(|r| r.addr.get())
     }
 
     /// Every record, in name order.
     fn records_by_name(&self) -> impl Iterator<Item = &Record> + '_ {
-        self.index
-            .values()
-            .map(|&slot| &self.records[slot as usize])
+        let order = self.by_name.get_or_init(|| {
+            let mut slots: Vec<u32> = (0..self.records.len())
+                .map(|s| u32::try_from(s).expect("the table is bounded"))
+                .collect();
+            slots.sort_unstable_by(|&a, &b| {
+                self.records[a as usize]
+                    .name
+                    .cmp(&self.records[b as usize].name)
+            });
+            slots.into_boxed_slice()
+        });
+        order.iter().map(|&slot| &self.records[slot as usize])
     }
 
     /// Deadlines of the running suspicion timers.
@@ -611,7 +637,7 @@ impl Membership {
     pub(crate) fn stale_suspect(&mut self, now: Instant, age: Duration) -> Option<NodeName> {
         let (records, index) = (&mut self.records, &self.index);
         self.suspected.iter().find_map(|name| {
-            let slot = *index.get(name)? as usize;
+            let slot = index.get(records, name.as_str())? as usize;
             let timer = records[slot].suspicion.as_mut()?;
             if timer.rechecked || now.saturating_duration_since(timer.started()) < age {
                 return None;

@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rand::Rng;
 use rand::seq::SliceRandom;
+use rand::{Rng, RngCore};
 use rand_chacha::ChaCha8Rng;
 use rumour_wire::{BroadcastQueue, Delivery};
 
@@ -135,6 +135,7 @@ impl Swim {
             local,
             config.probe_interval(),
             config.dead_node_reclaim_time(),
+            index_key(&rng),
         );
         members.set_limits(crate::membership::Limits {
             max_members: config.max_members().get(),
@@ -278,6 +279,13 @@ impl Swim {
     #[must_use]
     pub fn is_confirmed(&self, name: &str) -> bool {
         self.members.is_confirmed(name)
+    }
+
+    /// The addresses of the members other layers may talk to: confirmed (each answered this
+    /// node at its address) and alive or suspected, the local node excluded. In no particular
+    /// order; cheaper than filtering [`Swim::members`].
+    pub fn confirmed_live_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.members.confirmed_live_addrs()
     }
 
     // ----- settings -----
@@ -666,6 +674,17 @@ impl Swim {
         self.config.packed_len(len)
     }
 }
+
+/// The key the member table hashes names under: drawn from a stream of the machine's generator
+/// that nothing else reads, so the machine's own draws are the same with or without it.
+fn index_key(rng: &ChaCha8Rng) -> (u64, u64) {
+    let mut keys = rng.clone();
+    keys.set_stream(rng.get_stream() ^ INDEX_KEY_STREAM);
+    (keys.next_u64(), keys.next_u64())
+}
+
+/// The stream (XORed into the generator's own) the member table's hash key is drawn from.
+const INDEX_KEY_STREAM: u64 = 0x6e61_6d65_2d69_6478; // "name-idx"
 
 impl std::fmt::Debug for Swim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -41,6 +41,7 @@ fn table(state: State, now: Instant) -> Membership {
         member("self", 1, STORED, State::Alive, now),
         Duration::from_secs(1),
         None,
+        (1, 2),
     );
     let mut m = member("m", 2, STORED, state, now);
     m.state = state;
@@ -765,4 +766,83 @@ fn a_removal_moves_the_last_record_without_losing_it_from_the_index_or_the_probe
         ["self", "m", "a", "d", "c"],
         "swap-remove order for random picks"
     );
+}
+
+mod index {
+    //! The name index against a `BTreeMap` model: any sequence of inserts and removals (each
+    //! removal moving the last record into the freed slot) leaves every name found at its
+    //! record's slot, every removed name gone, and iteration in name order.
+
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Inserts (`true`) or removes (`false`) member `n` of a small name space, so that names
+    /// come back after removal and runs of buckets form and break up.
+    fn ops() -> impl Strategy<Value = Vec<(bool, u16)>> {
+        proptest::collection::vec((any::<bool>(), 0u16..300), 0..600)
+    }
+
+    fn check(t: &Membership, model: &BTreeMap<String, ()>) {
+        assert_eq!(t.len(), model.len() + 1);
+        for (slot, record) in t.records.iter().enumerate() {
+            assert_eq!(t.slot(record.name.as_str()), Some(slot), "{}", record.name);
+        }
+        for n in 0..300 {
+            let n = format!("node-{n}");
+            assert_eq!(t.get(n.as_str()).is_some(), model.contains_key(&n), "{n}");
+        }
+        let names: Vec<String> = t.members().map(|m| m.name.to_string()).collect();
+        let mut expected: Vec<String> = model.keys().cloned().collect();
+        expected.push("self".to_string());
+        expected.sort();
+        assert_eq!(names, expected);
+    }
+
+    proptest! {
+        #[test]
+        fn index_finds_every_record_after_inserts_and_removals(ops in ops(), key in any::<(u64, u64)>()) {
+            let now = Instant::now();
+            let mut t = Membership::new(
+                member("self", 1, STORED, State::Alive, now),
+                Duration::from_secs(1),
+                None,
+                key,
+            );
+            let mut model = BTreeMap::new();
+            for (insert, n) in ops {
+                let n = format!("node-{n}");
+                if insert {
+                    if model.insert(n.clone(), ()).is_none() {
+                        t.insert(member(&n, 2, STORED, State::Alive, now), now);
+                    }
+                } else {
+                    let removed = t.remove(&name(&n)).is_some();
+                    prop_assert_eq!(removed, model.remove(&n).is_some());
+                }
+            }
+            check(&t, &model);
+        }
+    }
+
+    #[test]
+    fn index_stays_small() {
+        let now = Instant::now();
+        let mut t = table(State::Alive, now);
+        for n in 0..1000 {
+            t.insert(
+                member(&format!("node-{n}"), 3, STORED, State::Alive, now),
+                now,
+            );
+        }
+        // At most four buckets per member even right after a doubling: 4 bytes each.
+        assert!(
+            t.index.buckets() <= 4 * t.len(),
+            "{} buckets",
+            t.index.buckets()
+        );
+        assert!(t.index.buckets() >= t.len() * 4 / 3);
+    }
 }

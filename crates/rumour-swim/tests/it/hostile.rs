@@ -160,6 +160,21 @@ fn forged_claims_cannot_pin_an_incarnation_at_the_ceiling() {
     assert_eq!(failures_of(&c, victim), 0);
 }
 
+/// The table's name index keeps 24-bit slots: a larger table is a configuration error, not a
+/// silent cap.
+#[test]
+fn a_table_over_max_members_is_refused_at_build() {
+    let build = |n: usize| {
+        lan()
+            .to_builder()
+            .max_members(NonZeroUsize::new(n).unwrap())
+            .build()
+    };
+    assert!(build(rumour_swim::MAX_MEMBERS).is_ok());
+    let error = build(rumour_swim::MAX_MEMBERS + 1).unwrap_err();
+    assert!(error.to_string().contains("max_members"), "{error}");
+}
+
 /// A configuration with a small table, so that a flood fills it quickly.
 fn small_table() -> Config {
     lan()
