@@ -1,6 +1,6 @@
 //! The composed node: SWIM, the KV store and the ring behind one sans-IO vocabulary.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -1011,24 +1011,32 @@ impl Node {
             return;
         }
         self.peers_generation = generation;
-        let up: BTreeSet<SocketAddr> = self.swim.confirmed_live_addrs().collect();
+        // Sorted vectors and binary searches: this runs every gossip tick while the table
+        // changes (a whole join), so it must not build trees of every member.
+        let mut up: Vec<SocketAddr> = self.swim.confirmed_live_addrs().collect();
+        up.sort_unstable();
+        up.dedup(); // two members may claim one address
+        let alive = |state: &rumour_gossip::PeerState| *state == rumour_gossip::PeerState::Alive;
         let stale: Vec<SocketAddr> = self
             .gossip
             .peers()
-            .filter(|(addr, state)| *state == rumour_gossip::PeerState::Alive && !up.contains(addr))
+            .filter(|(addr, state)| alive(state) && up.binary_search(addr).is_err())
             .map(|(addr, _)| addr)
             .collect();
         for addr in stale {
             self.gossip.handle_peer_down(now, addr);
         }
-        let known: BTreeSet<SocketAddr> = self
+        let mut known: Vec<SocketAddr> = self
             .gossip
             .peers()
-            .filter(|(_, state)| *state == rumour_gossip::PeerState::Alive)
+            .filter(|(_, state)| alive(state))
             .map(|(addr, _)| addr)
             .collect();
-        for addr in up.difference(&known) {
-            self.gossip.handle_peer_up(now, *addr);
+        known.sort_unstable();
+        for addr in up {
+            if known.binary_search(&addr).is_err() {
+                self.gossip.handle_peer_up(now, addr);
+            }
         }
     }
 

@@ -201,12 +201,13 @@ impl<B: Broadcast> BroadcastQueue<B> {
         let mut remaining = budget;
         let mut taken = Vec::new();
         let mut misses = 0;
+        // Nothing leaves the queue during the scan, so the smallest queued length holds.
+        let smallest = self
+            .lengths
+            .keys()
+            .next()
+            .map_or(usize::MAX, |&len| cost(len));
         for &rank in &self.order {
-            let smallest = self
-                .lengths
-                .keys()
-                .next()
-                .map_or(usize::MAX, |&len| cost(len));
             if remaining < smallest || misses >= MAX_MISSES {
                 break;
             }
