@@ -164,6 +164,13 @@ impl Peer {
         self.lines().iter().any(|l| l == &format!("user {text}"))
     }
 
+    /// Whether the peer reported a line starting with `prefix` that contains `part`.
+    fn reported(&self, prefix: &str, part: &str) -> bool {
+        self.lines()
+            .iter()
+            .any(|l| l.starts_with(prefix) && l.contains(part))
+    }
+
     fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -317,6 +324,17 @@ fn rumour_joins_go(
             all_alive(&mut all, &every)
         },
     );
+    // The rumour peer is a ring instance: its KV store reaches Go as dskit's memberlist KV
+    // carries it, the whole store in the join's push/pull user state (`LocalState`) and each
+    // heartbeat as a `KeyValuePair` user message (`NotifyMsg`).
+    m.check(mode, "rumour KV store in Go's push/pull user state", WAIT, || {
+        g1.reported("kvstate ", "ring:ring")
+    });
+    m.check(mode, "rumour KV change at Go as a KeyValuePair", WAIT, || {
+        std::iter::once(&g1)
+            .chain(gos.iter())
+            .any(|g| g.reported("kv ring ring", ""))
+    });
     // rumour sends only to members that answered its own ping (confirmed), which g2 may not
     // have done yet when all six list each other: the send is refused until then, so it is
     // repeated each second until one arrives, as an application waits for `MemberConfirmed`.
@@ -388,6 +406,9 @@ fn go_joins_rumour(
         JOIN_WAIT,
         || all_alive(&mut [&mut r1, &mut r2, &mut r3, &mut g1], &every),
     );
+    m.check(mode, "rumour KV store in Go's push/pull user state", WAIT, || {
+        g1.reported("kvstate ", "ring:ring")
+    });
     r3.command("leave");
     m.check(mode, "rumour leave seen as left by Go", WAIT, || {
         g1.state_of("r3").is_some_and(|(s, _)| s == "left")

@@ -564,6 +564,9 @@ fn bench_peers(root: &Path, args: &Args) -> Result<Vec<String>, String> {
     }
     let lines = merge(read_saved(root)?, new);
     let saved = root.join(SAVED_LINES);
+    if let Some(dir) = saved.parent() {
+        fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
     let text: String = lines.iter().map(|l| format!("{}\n", l.raw)).collect();
     fs::write(&saved, text).map_err(|e| format!("cannot write {}: {e}", saved.display()))?;
     eprintln!("==> saved the lines in {SAVED_LINES}");

@@ -80,6 +80,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .bind(args.bind)
         .profile(Profile::Local)
         .wire(Wire::Memberlist(options))
+        // A ring instance heartbeats, so the KV store has changes for memberlist's channels.
+        .ring_instance(true)
         .join(seeds)
         .join_settings(JoinSettings {
             min_backoff: Duration::from_millis(500),

@@ -10,6 +10,8 @@
 //
 //	members <name>:<alive|suspect|dead|left>:<meta> ...
 //	user <text>
+//	kv <key> <codec>            (a user message that is a dskit KeyValuePair)
+//	kvstate <key>:<codec> ...   (a push/pull's user state in dskit's LocalState framing)
 //	left
 //
 // Build in GOPATH mode, offline, against the Debian package:
@@ -59,10 +61,96 @@ func (d *delegate) NodeMeta(limit int) []byte {
 	defer d.mu.Unlock()
 	return append([]byte(nil), d.meta...)
 }
-func (d *delegate) NotifyMsg(b []byte)                         { say("user %s", string(b)) }
+
+// NotifyMsg reports a user message; one that parses as a dskit KeyValuePair with a key and a
+// codec is reported as `kv <key> <codec>` instead, as dskit's memberlist KV would take it.
+func (d *delegate) NotifyMsg(b []byte) {
+	if key, codec, ok := parsePair(b); ok {
+		say("kv %s %s", key, codec)
+		return
+	}
+	say("user %s", string(b))
+}
+
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (d *delegate) LocalState(join bool) []byte                { return nil }
-func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
+
+// MergeRemoteState reports the keys of a push/pull's user state read as dskit's LocalState
+// framing: `[u32 big-endian length][KeyValuePair]` per key.
+func (d *delegate) MergeRemoteState(buf []byte, join bool) {
+	var keys []string
+	for len(buf) >= 4 {
+		n := int(buf[0])<<24 | int(buf[1])<<16 | int(buf[2])<<8 | int(buf[3])
+		if n > len(buf)-4 {
+			say("kvstate-error framing")
+			return
+		}
+		key, codec, ok := parsePair(buf[4 : 4+n])
+		if !ok {
+			say("kvstate-error pair")
+			return
+		}
+		keys = append(keys, key+":"+codec)
+		buf = buf[4+n:]
+	}
+	if len(buf) != 0 {
+		say("kvstate-error trailing")
+		return
+	}
+	if len(keys) > 0 {
+		sort.Strings(keys)
+		say("kvstate %s", strings.Join(keys, " "))
+	}
+}
+
+// parsePair reads a dskit KeyValuePair (protobuf: 1 key, 2 value, 3 codec, 4 deleted, 5
+// update_time_millis), by hand so that the peer needs no protobuf package; ok when it parses
+// and names a key and a codec.
+func parsePair(b []byte) (key, codec string, ok bool) {
+	varint := func() (uint64, bool) {
+		var v uint64
+		for shift := uint(0); shift < 64; shift += 7 {
+			if len(b) == 0 {
+				return 0, false
+			}
+			c := b[0]
+			b = b[1:]
+			v |= uint64(c&0x7f) << shift
+			if c < 0x80 {
+				return v, true
+			}
+		}
+		return 0, false
+	}
+	for len(b) > 0 {
+		tag, good := varint()
+		if !good {
+			return "", "", false
+		}
+		switch tag & 7 {
+		case 0:
+			if _, good = varint(); !good {
+				return "", "", false
+			}
+		case 2:
+			n, good := varint()
+			if !good || n > uint64(len(b)) {
+				return "", "", false
+			}
+			field := string(b[:n])
+			b = b[n:]
+			switch tag >> 3 {
+			case 1:
+				key = field
+			case 3:
+				codec = field
+			}
+		default:
+			return "", "", false
+		}
+	}
+	return key, codec, key != "" && codec != ""
+}
 
 // events tracks every member's state, dead and left ones included (Members() omits them).
 type events struct {
