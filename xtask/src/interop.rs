@@ -327,14 +327,22 @@ fn rumour_joins_go(
     // The rumour peer is a ring instance: its KV store reaches Go as dskit's memberlist KV
     // carries it, the whole store in the join's push/pull user state (`LocalState`) and each
     // heartbeat as a `KeyValuePair` user message (`NotifyMsg`).
-    m.check(mode, "rumour KV store in Go's push/pull user state", WAIT, || {
-        g1.reported("kvstate ", "ring:ring")
-    });
-    m.check(mode, "rumour KV change at Go as a KeyValuePair", WAIT, || {
-        std::iter::once(&g1)
-            .chain(gos.iter())
-            .any(|g| g.reported("kv ring ring", ""))
-    });
+    m.check(
+        mode,
+        "rumour KV store in Go's push/pull user state",
+        WAIT,
+        || g1.reported("kvstate ", "ring:ring"),
+    );
+    m.check(
+        mode,
+        "rumour KV change at Go as a KeyValuePair",
+        WAIT,
+        || {
+            std::iter::once(&g1)
+                .chain(gos.iter())
+                .any(|g| g.reported("kv ring ring", ""))
+        },
+    );
     // rumour sends only to members that answered its own ping (confirmed), which g2 may not
     // have done yet when all six list each other: the send is refused until then, so it is
     // repeated each second until one arrives, as an application waits for `MemberConfirmed`.
@@ -406,9 +414,12 @@ fn go_joins_rumour(
         JOIN_WAIT,
         || all_alive(&mut [&mut r1, &mut r2, &mut r3, &mut g1], &every),
     );
-    m.check(mode, "rumour KV store in Go's push/pull user state", WAIT, || {
-        g1.reported("kvstate ", "ring:ring")
-    });
+    m.check(
+        mode,
+        "rumour KV store in Go's push/pull user state",
+        WAIT,
+        || g1.reported("kvstate ", "ring:ring"),
+    );
     r3.command("leave");
     m.check(mode, "rumour leave seen as left by Go", WAIT, || {
         g1.state_of("r3").is_some_and(|(s, _)| s == "left")
