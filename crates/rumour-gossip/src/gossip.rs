@@ -405,14 +405,7 @@ impl Gossip {
         change: KeyChange,
         len: usize,
     ) -> Result<(), Error> {
-        if len > self.config.max_message_bytes {
-            self.stats.invalid += 1;
-            return Err(Error::TooLarge {
-                from,
-                len,
-                max: self.config.max_message_bytes,
-            });
-        }
+        self.check_envelope_len(from, len)?;
         let message = Message::Change(change);
         if let Err(over) = self.limits().check(&message) {
             return Err(self.over_limit(from, over));
@@ -422,6 +415,20 @@ impl Gossip {
             unreachable!("built above")
         };
         self.receive_change(now, from, change, true, None)
+    }
+
+    /// Refuses (and counts) what arrived in another wire's envelope if its `len` exceeds
+    /// `max_message_bytes`.
+    fn check_envelope_len(&mut self, from: SocketAddr, len: usize) -> Result<(), Error> {
+        if len > self.config.max_message_bytes {
+            self.stats.invalid += 1;
+            return Err(Error::TooLarge {
+                from,
+                len,
+                max: self.config.max_message_bytes,
+            });
+        }
+        Ok(())
     }
 
     /// Merges a peer's whole store that arrived in another wire's envelope (the memberlist wire
@@ -439,14 +446,7 @@ impl Gossip {
         entries: Vec<KeyChange>,
         len: usize,
     ) -> Result<usize, Error> {
-        if len > self.config.max_message_bytes {
-            self.stats.invalid += 1;
-            return Err(Error::TooLarge {
-                from,
-                len,
-                max: self.config.max_message_bytes,
-            });
-        }
+        self.check_envelope_len(from, len)?;
         if entries.len() > self.config.max_keys {
             self.stats.too_many_items += 1;
             return Err(Error::Limit {

@@ -41,12 +41,18 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
     seeds
 }
 
-#[test]
-fn every_checked_in_corpus_file_replays_through_the_memberlist_target() {
-    let dir = corpus_dir();
+/// Replays every file of the corpus in `dir` through `decode` (a `target`'s entry point),
+/// after writing `seeds` there when `RUMOUR_FUZZ_BLESS` is set; at least `min` files.
+fn replay(
+    dir: PathBuf,
+    target: &str,
+    seeds: Vec<(String, Vec<u8>)>,
+    min: usize,
+    decode: fn(&[u8]),
+) {
     if std::env::var_os("RUMOUR_FUZZ_BLESS").is_some() {
         fs::create_dir_all(&dir).expect("a writable corpus");
-        for (name, bytes) in seeds() {
+        for (name, bytes) in seeds {
             fs::write(dir.join(name), bytes).expect("a writable corpus");
         }
     }
@@ -56,17 +62,22 @@ fn every_checked_in_corpus_file_replays_through_the_memberlist_target() {
         .filter(|path| path.is_file())
         .collect();
     files.sort();
-    assert!(files.len() >= 40, "only {} corpus files", files.len());
+    assert!(files.len() >= min, "only {} corpus files", files.len());
     for file in files {
         let bytes = fs::read(&file).expect("a readable corpus file");
-        let outcome = std::panic::catch_unwind(|| fuzz::decode(&bytes));
+        let outcome = std::panic::catch_unwind(|| decode(&bytes));
         assert!(
             outcome.is_ok(),
-            "{} fails the `memberlist` target; reproduce with `cargo +nightly fuzz run memberlist {}`",
+            "{} fails the `{target}` target; reproduce with `cargo +nightly fuzz run {target} {}`",
             file.display(),
             file.display()
         );
     }
+}
+
+#[test]
+fn every_checked_in_corpus_file_replays_through_the_memberlist_target() {
+    replay(corpus_dir(), "memberlist", seeds(), 40, fuzz::decode);
 }
 
 #[test]
@@ -135,30 +146,13 @@ fn kv_seeds() -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn every_checked_in_corpus_file_replays_through_the_memberlist_kv_target() {
-    let dir = kv_corpus_dir();
-    if std::env::var_os("RUMOUR_FUZZ_BLESS").is_some() {
-        fs::create_dir_all(&dir).expect("a writable corpus");
-        for (name, bytes) in kv_seeds() {
-            fs::write(dir.join(name), bytes).expect("a writable corpus");
-        }
-    }
-    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("the corpus {} is missing: {e}", dir.display()))
-        .map(|entry| entry.expect("a readable entry").path())
-        .filter(|path| path.is_file())
-        .collect();
-    files.sort();
-    assert!(files.len() >= 5, "only {} corpus files", files.len());
-    for file in files {
-        let bytes = fs::read(&file).expect("a readable corpus file");
-        let outcome = std::panic::catch_unwind(|| fuzz::decode_kv(&bytes));
-        assert!(
-            outcome.is_ok(),
-            "{} fails the `memberlist_kv` target; reproduce with `cargo +nightly fuzz run memberlist_kv {}`",
-            file.display(),
-            file.display()
-        );
-    }
+    replay(
+        kv_corpus_dir(),
+        "memberlist_kv",
+        kv_seeds(),
+        5,
+        fuzz::decode_kv,
+    );
 }
 
 #[test]
