@@ -112,9 +112,10 @@ impl Adapter {
             return Vec::new();
         }
         let len: usize = pairs.iter().map(|p| 4 + p.encoded_len()).sum();
-        let mut state = Vec::with_capacity(len);
-        if len > self.codec.limits.max_user_state || encode_full_state(&mut state, &pairs).is_err()
-        {
+        // Nothing is reserved for a state over the limit.
+        let fits = len <= self.codec.limits.max_user_state;
+        let mut state = Vec::with_capacity(if fits { len } else { 0 });
+        if !fits || encode_full_state(&mut state, &pairs).is_err() {
             tracing::warn!(len, "KV state too large for a push/pull, not sent");
             self.stats.kv_states_refused += 1;
             return Vec::new();

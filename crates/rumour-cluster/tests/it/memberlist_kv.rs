@@ -105,11 +105,8 @@ fn names(node: &Node) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
-#[test]
-fn kv_writes_of_memberlist_mode_nodes_reach_every_node_through_user_messages() {
-    println!("seed {SEED}; replay: {REPLAY}");
-    let n = 5;
-    let mut sim = cluster(n, true);
+/// Each of the first `n` nodes adds its own name to the `names` key; returns every name.
+fn every_node_writes_its_name(sim: &mut Sim<Node>, n: usize) -> BTreeSet<String> {
     for id in 0..n {
         sim.command(NodeId(id), |node, now| {
             node.cas(now, "names", |current: Option<&Names>| {
@@ -120,7 +117,15 @@ fn kv_writes_of_memberlist_mode_nodes_reach_every_node_through_user_messages() {
             .expect("a write")
         });
     }
-    let all: BTreeSet<String> = (0..n).map(|i| format!("node-{i}")).collect();
+    (0..n).map(|i| format!("node-{i}")).collect()
+}
+
+#[test]
+fn kv_writes_of_memberlist_mode_nodes_reach_every_node_through_user_messages() {
+    println!("seed {SEED}; replay: {REPLAY}");
+    let n = 5;
+    let mut sim = cluster(n, true);
+    let all = every_node_writes_its_name(&mut sim, n);
     let converged = sim
         .run_until(Duration::from_secs(30), Duration::from_millis(100), |sim| {
             sim.running().all(|(_, node)| names(node) == all)
@@ -203,17 +208,7 @@ fn kv_writes_converge_over_links_that_lose_a_fifth_of_the_packets() {
         ..LinkConfig::default()
     };
     let mut sim = cluster_on(n, false, link);
-    for id in 0..n {
-        sim.command(NodeId(id), |node, now| {
-            node.cas(now, "names", |current: Option<&Names>| {
-                let mut names = current.cloned().unwrap_or_default();
-                names.0.insert(format!("node-{id}"));
-                Some(names)
-            })
-            .expect("a write")
-        });
-    }
-    let all: BTreeSet<String> = (0..n).map(|i| format!("node-{i}")).collect();
+    let all = every_node_writes_its_name(&mut sim, n);
     let converged = sim
         .run_until(
             Duration::from_secs(120),
