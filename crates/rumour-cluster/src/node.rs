@@ -95,6 +95,8 @@ pub struct Node {
     next_heartbeat: Option<Instant>,
     /// The member table generation the KV peer set was last reconciled with.
     peers_generation: u64,
+    /// SWIM's dropped-event count when the KV peer set was last rebuilt from the table.
+    peers_events_dropped: u64,
     outbox: VecDeque<Transmit>,
     events: BoundedQueue<NodeEvent>,
     stats: NodeStats,
@@ -210,6 +212,7 @@ impl Node {
             // A random phase: nodes started together do not gossip in lockstep.
             next_gossip: now + gossip_interval.mul_f64(rng.gen_range(0.0..1.0)),
             peers_generation: 0,
+            peers_events_dropped: 0,
             outbox: VecDeque::new(),
             events: BoundedQueue::new(EVENT_CAPACITY),
             stats: NodeStats::default(),
@@ -997,11 +1000,13 @@ impl Node {
         Ok(())
     }
 
-    /// Derives the KV peer set from the member table itself when the table changed since the
-    /// last reconciliation (at most once per gossip tick): every confirmed member that is alive
-    /// or suspect is a peer up, every other peer is down. Membership events keep the set current
-    /// between ticks (so a join answer waiting for its peer goes out at once), but they travel
-    /// through a bounded queue that drops under a mass join; this repairs whatever was dropped.
+    /// Derives the KV peer set from the member table itself when SWIM dropped membership
+    /// events since the last reconciliation (checked at most once per gossip tick, when the
+    /// table changed): every confirmed member that is alive or suspect is a peer up, every
+    /// other peer is down. Membership events keep the set current as they pass (so a join
+    /// answer waiting for its peer goes out at once), but they travel through a bounded queue
+    /// that drops under a mass join; this repairs whatever was dropped. Rebuilding on every
+    /// table change instead cost 14 % of a 1,000-node join's simulation time.
     fn reconcile_peers(&mut self, now: Instant) {
         if self.memberlist.is_some() {
             return; // the store's own pull-push does not run in memberlist mode
@@ -1011,6 +1016,14 @@ impl Node {
             return;
         }
         self.peers_generation = generation;
+        // Every change of the table is an event, and `membership_changed` applies each one to
+        // the peer set as it passes: only an event the bounded queue dropped (a full-state
+        // exchange of thousands of members) leaves the set behind the table.
+        let dropped = self.swim.stats().events_dropped;
+        if dropped == self.peers_events_dropped {
+            return;
+        }
+        self.peers_events_dropped = dropped;
         // Sorted vectors and binary searches: this runs every gossip tick while the table
         // changes (a whole join), so it must not build trees of every member.
         let mut up: Vec<SocketAddr> = self.swim.confirmed_live_addrs().collect();

@@ -11,23 +11,25 @@ use rumour_wire::StableHasher;
 
 use crate::message::KeyChange;
 
-/// Fingerprint slots (a power of two): 32 KiB.
+/// Most fingerprint slots (a power of two): 32 KiB.
 pub(crate) const RECENT_CHANGES: usize = 4096;
+/// Slots of a new cache (a power of two): a node that merges few changes keeps 512 bytes.
+const MIN_SLOTS: usize = 64;
 
 /// A direct-mapped cache of change fingerprints: a fingerprint lives in the slot its low bits
 /// name until another with the same low bits replaces it. One memory access per lookup; a
 /// fingerprint pushed out early only costs a merge that changes nothing. (A 64-bit fingerprint
 /// collision would drop a change; anti-entropy brings it back.)
+///
+/// The cache starts small and doubles, up to [`RECENT_CHANGES`] slots, when three quarters of
+/// its slots are taken: its memory follows the changes the node sees, not the most it may
+/// ever need (a thousand idle nodes in one simulation would otherwise hold 32 MB of empty
+/// slots).
+#[derive(Default)]
 pub(crate) struct RecentChanges {
-    slots: Box<[u64]>,
-}
-
-impl Default for RecentChanges {
-    fn default() -> Self {
-        RecentChanges {
-            slots: vec![0; RECENT_CHANGES].into_boxed_slice(),
-        }
-    }
+    slots: Vec<u64>,
+    /// Slots holding a fingerprint.
+    taken: usize,
 }
 
 impl RecentChanges {
@@ -45,16 +47,44 @@ impl RecentChanges {
         h.finish().max(1)
     }
 
-    fn slot(fingerprint: u64) -> usize {
-        (fingerprint as usize) & (RECENT_CHANGES - 1)
+    fn slot(&self, fingerprint: u64) -> usize {
+        (fingerprint as usize) & (self.slots.len() - 1)
     }
 
     pub(crate) fn contains(&self, fingerprint: u64) -> bool {
-        self.slots[Self::slot(fingerprint)] == fingerprint
+        !self.slots.is_empty() && self.slots[self.slot(fingerprint)] == fingerprint
     }
 
     pub(crate) fn insert(&mut self, fingerprint: u64) {
-        self.slots[Self::slot(fingerprint)] = fingerprint;
+        if self.slots.len() < RECENT_CHANGES && (self.taken + 1) * 4 > self.slots.len() * 3 {
+            self.grow();
+        }
+        let slot = self.slot(fingerprint);
+        if self.slots[slot] == 0 {
+            self.taken += 1;
+        }
+        self.slots[slot] = fingerprint;
+    }
+
+    /// Doubles the slots (or makes the first ones) and puts every fingerprint back; two that
+    /// now share a slot keep the later one's place, as a replacement would.
+    fn grow(&mut self) {
+        let len = (self.slots.len() * 2).clamp(MIN_SLOTS, RECENT_CHANGES);
+        let old = std::mem::replace(&mut self.slots, vec![0; len]);
+        self.taken = 0;
+        for fingerprint in old.into_iter().filter(|&f| f != 0) {
+            let slot = self.slot(fingerprint);
+            if self.slots[slot] == 0 {
+                self.taken += 1;
+            }
+            self.slots[slot] = fingerprint;
+        }
+    }
+
+    /// Slots allocated (8 bytes each).
+    #[cfg(test)]
+    fn capacity(&self) -> usize {
+        self.slots.len()
     }
 }
 
@@ -70,6 +100,25 @@ mod tests {
         recent.insert(6);
         assert!(recent.contains(5) && recent.contains(6));
         recent.insert(5 + RECENT_CHANGES as u64);
+        // Small, the cache has no room for both yet.
         assert!(!recent.contains(5) && recent.contains(5 + RECENT_CHANGES as u64));
+    }
+
+    #[test]
+    fn the_cache_grows_with_the_changes_it_sees_and_keeps_them_across_growth() {
+        let mut recent = RecentChanges::default();
+        assert_eq!(recent.capacity(), 0, "nothing reserved before the first change");
+        for f in 1..=40 {
+            recent.insert(f);
+        }
+        assert_eq!(recent.capacity(), MIN_SLOTS);
+        assert!((1..=40).all(|f| recent.contains(f)));
+        for f in 41..=10_000 {
+            recent.insert(f);
+        }
+        assert_eq!(recent.capacity(), RECENT_CHANGES, "growth stops at the bound");
+        // Full, a fingerprint is pushed out by the one with its low bits.
+        assert!(recent.contains(10_000) && !recent.contains(10_000 - RECENT_CHANGES as u64));
+        assert!(recent.contains(10_000 - 1));
     }
 }

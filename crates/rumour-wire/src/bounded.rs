@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 /// Capacity kept once a queue drains; a burst beyond it is given back.
-const RETAINED: usize = 64;
+const RETAINED: usize = 8;
 
 /// A bounded FIFO that drops the oldest item when full.
 #[derive(Debug)]
