@@ -177,7 +177,7 @@ impl Node {
         let (swim_rng, gossip_rng, ring_rng) = (child(&mut rng), child(&mut rng), child(&mut rng));
         let swim = Swim::new(
             swim_config,
-            NodeName::new(config.name.clone())?,
+            NodeName::new(&config.name)?,
             config.addr,
             config.meta.clone(),
             swim_rng,

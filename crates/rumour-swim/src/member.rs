@@ -15,23 +15,26 @@ pub const MAX_NAME_LEN: usize = 255;
 
 /// A member's unique name in the cluster (1 to [`MAX_NAME_LEN`] bytes of UTF-8).
 ///
-/// Shared, not copied: the member table, the probe order and the other per-member structures
-/// hold clones of one allocation per member (a clone is a reference count, not a string).
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
-#[serde(try_from = "String")]
+/// Shared, not copied: names are interned process-wide, so every holder of a name (the member
+/// tables of all nodes in the process, the probe order, queued events) refers to one
+/// allocation, equal names compare by pointer, and a name decoded from the network costs a
+/// lookup, not an allocation.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeName(Arc<str>);
+
+mod intern;
 
 impl NodeName {
     /// Checks the length of `name`.
-    pub fn new(name: impl Into<String>) -> Result<NodeName, Error> {
-        let name = name.into();
+    pub fn new(name: impl AsRef<str>) -> Result<NodeName, Error> {
+        let name = name.as_ref();
         if name.is_empty() || name.len() > MAX_NAME_LEN {
             return Err(Error::InvalidName {
                 len: name.len(),
                 max: MAX_NAME_LEN,
             });
         }
-        Ok(NodeName(name.into()))
+        Ok(NodeName(intern::intern(name)))
     }
 
     /// The name as text.
@@ -58,6 +61,23 @@ impl TryFrom<&str> for NodeName {
     type Error = Error;
     fn try_from(name: &str) -> Result<Self, Error> {
         NodeName::new(name)
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeName {
+    /// Reads the name in place (no `String` is made for it) and checks its length.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = NodeName;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a node name of 1 to {MAX_NAME_LEN} bytes")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<NodeName, E> {
+                NodeName::new(name).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Visitor)
     }
 }
 

@@ -21,7 +21,7 @@ pub const PLANTED_KEY: &str = "forged";
 pub const FLOOD: usize = 64;
 
 fn name(n: &str) -> NodeName {
-    NodeName::new(n.to_string()).expect("valid name")
+    NodeName::new(n).expect("valid name")
 }
 
 /// A far-future ring holding one fake instance.

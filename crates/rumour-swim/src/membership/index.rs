@@ -55,6 +55,13 @@ impl Hash {
     }
 }
 
+/// Whether two names are equal. Names are interned, so a name looked up by its `NodeName`
+/// is the stored one, and the pointers answer without reading the text (which, held apart
+/// from the record, would cost a cache miss of its own).
+fn same(stored: &str, name: &str) -> bool {
+    std::ptr::eq(stored, name) || stored == name
+}
+
 /// The slot a non-empty bucket holds.
 fn slot_of(bucket: u32) -> u32 {
     (bucket & SLOT_BITS) - 1
@@ -100,7 +107,8 @@ impl NameIndex {
             if bucket == EMPTY {
                 return None;
             }
-            if hash.matches(bucket) && records[slot_of(bucket) as usize].name.as_str() == name {
+            if hash.matches(bucket) && same(records[slot_of(bucket) as usize].name.as_str(), name)
+            {
                 return Some(i);
             }
             i = (i + 1) & mask;

@@ -1,0 +1,91 @@
+//! Member names interned process-wide: every [`NodeName`](super::NodeName) with the same text
+//! shares one allocation, however many tables hold it and however often it arrives.
+//!
+//! A name arrives in nearly every message (each alive, suspect and dead, every entry of a
+//! full-state exchange), and a thousand nodes simulated in one process each keep a row per
+//! member. Interned, a decoded name costs a lookup instead of two allocations, equal names
+//! compare by pointer, and the simulator keeps one copy of each name instead of one per node
+//! (see `docs/benchmarks.md`, "Memory per member").
+//!
+//! Names come from the network, so the set is bounded by what is in use, not by what was
+//! seen: when it has doubled since the last sweep, names no one else holds are dropped (a
+//! flood of made-up names costs at most twice the names in use, amortised O(1) per name). The
+//! set hashes with the standard library's randomly keyed SipHash, so no peer can choose
+//! colliding names; which name sits where is never observed, so outputs stay deterministic.
+
+#![allow(
+    clippy::disallowed_types,
+    reason = "a randomly keyed set resists chosen collisions; its order reaches no output"
+)]
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// The set is swept when it holds this many names or twice the names kept by the last sweep.
+const MIN_SWEEP: usize = 1024;
+
+struct Names {
+    set: HashSet<Arc<str>>,
+    /// Sweep when the set reaches this size.
+    sweep_at: usize,
+}
+
+static NAMES: Mutex<Option<Names>> = Mutex::new(None);
+
+/// The shared allocation holding `name`.
+pub(super) fn intern(name: &str) -> Arc<str> {
+    // A panic elsewhere while holding the lock leaves the set consistent (every operation on
+    // it is a single call), so a poisoned lock is used as it is.
+    let mut guard = NAMES.lock().unwrap_or_else(PoisonError::into_inner);
+    let names = guard.get_or_insert_with(|| Names {
+        set: HashSet::new(),
+        sweep_at: MIN_SWEEP,
+    });
+    if let Some(shared) = names.set.get(name) {
+        return Arc::clone(shared);
+    }
+    if names.set.len() >= names.sweep_at {
+        // Held only by the set: no name, table or queue refers to it. Another holder cannot
+        // appear meanwhile, since new holders come through this lock.
+        names.set.retain(|shared| Arc::strong_count(shared) > 1);
+        names.set.shrink_to(names.set.len() * 2);
+        names.sweep_at = (names.set.len() * 2).max(MIN_SWEEP);
+    }
+    let shared: Arc<str> = Arc::from(name);
+    names.set.insert(Arc::clone(&shared));
+    shared
+}
+
+/// Names in the set now (those in use and those not swept yet).
+#[cfg(test)]
+pub(super) fn interned() -> usize {
+    NAMES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        .map_or(0, |names| names.set.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_names_share_one_allocation() {
+        let a = intern("intern-test-a");
+        let b = intern(&String::from("intern-test-a"));
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &intern("intern-test-b")));
+    }
+
+    #[test]
+    fn names_no_one_holds_are_swept_so_a_flood_of_names_stays_bounded() {
+        let kept = intern("intern-test-kept");
+        // Other tests intern concurrently; the bound below leaves them room.
+        for i in 0..100_000 {
+            drop(intern(&format!("intern-test-flood-{i}")));
+        }
+        assert!(interned() < 4 * MIN_SWEEP, "{} names kept", interned());
+        assert!(Arc::ptr_eq(&kept, &intern("intern-test-kept")), "a held name stays");
+    }
+}
