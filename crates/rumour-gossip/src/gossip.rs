@@ -241,11 +241,12 @@ impl Gossip {
     }
 
     pub(crate) fn alive_peers(&self) -> Vec<SocketAddr> {
-        self.peers
-            .iter()
-            .filter(|(_, state)| *state == PeerState::Alive)
-            .map(|(addr, _)| addr)
-            .collect()
+        self.peers.alive().collect()
+    }
+
+    /// Whether a peer other than `peer` is alive.
+    pub(crate) fn has_other_alive_peer(&self, peer: SocketAddr) -> bool {
+        self.peers.alive().any(|addr| addr != peer)
     }
 
     /// Up to `n` distinct random elements of `candidates`.
@@ -708,7 +709,7 @@ impl Gossip {
             });
             self.earliest_down = self
                 .peers
-                .iter()
+                .down()
                 .filter_map(|(_, state)| match state {
                     PeerState::Down { since } => Some(since),
                     PeerState::Alive => None,

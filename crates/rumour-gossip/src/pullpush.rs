@@ -44,7 +44,7 @@ use rand::Rng;
 use rumour_wire::Delivery;
 
 use crate::error::Error;
-use crate::gossip::{Gossip, PeerState, Transmit};
+use crate::gossip::{Gossip, Transmit};
 use rumour_ring::{BucketSelection, Value};
 
 use crate::message::{KeyChange, KeyDigests, KeyHash, Message, MessageKind, Session, Wanted};
@@ -190,10 +190,7 @@ impl Gossip {
             return None;
         }
         let id = self.rng.r#gen::<u64>();
-        let forward = !join
-            || self
-                .peers()
-                .any(|(addr, state)| addr != peer && state == PeerState::Alive);
+        let forward = !join || self.has_other_alive_peer(peer);
         let side = if join { self.side_of(peer) } else { Vec::new() };
         self.sessions.outgoing.insert(
             id,
