@@ -620,7 +620,7 @@ impl Membership {
     pub(crate) fn suspicion_deadlines(&self) -> impl Iterator<Item = Instant> + '_ {
         self.suspected
             .iter()
-            .filter_map(|name| self.record(name)?.suspicion.as_deref())
+            .filter_map(|name| self.record(name)?.suspicion())
             .map(Suspicion::deadline)
     }
 
@@ -638,7 +638,7 @@ impl Membership {
         let (records, index) = (&mut self.records, &self.index);
         self.suspected.iter().find_map(|name| {
             let slot = index.get(records, name.as_str())? as usize;
-            let timer = records[slot].suspicion.as_mut()?;
+            let timer = records[slot].suspicion_mut()?;
             if timer.rechecked || now.saturating_duration_since(timer.started()) < age {
                 return None;
             }
@@ -654,7 +654,7 @@ impl Membership {
     ) -> Option<(Incarnation, &mut Suspicion)> {
         let record = self.record_mut(name)?;
         let incarnation = record.incarnation;
-        let timer = record.suspicion.as_mut()?;
+        let timer = record.suspicion_mut()?;
         Some((incarnation, timer))
     }
 
@@ -821,7 +821,7 @@ impl Membership {
                 m.state_changed_at = epoch.tick(now);
                 self.alive += 1;
             }
-            m.suspicion = None;
+            m.set_suspicion(None);
             let name = m.name.clone();
             if moved && m.confirmed {
                 // A new address is unproven until it answers a ping.
@@ -904,12 +904,12 @@ impl Membership {
             return Outcome::Ignored;
         };
         let record = &mut self.records[slot];
-        if record.last_accused != NEVER
-            && now.saturating_duration_since(epoch.instant(record.last_accused)) < spacing
+        let last = record.last_accused();
+        if last != NEVER && now.saturating_duration_since(epoch.instant(last)) < spacing
         {
             return Outcome::Ignored;
         }
-        record.last_accused = epoch.tick(now);
+        record.set_last_accused(epoch.tick(now));
         Outcome::Accuse {
             to: record.addr.get(),
             message: accusation(&self.local, record),
@@ -942,7 +942,7 @@ impl Membership {
         match m.state {
             State::Dead | State::Left => Outcome::Ignored,
             State::Suspect => {
-                let confirmed = match (evidence, m.suspicion.as_mut()) {
+                let confirmed = match (evidence, m.suspicion_mut()) {
                     (Evidence::Accuser(from), Some(timer)) => timer.confirm(from),
                     _ => false,
                 };
@@ -961,7 +961,7 @@ impl Membership {
                     Evidence::FullState => local,
                 };
                 self.suspected.insert(m.name.clone());
-                m.suspicion = Some(Box::new(Suspicion::new(
+                m.set_suspicion(Some(Suspicion::new(
                     now, accuser, params.k, params.min, params.max,
                 )));
                 Outcome::Suspected
@@ -995,7 +995,7 @@ impl Membership {
                 }
                 m.state = if left { State::Left } else { State::Dead };
                 m.state_changed_at = tick;
-                m.suspicion = None;
+                m.set_suspicion(None);
                 self.suspected.remove(&d.name);
                 if left { Outcome::Left } else { Outcome::Failed }
             }

@@ -1,11 +1,12 @@
-//! The compact member record the table stores, one per member: what [`Member`] says in 88
+//! The compact member record the table stores, one per member: what [`Member`] says in 72
 //! bytes instead of 120 plus the table's bookkeeping (see `docs/benchmarks.md`, "Memory per
 //! member").
 //!
 //! - times are nanoseconds since the table's [`Epoch`] (8 bytes instead of an `Instant`'s 16),
 //!   exact both ways since the machine never gives a time before its start;
 //! - an IPv4 address is stored inline in 6 bytes, an IPv6 one boxed (`SocketAddr` takes 32);
-//! - metadata is boxed and absent when empty (`Bytes` takes 32);
+//! - metadata, a suspicion timer and the last accusation, which few members have at a time,
+//!   share one box, absent when all are (`Bytes` alone takes 32);
 //! - the round-trip time and the last accusation use a sentinel instead of an `Option`.
 
 use std::time::{Duration, Instant};
@@ -45,22 +46,35 @@ pub(super) fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).map_or(NEVER - 1, |n| n.min(NEVER - 1))
 }
 
+/// What few members have at a time, kept out of the row so that the others do not pay for
+/// it: metadata, a suspicion timer, the time of the last accusation sent to the member.
+#[derive(Debug)]
+struct Extra {
+    /// Empty when none.
+    meta: Bytes,
+    /// Boxed: metadata is common where it is used at all, suspicions are rare.
+    suspicion: Option<Box<Suspicion>>,
+    /// When an accusation was last sent to the member directly, or [`NEVER`].
+    last_accused: u64,
+}
+
+impl Extra {
+    fn is_empty(&self) -> bool {
+        self.meta.is_empty() && self.suspicion.is_none() && self.last_accused == NEVER
+    }
+}
+
 /// One row of the table.
 #[derive(Debug)]
 pub(super) struct Record {
     pub(super) name: NodeName,
     pub(super) addr: PackedAddr,
-    /// `None` when empty.
-    meta: Option<Box<Bytes>>,
-    /// Boxed: few members are suspected at once, and every record would otherwise carry the
-    /// timer's hundred bytes.
-    pub(super) suspicion: Option<Box<Suspicion>>,
+    /// `None` when the member has no metadata, no suspicion and no accusation.
+    extra: Option<Box<Extra>>,
     /// When the state last changed (a tick of the table's epoch).
     pub(super) state_changed_at: u64,
     /// When the record was created or its address last changed (orders the unconfirmed).
     pub(super) learned_at: u64,
-    /// When an accusation was last sent to the member directly, or [`NEVER`].
-    pub(super) last_accused: u64,
     /// The smoothed round-trip time in nanoseconds, or [`NEVER`].
     pub(super) rtt: u64,
     pub(super) incarnation: Incarnation,
@@ -78,11 +92,9 @@ impl Record {
         let mut record = Record {
             name: member.name,
             addr: PackedAddr::new(member.addr),
-            meta: None,
-            suspicion: None,
+            extra: None,
             state_changed_at: epoch.tick(member.state_changed_at),
             learned_at: epoch.tick(learned_at),
-            last_accused: NEVER,
             rtt: member.rtt.map_or(NEVER, nanos),
             incarnation: member.incarnation,
             state: member.state,
@@ -94,18 +106,64 @@ impl Record {
         record
     }
 
+    /// Changes the extra part, which is made when needed and dropped once empty.
+    fn update_extra(&mut self, change: impl FnOnce(&mut Extra)) {
+        let extra = self.extra.get_or_insert_with(|| {
+            Box::new(Extra {
+                meta: Bytes::new(),
+                suspicion: None,
+                last_accused: NEVER,
+            })
+        });
+        change(extra);
+        if extra.is_empty() {
+            self.extra = None;
+        }
+    }
+
     /// The metadata (empty when none).
     pub(super) fn meta(&self) -> &[u8] {
-        self.meta.as_deref().map_or(&[], |m| &m[..])
+        self.extra.as_deref().map_or(&[], |e| &e.meta[..])
     }
 
     /// The metadata as shared bytes (a reference count, not a copy).
     pub(super) fn meta_bytes(&self) -> Bytes {
-        self.meta.as_deref().cloned().unwrap_or_default()
+        self.extra
+            .as_deref()
+            .map(|e| e.meta.clone())
+            .unwrap_or_default()
     }
 
     pub(super) fn set_meta(&mut self, meta: Bytes) {
-        self.meta = (!meta.is_empty()).then(|| Box::new(meta));
+        if meta.is_empty() && self.extra.is_none() {
+            return;
+        }
+        self.update_extra(|e| e.meta = meta);
+    }
+
+    /// The running suspicion timer, if the member is suspected.
+    pub(super) fn suspicion(&self) -> Option<&Suspicion> {
+        self.extra.as_deref()?.suspicion.as_deref()
+    }
+
+    pub(super) fn suspicion_mut(&mut self) -> Option<&mut Suspicion> {
+        self.extra.as_deref_mut()?.suspicion.as_deref_mut()
+    }
+
+    pub(super) fn set_suspicion(&mut self, suspicion: Option<Suspicion>) {
+        if suspicion.is_none() && self.suspicion().is_none() {
+            return;
+        }
+        self.update_extra(|e| e.suspicion = suspicion.map(Box::new));
+    }
+
+    /// When an accusation was last sent to the member directly, or [`NEVER`].
+    pub(super) fn last_accused(&self) -> u64 {
+        self.extra.as_deref().map_or(NEVER, |e| e.last_accused)
+    }
+
+    pub(super) fn set_last_accused(&mut self, tick: u64) {
+        self.update_extra(|e| e.last_accused = tick);
     }
 
     pub(super) fn rtt(&self) -> Option<Duration> {
@@ -133,7 +191,7 @@ mod tests {
 
     #[test]
     fn a_record_is_compact_and_gives_back_the_member_it_was_made_of() {
-        assert!(std::mem::size_of::<Record>() <= 88);
+        assert!(std::mem::size_of::<Record>() <= 72);
         let start = Instant::now();
         let epoch = Epoch::new(start);
         for (addr, meta, rtt) in [

@@ -48,7 +48,7 @@ fn table(state: State, now: Instant) -> Membership {
     t.insert(m, now);
     if state == State::Suspect {
         let timer = Suspicion::new(now, name("x"), 2, params().min, params().max);
-        t.record_mut(&name("m")).unwrap().suspicion = Some(Box::new(timer));
+        t.record_mut(&name("m")).unwrap().set_suspicion(Some(timer));
     }
     t
 }
@@ -98,7 +98,7 @@ fn alive_with_higher_incarnation_makes_any_member_alive() {
         };
         assert_eq!(outcome, expected, "from {state}");
         assert_eq!(stored(&t), (State::Alive, Incarnation(6)), "from {state}");
-        assert!(t.record(&name("m")).unwrap().suspicion.is_none());
+        assert!(t.record(&name("m")).unwrap().suspicion().is_none());
     }
 }
 
@@ -236,7 +236,7 @@ fn suspect_with_equal_or_higher_incarnation_suspects_an_alive_member() {
             Outcome::Suspected
         );
         assert_eq!(stored(&t), (State::Suspect, STORED), "never raised");
-        assert!(t.record(&name("m")).unwrap().suspicion.is_some());
+        assert!(t.record(&name("m")).unwrap().suspicion().is_some());
     }
 }
 
@@ -419,7 +419,7 @@ fn dead_with_equal_or_higher_incarnation_kills_a_live_member() {
                 "{state} {inc}"
             );
             assert_eq!(stored(&t), (State::Dead, STORED), "never raised");
-            assert!(t.record(&name("m")).unwrap().suspicion.is_none());
+            assert!(t.record(&name("m")).unwrap().suspicion().is_none());
         }
     }
 }
