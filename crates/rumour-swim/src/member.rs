@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -20,7 +19,7 @@ pub const MAX_NAME_LEN: usize = 255;
 /// allocation, equal names compare by pointer, and a name decoded from the network costs a
 /// lookup, not an allocation.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct NodeName(Arc<str>);
+pub struct NodeName(intern::Shared);
 
 mod intern;
 

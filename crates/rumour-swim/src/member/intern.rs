@@ -18,14 +18,44 @@
     reason = "a randomly keyed set resists chosen collisions; its order reaches no output"
 )]
 
+use std::borrow::Borrow;
 use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
+
+/// A name's shared allocation: an `Arc` of a boxed `str` is one pointer wide (an `Arc<str>`
+/// is two), so every holder of a name (a member record, a never-confirmed entry, a queued
+/// event) spends 8 bytes on it, for one more hop when the text is read.
+pub(super) type Shared = Arc<Box<str>>;
+
+/// A set entry, found by the name's text.
+struct Entry(Shared);
+
+impl Borrow<str> for Entry {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Hash for Entry {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        str::hash(&self.0, state);
+    }
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Entry) -> bool {
+        *self.0 == *other.0
+    }
+}
+
+impl Eq for Entry {}
 
 /// The set is swept when it holds this many names or twice the names kept by the last sweep.
 const MIN_SWEEP: usize = 1024;
 
 struct Names {
-    set: HashSet<Arc<str>>,
+    set: HashSet<Entry>,
     /// Sweep when the set reaches this size.
     sweep_at: usize,
 }
@@ -33,7 +63,7 @@ struct Names {
 static NAMES: Mutex<Option<Names>> = Mutex::new(None);
 
 /// The shared allocation holding `name`.
-pub(super) fn intern(name: &str) -> Arc<str> {
+pub(super) fn intern(name: &str) -> Shared {
     // A panic elsewhere while holding the lock leaves the set consistent (every operation on
     // it is a single call), so a poisoned lock is used as it is.
     let mut guard = NAMES.lock().unwrap_or_else(PoisonError::into_inner);
@@ -41,18 +71,18 @@ pub(super) fn intern(name: &str) -> Arc<str> {
         set: HashSet::new(),
         sweep_at: MIN_SWEEP,
     });
-    if let Some(shared) = names.set.get(name) {
-        return Arc::clone(shared);
+    if let Some(entry) = names.set.get(name) {
+        return Arc::clone(&entry.0);
     }
     if names.set.len() >= names.sweep_at {
         // Held only by the set: no name, table or queue refers to it. Another holder cannot
         // appear meanwhile, since new holders come through this lock.
-        names.set.retain(|shared| Arc::strong_count(shared) > 1);
+        names.set.retain(|entry| Arc::strong_count(&entry.0) > 1);
         names.set.shrink_to(names.set.len() * 2);
         names.sweep_at = (names.set.len() * 2).max(MIN_SWEEP);
     }
-    let shared: Arc<str> = Arc::from(name);
-    names.set.insert(Arc::clone(&shared));
+    let shared: Shared = Arc::new(Box::from(name));
+    names.set.insert(Entry(Arc::clone(&shared)));
     shared
 }
 
