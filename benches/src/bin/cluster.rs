@@ -23,6 +23,10 @@ use cluster::harness::BenchProfile;
 use cluster::report::Report;
 use cluster::scenario::{self, Scenario, Settings};
 
+/// Counts the heap the process holds, so that `steady` reports the nodes' memory.
+#[global_allocator]
+static HEAP: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
+
 /// Times joins, failure detection and KV broadcast of a local rumour cluster on real sockets,
 /// and measures its idle cost.
 #[derive(Parser, Debug)]
@@ -125,6 +129,7 @@ async fn run(cli: &Cli) -> Result<(), BenchError> {
         shared_ip: cli.shared_ip,
         sim: cli.sim,
         sim_refuse_past_limit: cli.sim_refuse_past_limit,
+        heap: Some(|| HEAP.allocated()),
     };
     for &scenario in &cli.scenario.0 {
         let mut samples = Vec::new();

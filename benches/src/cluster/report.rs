@@ -78,6 +78,18 @@ pub struct Report {
     /// and `kv.<kind>` as the layers encode them, `framing` for everything else on the wire.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub bytes_by_kind: BTreeMap<String, f64>,
+    /// Median heap bytes the whole process held at the end of the idle window (`steady`, when
+    /// the binary counts its allocations): every node's tables, queues and tasks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heap_bytes: Option<f64>,
+    /// `heap_bytes` per observer-member pair (divided by n²): an upper bound on what a node
+    /// spends per member, per-node costs included (see `docs/benchmarks.md`, "Memory per
+    /// member").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heap_per_pair_bytes: Option<f64>,
+    /// Median resident set size of the process at the end of the idle window (`steady`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rss_bytes: Option<f64>,
 }
 
 impl Report {
@@ -89,6 +101,8 @@ impl Report {
             values.sort_by(f64::total_cmp);
             median(&values).map(|m| round(m, digits))
         };
+        let heap_bytes = idle_median(0, |i| i.heap.map(|b| b as f64));
+        let pairs = (settings.nodes * settings.nodes) as f64;
         Report {
             implementation: if settings.sim { "rumour-sim" } else { "rumour" },
             profile: settings.profile.name(),
@@ -104,6 +118,9 @@ impl Report {
             bytes_per_node_s: idle_median(1, |i| Some(i.bytes)),
             packets_per_node_s: idle_median(2, |i| Some(i.packets)),
             bytes_by_kind: by_kind_medians(&idle),
+            heap_bytes,
+            heap_per_pair_bytes: heap_bytes.map(|b| round(b / pairs, 1)),
+            rss_bytes: idle_median(0, |i| i.rss.map(|b| b as f64)),
         }
     }
 }
@@ -141,6 +158,14 @@ fn median(values: &[f64]) -> Option<f64> {
 fn round(x: f64, digits: i32) -> f64 {
     let scale = 10f64.powi(digits);
     (x * scale).round() / scale
+}
+
+/// The process's resident set size in bytes; `None` without `/proc`.
+pub fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// CPU seconds (user + system) this process has used so far; `None` without `/proc`.

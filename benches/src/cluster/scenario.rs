@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 
 use super::BenchError;
 use super::harness::{BenchProfile, LocalCluster, first_true};
-use super::report::cpu_seconds;
+use super::report::{cpu_seconds, rss_bytes};
 
 /// How often `broadcast` asks the nodes still without the value whether they have it.
 const BROADCAST_POLL: Duration = Duration::from_millis(5);
@@ -86,6 +86,8 @@ pub struct Settings {
     /// With `sim`: whether the simulated transport refuses connections past its inbound limit,
     /// as the real one did before it replaced idle connections.
     pub sim_refuse_past_limit: bool,
+    /// Reads the heap bytes the process holds now, when the binary counts its allocations.
+    pub heap: Option<fn() -> usize>,
 }
 
 /// What one repetition measured.
@@ -134,6 +136,10 @@ pub struct Idle {
     /// (`swim.<kind>`, `kv.<kind>`, and `framing` for the rest: channel tags, frame headers and
     /// checksums, compound and stream length prefixes); they add up to `bytes`.
     pub by_kind: BTreeMap<String, f64>,
+    /// Heap bytes the process held at the end of the window (see [`Settings::heap`]).
+    pub heap: Option<u64>,
+    /// The process's resident set size at the end of the window; `None` without `/proc`.
+    pub rss: Option<u64>,
 }
 
 /// Runs repetition `rep` of `scenario` on a fresh cluster, and stops the cluster afterwards
@@ -161,7 +167,7 @@ pub async fn run(scenario: Scenario, settings: &Settings, rep: u64) -> Result<Sa
             }),
             Scenario::Detect => detect(&cluster, settings.profile, &mut rng).await,
             Scenario::Broadcast => broadcast(&cluster, &mut rng, rep).await,
-            Scenario::Steady => steady(&cluster, settings.steady_warmup, settings.steady).await,
+            Scenario::Steady => steady(&cluster, settings).await,
         },
     };
     cluster.stop().await;
@@ -317,13 +323,10 @@ fn payload() -> Ring {
 }
 
 /// Lets the converged cluster settle, then counts the process's CPU time and the nodes'
-/// traffic over `window`.
-async fn steady(
-    cluster: &LocalCluster,
-    warmup: Duration,
-    window: Duration,
-) -> Result<Sample, BenchError> {
-    tokio::time::sleep(warmup).await;
+/// traffic over the idle window, and reads the process's memory at its end.
+async fn steady(cluster: &LocalCluster, settings: &Settings) -> Result<Sample, BenchError> {
+    let window = settings.steady;
+    tokio::time::sleep(settings.steady_warmup).await;
     let cpu_before = cpu_seconds();
     let before = Traffic::of(cluster).await?;
     let started = Instant::now();
@@ -352,6 +355,8 @@ async fn steady(
             bytes: per_node_s(bytes),
             packets: per_node_s(after.packets - before.packets),
             by_kind,
+            heap: settings.heap.map(|heap| heap() as u64),
+            rss: rss_bytes(),
         }),
         ..Sample::default()
     })

@@ -18,6 +18,7 @@ use rumour_wire::Traffic;
 
 use super::BenchError;
 use super::harness::{BenchProfile, CONVERGE_TIMEOUT};
+use super::report::rss_bytes;
 use super::scenario::{Idle, Sample, Scenario, Settings};
 
 /// How often the simulated run checks whether every node sees every member.
@@ -79,7 +80,7 @@ pub fn run(scenario: Scenario, settings: &Settings, rep: u64) -> Result<Sample, 
             ..Sample::default()
         }),
         Scenario::Detect => detect(&mut sim, &failures, profile, &mut rng),
-        Scenario::Steady => steady(&mut sim, settings.steady),
+        Scenario::Steady => steady(&mut sim, settings),
         Scenario::Broadcast => Err(BenchError::NotSimulated("broadcast")),
     }
 }
@@ -122,8 +123,10 @@ fn detect(
     })
 }
 
-/// Bytes and messages sent per node and second over `window` after the warm-up.
-fn steady(sim: &mut Sim<Node>, window: Duration) -> Result<Sample, BenchError> {
+/// Bytes and messages sent per node and second over the idle window after the warm-up, and
+/// the process's memory at its end.
+fn steady(sim: &mut Sim<Node>, settings: &Settings) -> Result<Sample, BenchError> {
+    let window = settings.steady;
     sim.run_for(STEADY_WARMUP).map_err(sim_error)?;
     let before = sim.stats().clone();
     let kinds_before = bytes_by_kind(sim);
@@ -150,6 +153,8 @@ fn steady(sim: &mut Sim<Node>, window: Duration) -> Result<Sample, BenchError> {
             bytes: per_node_s(bytes),
             packets: per_node_s(sent(after) - sent(&before)),
             by_kind,
+            heap: settings.heap.map(|heap| heap() as u64),
+            rss: rss_bytes(),
         }),
         ..Sample::default()
     })

@@ -107,7 +107,11 @@ mod tests {
     #[test]
     fn the_cache_grows_with_the_changes_it_sees_and_keeps_them_across_growth() {
         let mut recent = RecentChanges::default();
-        assert_eq!(recent.capacity(), 0, "nothing reserved before the first change");
+        assert_eq!(
+            recent.capacity(),
+            0,
+            "nothing reserved before the first change"
+        );
         for f in 1..=40 {
             recent.insert(f);
         }
@@ -116,7 +120,11 @@ mod tests {
         for f in 41..=10_000 {
             recent.insert(f);
         }
-        assert_eq!(recent.capacity(), RECENT_CHANGES, "growth stops at the bound");
+        assert_eq!(
+            recent.capacity(),
+            RECENT_CHANGES,
+            "growth stops at the bound"
+        );
         // Full, a fingerprint is pushed out by the one with its low bits.
         assert!(recent.contains(10_000) && !recent.contains(10_000 - RECENT_CHANGES as u64));
         assert!(recent.contains(10_000 - 1));

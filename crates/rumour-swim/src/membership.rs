@@ -905,8 +905,7 @@ impl Membership {
         };
         let record = &mut self.records[slot];
         let last = record.last_accused();
-        if last != NEVER && now.saturating_duration_since(epoch.instant(last)) < spacing
-        {
+        if last != NEVER && now.saturating_duration_since(epoch.instant(last)) < spacing {
             return Outcome::Ignored;
         }
         record.set_last_accused(epoch.tick(now));

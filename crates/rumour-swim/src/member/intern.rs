@@ -116,6 +116,9 @@ mod tests {
             drop(intern(&format!("intern-test-flood-{i}")));
         }
         assert!(interned() < 4 * MIN_SWEEP, "{} names kept", interned());
-        assert!(Arc::ptr_eq(&kept, &intern("intern-test-kept")), "a held name stays");
+        assert!(
+            Arc::ptr_eq(&kept, &intern("intern-test-kept")),
+            "a held name stays"
+        );
     }
 }

@@ -107,8 +107,7 @@ impl NameIndex {
             if bucket == EMPTY {
                 return None;
             }
-            if hash.matches(bucket) && same(records[slot_of(bucket) as usize].name.as_str(), name)
-            {
+            if hash.matches(bucket) && same(records[slot_of(bucket) as usize].name.as_str(), name) {
                 return Some(i);
             }
             i = (i + 1) & mask;
