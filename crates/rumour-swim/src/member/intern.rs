@@ -10,17 +10,12 @@
 //! Names come from the network, so the set is bounded by what is in use, not by what was
 //! seen: when it has doubled since the last sweep, names no one else holds are dropped (a
 //! flood of made-up names costs at most twice the names in use, amortised O(1) per name). The
-//! set hashes with the standard library's randomly keyed SipHash, so no peer can choose
-//! colliding names; which name sits where is never observed, so outputs stay deterministic.
-
-#![allow(
-    clippy::disallowed_types,
-    reason = "a randomly keyed set resists chosen collisions; its order reaches no output"
-)]
+//! set is ordered by the names' text (a lookup compares a few short, shared, cache-warm
+//! names): no hash, so no peer can choose names that collide, and no process-dependent order.
 
 use std::borrow::Borrow;
-use std::collections::HashSet;
-use std::hash::{Hash, Hasher};
+use std::cmp::Ordering;
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// A name's shared allocation: an `Arc` of a boxed `str` is one pointer wide (an `Arc<str>`
@@ -37,12 +32,6 @@ impl Borrow<str> for Entry {
     }
 }
 
-impl Hash for Entry {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        str::hash(&self.0, state);
-    }
-}
-
 impl PartialEq for Entry {
     fn eq(&self, other: &Entry) -> bool {
         *self.0 == *other.0
@@ -51,11 +40,23 @@ impl PartialEq for Entry {
 
 impl Eq for Entry {}
 
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Entry) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Entry {
+    fn cmp(&self, other: &Entry) -> Ordering {
+        str::cmp(&self.0, &other.0)
+    }
+}
+
 /// The set is swept when it holds this many names or twice the names kept by the last sweep.
 const MIN_SWEEP: usize = 1024;
 
 struct Names {
-    set: HashSet<Entry>,
+    set: BTreeSet<Entry>,
     /// Sweep when the set reaches this size.
     sweep_at: usize,
 }
@@ -68,7 +69,7 @@ pub(super) fn intern(name: &str) -> Shared {
     // it is a single call), so a poisoned lock is used as it is.
     let mut guard = NAMES.lock().unwrap_or_else(PoisonError::into_inner);
     let names = guard.get_or_insert_with(|| Names {
-        set: HashSet::new(),
+        set: BTreeSet::new(),
         sweep_at: MIN_SWEEP,
     });
     if let Some(entry) = names.set.get(name) {
@@ -78,7 +79,6 @@ pub(super) fn intern(name: &str) -> Shared {
         // Held only by the set: no name, table or queue refers to it. Another holder cannot
         // appear meanwhile, since new holders come through this lock.
         names.set.retain(|entry| Arc::strong_count(&entry.0) > 1);
-        names.set.shrink_to(names.set.len() * 2);
         names.sweep_at = (names.set.len() * 2).max(MIN_SWEEP);
     }
     let shared: Shared = Arc::new(Box::from(name));
