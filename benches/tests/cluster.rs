@@ -90,5 +90,30 @@ fn the_simulated_run_reports_the_same_fields_on_virtual_time_and_replays() {
         reports[2].get("cpu_per_node_s").is_none(),
         "no CPU on virtual time"
     );
-    assert_eq!(run(), stdout, "one seed, one result");
+    let heap = reports[2]["heap_bytes"].as_f64().unwrap_or(0.0);
+    let per_pair = reports[2]["heap_per_pair_bytes"].as_f64().unwrap_or(0.0);
+    assert!(heap > 0.0, "the nodes' heap is counted: {}", reports[2]);
+    assert!(
+        (per_pair - heap / 16.0).abs() < 0.1,
+        "over n²: {}",
+        reports[2]
+    );
+    assert!(
+        reports[2].get("rss_bytes").is_none(),
+        "the process's resident set is not the simulation's"
+    );
+    // Everything but the process's heap, which its runtime threads' allocations move.
+    let protocol = |stdout: &str| -> Vec<Value> {
+        stdout
+            .lines()
+            .map(|line| {
+                let mut report: Value = serde_json::from_str(line).expect("a JSON object");
+                let fields = report.as_object_mut().expect("an object");
+                fields.remove("heap_bytes");
+                fields.remove("heap_per_pair_bytes");
+                report
+            })
+            .collect()
+    };
+    assert_eq!(protocol(&run()), protocol(&stdout), "one seed, one result");
 }

@@ -18,7 +18,6 @@ use rumour_wire::Traffic;
 
 use super::BenchError;
 use super::harness::{BenchProfile, CONVERGE_TIMEOUT};
-use super::report::rss_bytes;
 use super::scenario::{Idle, Sample, Scenario, Settings};
 
 /// How often the simulated run checks whether every node sees every member.
@@ -153,8 +152,10 @@ fn steady(sim: &mut Sim<Node>, settings: &Settings) -> Result<Sample, BenchError
             bytes: per_node_s(bytes),
             packets: per_node_s(sent(after) - sent(&before)),
             by_kind,
+            // The nodes' heap is the simulation's; the process's resident set (the
+            // allocator's history, the runtime's threads) is not.
             heap: settings.heap.map(|heap| heap() as u64),
-            rss: rss_bytes(),
+            rss: None,
         }),
         ..Sample::default()
     })
