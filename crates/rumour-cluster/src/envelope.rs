@@ -24,6 +24,15 @@ pub enum Channel {
 }
 
 impl Channel {
+    /// The tag as the byte slice written in front of the channel's messages.
+    pub fn tag(self) -> &'static [u8] {
+        match self {
+            Channel::Swim => &[Channel::Swim as u8],
+            Channel::Gossip => &[Channel::Gossip as u8],
+            Channel::User => &[Channel::User as u8],
+        }
+    }
+
     fn from_tag(tag: u8) -> Option<Channel> {
         match tag {
             0 => Some(Channel::Swim),
@@ -36,10 +45,7 @@ impl Channel {
 
 /// A datagram message: the channel tag, then the layer's bytes.
 pub fn tag(channel: Channel, message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + 1);
-    out.push(channel as u8);
-    out.extend_from_slice(message);
-    out
+    [channel.tag(), message].concat()
 }
 
 /// Splits a datagram message into its channel and the layer's bytes.

@@ -1065,27 +1065,26 @@ impl Node {
         }
         let budget = self.frame.packet_budget();
         let header = self.frame.header_len();
-        let mut batch: Vec<Vec<u8>> = Vec::new();
+        // Each message is its channel's tag and the layer's bytes, framed as they are.
+        let mut batch: Vec<[&[u8]; 2]> = Vec::with_capacity(parts.len());
         let mut len = header;
         for (channel, message) in parts {
-            let tagged = envelope::tag(*channel, message);
-            let cost = FrameCodec::packed_len(tagged.len());
+            let cost = FrameCodec::packed_len(envelope::TAG_LEN + message.len());
             if !batch.is_empty() && len + cost > budget {
                 self.flush_datagram(to, &batch);
                 batch.clear();
                 len = header;
             }
             len += cost;
-            batch.push(tagged);
+            batch.push([channel.tag(), message]);
         }
         if !batch.is_empty() {
             self.flush_datagram(to, &batch);
         }
     }
 
-    fn flush_datagram(&mut self, to: SocketAddr, batch: &[Vec<u8>]) {
-        let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
-        let bytes = Bytes::from(self.frame.encode_packet(&refs));
+    fn flush_datagram(&mut self, to: SocketAddr, batch: &[[&[u8]; 2]]) {
+        let bytes = Bytes::from(self.frame.encode_packet_pieces(batch));
         self.stats.datagrams_sent += 1;
         self.stats.bytes_sent += bytes.len() as u64;
         self.outbox.push_back(Transmit {

@@ -424,15 +424,13 @@ impl FrameCodec {
 
     /// The exact length of the datagram [`encode_packet`](Self::encode_packet) makes of `msgs`.
     pub fn packet_len(&self, msgs: &[&[u8]]) -> usize {
+        self.len_of(msgs)
+    }
+
+    fn len_of<M: Pieces>(&self, msgs: &[M]) -> usize {
         match msgs {
             [one] if !self.seals() => self.header_len() + one.len(),
-            _ => {
-                self.header_len()
-                    + msgs
-                        .iter()
-                        .map(|m| Self::packed_len(m.len()))
-                        .sum::<usize>()
-            }
+            _ => self.header_len() + body_len(msgs),
         }
     }
 
@@ -443,6 +441,17 @@ impl FrameCodec {
     /// With a primary key and `verify_outgoing` on, the frame is sealed; its body is then
     /// always a compound (inside the ciphertext), so a lone message costs its length too.
     pub fn encode_packet(&self, msgs: &[&[u8]]) -> Vec<u8> {
+        self.encode(msgs)
+    }
+
+    /// [`encode_packet`](Self::encode_packet) for messages that come as a head and a body
+    /// (a layer's tag and its bytes, say): each message is the two written one after the
+    /// other, and nothing is copied together first.
+    pub fn encode_packet_pieces(&self, msgs: &[[&[u8]; 2]]) -> Vec<u8> {
+        self.encode(msgs)
+    }
+
+    fn encode<M: Pieces>(&self, msgs: &[M]) -> Vec<u8> {
         let sealing = self.sealing();
         if let Some(key) = sealing.sealing_key() {
             let mut out = Vec::with_capacity(self.prefix.len() + SEAL_OVERHEAD + body_len(msgs));
@@ -451,7 +460,7 @@ impl FrameCodec {
             let aad_end = seal::start(&mut out, &mut **self.nonce_rng());
             for msg in msgs {
                 varint::put(&mut out, msg.len() as u64);
-                out.extend_from_slice(msg);
+                msg.write_to(&mut out);
             }
             seal::finish(&mut out, aad_end, key);
             bump(&self.counters.packets_encoded, 1);
@@ -459,17 +468,17 @@ impl FrameCodec {
             return out;
         }
         drop(sealing);
-        let mut out = Vec::with_capacity(self.packet_len(msgs));
+        let mut out = Vec::with_capacity(self.len_of(msgs));
         out.extend_from_slice(&self.prefix);
         let crc_at = out.len();
         out.extend_from_slice(&[0; CRC_LEN]);
         if let [one] = msgs {
-            out.extend_from_slice(one);
+            one.write_to(&mut out);
         } else {
             out[FLAGS_AT] |= FLAG_COMPOUND;
             for msg in msgs {
                 varint::put(&mut out, msg.len() as u64);
-                out.extend_from_slice(msg);
+                msg.write_to(&mut out);
             }
         }
         seal_checksum(&mut out, crc_at);
@@ -854,8 +863,36 @@ fn verify_checksum(frame: &[u8], crc_at: usize) -> Result<(), FrameError> {
 }
 
 /// Bytes of the body of a datagram of `msgs` when packed as a compound.
-fn body_len(msgs: &[&[u8]]) -> usize {
+fn body_len<M: Pieces>(msgs: &[M]) -> usize {
     msgs.iter().map(|m| FrameCodec::packed_len(m.len())).sum()
+}
+
+/// A message to frame: one slice, or slices written one after the other.
+trait Pieces {
+    fn len(&self) -> usize;
+    fn write_to(&self, out: &mut Vec<u8>);
+}
+
+impl Pieces for &[u8] {
+    fn len(&self) -> usize {
+        <[u8]>::len(self)
+    }
+
+    fn write_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self);
+    }
+}
+
+impl<const N: usize> Pieces for [&[u8]; N] {
+    fn len(&self) -> usize {
+        self.iter().map(|piece| piece.len()).sum()
+    }
+
+    fn write_to(&self, out: &mut Vec<u8>) {
+        for piece in self {
+            out.extend_from_slice(piece);
+        }
+    }
 }
 
 /// An accepted datagram: its body, borrowed from the input, or opened from a sealed frame.
