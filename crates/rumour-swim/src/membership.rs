@@ -146,6 +146,10 @@ pub(crate) struct Membership {
     order: ProbeOrder,
     /// Members with a suspicion timer (an index, so that timers are found without a scan).
     suspected: BTreeSet<NodeName>,
+    /// The same timers by deadline, so that the next deadline and the expired timers are found
+    /// without a scan of every suspect (a partition leaves each node suspecting half the
+    /// cluster, and the next deadline is asked for after every input).
+    deadlines: BTreeSet<(Instant, NodeName)>,
     /// Least time between two accusations sent directly to one member.
     accuse_spacing: Duration,
     /// See `Config::dead_node_reclaim_time`.
@@ -208,6 +212,7 @@ impl Membership {
             by_name: OnceCell::new(),
             order: ProbeOrder::default(),
             suspected: BTreeSet::new(),
+            deadlines: BTreeSet::new(),
             accuse_spacing,
             reclaim_time,
             alive,
@@ -373,6 +378,7 @@ impl Membership {
             }
         }
         self.suspected.remove(name);
+        unindex_timer(&mut self.deadlines, &record);
         self.unconfirmed.remove(&(record.learned_at, name.clone()));
         if record.state == State::Alive {
             self.alive -= 1;
@@ -616,17 +622,21 @@ impl Membership {
         order.iter().map(|&slot| &self.records[slot as usize])
     }
 
-    /// Deadlines of the running suspicion timers.
-    pub(crate) fn suspicion_deadlines(&self) -> impl Iterator<Item = Instant> + '_ {
-        self.suspected
-            .iter()
-            .filter_map(|name| self.record(name)?.suspicion())
-            .map(Suspicion::deadline)
+    /// The earliest deadline of the running suspicion timers.
+    pub(crate) fn next_suspicion_deadline(&self) -> Option<Instant> {
+        self.deadlines.first().map(|&(at, _)| at)
     }
 
-    /// Names of the members with a running suspicion timer.
-    pub(crate) fn suspects(&self) -> Vec<NodeName> {
-        self.suspected.iter().cloned().collect()
+    /// Names of the members whose suspicion timer expired at `now`, in name order.
+    pub(crate) fn expired_suspicions(&self, now: Instant) -> Vec<NodeName> {
+        let mut names: Vec<NodeName> = self
+            .deadlines
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, name)| name.clone())
+            .collect();
+        names.sort_unstable();
+        names
     }
 
     /// A suspect held for at least `age` that the local node has not yet probed out of turn:
@@ -648,14 +658,23 @@ impl Membership {
     }
 
     /// A suspect's incarnation and its timer.
-    pub(crate) fn suspicion_mut(
-        &mut self,
-        name: &NodeName,
-    ) -> Option<(Incarnation, &mut Suspicion)> {
-        let record = self.record_mut(name)?;
-        let incarnation = record.incarnation;
-        let timer = record.suspicion_mut()?;
-        Some((incarnation, timer))
+    pub(crate) fn suspicion(&self, name: &NodeName) -> Option<(Incarnation, &Suspicion)> {
+        let record = self.record(name)?;
+        Some((record.incarnation, record.suspicion()?))
+    }
+
+    /// Moves a suspect's deadline to `to` (once, when the machine was stalled).
+    pub(crate) fn postpone_suspicion(&mut self, name: &NodeName, to: Instant) {
+        let Some(slot) = self.slot(name) else {
+            return;
+        };
+        let record = &mut self.records[slot];
+        let Some(timer) = record.suspicion_mut() else {
+            return;
+        };
+        self.deadlines.remove(&(timer.deadline(), name.clone()));
+        timer.postpone_to(to);
+        self.deadlines.insert((to, name.clone()));
     }
 
     /// Members known, the local node and unreaped dead ones included (memberlist's `n`).
@@ -821,6 +840,7 @@ impl Membership {
                 m.state_changed_at = epoch.tick(now);
                 self.alive += 1;
             }
+            unindex_timer(&mut self.deadlines, m);
             m.set_suspicion(None);
             let name = m.name.clone();
             if moved && m.confirmed {
@@ -941,10 +961,16 @@ impl Membership {
         match m.state {
             State::Dead | State::Left => Outcome::Ignored,
             State::Suspect => {
+                let before = m.suspicion().map(Suspicion::deadline);
                 let confirmed = match (evidence, m.suspicion_mut()) {
                     (Evidence::Accuser(from), Some(timer)) => timer.confirm(from),
                     _ => false,
                 };
+                if let (true, Some(before), Some(timer)) = (confirmed, before, m.suspicion()) {
+                    // A confirmation shortens the timer.
+                    self.deadlines.remove(&(before, m.name.clone()));
+                    self.deadlines.insert((timer.deadline(), m.name.clone()));
+                }
                 if confirmed {
                     Outcome::Confirmed
                 } else {
@@ -960,9 +986,9 @@ impl Membership {
                     Evidence::FullState => local,
                 };
                 self.suspected.insert(m.name.clone());
-                m.set_suspicion(Some(Suspicion::new(
-                    now, accuser, params.k, params.min, params.max,
-                )));
+                let timer = Suspicion::new(now, accuser, params.k, params.min, params.max);
+                self.deadlines.insert((timer.deadline(), m.name.clone()));
+                m.set_suspicion(Some(timer));
                 Outcome::Suspected
             }
         }
@@ -994,6 +1020,7 @@ impl Membership {
                 }
                 m.state = if left { State::Left } else { State::Dead };
                 m.state_changed_at = tick;
+                unindex_timer(&mut self.deadlines, m);
                 m.set_suspicion(None);
                 self.suspected.remove(&d.name);
                 if left { Outcome::Left } else { Outcome::Failed }
@@ -1098,3 +1125,10 @@ fn accusation(local: &NodeName, m: &Record) -> Message {
 #[cfg(test)]
 #[path = "membership/tests.rs"]
 mod tests;
+
+/// Takes `record`'s suspicion timer, if any, out of the deadline index.
+fn unindex_timer(deadlines: &mut BTreeSet<(Instant, NodeName)>, record: &Record) {
+    if let Some(timer) = record.suspicion() {
+        deadlines.remove(&(timer.deadline(), record.name.clone()));
+    }
+}

@@ -336,7 +336,6 @@ impl Swim {
             Some(p) => Some(p.indirect_at.map_or(p.deadline, |at| at.min(p.deadline))),
             None => t.probe,
         };
-        let suspicions = self.members.suspicion_deadlines();
         [
             probe,
             t.pullpush,
@@ -344,10 +343,10 @@ impl Swim {
             t.reconnect,
             t.followup,
             self.relays.next_deadline(),
+            self.members.next_suspicion_deadline(),
         ]
         .into_iter()
         .flatten()
-        .chain(suspicions)
         .min()
     }
 

@@ -632,15 +632,38 @@ fn the_suspicion_index_follows_every_transition() {
     let now = Instant::now();
     let mut t = table(State::Alive, now);
     let x = name("x");
+    let max = now + params().max;
     t.suspect(now, &suspect("m", 5, "x"), Evidence::Accuser(&x), params());
-    assert_eq!(t.suspects(), [name("m")]);
-    assert_eq!(t.suspicion_deadlines().count(), 1);
+    assert_eq!(t.next_suspicion_deadline(), Some(max));
+    assert!(
+        t.expired_suspicions(max - Duration::from_millis(1))
+            .is_empty()
+    );
+    assert_eq!(t.expired_suspicions(max), [name("m")]);
+    // A second accuser shortens the timer; the index follows.
+    let y = name("y");
+    t.suspect(now, &suspect("m", 5, "y"), Evidence::Accuser(&y), params());
+    let shortened = t.next_suspicion_deadline().expect("still suspected");
+    assert!(shortened < max);
+    assert_eq!(t.suspicion(&name("m")).unwrap().1.deadline(), shortened);
+    assert_eq!(t.expired_suspicions(shortened), [name("m")]);
+    t.postpone_suspicion(&name("m"), max + Duration::from_secs(1));
+    assert_eq!(
+        t.next_suspicion_deadline(),
+        Some(max + Duration::from_secs(1))
+    );
+    assert!(t.expired_suspicions(max).is_empty(), "postponed");
     t.alive(now, &alive("m", 6));
-    assert!(t.suspects().is_empty(), "a refutation clears the timer");
+    assert_eq!(t.next_suspicion_deadline(), None, "a refutation clears it");
     t.suspect(now, &suspect("m", 6, "x"), Evidence::Accuser(&x), params());
+    assert!(t.next_suspicion_deadline().is_some());
     t.dead(now, &dead("m", 6, "x"));
-    assert!(t.suspects().is_empty(), "a death clears the timer");
-    assert_eq!(t.suspicion_deadlines().count(), 0);
+    assert_eq!(t.next_suspicion_deadline(), None, "a death clears it");
+    assert!(t.expired_suspicions(max + params().max).is_empty());
+    t.alive(now, &alive("m", 7));
+    t.suspect(now, &suspect("m", 7, "x"), Evidence::Accuser(&x), params());
+    t.remove(&name("m"));
+    assert_eq!(t.next_suspicion_deadline(), None, "a removal clears it");
 }
 
 fn scanned_alive(t: &Membership) -> usize {

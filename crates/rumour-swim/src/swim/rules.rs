@@ -241,17 +241,14 @@ impl Swim {
         let grace = self.config.probe_timeout();
         let mut due = Vec::new();
         let mut stalled = false;
-        for name in self.members.suspects() {
-            let Some((incarnation, timer)) = self.members.suspicion_mut(&name) else {
+        for name in self.members.expired_suspicions(now) {
+            let Some((incarnation, timer)) = self.members.suspicion(&name) else {
                 continue;
             };
-            if timer.deadline() > now {
-                continue;
-            }
             if now.saturating_duration_since(timer.deadline()) > stall_limit && !timer.postponed {
                 // The timer fired late: this node was stalled, and refutations may be waiting
                 // unread. Give them one more chance before declaring anyone dead.
-                timer.postpone_to(now + grace);
+                self.members.postpone_suspicion(&name, now + grace);
                 stalled = true;
                 continue;
             }
