@@ -22,12 +22,12 @@ use rumour_wire::{Broadcast, BroadcastQueue, QueueStats, varint};
 use crate::message::{Marker, Message};
 use crate::store::{Version, change_message};
 
-/// Where a queued change is filed in its queue: its KV key and a hash of the smallest entry name
-/// it carries (0 for a change that carries none).
+/// Where a queued change is filed in its queue: its KV key and the smallest hash of the entry
+/// names it carries (0 for a change that carries none).
 ///
 /// A change invalidates only queued changes of the same key whose names it all carries, so
-/// their smallest name is one of its own names: queueing a change compares it with the changes
-/// filed under its own names, not with every queued change of the key (a ring of 1,000
+/// their smallest name hash is one of its own: queueing a change compares it with the changes
+/// filed under its own name hashes, not with every queued change of the key (a ring of 1,000
 /// instances heartbeating queues thousands of changes under one key).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct FileKey {
@@ -36,21 +36,20 @@ pub struct FileKey {
     first: u64,
 }
 
-/// The hash of an entry name in a [`FileKey`]; collisions only cost a comparison.
-fn name_hash(name: &str) -> u64 {
-    let mut hasher = rumour_wire::StableHasher::new();
-    hasher.write(name.as_bytes());
-    hasher.finish() | 1
-}
-
-/// One queued change: the KV key, the entry names it carries, the key's node-local version when
-/// it was made, and the encoded [`Message::Change`](crate::message::Message::Change).
+/// One queued change: the KV key, the hashes of the entry names it carries
+/// ([`rumour_ring::content_hash`]), the key's node-local version when it was made, and the
+/// encoded [`Message::Change`](crate::message::Message::Change).
+///
+/// Names are compared by their 64-bit hashes: building and keeping the names themselves cost
+/// an allocation each for every heartbeat forwarded. Two names colliding could let a change
+/// invalidate a queued one it does not cover; the pull-push that follows repairs what gossip
+/// then missed.
 #[derive(Clone, Debug)]
 pub struct KvBroadcast {
     /// The KV key and the smallest name's hash.
     file: FileKey,
-    /// Shared, so that the copy each transmit takes costs no allocation per name.
-    content: Arc<[String]>,
+    /// Sorted and distinct; shared, so that the copy each transmit takes allocates nothing.
+    content: Arc<[u64]>,
     version: Version,
     message: Bytes,
     /// The change's value and marker, when the message carries a value: what a fill merges to
@@ -61,12 +60,12 @@ pub struct KvBroadcast {
 }
 
 impl KvBroadcast {
-    /// A queued change; `content` may come in any order.
+    /// A queued change; `content` (the name hashes) may come in any order.
     #[must_use]
-    pub fn new(key: String, mut content: Vec<String>, version: Version, message: Bytes) -> Self {
+    pub fn new(key: String, mut content: Vec<u64>, version: Version, message: Bytes) -> Self {
         content.sort_unstable();
         content.dedup();
-        let first = content.first().map_or(0, |name| name_hash(name));
+        let first = content.first().copied().unwrap_or(0);
         KvBroadcast {
             file: FileKey {
                 key: key.into(),
@@ -94,9 +93,9 @@ impl KvBroadcast {
         &self.file.key
     }
 
-    /// The entry names the change carries, sorted.
+    /// The hashes of the entry names the change carries, sorted.
     #[must_use]
-    pub fn content(&self) -> &[String] {
+    pub fn content(&self) -> &[u64] {
         &self.content
     }
 
@@ -127,8 +126,8 @@ impl Broadcast for KvBroadcast {
             first: 0,
         };
         f(&scope);
-        for name in self.content.iter() {
-            scope.first = name_hash(name);
+        for &hash in self.content.iter() {
+            scope.first = hash;
             f(&scope);
         }
     }
@@ -149,7 +148,7 @@ impl Broadcast for KvBroadcast {
 }
 
 /// Whether sorted `big` holds every element of sorted `small`.
-fn is_superset(big: &[String], small: &[String]) -> bool {
+fn is_superset(big: &[u64], small: &[u64]) -> bool {
     let mut big = big.iter();
     small
         .iter()
@@ -358,7 +357,7 @@ mod tests {
     fn change(key: &str, names: &[&str], version: u64, len: usize) -> KvBroadcast {
         KvBroadcast::new(
             key.into(),
-            names.iter().map(|n| n.to_string()).collect(),
+            names.iter().map(|n| rumour_ring::content_hash(n)).collect(),
             Version(version),
             Bytes::from(vec![0u8; len]),
         )
@@ -392,14 +391,19 @@ mod tests {
         assert_eq!(outbox.lens(), (0, 7));
         // {a, b, c} covers {a}, {b}, {a, c}, {} and {b, c}, not {d} nor another key's {a}.
         outbox.push(change("ring", &["c", "b", "a"], 2, 10), Origin::Forwarded);
-        let left: Vec<(String, Vec<String>)> = outbox
+        let left: Vec<(String, Vec<u64>)> = outbox
             .iter()
             .map(|b| (b.file.key.to_string(), b.content().to_vec()))
             .collect();
+        let hashes = |names: &[&str]| {
+            let mut hashes: Vec<u64> = names.iter().map(|n| rumour_ring::content_hash(n)).collect();
+            hashes.sort_unstable();
+            hashes
+        };
         assert_eq!(left.len(), 3, "{left:?}");
-        assert!(left.contains(&("ring".into(), vec!["d".into()])));
-        assert!(left.contains(&("other".into(), vec!["a".into()])));
-        assert!(left.contains(&("ring".into(), vec!["a".into(), "b".into(), "c".into()])));
+        assert!(left.contains(&("ring".into(), hashes(&["d"]))));
+        assert!(left.contains(&("other".into(), hashes(&["a"]))));
+        assert!(left.contains(&("ring".into(), hashes(&["a", "b", "c"]))));
     }
 
     #[test]
@@ -468,7 +472,7 @@ mod packing {
             Message::Change(change_message(key, Ring::CODEC_ID, Some(&value), marker)).encode();
         KvBroadcast::new(
             key.into(),
-            Mergeable::content(&value),
+            Mergeable::content_hashes(&value),
             Version(version),
             message,
         )

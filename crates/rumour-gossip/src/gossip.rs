@@ -623,7 +623,7 @@ impl Gossip {
         let content = applied
             .change
             .as_ref()
-            .map(|c| c.content())
+            .map(|c| c.content_hashes())
             .unwrap_or_default();
         let message = Message::Change(kc).encode();
         if self.history.enabled() {
@@ -634,7 +634,11 @@ impl Gossip {
                 codec: codec.to_owned(),
                 value_len,
                 version_after: applied.version,
-                changes: content.clone(),
+                changes: applied
+                    .change
+                    .as_ref()
+                    .map(|c| c.content())
+                    .unwrap_or_default(),
                 message: message.clone(),
             };
             self.history.record(true, record);

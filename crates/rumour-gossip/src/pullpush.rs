@@ -606,7 +606,7 @@ impl Gossip {
         }
         let entry = self.store.entry(key)?;
         match entry.value.select_buckets(selection, except) {
-            Some(part) if part.content().is_empty() => None,
+            Some(part) if !part.has_content() => None,
             Some(part) => Some(change_message(
                 key,
                 entry.codec(),

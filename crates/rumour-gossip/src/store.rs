@@ -77,7 +77,7 @@ struct Entry {
     /// Local wall time at which this node saw the key become deleted: the deleted key is
     /// forgotten `obsolete_entries_timeout` after it, whatever time the marker carries.
     deleted_at: Timestamp,
-    /// Cached hash of the canonical encoding, cleared whenever the entry changes.
+    /// Cached [`key_hash`], cleared whenever the entry changes.
     hash: Option<u64>,
 }
 
@@ -141,7 +141,11 @@ impl Entry {
         if let Some(hash) = self.hash {
             return hash;
         }
-        let hash = key_hash(self.value.codec_id(), self.marker, &self.value.encode());
+        let codec = self.value.codec_id();
+        let hash = match self.value.state_hash() {
+            Some(state) => key_hash(codec, self.marker, &state.to_le_bytes()),
+            None => key_hash(codec, self.marker, &self.value.encode()),
+        };
         self.hash = Some(hash);
         hash
     }
@@ -155,11 +159,12 @@ pub(crate) fn prune(
     if let Some(cutoff) = cutoff {
         value.remove_tombstones(cutoff);
     }
-    (!value.content().is_empty()).then_some(value)
+    value.has_content().then_some(value)
 }
 
 /// The hash pull-push compares for one key: FNV-1a 64 over the codec id, the marker and the
-/// value's canonical encoding.
+/// value's state: its [`Mergeable::state_hash`](rumour_ring::Mergeable::state_hash) (8 bytes,
+/// little-endian) where its type has one, else its canonical encoding.
 pub(crate) fn key_hash(codec: &str, marker: Marker, encoded: &[u8]) -> u64 {
     let mut fnv = StableHasher::new();
     fnv.write(&(codec.len() as u64).to_le_bytes());

@@ -417,6 +417,10 @@ impl<'a> BitReader<'a> {
     /// The next 64 bits, zero-filled past the end.
     fn peek(&self) -> u64 {
         let byte = (self.pos / 8) as usize;
+        if let Some(word) = self.bytes.get(byte..byte + 8) {
+            let word: [u8; 8] = word.try_into().expect("eight bytes");
+            return u64::from_be_bytes(word) << (self.pos % 8);
+        }
         let mut buf = [0u8; 8];
         let available = self.bytes.len().saturating_sub(byte).min(8);
         buf[..available].copy_from_slice(&self.bytes[byte..byte + available]);

@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::instance::{Body, Entry, Instance};
+use crate::instance::{Body, Entry, Instance, InstanceId};
 use crate::mergeable::Timestamp;
 
 /// How long a forgotten instance is remembered after it was forgotten: a node away for longer
@@ -33,7 +33,7 @@ pub(crate) const RETENTION: Timestamp = Timestamp(24 * 60 * 60 * 1000);
 /// sweep with nothing to expire costs O(1)).
 #[derive(Clone, Debug)]
 pub(crate) struct Memory {
-    ids: BTreeMap<Arc<str>, Forgotten>,
+    ids: BTreeMap<InstanceId, Forgotten>,
     floor: Timestamp,
 }
 

@@ -329,12 +329,17 @@ pub(crate) fn same_body(a: Option<&Arc<Body>>, b: Option<&Arc<Body>>) -> bool {
     }
 }
 
+/// An instance id as the ring stores it: inline when short (as ids are), shared when long,
+/// cheap to clone either way.
+pub(crate) type InstanceId = smol_str::SmolStr;
+
 /// One instance id's state in a ring: an optional description and a heartbeat (zero when none).
 /// An entry with a heartbeat but no description is a *ghost*: a heartbeat that arrived before
 /// (or after forgetting) the description. Ghosts are invisible to getters and lookups.
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
-    pub(crate) id: Arc<str>,
+    /// Inline up to 23 bytes: searches compare ids without leaving the entry vector.
+    pub(crate) id: InstanceId,
     pub(crate) body: Option<Arc<Body>>,
     pub(crate) heartbeat: Timestamp,
     /// Local wall time at which this node received (or wrote) the entry's current tombstone;
@@ -346,7 +351,7 @@ pub(crate) struct Entry {
 
 impl Entry {
     /// An entry with no receive time.
-    pub(crate) fn new(id: Arc<str>, body: Option<Arc<Body>>, heartbeat: Timestamp) -> Entry {
+    pub(crate) fn new(id: InstanceId, body: Option<Arc<Body>>, heartbeat: Timestamp) -> Entry {
         Entry {
             id,
             body,

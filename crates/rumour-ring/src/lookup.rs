@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::error::Error;
-use crate::instance::{Entry, Instance, State};
+use crate::instance::{Entry, Instance, InstanceId, State};
 use crate::mergeable::Timestamp;
 use crate::replication::{Operation, ReplicationConfig, ReplicationSet, ZoneAwareness, replica};
 use crate::ring::Ring;
@@ -24,7 +24,7 @@ pub(crate) struct Slot {
     pub(crate) entry: u32,
     /// Index of its zone in `TokenTable::zones`.
     pub(crate) zone: u32,
-    pub(crate) id: Arc<str>,
+    pub(crate) id: InstanceId,
 }
 
 /// Sorted ring tokens and their owners.

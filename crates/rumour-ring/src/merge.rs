@@ -33,12 +33,9 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use crate::forgotten::{self, Admit};
-use crate::instance::{Body, Entry, Instance};
+use crate::instance::{Body, Entry, Instance, InstanceId};
 use crate::mergeable::{Timestamp, Tombstones};
 use crate::ring::{HEARTBEAT_SUFFIX, Impact, Ring, table_impact};
-
-/// Changes this small are merged by binary search instead of a full merge-join.
-const SMALL_CHANGE: usize = 16;
 
 /// See the module documentation.
 pub(crate) fn merge(ring: &mut Ring, other: &Ring, local_cas: Option<Timestamp>) -> Option<Ring> {
@@ -46,8 +43,8 @@ pub(crate) fn merge(ring: &mut Ring, other: &Ring, local_cas: Option<Timestamp>)
         return None;
     }
     match local_cas {
-        None if other.entries.len() <= SMALL_CHANGE => merge_small(ring, other),
-        _ => merge_join(ring, other, local_cas),
+        None => merge_received(ring, other),
+        Some(now) => merge_cas(ring, other, now),
     }
 }
 
@@ -142,20 +139,32 @@ fn merge_entry(
     Some((merged, change))
 }
 
-/// Few incoming entries: binary search each, edit in place.
-fn merge_small(ring: &mut Ring, other: &Ring) -> Option<Ring> {
+/// A received value: each incoming entry is found by a galloping search from the previous
+/// one and merged in place; new ids are inserted in one pass at the end. A heartbeat change of
+/// `m` entries into a ring of `n` costs `O(m log(n / m))` comparisons and copies nothing, however
+/// large the ring.
+fn merge_received(ring: &mut Ring, other: &Ring) -> Option<Ring> {
     let mut changes = Vec::new();
     let mut impact = Impact::None;
     let mut revived = Vec::new();
+    // New entries and the stored position each goes before, in id order.
+    let mut inserts: Vec<(usize, Entry)> = Vec::new();
+    let mut from = 0;
     for incoming in other.entries.iter() {
-        let position = ring.find(&incoming.id);
-        if position.is_err() && ring.entries.len() >= ring.limits.max_instances {
-            ring.refused_instances += 1;
-            continue;
-        }
+        let position = gallop(&ring.entries, from, &incoming.id);
+        from = match position {
+            Ok(i) => i + 1,
+            Err(i) => i,
+        };
         let restored;
         let incoming = match position {
             Ok(_) => incoming,
+            // A new id past the limit is not added.
+            Err(_) if ring.entries.len() + inserts.len() >= ring.limits.max_instances => {
+                ring.refused_instances += 1;
+                continue;
+            }
+            // A new id may be a stale copy of an instance forgotten here.
             Err(_) => match forgotten::admit(&ring.forgotten, incoming, other.received_at) {
                 Admit::Take => incoming,
                 Admit::Refuse => continue,
@@ -165,9 +174,6 @@ fn merge_small(ring: &mut Ring, other: &Ring) -> Option<Ring> {
                 }
             },
         };
-        if !ring.forgotten.is_empty() && position.is_err() {
-            revived.push(incoming.id.clone());
-        }
         let stored = position.ok().map(|i| &ring.entries[i]);
         let Some((merged, change)) = merge_entry(stored, incoming, None) else {
             continue;
@@ -175,27 +181,62 @@ fn merge_small(ring: &mut Ring, other: &Ring) -> Option<Ring> {
         if merged.is_tombstone() || stored.is_some_and(Entry::is_tombstone) {
             ring.tombstones = None;
         }
-        let entries = Arc::make_mut(&mut ring.entries);
         match position {
             Ok(i) => {
-                impact = impact.max(table_impact(entries[i].body.as_ref(), merged.body.as_ref()));
-                entries[i] = merged;
+                impact = impact.max(table_impact(
+                    ring.entries[i].body.as_ref(),
+                    merged.body.as_ref(),
+                ));
+                Arc::make_mut(&mut ring.entries)[i] = merged;
             }
             Err(i) => {
+                if !ring.forgotten.is_empty() {
+                    revived.push(incoming.id.clone());
+                }
                 impact = impact
                     .max(Impact::Shifted)
                     .max(table_impact(None, merged.body.as_ref()));
-                entries.insert(i, merged);
+                inserts.push((i, merged));
             }
         }
         changes.push(change);
+    }
+    if !inserts.is_empty() {
+        let entries = Arc::make_mut(&mut ring.entries);
+        let stored = std::mem::take(entries);
+        entries.reserve_exact(stored.len() + inserts.len());
+        let mut inserts = inserts.into_iter().peekable();
+        for (i, entry) in stored.into_iter().enumerate() {
+            while let Some((_, new)) = inserts.next_if(|(at, _)| *at == i) {
+                entries.push(new);
+            }
+            entries.push(entry);
+        }
+        entries.extend(inserts.map(|(_, new)| new));
     }
     unremember(ring, &revived);
     finish(ring, changes, impact)
 }
 
+/// The position of `id` in `entries` (sorted by id), or where it would go, searching from
+/// `from` (which no earlier position follows) with steps that double: `O(log d)` comparisons
+/// for a position `d` entries on.
+fn gallop(entries: &[Entry], from: usize, id: &str) -> Result<usize, usize> {
+    let rest = &entries[from..];
+    let mut bound = 1;
+    while bound < rest.len() && *rest[bound - 1].id < *id {
+        bound *= 2;
+    }
+    let low = bound / 2;
+    let window = &rest[low..bound.min(rest.len())];
+    match window.binary_search_by(|e| (*e.id).cmp(id)) {
+        Ok(i) => Ok(from + low + i),
+        Err(i) => Err(from + low + i),
+    }
+}
+
 /// Forgets the memories of forgotten instances that are held again.
-fn unremember(ring: &mut Ring, ids: &[Arc<str>]) {
+fn unremember(ring: &mut Ring, ids: &[InstanceId]) {
     if !ids.is_empty() {
         let memory = Arc::make_mut(&mut ring.forgotten);
         for id in ids {
@@ -204,18 +245,15 @@ fn unremember(ring: &mut Ring, ids: &[Arc<str>]) {
     }
 }
 
-/// A merge-join of both sorted entry lists; the result vector is only built once something
+/// A local compare-and-swap: a merge-join of both sorted entry lists, since every stored entry
+/// missing from the desired state changes too; the result vector is only built once something
 /// changes.
-fn merge_join(ring: &mut Ring, other: &Ring, local_cas: Option<Timestamp>) -> Option<Ring> {
+fn merge_cas(ring: &mut Ring, other: &Ring, now: Timestamp) -> Option<Ring> {
     let (a, b) = (&ring.entries[..], &other.entries[..]);
     let mut out: Option<Vec<Entry>> = None;
     let mut changes = Vec::new();
     let mut impact = Impact::None;
     let (mut i, mut j) = (0, 0);
-    // Entries the merged ring holds so far and will hold: the stored ones plus the new ids added.
-    let mut held = a.len();
-    let mut refused = 0;
-    let mut revived = Vec::new();
     loop {
         let (stored, incoming) = match (a.get(i), b.get(j)) {
             (Some(x), Some(y)) => match x.id.cmp(&y.id) {
@@ -227,8 +265,9 @@ fn merge_join(ring: &mut Ring, other: &Ring, local_cas: Option<Timestamp>) -> Op
             (None, Some(y)) => (None, Some(y)),
             (None, None) => break,
         };
-        let merged = match (stored, incoming, local_cas) {
-            (Some(s), None, Some(now)) => cas_missing(s, now).map(|body| {
+        // Local writes are not bounded by the limits, nor refused as forgotten.
+        let merged = match (stored, incoming) {
+            (Some(s), None) => cas_missing(s, now).map(|body| {
                 let entry = Entry {
                     body: Some(body),
                     received: now,
@@ -236,26 +275,9 @@ fn merge_join(ring: &mut Ring, other: &Ring, local_cas: Option<Timestamp>) -> Op
                 };
                 (entry.clone(), entry)
             }),
-            // A received new id past the limit is not added; local writes are not bounded.
-            (None, Some(_), None) if held >= ring.limits.max_instances => {
-                refused += 1;
-                None
-            }
-            // A received new id may be a stale copy of an instance forgotten here.
-            (None, Some(inc), None) if !ring.forgotten.is_empty() => {
-                match forgotten::admit(&ring.forgotten, inc, other.received_at) {
-                    Admit::Take => merge_entry(None, inc, None),
-                    Admit::Refuse => None,
-                    Admit::Restore(tombstone) => merge_entry(None, &tombstone, None),
-                }
-                .inspect(|_| revived.push(inc.id.clone()))
-            }
-            (s, Some(inc), _) => merge_entry(s, inc, local_cas),
-            _ => None,
+            (s, Some(inc)) => merge_entry(s, inc, Some(now)),
+            (None, None) => None,
         };
-        if stored.is_none() && merged.is_some() {
-            held += 1;
-        }
         match merged {
             Some((entry, change)) => {
                 if entry.is_tombstone() || stored.is_some_and(Entry::is_tombstone) {
@@ -289,8 +311,6 @@ fn merge_join(ring: &mut Ring, other: &Ring, local_cas: Option<Timestamp>) -> Op
     if let Some(entries) = out {
         ring.entries = Arc::new(entries);
     }
-    ring.refused_instances += refused;
-    unremember(ring, &revived);
     finish(ring, changes, impact)
 }
 

@@ -130,6 +130,15 @@ pub fn name_hash(seed: u64, name: &str) -> u64 {
     h.finish()
 }
 
+/// The hash of one content name (see [`Mergeable::content_hashes`]): FNV-1a 64 of its bytes
+/// (no length prefix, so that a name can be hashed in parts), never zero.
+#[must_use]
+pub fn content_hash(name: &str) -> u64 {
+    let mut h = rumour_wire::StableHasher::new();
+    h.write(name.as_bytes());
+    h.finish() | 1
+}
+
 /// A state-based CRDT value. See the module documentation for the laws.
 pub trait Mergeable: Clone + fmt::Debug + PartialEq + Send + Sync + 'static {
     /// The codec id written on the wire next to encoded values of this type.
@@ -144,12 +153,36 @@ pub trait Mergeable: Clone + fmt::Debug + PartialEq + Send + Sync + 'static {
     /// content is a superset of a queued change's content replaces it.
     fn content(&self) -> Vec<String>;
 
+    /// The [`content_hash`] of each name [`Mergeable::content`] gives, in any order: what the
+    /// gossip queues file and compare changes by. Override it when hashing costs less than
+    /// building the names (the ring hashes an id once for its two names).
+    fn content_hashes(&self) -> Vec<u64> {
+        self.content()
+            .iter()
+            .map(|name| content_hash(name))
+            .collect()
+    }
+
+    /// Whether [`Mergeable::content`] names anything. Override it when building the names costs
+    /// more than a look: the store asks it of every received change.
+    fn has_content(&self) -> bool {
+        !self.content().is_empty()
+    }
+
     /// Forgets tombstones last updated before `older_than`; [`Timestamp::MAX`] forgets them all
     /// (what a read that must not show tombstones uses).
     fn remove_tombstones(&mut self, older_than: Timestamp) -> Tombstones;
 
     /// Encodes the value canonically: equal values give equal bytes.
     fn encode(&self) -> Vec<u8>;
+
+    /// A 64-bit hash of the value's state, equal for equal values, that pull-push compares
+    /// instead of hashing [`Mergeable::encode`]: override it when a value can hash itself
+    /// without encoding (the ring hashes cached description digests and heartbeats). `None`,
+    /// the default, hashes the encoding.
+    fn state_hash(&self) -> Option<u64> {
+        None
+    }
 
     /// Decodes a value; arbitrary bytes give an error, never a panic, and never an allocation
     /// larger than the input justifies.
@@ -227,10 +260,16 @@ pub trait Value: Any + fmt::Debug + Send + Sync {
     ) -> Result<Option<Box<dyn Value>>, Error>;
     /// [`Mergeable::content`].
     fn content(&self) -> Vec<String>;
+    /// [`Mergeable::content_hashes`].
+    fn content_hashes(&self) -> Vec<u64>;
+    /// [`Mergeable::has_content`].
+    fn has_content(&self) -> bool;
     /// [`Mergeable::remove_tombstones`].
     fn remove_tombstones(&mut self, older_than: Timestamp) -> Tombstones;
     /// [`Mergeable::encode`].
     fn encode(&self) -> Vec<u8>;
+    /// [`Mergeable::state_hash`].
+    fn state_hash(&self) -> Option<u64>;
     /// [`Mergeable::entry_digests`].
     fn entry_digests(&self) -> Option<Vec<EntryDigest>>;
     /// [`Mergeable::receive`].
@@ -286,12 +325,24 @@ impl<T: Mergeable> Value for T {
         Mergeable::content(self)
     }
 
+    fn content_hashes(&self) -> Vec<u64> {
+        Mergeable::content_hashes(self)
+    }
+
+    fn has_content(&self) -> bool {
+        Mergeable::has_content(self)
+    }
+
     fn remove_tombstones(&mut self, older_than: Timestamp) -> Tombstones {
         Mergeable::remove_tombstones(self, older_than)
     }
 
     fn encode(&self) -> Vec<u8> {
         Mergeable::encode(self)
+    }
+
+    fn state_hash(&self) -> Option<u64> {
+        Mergeable::state_hash(self)
     }
 
     fn entry_digests(&self) -> Option<Vec<EntryDigest>> {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::instance::{Body, Instance, State, heartbeat_healthy};
+use crate::instance::{Body, Instance, InstanceId, State, heartbeat_healthy};
 use crate::mergeable::Timestamp;
 use crate::ring::Ring;
 
@@ -103,7 +103,7 @@ impl Default for ReplicationConfig {
 /// One instance picked by a lookup: a cheap owned handle (two `Arc`s and a timestamp).
 #[derive(Clone, Debug)]
 pub struct Replica {
-    pub(crate) id: Arc<str>,
+    pub(crate) id: InstanceId,
     pub(crate) body: Arc<Body>,
     pub(crate) heartbeat: Timestamp,
 }
@@ -278,7 +278,7 @@ impl ReplicationSet {
 
 impl Ring {
     /// Described instances that are not tombstones, in id order.
-    fn live_entries(&self) -> impl Iterator<Item = (&Arc<str>, &Arc<Body>, Timestamp)> + '_ {
+    fn live_entries(&self) -> impl Iterator<Item = (&InstanceId, &Arc<Body>, Timestamp)> + '_ {
         self.entries.iter().filter_map(|e| {
             let body = e.body.as_ref()?;
             (!body.instance.is_tombstone()).then_some((&e.id, body, e.heartbeat))
@@ -369,7 +369,7 @@ impl Ring {
     }
 }
 
-pub(crate) fn replica(id: &Arc<str>, body: &Arc<Body>, heartbeat: Timestamp) -> Replica {
+pub(crate) fn replica(id: &InstanceId, body: &Arc<Body>, heartbeat: Timestamp) -> Replica {
     Replica {
         id: id.clone(),
         body: body.clone(),

@@ -307,6 +307,41 @@ impl Mergeable for Ring {
         names
     }
 
+    fn content_hashes(&self) -> Vec<u64> {
+        let mut hashes = Vec::with_capacity(self.entries.len() * 2);
+        for entry in self.entries.iter() {
+            let mut h = rumour_wire::StableHasher::new();
+            h.write(entry.id.as_bytes());
+            if entry.body.is_some() {
+                hashes.push(h.finish() | 1);
+            }
+            if entry.heartbeat.0 > 0 {
+                h.write(HEARTBEAT_SUFFIX.as_bytes());
+                hashes.push(h.finish() | 1);
+            }
+        }
+        hashes
+    }
+
+    fn has_content(&self) -> bool {
+        self.entries
+            .iter()
+            .any(|e| e.body.is_some() || e.heartbeat.0 > 0)
+    }
+
+    /// Each entry's id, description digest and heartbeat, in id order: what the canonical
+    /// encoding holds, without encoding a token (descriptions cache their digests).
+    fn state_hash(&self) -> Option<u64> {
+        let mut h = rumour_wire::StableHasher::new();
+        h.write(b"ring");
+        h.write_u64(self.entries.len() as u64);
+        for entry in self.entries.iter() {
+            h.write_str(&entry.id);
+            h.write_u64(entry_hash(entry));
+        }
+        Some(h.finish())
+    }
+
     /// A ring (change) holding heartbeats and no description.
     fn is_refresh(&self) -> bool {
         !self.entries.is_empty() && self.entries.iter().all(|e| e.body.is_none())
@@ -473,6 +508,50 @@ mod tests {
         ring.set_instance(id, instance).expect("valid id");
         ring.set_heartbeat(id, Timestamp(at)).expect("valid id");
         ring
+    }
+
+    #[test]
+    fn content_hashes_and_state_hash_agree_with_the_names_and_the_encoding() {
+        let mut ring = one("a", 5);
+        ring.merge(&one("b", 6), None);
+        ring.set_heartbeat("ghost", Timestamp(9)).expect("valid id");
+        ring.set_instance(
+            "quiet",
+            one("q", 2).instance("q").expect("q").instance().clone(),
+        )
+        .expect("valid id");
+        let mut named: Vec<u64> = Mergeable::content(&ring)
+            .iter()
+            .map(|n| crate::content_hash(n))
+            .collect();
+        let mut hashed = Mergeable::content_hashes(&ring);
+        named.sort_unstable();
+        hashed.sort_unstable();
+        assert_eq!(
+            named.len(),
+            6,
+            "a, b and quiet described; a, b and ghost heartbeating"
+        );
+        assert_eq!(hashed, named);
+        assert!(Mergeable::has_content(&ring));
+        assert!(!Mergeable::has_content(&Ring::new()));
+
+        // Equal states hash equally however they were built; any change moves the hash.
+        let decoded = Ring::decode(&Mergeable::encode(&ring)).expect("decodes");
+        assert_eq!(
+            Mergeable::state_hash(&decoded),
+            Mergeable::state_hash(&ring)
+        );
+        let mut later = ring.clone();
+        later
+            .set_heartbeat("ghost", Timestamp(10))
+            .expect("valid id");
+        assert_ne!(Mergeable::state_hash(&later), Mergeable::state_hash(&ring));
+        let mut moved = ring.clone();
+        let mut instance = moved.instance("b").expect("b").instance().clone();
+        instance.addr = "b:2".into();
+        moved.set_instance("b", instance).expect("valid id");
+        assert_ne!(Mergeable::state_hash(&moved), Mergeable::state_hash(&ring));
     }
 
     #[test]

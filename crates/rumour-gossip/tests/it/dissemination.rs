@@ -88,7 +88,7 @@ fn forwarded_changes_are_the_locally_computed_ones() {
 
     let queued: Vec<_> = net.nodes[1].queued().collect();
     assert_eq!(queued.len(), 1);
-    assert_eq!(queued[0].content(), ["b"]);
+    assert_eq!(queued[0].content(), [rumour_ring::content_hash("b")]);
     let (key, value) = decoded_value(queued[0].message());
     assert_eq!(key, "k");
     assert_eq!(

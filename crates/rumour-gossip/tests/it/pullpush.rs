@@ -420,7 +420,7 @@ fn rings_one_heartbeat_apart_exchange_one_bucket_of_heartbeats_not_a_digest_per_
     };
     assert!(net.nodes[0].entry("ring").unwrap().version > version);
     assert!(
-        change.content() == ["node-7 heartbeat"],
+        change.content() == [rumour_ring::content_hash("node-7 heartbeat")],
         "{} names",
         change.content().len()
     );
