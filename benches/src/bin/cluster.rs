@@ -64,7 +64,7 @@ struct Cli {
     shared_ip: bool,
     /// Run the scenarios (join, detect, steady) on the deterministic simulator instead, with
     /// the same nodes and the same measurements, on virtual time (reported as `rumour-sim`).
-    #[arg(long, conflicts_with_all = ["keys", "shared_ip"])]
+    #[arg(long, conflicts_with = "keys")]
     sim: bool,
     /// With `--sim`: the simulated transport refuses a connection past its inbound limit (the
     /// stream is lost) instead of replacing the connection idle longest, as the real transport

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rumour_cluster::sim::{LinkConfig, NodeId, NodeSeed, Sim, StreamConfig, node_addr};
+use rumour_cluster::sim::{Hosts, LinkConfig, NodeId, NodeSeed, Sim, StreamConfig};
 use rumour_cluster::{Node, NodeConfig, NodeEvent, Profile};
 use rumour_wire::Traffic;
 
@@ -37,7 +37,12 @@ pub fn run(scenario: Scenario, settings: &Settings, rep: u64) -> Result<Sample, 
     let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
     rng.set_stream(rep);
     let profile = settings.profile;
-    let seed_addr = node_addr(NodeId(0));
+    let hosts = if settings.shared_ip {
+        Hosts::Shared
+    } else {
+        Hosts::Own
+    };
+    let seed_addr = hosts.addr(NodeId(0));
     let factory = Box::new(move |seed: NodeSeed| {
         let mut config = NodeConfig::new(format!("node-{:03}", seed.id.0), seed.addr, Profile::Lan);
         profile.apply(&mut config);
@@ -49,6 +54,7 @@ pub fn run(scenario: Scenario, settings: &Settings, rep: u64) -> Result<Sample, 
         node
     });
     let mut sim = Sim::new(rng.r#gen(), Instant::now(), LinkConfig::default(), factory);
+    sim.set_hosts(hosts);
     sim.network_mut().set_streams(StreamConfig {
         refuse_past_limit: settings.sim_refuse_past_limit,
         ..StreamConfig::default()

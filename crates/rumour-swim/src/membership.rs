@@ -32,7 +32,7 @@
 
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -599,6 +599,15 @@ impl Membership {
     /// The addresses of the confirmed members in state Alive or Suspect, the local node
     /// excluded, in no particular order (read straight from the records, without building a
     /// `Member` each).
+    /// How many confirmed live members (the local node excluded) each IP address holds.
+    pub(crate) fn confirmed_live_per_ip(&self) -> BTreeMap<IpAddr, usize> {
+        let mut per_ip = BTreeMap::new();
+        for addr in self.confirmed_live_addrs() {
+            *per_ip.entry(addr.ip()).or_default() += 1;
+        }
+        per_ip
+    }
+
     pub(crate) fn confirmed_live_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
         self.records[LOCAL_SLOT + 1..]
             .iter()

@@ -102,6 +102,9 @@ pub struct ScenarioConfig {
     /// Longest virtual time to wait for the cluster to converge after the joins; `None` means
     /// the scenario's default (300 s). A run that hits it reports `converged: false`.
     pub join_limit: Option<Duration>,
+    /// Every node on one host, told apart by port ([`crate::sim::Hosts::Shared`]), instead of
+    /// an IP address each.
+    pub shared_ip: bool,
 }
 
 impl ScenarioConfig {
@@ -120,6 +123,9 @@ impl ScenarioConfig {
         }
         if let Some(limit) = self.join_limit {
             cmd.push_str(&format!(" --join-limit {}", limit.as_secs_f64()));
+        }
+        if self.shared_ip {
+            cmd.push_str(" --shared-ip");
         }
         cmd
     }

@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::view::{ScenarioView, topology};
 use super::{IdleTraffic, KindRate, Report, Scenario, ScenarioConfig, Spread};
-use crate::sim::{Fault, LinkConfig, NodeId, NodeSeed, Sim, SimError};
+use crate::sim::{Fault, Hosts, LinkConfig, NodeId, NodeSeed, Sim, SimError};
 use crate::{Node, NodeConfig, NodeEvent};
 
 /// Failure declarations seen during a run: `(observer, subject) -> first time`.
@@ -38,8 +38,13 @@ impl Cluster {
     /// registers itself in the ring.
     fn new(config: &ScenarioConfig, ring: bool) -> Cluster {
         let profile = config.profile;
-        let seed_addr = crate::sim::node_addr(NodeId(0));
-        let other_seed = crate::sim::node_addr(NodeId(1));
+        let hosts = if config.shared_ip {
+            Hosts::Shared
+        } else {
+            Hosts::Own
+        };
+        let seed_addr = hosts.addr(NodeId(0));
+        let other_seed = hosts.addr(NodeId(1));
         let factory = Box::new(move |seed: NodeSeed| {
             let mut node_config = NodeConfig::new(name_of(seed.id), seed.addr, profile);
             if ring {
@@ -59,6 +64,7 @@ impl Cluster {
             node
         });
         let mut sim = Sim::new(config.seed, Instant::now(), LinkConfig::default(), factory);
+        sim.set_hosts(hosts);
         sim.set_replay(config.replay());
         let failures: Failures = Rc::default();
         let sink = failures.clone();

@@ -237,6 +237,8 @@ pub struct Sim<M: Machine> {
     free: Vec<usize>,
     slots: Vec<Slot<M>>,
     by_addr: BTreeMap<SocketAddr, NodeId>,
+    /// Where new nodes are placed.
+    hosts: Hosts,
     network: Network,
     factory: Factory<M>,
     checks: Vec<PeriodicCheck<M>>,
@@ -259,14 +261,45 @@ impl<M: Machine> fmt::Debug for Sim<M> {
     }
 }
 
-/// The address of node `i` in a simulation: `127.x.y.z:7946` with `x.y.z` counting from 1.0.1.
+/// The address of node `i` in a simulation whose nodes each have an IP address of their own
+/// ([`Hosts::Own`], the default): `127.x.y.z:7946` with `x.y.z` counting from 1.0.1.
 ///
 /// The values never reach a socket; loopback keeps even a mistake harmless.
 #[must_use]
 pub fn node_addr(id: NodeId) -> SocketAddr {
-    let n = id.0 + 1;
-    let ip = Ipv4Addr::new(127, 1 + (n >> 16) as u8, (n >> 8) as u8, n as u8);
-    SocketAddr::new(ip.into(), 7946)
+    Hosts::Own.addr(id)
+}
+
+/// Where a simulation's nodes live.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Hosts {
+    /// Each node on an IP address of its own, port 7946 ([`node_addr`]).
+    #[default]
+    Own,
+    /// All nodes on one host told apart by port (several instances on one machine, a cluster
+    /// on loopback): `127.0.0.1:1024`, `:1025`, ..., continuing on `127.0.0.2` past port
+    /// 65535. Limits per source or destination IP then apply to the whole cluster at once.
+    Shared,
+}
+
+impl Hosts {
+    /// The address of node `id`.
+    #[must_use]
+    pub fn addr(self, id: NodeId) -> SocketAddr {
+        match self {
+            Hosts::Own => {
+                let n = id.0 + 1;
+                let ip = Ipv4Addr::new(127, 1 + (n >> 16) as u8, (n >> 8) as u8, n as u8);
+                SocketAddr::new(ip.into(), 7946)
+            }
+            Hosts::Shared => {
+                const PORTS: usize = 65536 - 1024;
+                let host = 1 + id.0 / PORTS;
+                let ip = Ipv4Addr::new(127, 0, (host >> 8) as u8, host as u8);
+                SocketAddr::new(ip.into(), (1024 + id.0 % PORTS) as u16)
+            }
+        }
+    }
 }
 
 /// The random stream of node `id` in its `generation`.
@@ -295,6 +328,7 @@ impl<M: Machine> Sim<M> {
             free: Vec::new(),
             slots: Vec::new(),
             by_addr: BTreeMap::new(),
+            hosts: Hosts::Own,
             network: Network::new(link, net_rng),
             factory,
             checks: Vec::new(),
@@ -304,6 +338,20 @@ impl<M: Machine> Sim<M> {
             stats: SimStats::default(),
             same_instant: (Duration::ZERO, 0),
         }
+    }
+
+    /// Places the nodes added from now on ([`Hosts::Own`] until set). Set it before adding
+    /// the first node: nodes already added keep their addresses, and the two plans overlap.
+    pub fn set_hosts(&mut self, hosts: Hosts) {
+        self.hosts = hosts;
+    }
+
+    /// Where node `id` lives, added or not.
+    #[must_use]
+    pub fn addr_of(&self, id: NodeId) -> SocketAddr {
+        self.slots
+            .get(id.0)
+            .map_or_else(|| self.hosts.addr(id), |slot| slot.addr)
     }
 
     /// Sends every event the nodes report to `sink` (without one, events are discarded).
@@ -329,7 +377,7 @@ impl<M: Machine> Sim<M> {
     /// Adds a node, built by the factory at the current virtual time.
     pub fn add_node(&mut self) -> NodeId {
         let id = NodeId(self.slots.len());
-        let addr = node_addr(id);
+        let addr = self.hosts.addr(id);
         let seed = NodeSeed {
             id,
             addr,
@@ -353,7 +401,7 @@ impl<M: Machine> Sim<M> {
 
     fn push_slot(&mut self, machine: Option<M>) -> NodeId {
         let id = NodeId(self.slots.len());
-        let addr = node_addr(id);
+        let addr = self.hosts.addr(id);
         self.slots.push(Slot {
             machine,
             addr,

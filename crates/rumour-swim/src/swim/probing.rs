@@ -120,19 +120,30 @@ impl Swim {
         .max(1.0);
         let needed = (2.0 * total as f64 / periods).ceil() as usize; // twice what one round needs
         let per_probe = configured.max(needed).min(super::VERIFY_CAPACITY);
-        // At most `VERIFICATIONS_PER_IP` verification pings per IP address and period: forged
+        // At most `VERIFICATIONS_PER_IP` verification pings per IP address and period, and as
+        // many more for each live member this node has confirmed at that address: forged
         // members that all name one victim draw a few small pings a period to it, whatever
-        // their number (members sharing a host, as on loopback, still get a turn each).
+        // their number (as many as a member there would draw anyway), while a host that runs
+        // many real members (several instances on one machine, a cluster on loopback) gets
+        // its new members verified within a few periods.
         let mut ips: std::collections::BTreeMap<std::net::IpAddr, usize> =
             std::collections::BTreeMap::new();
+        let mut proven: Option<std::collections::BTreeMap<std::net::IpAddr, usize>> = None;
+        let members = &self.members;
         let mut batch: Vec<(NodeName, std::net::SocketAddr)> = Vec::with_capacity(per_probe);
         let mut take = |candidates: Vec<(NodeName, std::net::SocketAddr)>, limit: usize| {
             for entry in candidates {
                 if batch.len() >= limit {
                     break;
                 }
-                let sent = ips.entry(entry.1.ip()).or_default();
-                if *sent < VERIFICATIONS_PER_IP && !batch.contains(&entry) {
+                let ip = entry.1.ip();
+                let sent = ips.entry(ip).or_default();
+                let allowed = *sent < VERIFICATIONS_PER_IP || {
+                    // One pass over the table per period, and only once an address is busy.
+                    let proven = proven.get_or_insert_with(|| members.confirmed_live_per_ip());
+                    *sent < VERIFICATIONS_PER_IP * (1 + proven.get(&ip).copied().unwrap_or(0))
+                };
+                if allowed && !batch.contains(&entry) {
                     *sent += 1;
                     batch.push(entry);
                 }

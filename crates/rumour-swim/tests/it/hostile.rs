@@ -283,6 +283,27 @@ fn forged_members_draw_only_bounded_bare_pings_to_the_addresses_they_name() {
     println!("one victim: {received} forged bytes received; {stray} bytes sent to it in 60 s");
     assert!(stray <= 4 * 62 * 40, "{stray}");
     assert!(stray < received, "{stray} vs {received}");
+    // Forged entries naming the host of a real member (another port of its IP): the host has
+    // proven one member to node 0, so it may draw four more pings a period, no more.
+    let mut c = Cluster::converged(3, lan(), 37);
+    let host = addr(1).ip();
+    let mut received = 0u64;
+    for i in 0..2_000u32 {
+        let alive = Message::Alive(Alive {
+            name: NodeName::new(format!("forged-{i:06}")).unwrap(),
+            addr: SocketAddr::new(host, 10_000 + i as u16),
+            incarnation: Incarnation(1),
+            meta: Bytes::new(),
+        });
+        received += alive.encode().len() as u64;
+        c.inject(0, outsider(i as u16), &alive);
+    }
+    let stray_before = c.stray_bytes;
+    c.run_for(secs(60));
+    let stray = c.stray_bytes - stray_before;
+    println!("a member's host: {received} forged bytes received; {stray} bytes sent to it in 60 s");
+    assert!(stray <= 2 * 4 * 62 * 40, "{stray}");
+    assert!(stray < received, "{stray} vs {received}");
 }
 
 #[test]

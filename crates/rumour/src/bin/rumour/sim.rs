@@ -30,6 +30,11 @@ pub struct SimArgs {
     /// Longest virtual time, in seconds, to wait for the joins to converge (default 300).
     #[arg(long)]
     join_limit: Option<f64>,
+    /// Put every node on one host (127.0.0.1, a port each) instead of an IP address each:
+    /// limits per IP address then apply to the whole cluster, as to instances sharing a
+    /// machine.
+    #[arg(long)]
+    shared_ip: bool,
     /// Print one JSON object per scenario instead of a table.
     #[arg(long)]
     json: bool,
@@ -125,6 +130,7 @@ pub fn run(args: &SimArgs) -> ExitCode {
             loss: args.loss,
             profile: args.profile.into(),
             join_limit: args.join_limit.map(Duration::from_secs_f64),
+            shared_ip: args.shared_ip,
         };
         let mut on_progress = |done: f64| {
             if progress {
