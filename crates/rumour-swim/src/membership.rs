@@ -512,6 +512,15 @@ impl Membership {
             .collect()
     }
 
+    /// The address of `name` if it is live, unconfirmed and still due a verification ping.
+    pub(crate) fn awaiting_verification(&self, name: &NodeName) -> Option<SocketAddr> {
+        self.record(name)
+            .filter(|r| {
+                !r.confirmed && r.state.is_live() && r.verify_attempts < MAX_VERIFY_ATTEMPTS
+            })
+            .map(|r| r.addr.get())
+    }
+
     /// Counts one verification ping sent to `name`.
     pub(crate) fn note_verification(&mut self, name: &NodeName) {
         if let Some(record) = self.record_mut(name) {

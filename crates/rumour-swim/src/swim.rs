@@ -97,6 +97,8 @@ pub struct Swim {
     verifying: std::collections::BTreeMap<u32, (NodeName, SocketAddr)>,
     /// Where the verification lane resumes among the never-confirmed members.
     verify_cursor: usize,
+    /// The verification pings of the current probe period, per IP address.
+    verify_budget: probing::VerifyBudget,
 }
 
 /// The periodic timers; `None` when off.
@@ -174,6 +176,7 @@ impl Swim {
             admission: None,
             verifying: std::collections::BTreeMap::new(),
             verify_cursor: 0,
+            verify_budget: probing::VerifyBudget::default(),
             config,
         };
         swim.start_clocks(now);
@@ -575,7 +578,7 @@ impl Swim {
             Message::IndirectPing(req) => self.on_indirect_ping(now, from, req),
             Message::Ack(ack) => self.on_ack(now, from, ack.seq, delivery),
             Message::Nack(nack) => self.on_nack(nack.seq),
-            Message::Alive(alive) => self.on_alive(now, alive),
+            Message::Alive(alive) => self.on_alive(now, alive, true),
             Message::Suspect(suspect) => self.on_suspect(now, suspect),
             Message::Dead(dead) => self.on_dead(now, dead),
             Message::State(state) => self.on_state(now, from, state),

@@ -9,8 +9,28 @@ use crate::member::{NodeName, State};
 use crate::message::{Ack, IndirectPing, Message, Nack, Ping, Suspect};
 use crate::probe::{Probe, Relay};
 
-/// Verification pings the lane sends one IP address per probe period, at most.
+/// Verification pings the lane sends one IP address per probe period, at most, and as many
+/// more per member confirmed there.
 const VERIFICATIONS_PER_IP: usize = 4;
+
+/// What verification pings went where in the current probe period.
+#[derive(Debug, Default)]
+pub(super) struct VerifyBudget {
+    /// Pings sent per IP address (at most `VERIFY_CAPACITY` entries).
+    per_ip: std::collections::BTreeMap<std::net::IpAddr, usize>,
+    /// Confirmed live members per IP address, counted when an address first reaches
+    /// `VERIFICATIONS_PER_IP` in the period, and kept up to date by confirmations after that.
+    proven: Option<std::collections::BTreeMap<std::net::IpAddr, usize>>,
+}
+
+impl VerifyBudget {
+    /// Counts a member confirmed at `ip` during the period.
+    pub(super) fn note_confirmed(&mut self, ip: std::net::IpAddr) {
+        if let Some(proven) = &mut self.proven {
+            *proven.entry(ip).or_default() += 1;
+        }
+    }
+}
 
 impl Swim {
     /// The local node's alive message, carried by its pings.
@@ -107,6 +127,7 @@ impl Swim {
     /// the probes of real ones.
     fn send_verifications(&mut self) {
         self.verifying.clear();
+        self.verify_budget = VerifyBudget::default();
         let total = self.members.num_unconfirmed();
         let configured = self.config.verifications_per_probe();
         if configured == 0 || total == 0 {
@@ -120,45 +141,27 @@ impl Swim {
         .max(1.0);
         let needed = (2.0 * total as f64 / periods).ceil() as usize; // twice what one round needs
         let per_probe = configured.max(needed).min(super::VERIFY_CAPACITY);
-        // At most `VERIFICATIONS_PER_IP` verification pings per IP address and period, and as
-        // many more for each live member this node has confirmed at that address: forged
-        // members that all name one victim draw a few small pings a period to it, whatever
-        // their number (as many as a member there would draw anyway), while a host that runs
-        // many real members (several instances on one machine, a cluster on loopback) gets
-        // its new members verified within a few periods.
-        let mut ips: std::collections::BTreeMap<std::net::IpAddr, usize> =
-            std::collections::BTreeMap::new();
-        let mut proven: Option<std::collections::BTreeMap<std::net::IpAddr, usize>> = None;
-        let members = &self.members;
         let mut batch: Vec<(NodeName, std::net::SocketAddr)> = Vec::with_capacity(per_probe);
-        let mut take = |candidates: Vec<(NodeName, std::net::SocketAddr)>, limit: usize| {
-            for entry in candidates {
-                if batch.len() >= limit {
-                    break;
+        let mut take =
+            |swim: &mut Swim, candidates: Vec<(NodeName, std::net::SocketAddr)>, limit| {
+                for entry in candidates {
+                    if batch.len() >= limit {
+                        break;
+                    }
+                    if !batch.contains(&entry) && swim.admit_verification(entry.1.ip()) {
+                        batch.push(entry);
+                    }
                 }
-                let ip = entry.1.ip();
-                let sent = ips.entry(ip).or_default();
-                let allowed = *sent < VERIFICATIONS_PER_IP || {
-                    // One pass over the table per period, and only once an address is busy.
-                    let proven = proven.get_or_insert_with(|| members.confirmed_live_per_ip());
-                    *sent < VERIFICATIONS_PER_IP * (1 + proven.get(&ip).copied().unwrap_or(0))
-                };
-                if allowed && !batch.contains(&entry) {
-                    *sent += 1;
-                    batch.push(entry);
-                }
-            }
-        };
+            };
         let half = per_probe.div_ceil(2);
-        take(self.members.newest_unconfirmed_live(4 * half), half);
+        let newest = self.members.newest_unconfirmed_live(4 * half);
+        take(self, newest, half);
         if self.verify_cursor >= total {
             self.verify_cursor = 0;
         }
         let walk = 4 * (per_probe - half);
-        take(
-            self.members.unconfirmed_live(self.verify_cursor, walk),
-            per_probe,
-        );
+        let walked = self.members.unconfirmed_live(self.verify_cursor, walk);
+        take(self, walked, per_probe);
         self.verify_cursor += walk;
         for (name, addr) in batch {
             self.members.note_verification(&name);
@@ -166,9 +169,50 @@ impl Swim {
         }
     }
 
+    /// Whether one more verification ping to `ip` fits this probe period's budget, and if so
+    /// counts it: at most `VERIFICATIONS_PER_IP` per IP address and period, and as many more
+    /// for each live member this node has confirmed at that address. Forged members that all
+    /// name one victim draw a few small pings a period to it, whatever their number (as many
+    /// as a member there would draw anyway), while a host that runs many real members
+    /// (several instances on one machine, a cluster on loopback) gets its new members
+    /// verified within a few periods.
+    fn admit_verification(&mut self, ip: std::net::IpAddr) -> bool {
+        if self.verifying.len() >= super::VERIFY_CAPACITY {
+            return false;
+        }
+        let budget = &mut self.verify_budget;
+        let sent = budget.per_ip.get(&ip).copied().unwrap_or(0);
+        if sent >= VERIFICATIONS_PER_IP {
+            // One pass over the table per period, and only once an address is busy.
+            let members = &self.members;
+            let proven = budget
+                .proven
+                .get_or_insert_with(|| members.confirmed_live_per_ip());
+            if sent >= VERIFICATIONS_PER_IP * (1 + proven.get(&ip).copied().unwrap_or(0)) {
+                return false;
+            }
+        }
+        *budget.per_ip.entry(ip).or_default() += 1;
+        true
+    }
+
+    /// Verifies a member just learned (new, or back from dead) at once rather than at the
+    /// next probe period, when this period's budget allows: an alive is gossiped on only
+    /// once its member is confirmed, so each hop of a new member's news would otherwise wait
+    /// for a probe period. Otherwise the lane takes it in turn.
+    pub(super) fn verify_new(&mut self, name: &NodeName) {
+        let Some(addr) = self.members.awaiting_verification(name) else {
+            return;
+        };
+        if self.admit_verification(addr.ip()) {
+            self.members.note_verification(name);
+            self.verify(name.clone(), addr);
+        }
+    }
+
     /// Sends a bare verification ping to `name` at `addr` (no piggybacked gossip: the address
     /// is not yet known to be a member's).
-    fn verify(&mut self, name: NodeName, addr: std::net::SocketAddr) {
+    pub(super) fn verify(&mut self, name: NodeName, addr: std::net::SocketAddr) {
         if self.verifying.len() >= super::VERIFY_CAPACITY {
             return;
         }
@@ -315,7 +359,8 @@ impl Swim {
         let (source, seq) = (ping.source.name.clone(), ping.seq);
         let announced = ping.source.addr;
         let received = Message::Ping(ping.clone()).encode().len();
-        self.on_alive(now, ping.source);
+        // A new source is verified below, by a ping back.
+        self.on_alive(now, ping.source, false);
         let ack = Message::Ack(Ack { seq });
         if delivery == Delivery::Stream {
             if from.ip() == announced.ip() || self.members.is_confirmed_at(&source, announced) {
@@ -356,7 +401,7 @@ impl Swim {
         req: IndirectPing,
     ) {
         let requester_name = req.source.name.clone();
-        self.on_alive(now, req.source);
+        self.on_alive(now, req.source, true);
         let target_known = self
             .members
             .get(&req.target)

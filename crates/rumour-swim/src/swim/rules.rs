@@ -22,7 +22,9 @@ impl Swim {
         }
     }
 
-    pub(super) fn on_alive(&mut self, now: Instant, alive: Alive) {
+    /// Applies an alive claim; with `verify`, a member it adds is verified at once
+    /// ([`Swim::verify_new`]).
+    pub(super) fn on_alive(&mut self, now: Instant, alive: Alive, verify: bool) {
         let Message::Alive(alive) = self.members.credible(Message::Alive(alive)) else {
             unreachable!("an alive stays an alive");
         };
@@ -31,7 +33,11 @@ impl Swim {
         }
         let outcome = self.members.alive(now, &alive);
         let name = alive.name.clone();
+        let joined = matches!(outcome, Outcome::Joined { .. });
         self.apply(&name, outcome, Some(Message::Alive(alive)));
+        if verify && joined {
+            self.verify_new(&name);
+        }
     }
 
     /// Asks the admission hook about an alive claim that would add a member or change a
@@ -213,6 +219,7 @@ impl Swim {
     pub(super) fn confirm(&mut self, name: &NodeName, addr: std::net::SocketAddr) {
         if self.members.confirm(name, addr) {
             self.stats.members_confirmed += 1;
+            self.verify_budget.note_confirmed(addr.ip());
             self.members.schedule(name, &mut self.rng);
             if let Some(alive) = self.members.alive_of(name) {
                 self.enqueue(&Message::Alive(alive));

@@ -381,11 +381,21 @@ fn an_indirect_ping_is_relayed_and_the_ack_forwarded() {
     let bytes = Message::IndirectPing(request).encode();
     swim.handle_packet(now, addr(2), &bytes).unwrap();
     let out = drain(&mut swim);
-    let relayed = match decoded(&out[0]).first() {
-        Some(Message::Ping(p)) if out[0].to == addr(3) => p.clone(),
+    // The requester, new to this node, gets a verification ping; c gets the relayed one.
+    let to_c = out
+        .iter()
+        .find(|t| t.to == addr(3))
+        .expect("a ping to c");
+    let relayed = match decoded(to_c).first() {
+        Some(Message::Ping(p)) => p.clone(),
         other => panic!("expected a ping to c, got {other:?}"),
     };
     assert_eq!(relayed.target, name("c"));
+    assert!(
+        out.iter().any(|t| t.to == addr(2)
+            && matches!(decoded(t).first(), Some(Message::Ping(p)) if p.target == name("b"))),
+        "the requester is verified"
+    );
     let ack = Message::Ack(Ack { seq: relayed.seq }).encode();
     swim.handle_packet(now, addr(3), &ack).unwrap();
     let out = drain(&mut swim);
@@ -985,4 +995,44 @@ fn with_digests_off_the_periodic_exchange_sends_full_state() {
         .collect();
     assert!(kinds.contains(&MessageKind::State), "{kinds:?}");
     assert!(!kinds.contains(&MessageKind::Digest), "{kinds:?}");
+}
+
+#[test]
+fn a_member_learned_from_gossip_is_verified_at_once_and_one_from_a_state_exchange_by_the_lane() {
+    let config = Config::lan();
+    let (mut swim, now) = machine(config.clone());
+    drain(&mut swim);
+    let pings_to = |out: &[Transmit], last: u8| {
+        out.iter()
+            .filter(|t| t.to == addr(last))
+            .filter(|t| matches!(decoded(t).first(), Some(Message::Ping(_))))
+            .count()
+    };
+    // Gossip: a bare verification ping before any probe period passes, and only one for two
+    // announcements while it is in flight.
+    feed(&mut swim, now, Message::Alive(alive("c", 3, 1)));
+    feed(&mut swim, now, Message::Alive(alive("c", 3, 1)));
+    let out = drain(&mut swim);
+    assert_eq!(pings_to(&out, 3), 1, "{out:?}");
+    // A state exchange: its members wait for the lane (the next probe period).
+    let member = |n: &str, last: u8| MemberState {
+        name: name(n),
+        addr: addr(last),
+        incarnation: Incarnation(1),
+        meta: Bytes::new(),
+        state: State::Alive,
+    };
+    let state = Message::State(StateExchange {
+        exchange: Exchange::Reply,
+        join: false,
+        source: name("b"),
+        source_addr: addr(2),
+        members: vec![member("b", 2), member("d", 4), member("e", 5)],
+    });
+    swim.handle_stream(now, addr(2), &state.encode()).unwrap();
+    let out = drain(&mut swim);
+    assert_eq!(pings_to(&out, 4) + pings_to(&out, 5), 0, "{out:?}");
+    let out = run(&mut swim, now + config.probe_interval() * 2);
+    assert_eq!(pings_to(&out, 4), 1, "{out:?}");
+    assert_eq!(pings_to(&out, 5), 1, "{out:?}");
 }
