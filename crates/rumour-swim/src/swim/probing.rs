@@ -21,6 +21,8 @@ pub(super) struct VerifyBudget {
     /// Confirmed live members per IP address, counted when an address first reaches
     /// `VERIFICATIONS_PER_IP` in the period, and kept up to date by confirmations after that.
     proven: Option<std::collections::BTreeMap<std::net::IpAddr, usize>>,
+    /// Pings sent at once to members just learned ([`Swim::verify_new`]).
+    immediate: usize,
 }
 
 impl VerifyBudget {
@@ -204,6 +206,13 @@ impl Swim {
         let Some(addr) = self.members.awaiting_verification(name) else {
             return;
         };
+        // At most `verifications_per_probe` a period this way (the lane's own batch, spent as
+        // members are learned): a node that learns a thousand members in a second does not
+        // send a thousand pings at once.
+        if self.verify_budget.immediate >= self.config.verifications_per_probe() {
+            return;
+        }
+        self.verify_budget.immediate += 1;
         if self.admit_verification(addr.ip()) {
             self.members.note_verification(name);
             self.verify(name.clone(), addr);

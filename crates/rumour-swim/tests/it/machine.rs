@@ -382,10 +382,7 @@ fn an_indirect_ping_is_relayed_and_the_ack_forwarded() {
     swim.handle_packet(now, addr(2), &bytes).unwrap();
     let out = drain(&mut swim);
     // The requester, new to this node, gets a verification ping; c gets the relayed one.
-    let to_c = out
-        .iter()
-        .find(|t| t.to == addr(3))
-        .expect("a ping to c");
+    let to_c = out.iter().find(|t| t.to == addr(3)).expect("a ping to c");
     let relayed = match decoded(to_c).first() {
         Some(Message::Ping(p)) => p.clone(),
         other => panic!("expected a ping to c, got {other:?}"),
