@@ -605,9 +605,6 @@ impl Membership {
         self.records_by_name().map(|r| r.to_member(self.epoch))
     }
 
-    /// The addresses of the confirmed members in state Alive or Suspect, the local node
-    /// excluded, in no particular order (read straight from the records, without building a
-    /// `Member` each).
     /// How many confirmed live members (the local node excluded) each IP address holds.
     pub(crate) fn confirmed_live_per_ip(&self) -> BTreeMap<IpAddr, usize> {
         let mut per_ip = BTreeMap::new();
@@ -617,6 +614,9 @@ impl Membership {
         per_ip
     }
 
+    /// The addresses of the confirmed members in state Alive or Suspect, the local node
+    /// excluded, in no particular order (read straight from the records, without building a
+    /// `Member` each).
     pub(crate) fn confirmed_live_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
         self.records[LOCAL_SLOT + 1..]
             .iter()

@@ -221,7 +221,7 @@ impl Swim {
 
     /// Sends a bare verification ping to `name` at `addr` (no piggybacked gossip: the address
     /// is not yet known to be a member's).
-    pub(super) fn verify(&mut self, name: NodeName, addr: std::net::SocketAddr) {
+    fn verify(&mut self, name: NodeName, addr: std::net::SocketAddr) {
         if self.verifying.len() >= super::VERIFY_CAPACITY {
             return;
         }
