@@ -222,18 +222,25 @@ impl Swim {
     /// Sends a bare verification ping to `name` at `addr` (no piggybacked gossip: the address
     /// is not yet known to be a member's).
     fn verify(&mut self, name: NodeName, addr: std::net::SocketAddr) {
+        if let Some(ping) = self.verification_ping(name, addr) {
+            self.send_datagram(addr, &[ping], false);
+        }
+    }
+
+    /// A verification ping to `name` at `addr`, its sequence number awaited; `None` when
+    /// `VERIFY_CAPACITY` pings are already in flight.
+    fn verification_ping(&mut self, name: NodeName, addr: std::net::SocketAddr) -> Option<Message> {
         if self.verifying.len() >= super::VERIFY_CAPACITY {
-            return;
+            return None;
         }
         let seq = self.next_seq();
         self.stats.verifications += 1;
         self.verifying.insert(seq, (name.clone(), addr));
-        let ping = Message::Ping(Ping {
+        Some(Message::Ping(Ping {
             seq,
             target: name,
             source: self.source(),
-        });
-        self.send_datagram(addr, &[ping], false);
+        }))
     }
 
     fn next_target(&mut self, now: Instant) -> Option<NodeName> {
@@ -380,13 +387,14 @@ impl Swim {
             return;
         }
         let piggyback = self.members.is_confirmed_at(&source, from);
-        self.send_datagram(from, &[ack], piggyback);
         let unconfirmed = self
             .members
             .get(&source)
             .is_some_and(|m| m.addr == from && m.state.is_live())
             && !self.members.is_confirmed(&source);
-        // The ping back is never larger than the ping that caused it.
+        // The ping back is never larger than the ping that caused it. It rides in the ack's
+        // datagram (an unconfirmed source gets no piggybacked gossip): a pair of members
+        // that verify each other exchange three datagrams, not four.
         let ours = Message::Ping(Ping {
             seq,
             target: source.clone(),
@@ -394,9 +402,11 @@ impl Swim {
         })
         .encode()
         .len();
+        let mut reply = vec![ack];
         if unconfirmed && ours <= received {
-            self.verify(source, from);
+            reply.extend(self.verification_ping(source, from));
         }
+        self.send_datagram(from, &reply, piggyback);
     }
 
     /// Relays an indirect probe: the ping goes to the target named, but only when the target

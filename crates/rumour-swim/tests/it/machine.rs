@@ -1033,3 +1033,41 @@ fn a_member_learned_from_gossip_is_verified_at_once_and_one_from_a_state_exchang
     assert_eq!(pings_to(&out, 4), 1, "{out:?}");
     assert_eq!(pings_to(&out, 5), 1, "{out:?}");
 }
+
+#[test]
+fn a_ping_from_an_unknown_member_is_answered_by_one_datagram_with_the_ack_and_a_ping_back() {
+    let (mut a, now) = machine(Config::lan());
+    drain(&mut a);
+    let ping = Message::Ping(Ping {
+        seq: 7,
+        target: name("a"),
+        source: alive("b", 2, 1),
+    });
+    let received = ping.encode().len();
+    a.handle_packet(now, addr(2), &ping.encode()).unwrap();
+    let out = drain(&mut a);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].to, addr(2));
+    let messages = decoded(&out[0]);
+    assert_eq!(messages[0], Message::Ack(Ack { seq: 7 }));
+    let Some(Message::Ping(back)) = messages.get(1) else {
+        panic!("expected a ping back, got {messages:?}");
+    };
+    assert_eq!(back.target, name("b"));
+    assert!(
+        out[0].messages[1].len() <= received,
+        "no larger than the ping"
+    );
+    assert_eq!(messages.len(), 2, "no gossip to an unconfirmed member");
+    // b's ack confirms b: a now counts it, and a second ping from b gets a bare ack.
+    let ack = Message::Ack(Ack { seq: back.seq });
+    a.handle_packet(now, addr(2), &ack.encode()).unwrap();
+    assert!(a.is_confirmed("b"));
+    a.handle_packet(now, addr(2), &ping.encode()).unwrap();
+    let out = drain(&mut a);
+    assert!(
+        out.iter()
+            .all(|t| decoded(t).iter().all(|m| !matches!(m, Message::Ping(_)))),
+        "{out:?}"
+    );
+}
