@@ -62,22 +62,21 @@ impl ReconnectList {
         self.failed.remove(name);
     }
 
-    /// Drops expired entries and picks one random address to try.
-    pub(crate) fn pick(&mut self, now: Instant, rng: &mut impl Rng) -> Option<SocketAddr> {
+    /// Drops expired entries; the entries left.
+    pub(crate) fn len(&mut self, now: Instant) -> usize {
         let timeout = self.timeout;
         self.failed
             .retain(|_, f| now.saturating_duration_since(f.since) < timeout);
-        if self.failed.is_empty() {
+        self.failed.len()
+    }
+
+    /// Drops expired entries and picks one random address to try.
+    pub(crate) fn pick(&mut self, now: Instant, rng: &mut impl Rng) -> Option<SocketAddr> {
+        if self.len(now) == 0 {
             return None;
         }
         let at = rng.gen_range(0..self.failed.len());
         self.failed.values().nth(at).map(|f| f.addr)
-    }
-
-    /// Entries held.
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.failed.len()
     }
 }
 
@@ -104,7 +103,7 @@ mod tests {
             list.insert(now + Duration::from_secs(2), name("c"), addr(3)),
             1
         );
-        assert_eq!(list.len(), 2);
+        assert_eq!(list.len(now), 2);
         for _ in 0..10 {
             assert_ne!(
                 list.pick(now, &mut rng),

@@ -112,16 +112,30 @@ fn a_slow_node_gets_no_healthy_member_declared_failed() {
     assert_eq!(report.false_positives, Some(0), "replay: {}", report.replay);
 }
 
+/// A partition heals within 10 s of the network coming back, on ten seeds. Each half holds
+/// the other dead when it heals, and a refutation is gossiped to the members its sender holds
+/// alive, its own half, so a few observers never hear it; they held a live member dead until
+/// a pull-push or the reconnect list (only reaped members, after the probe order wrapped)
+/// reached them: seeds 1, 7 and 9 took 18, 59 and 15 s. The reconnect tick now also tries
+/// members the table holds dead, and a revival brings it within a probe interval.
 #[test]
-fn a_healed_partition_converges_without_losing_ring_instances() {
-    let report = run(Scenario::Partition, 64, 1);
-    assert!(
-        report.converged,
-        "no single view after healing; replay: {}",
-        report.replay
-    );
-    assert_eq!(report.lost_instances, Some(0), "replay: {}", report.replay);
-    assert_eq!(report.zombies, Some(0), "replay: {}", report.replay);
+fn a_healed_partition_converges_within_ten_seconds_without_losing_ring_instances() {
+    for seed in 1..=10 {
+        let report = run(Scenario::Partition, 64, seed);
+        assert!(
+            report.converged,
+            "no single view after healing; replay: {}",
+            report.replay
+        );
+        assert!(
+            report.heal_seconds.is_some_and(|s| s <= 10.0),
+            "healed after {:?} s; replay: {}",
+            report.heal_seconds,
+            report.replay
+        );
+        assert_eq!(report.lost_instances, Some(0), "replay: {}", report.replay);
+        assert_eq!(report.zombies, Some(0), "replay: {}", report.replay);
+    }
 }
 
 #[test]

@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use rand::Rng;
+
 use super::Swim;
 use super::dissemination::next_tick;
 use crate::member::State;
@@ -189,10 +191,40 @@ impl Swim {
                 .reconnect_interval()
                 .expect("timer runs only when on");
             self.timers.reconnect = Some(now + self.jitter(period));
-            if let Some(addr) = self.reconnect.pick(now, &mut self.rng) {
+            if let Some((addr, join)) = self.reconnect_target(now) {
                 self.stats.reconnect_attempts += 1;
-                self.send_exchange_request(addr, true);
+                self.send_exchange_request(addr, join);
             }
+        }
+    }
+
+    /// Whom the reconnect tick exchanges state with, and whether as a join: one failed member,
+    /// a confirmed member the table holds dead (a periodic exchange: the KV stores compare
+    /// digests first) or a reaped one from the reconnect list (a join: both sides send all).
+    ///
+    /// A member declared dead stays in the table until the probe order wraps (`n` probe
+    /// periods: minutes in a cluster of hundreds) before it is reaped. If it is alive after
+    /// all (a healed partition) and its refutation's gossip ran out before it reached this
+    /// node (its own half held this half dead, so it gossiped there), only an exchange
+    /// repairs the view: a pull-push (its period grows with the cluster) or this.
+    fn reconnect_target(&mut self, now: Instant) -> Option<(SocketAddr, bool)> {
+        let listed = self.reconnect.len(now);
+        let failed_here = self.members.len() - self.members.num_alive();
+        let in_table = if failed_here == 0 {
+            None
+        } else {
+            self.random_members(1, |m| m.state == State::Dead).pop()
+        };
+        // A member drawn from the table is one candidate beside each listed one, so neither
+        // source starves the other.
+        match in_table {
+            Some(member) if listed == 0 || self.rng.gen_range(0..=listed) == 0 => {
+                Some((member.addr, false))
+            }
+            _ => self
+                .reconnect
+                .pick(now, &mut self.rng)
+                .map(|addr| (addr, true)),
         }
     }
 

@@ -395,16 +395,18 @@ impl Swim {
         // The ping back is never larger than the ping that caused it. It rides in the ack's
         // datagram (an unconfirmed source gets no piggybacked gossip): a pair of members
         // that verify each other exchange three datagrams, not four.
-        let ours = Message::Ping(Ping {
-            seq,
-            target: source.clone(),
-            source: self.source(),
-        })
-        .encode()
-        .len();
         let mut reply = vec![ack];
-        if unconfirmed && ours <= received {
-            reply.extend(self.verification_ping(source, from));
+        if unconfirmed {
+            let ours = Message::Ping(Ping {
+                seq,
+                target: source.clone(),
+                source: self.source(),
+            })
+            .encode()
+            .len();
+            if ours <= received {
+                reply.extend(self.verification_ping(source, from));
+            }
         }
         self.send_datagram(from, &reply, piggyback);
     }

@@ -1071,3 +1071,83 @@ fn a_ping_from_an_unknown_member_is_answered_by_one_datagram_with_the_ack_and_a_
         "{out:?}"
     );
 }
+
+/// Lan timing with no periodic exchange and no seed re-join (only the reconnect tick exchanges
+/// state), and dead members kept in the table for an hour (never reaped during the test).
+fn reconnect_config() -> Config {
+    Config::lan()
+        .to_builder()
+        .pullpush_interval(None)
+        .rejoin_interval(None)
+        .gossip_to_the_dead_time(Duration::from_secs(3600))
+        .build()
+        .unwrap()
+}
+
+fn declare_dead(swim: &mut Swim, now: Instant, n: &str) {
+    let incarnation = swim.member(n).unwrap().incarnation;
+    feed(
+        swim,
+        now,
+        Message::Dead(Dead {
+            name: name(n),
+            incarnation,
+            from: name("d"),
+        }),
+    );
+    assert_eq!(swim.member(n).unwrap().state, State::Dead);
+    drain(swim);
+}
+
+/// Stream exchanges the machine opened to `to`: whether each was a join.
+fn exchanges_to(out: &[Transmit], to: SocketAddr) -> Vec<bool> {
+    out.iter()
+        .filter(|t| t.to == to)
+        .filter_map(|t| match t.pullpush {
+            Some(PullPush::Request { join }) => Some(join),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_reconnect_tick_tries_a_confirmed_member_the_table_holds_dead_before_it_is_reaped() {
+    // A healed partition: b is alive but this machine holds it dead, and no gossip about its
+    // refutation arrives. Without pull-push or re-join only the reconnect tick can repair
+    // the view, and b is not reaped (so not on the reconnect list) for an hour.
+    let config = reconnect_config();
+    let (mut swim, now) = with_peers(config.clone());
+    declare_dead(&mut swim, now, "b");
+    let period = config.reconnect_interval().unwrap();
+    let out = run(&mut swim, now + period * 2);
+    assert_eq!(swim.member("b").unwrap().state, State::Dead, "not reaped");
+    let tried = exchanges_to(&out, addr(2));
+    assert!(!tried.is_empty(), "no exchange with the member held dead");
+    // A plain exchange, not a join: the KV stores compare digests first.
+    assert!(tried.iter().all(|&join| !join), "{tried:?}");
+    // Live members are probed, not reconnected.
+    assert!(exchanges_to(&out, addr(3)).is_empty());
+    assert!(swim.stats().reconnect_attempts >= 1);
+}
+
+#[test]
+fn a_member_held_dead_coming_back_brings_the_next_reconnect_within_a_probe_interval() {
+    let config = reconnect_config();
+    let (mut swim, now) = with_peers(config.clone());
+    declare_dead(&mut swim, now, "b");
+    declare_dead(&mut swim, now, "c");
+    // The first reconnect tick comes up to 1.5 reconnect intervals from the start; by a
+    // probe interval after b's refutation, c is tried, long before that.
+    let later = now + Duration::from_secs(1);
+    run(&mut swim, later);
+    feed(&mut swim, later, Message::Alive(alive("b", 2, 2)));
+    assert_eq!(swim.member("b").unwrap().state, State::Alive);
+    drain(&mut swim);
+    let within = config.probe_interval() * 3 / 2;
+    let out = run(&mut swim, later + within);
+    assert_eq!(
+        exchanges_to(&out, addr(3)),
+        vec![false],
+        "c, still held dead, is tried within {within:?} of b's return"
+    );
+}
