@@ -96,8 +96,11 @@ pub struct Gossip {
     next_pullpush: Option<Instant>,
     next_cleanup: Instant,
     /// When the store last changed (a write, a delete, a merged remote change): the periodic
-    /// pull-push pauses once this is `pullpush_quiet_periods` intervals ago.
-    last_change: Instant,
+    /// pull-push pauses once this is `pullpush_quiet_periods` intervals ago. `None` until the
+    /// first change: a store that never held anything has nothing to reconcile of its own (a
+    /// joiner's first state comes with the embedder's join exchange, and any change elsewhere
+    /// starts the exchanges of every store that merges it).
+    last_change: Option<Instant>,
 }
 
 impl fmt::Debug for Gossip {
@@ -144,7 +147,7 @@ impl Gossip {
             ),
             next_cleanup: start + config.cleanup_interval,
             next_pullpush,
-            last_change: start,
+            last_change: None,
             config,
             rng,
             epoch,
@@ -611,7 +614,7 @@ impl Gossip {
 
     /// `key` changed in the store: watchers are told, and the periodic pull-push runs (again).
     fn changed(&mut self, now: Instant, key: &str) {
-        self.last_change = self.last_change.max(now);
+        self.last_change = self.last_change.max(Some(now));
         self.watchers.changed(now, key);
     }
 
@@ -675,7 +678,10 @@ impl Gossip {
                     .config
                     .pullpush_quiet_periods
                     .and_then(|periods| scaled.checked_mul(periods.get()))
-                    .is_some_and(|quiet| now.saturating_duration_since(self.last_change) >= quiet);
+                    .is_some_and(|quiet| {
+                        self.last_change
+                            .is_none_or(|at| now.saturating_duration_since(at) >= quiet)
+                    });
                 if quiet {
                     self.stats.pullpush_quiet += 1;
                 } else if let Some(&peer) = self.pick(alive, 1).first() {
@@ -725,7 +731,10 @@ impl Gossip {
     /// When [`Gossip::handle_timeout`] next needs to run, if ever.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let cleanup = (self.store.len() > 0 || !self.peers.is_empty()).then_some(self.next_cleanup);
+        // The sweep has work only with keys in the store or a peer down: an empty store in a
+        // healthy cluster does not wake its node every `cleanup_interval` for nothing.
+        let cleanup =
+            (self.store.len() > 0 || self.earliest_down.is_some()).then_some(self.next_cleanup);
         [
             self.next_pullpush,
             cleanup,

@@ -149,10 +149,6 @@ impl Peers {
     pub(crate) fn len(&self) -> usize {
         self.alive_v4.len() + self.alive_v6.len() + self.down.len()
     }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[cfg(test)]

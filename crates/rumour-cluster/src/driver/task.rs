@@ -65,11 +65,22 @@ impl Task {
         let mut outbound = Outbound::new(self.transport.clone(), self.counters.clone());
         self.flush(&mut outbound);
         let mut status: Option<Arc<Status>> = None;
+        // One timer, moved when the node's deadline moves (not one registered and dropped
+        // per message).
+        let timer = tokio::time::sleep(IDLE);
+        tokio::pin!(timer);
         let ack = loop {
-            let deadline = self.node.poll_timeout().unwrap_or_else(|| now() + IDLE);
+            let deadline = self
+                .node
+                .poll_timeout()
+                .unwrap_or_else(|| now() + IDLE)
+                .into();
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
             let input = tokio::select! {
                 incoming = self.transport.recv() => Input::Net(incoming),
-                () = tokio::time::sleep_until(deadline.into()) => Input::Timer,
+                () = &mut timer => Input::Timer,
                 command = self.commands.recv() => Input::Command(command),
             };
             let now = now();

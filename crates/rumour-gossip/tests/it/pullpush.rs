@@ -464,7 +464,7 @@ fn rings_one_heartbeat_apart_exchange_one_bucket_of_heartbeats_not_a_digest_per_
 }
 
 #[test]
-fn the_periodic_exchange_pauses_while_the_store_is_quiet_and_resumes_with_a_change() {
+fn the_periodic_exchange_waits_for_a_first_change_pauses_while_quiet_and_resumes_with_a_change() {
     let mut net = Net::new(4, |c| Config {
         pullpush_interval: Some(Duration::from_secs(1)),
         pullpush_quiet_periods: std::num::NonZeroU32::new(3),
@@ -477,26 +477,40 @@ fn the_periodic_exchange_pauses_while_the_store_is_quiet_and_resumes_with_a_chan
             .filter(|d| d.message().kind() == MessageKind::Summary)
             .count()
     };
-    // Three quiet intervals: each machine opens an exchange per interval until then.
-    net.run_for(Duration::from_secs(4));
-    let opened = summaries(&net, 0);
-    assert!(opened >= 8, "{opened} exchanges while not yet quiet");
-    let quiet_from = net.log.len();
-    net.run_for(Duration::from_secs(20));
-    assert_eq!(summaries(&net, quiet_from), 0, "none while quiet");
-    let paused: u64 = net.nodes.iter().map(|n| n.stats().pullpush_quiet).sum();
-    assert!(paused >= 4 * 19, "{paused} paused");
-    // A change resumes them: the writer at once, the others as they merge it.
-    let now = net.now;
-    net.nodes[2]
-        .cas(now, "ring", |_: Option<&LwwMap>| {
-            Some(LwwMap::default().with("inst-2", "active"))
-        })
-        .unwrap();
+    let paused = |net: &Net| -> u64 { net.nodes.iter().map(|n| n.stats().pullpush_quiet).sum() };
+    // Stores that never changed have nothing to reconcile: no exchange at all.
+    net.run_for(Duration::from_secs(10));
+    assert_eq!(summaries(&net, 0), 0, "none before the first change");
+    assert!(paused(&net) >= 4 * 9, "{} paused", paused(&net));
+    // A change starts them: the writer at once, the others as they merge it.
+    let write = |net: &mut Net, key: &str| {
+        let now = net.now;
+        net.nodes[2]
+            .cas(now, key, |_: Option<&LwwMap>| {
+                Some(LwwMap::default().with("inst-2", "active"))
+            })
+            .unwrap();
+    };
+    write(&mut net, "ring");
     let changed_from = net.log.len();
     net.run_until(Duration::from_secs(20), |net| {
         net.nodes.iter().all(|n| n.get::<LwwMap>("ring").is_some())
     })
     .expect("the change reaches every machine through pull-push");
     assert!(summaries(&net, changed_from) > 0);
+    // Three quiet intervals later every machine has paused again.
+    net.run_for(Duration::from_secs(5));
+    let quiet_from = net.log.len();
+    let paused_before = paused(&net);
+    net.run_for(Duration::from_secs(20));
+    assert_eq!(summaries(&net, quiet_from), 0, "none while quiet");
+    assert!(paused(&net) - paused_before >= 4 * 19);
+    // The next change resumes them.
+    write(&mut net, "other-ring");
+    let resumed_from = net.log.len();
+    net.run_for(Duration::from_secs(3));
+    assert!(
+        summaries(&net, resumed_from) > 0,
+        "a change resumes the exchanges"
+    );
 }

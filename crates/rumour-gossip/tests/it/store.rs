@@ -380,3 +380,24 @@ fn the_machine_can_move_between_threads() {
     fn assert_send<T: Send + 'static>() {}
     assert_send::<Gossip>();
 }
+
+#[test]
+fn an_empty_store_among_healthy_peers_has_no_timer_to_wake_for() {
+    let (mut g, start) = one(|c| Config {
+        pullpush_interval: None,
+        cleanup_interval: Duration::from_secs(1),
+        ..c
+    });
+    for i in 1..4 {
+        g.handle_peer_up(start, addr(i));
+    }
+    assert_eq!(
+        g.poll_timeout(),
+        None,
+        "nothing to sweep, no exchange to open"
+    );
+    // A key gives the sweep work: it runs every cleanup interval again.
+    g.cas(start, "a", |_: Option<&GSet>| Some(GSet::of(&["1"])))
+        .unwrap();
+    assert!(g.poll_timeout().unwrap() <= start + Duration::from_secs(1));
+}
