@@ -18,8 +18,8 @@ pub struct Config {
     /// may still call [`Gossip::start_pullpush`](crate::Gossip::start_pullpush).
     pub pullpush_interval: Option<Duration>,
     /// Pauses the periodic exchange once the store has gone this many (scaled) pull-push
-    /// intervals without a change (no write, delete or merged remote change); the next change
-    /// resumes it. Exchanges the embedder starts with
+    /// intervals without a change (no write, delete or merged remote change), and until its
+    /// first change; the next change resumes it. Exchanges the embedder starts with
     /// [`Gossip::start_pullpush`](crate::Gossip::start_pullpush) still run, so an embedder that
     /// bundles them with its own periodic exchange (rumour's node, with SWIM's) keeps a slower
     /// anti-entropy while nothing changes. `None` never pauses (the default).
