@@ -62,8 +62,8 @@ impl ReconnectList {
         self.failed.remove(name);
     }
 
-    /// Drops expired entries; the entries left.
-    pub(crate) fn len(&mut self, now: Instant) -> usize {
+    /// Drops expired entries; returns how many are left.
+    pub(crate) fn expire(&mut self, now: Instant) -> usize {
         let timeout = self.timeout;
         self.failed
             .retain(|_, f| now.saturating_duration_since(f.since) < timeout);
@@ -72,7 +72,7 @@ impl ReconnectList {
 
     /// Drops expired entries and picks one random address to try.
     pub(crate) fn pick(&mut self, now: Instant, rng: &mut impl Rng) -> Option<SocketAddr> {
-        if self.len(now) == 0 {
+        if self.expire(now) == 0 {
             return None;
         }
         let at = rng.gen_range(0..self.failed.len());
@@ -103,7 +103,7 @@ mod tests {
             list.insert(now + Duration::from_secs(2), name("c"), addr(3)),
             1
         );
-        assert_eq!(list.len(now), 2);
+        assert_eq!(list.expire(now), 2);
         for _ in 0..10 {
             assert_ne!(
                 list.pick(now, &mut rng),

@@ -208,9 +208,9 @@ impl Swim {
     /// node (its own half held this half dead, so it gossiped there), only an exchange
     /// repairs the view: a pull-push (its period grows with the cluster) or this.
     fn reconnect_target(&mut self, now: Instant) -> Option<(SocketAddr, bool)> {
-        let listed = self.reconnect.len(now);
-        let failed_here = self.members.len() - self.members.num_alive();
-        let in_table = if failed_here == 0 {
+        let listed = self.reconnect.expire(now);
+        let not_alive = self.members.len() - self.members.num_alive();
+        let in_table = if not_alive == 0 {
             None
         } else {
             self.random_members(1, |m| m.state == State::Dead).pop()
