@@ -29,7 +29,7 @@
 use std::collections::BTreeMap;
 
 use rumour_wire::varint;
-use serde::ser::{SerializeSeq, Serializer};
+use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
@@ -46,7 +46,8 @@ const CHECKSUM_LEN: usize = 4;
 /// The smallest encoded entry: a one-byte id with its length, a heartbeat, an option tag.
 const MIN_ENTRY_LEN: usize = 4;
 
-/// Encodes a ring canonically.
+/// Encodes a ring canonically. A description decoded from canonical bytes is written back as
+/// those bytes ([`Body::encoded`]); the rest are encoded field by field.
 pub(crate) fn encode(ring: &Ring) -> Vec<u8> {
     let estimate = ring
         .entries
@@ -58,12 +59,33 @@ pub(crate) fn encode(ring: &Ring) -> Vec<u8> {
                 .map_or(0, |b| 48 + 4 * b.instance.tokens.len())
         })
         .sum::<usize>();
-    let out = Vec::with_capacity(estimate + 16);
-    let mut out = postcard::to_extend(&(FORMAT_VERSION, WireEntries(&ring.entries)), out)
-        .expect("postcard serializes these types into a Vec without error");
+    let mut out = Vec::with_capacity(estimate + 16);
+    out.push(FORMAT_VERSION);
+    varint::put(&mut out, ring.entries.len() as u64);
+    for entry in ring.entries.iter() {
+        // postcard's encoding of `(id, heartbeat, Option<description>)`, as `decode_entry` reads it.
+        out = postcard::to_extend(&(entry.id.as_str(), entry.heartbeat.0), out)
+            .expect("postcard serializes these types into a Vec without error");
+        match &entry.body {
+            None => out.push(0),
+            Some(body) => {
+                out.push(1);
+                match body.encoded() {
+                    Some(bytes) => out.extend_from_slice(bytes),
+                    None => out = encode_description(&body.instance, out),
+                }
+            }
+        }
+    }
     let sum = crc32fast::hash(&out);
     out.extend_from_slice(&sum.to_le_bytes());
     out
+}
+
+/// Appends the canonical encoding of `instance` to `out`.
+pub(crate) fn encode_description(instance: &Instance, out: Vec<u8>) -> Vec<u8> {
+    postcard::to_extend(&WireDescOut::new(instance), out)
+        .expect("postcard serializes these types into a Vec without error")
 }
 
 /// Decodes a ring, checking the checksum first.
@@ -106,9 +128,7 @@ pub(crate) fn decode_payload(bytes: &[u8], limits: &RingLimits) -> Result<Ring, 
     let mut entries: Vec<Entry> = Vec::with_capacity(count as usize);
     for _ in 0..count {
         let offset = offset_of(rest);
-        let (wire, tail) = postcard::take_from_bytes::<WireEntryIn<'_>>(rest)
-            .map_err(|e| Error::decode("ring entry", offset, reason(&e)))?;
-        let entry = wire.into_entry(offset, limits.max_tokens_per_instance)?;
+        let (entry, tail) = decode_entry(rest, offset, limits.max_tokens_per_instance)?;
         if entries.last().is_some_and(|last| last.id >= entry.id) {
             return Err(Error::decode(
                 "ring entry",
@@ -134,30 +154,6 @@ fn reason(error: &postcard::Error) -> &'static str {
         postcard::Error::DeserializeBadOption => "bad option tag",
         _ => "malformed postcard data",
     }
-}
-
-/// The entries as a postcard sequence.
-struct WireEntries<'a>(&'a [Entry]);
-
-impl Serialize for WireEntries<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
-        for entry in self.0 {
-            seq.serialize_element(&WireEntryOut {
-                id: &entry.id,
-                heartbeat: entry.heartbeat.0,
-                desc: entry.body.as_ref().map(|b| WireDescOut::new(&b.instance)),
-            })?;
-        }
-        seq.end()
-    }
-}
-
-#[derive(Serialize)]
-struct WireEntryOut<'a> {
-    id: &'a str,
-    heartbeat: u64,
-    desc: Option<WireDescOut<'a>>,
 }
 
 #[derive(Serialize)]
@@ -201,11 +197,9 @@ impl Serialize for TokenBlob<'_> {
 }
 
 #[derive(Deserialize)]
-struct WireEntryIn<'a> {
+struct WireHeadIn<'a> {
     id: &'a str,
     heartbeat: u64,
-    #[serde(borrow)]
-    desc: Option<WireDescIn<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -221,36 +215,60 @@ struct WireDescIn<'a> {
     tokens: &'a [u8],
 }
 
-impl WireEntryIn<'_> {
-    fn into_entry(self, offset: usize, max_tokens: usize) -> Result<Entry, Error> {
-        let fail = |reason| Error::decode("ring entry", offset, reason);
-        validate_instance_id(self.id).map_err(|_| fail("invalid instance id"))?;
-        let body = match self.desc {
-            None if self.heartbeat == 0 => {
-                return Err(fail("entry with neither description nor heartbeat"));
+/// Decodes the entry at the start of `bytes` (`offset` into the payload, for errors) and
+/// returns it with the bytes after it. The entry is postcard's encoding of `(id, heartbeat,
+/// Option<description>)`, read in parts so that the description's own bytes are known: a
+/// description decoded before (anywhere in the process) is shared, not decoded again
+/// ([`Body::decoded`]).
+fn decode_entry(bytes: &[u8], offset: usize, max_tokens: usize) -> Result<(Entry, &[u8]), Error> {
+    let fail = |reason| Error::decode("ring entry", offset, reason);
+    let (head, rest) =
+        postcard::take_from_bytes::<WireHeadIn<'_>>(bytes).map_err(|e| fail(reason(&e)))?;
+    validate_instance_id(head.id).map_err(|_| fail("invalid instance id"))?;
+    let (body, rest) = match rest.split_first() {
+        None => return Err(fail("truncated")),
+        Some((0, _)) if head.heartbeat == 0 => {
+            return Err(fail("entry with neither description nor heartbeat"));
+        }
+        Some((0, rest)) => (None, rest),
+        Some((1, desc_bytes)) => {
+            let (desc, rest) = postcard::take_from_bytes::<WireDescIn<'_>>(desc_bytes)
+                .map_err(|e| fail(reason(&e)))?;
+            let encoded = &desc_bytes[..desc_bytes.len() - rest.len()];
+            let body = Body::decoded(encoded, || desc.into_instance(max_tokens).map_err(fail))?;
+            // A description decoded before passed the limit of the decode that built it.
+            if body.instance.tokens.len() > max_tokens {
+                return Err(fail("more tokens than the limit"));
             }
-            None => None,
-            Some(desc) => {
-                let state =
-                    State::from_index(u64::from(desc.state)).ok_or(fail("unknown state"))?;
-                let tokens = decode_tokens(desc.tokens, max_tokens).map_err(fail)?;
-                if state == State::Left && !tokens.is_empty() {
-                    return Err(fail("Left tombstone with tokens"));
-                }
-                Some(Body::new(Instance {
-                    updated_at: Timestamp(desc.updated_at),
-                    state,
-                    addr: desc.addr.to_owned(),
-                    zone: desc.zone.to_owned(),
-                    tokens,
-                    registered_at: Timestamp(desc.registered_at),
-                    read_only: desc.read_only,
-                    read_only_updated_at: Timestamp(desc.read_only_updated_at),
-                    versions: desc.versions,
-                }))
-            }
-        };
-        Ok(Entry::new(self.id.into(), body, Timestamp(self.heartbeat)))
+            (Some(body), rest)
+        }
+        Some(_) => return Err(fail("bad option tag")),
+    };
+    Ok((
+        Entry::new(head.id.into(), body, Timestamp(head.heartbeat)),
+        rest,
+    ))
+}
+
+impl WireDescIn<'_> {
+    /// The description, checked; at most `max_tokens` tokens.
+    fn into_instance(self, max_tokens: usize) -> Result<Instance, &'static str> {
+        let state = State::from_index(u64::from(self.state)).ok_or("unknown state")?;
+        let tokens = decode_tokens(self.tokens, max_tokens)?;
+        if state == State::Left && !tokens.is_empty() {
+            return Err("Left tombstone with tokens");
+        }
+        Ok(Instance {
+            updated_at: Timestamp(self.updated_at),
+            state,
+            addr: self.addr.to_owned(),
+            zone: self.zone.to_owned(),
+            tokens,
+            registered_at: Timestamp(self.registered_at),
+            read_only: self.read_only,
+            read_only_updated_at: Timestamp(self.read_only_updated_at),
+            versions: self.versions,
+        })
     }
 }
 
@@ -467,6 +485,8 @@ impl<'a> BitReader<'a> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]
@@ -509,6 +529,89 @@ mod tests {
         blob.extend_from_slice(&[0, 0, 0, 0]);
         blob.extend_from_slice(&[0xff; 20]);
         assert!(decode_tokens(&blob, usize::MAX).is_err());
+    }
+
+    fn ring_of(id: &str, tokens: Vec<u32>) -> Ring {
+        let mut ring = Ring::new();
+        let instance = Instance::new(
+            "10.0.0.1:9095",
+            "zone-a",
+            State::Active,
+            Tokens::new(tokens),
+            Timestamp(7),
+        );
+        ring.set_instance(id, instance).expect("a valid id");
+        ring
+    }
+
+    #[test]
+    fn a_description_decoded_again_is_shared_not_built_again() {
+        let bytes = encode(&ring_of(
+            "codec-shared",
+            (0..128).map(|i| i * 1000).collect(),
+        ));
+        let a = decode(&bytes, &RingLimits::UNBOUNDED).expect("valid");
+        let b = decode(&bytes, &RingLimits::UNBOUNDED).expect("valid");
+        let (a, b) = (&a.entries[0], &b.entries[0]);
+        assert!(Arc::ptr_eq(
+            a.body.as_ref().expect("described"),
+            b.body.as_ref().expect("described")
+        ));
+        assert_eq!(a.id, b.id);
+        // A different description is another allocation.
+        let other = encode(&ring_of(
+            "codec-shared",
+            (0..128).map(|i| i * 999).collect(),
+        ));
+        let c = decode(&other, &RingLimits::UNBOUNDED).expect("valid");
+        assert!(!Arc::ptr_eq(
+            a.body.as_ref().expect("described"),
+            c.entries[0].body.as_ref().expect("described")
+        ));
+    }
+
+    #[test]
+    fn a_shared_description_still_meets_the_limit_of_each_decode() {
+        let bytes = encode(&ring_of("codec-limits", (0..64).collect()));
+        assert!(decode(&bytes, &RingLimits::UNBOUNDED).is_ok());
+        let tight = RingLimits {
+            max_tokens_per_instance: 63,
+            ..RingLimits::UNBOUNDED
+        };
+        let refused = decode(&bytes, &tight).expect_err("over the token limit");
+        assert!(
+            refused.to_string().contains("more tokens than the limit"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn a_description_decoded_from_non_canonical_bytes_is_encoded_canonically() {
+        let canonical = encode(&ring_of("codec-canonical", vec![5, 6]));
+        // The token blob: two tokens, Rice parameter 0, token 5 in 32 bits, a zero gap ("0").
+        let blob = [2, 0, 0, 0, 0, 5, 0];
+        let at = canonical
+            .windows(blob.len())
+            .position(|w| w == blob)
+            .expect("the blob is in the encoding");
+        // The same tokens with Rice parameter 1 (the gap as "0" and one low bit "0").
+        let mut other = canonical[..canonical.len() - CHECKSUM_LEN].to_vec();
+        other[at + 1] = 1;
+        let sum = crc32fast::hash(&other);
+        other.extend_from_slice(&sum.to_le_bytes());
+        assert_ne!(other, canonical);
+        let decoded = decode(&other, &RingLimits::UNBOUNDED).expect("valid, if not canonical");
+        assert_eq!(
+            decoded.entries[0]
+                .body
+                .as_ref()
+                .expect("described")
+                .instance
+                .tokens
+                .as_slice(),
+            &[5, 6]
+        );
+        assert_eq!(encode(&decoded), canonical);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use rumour_wire::StableHasher;
+use rumour_wire::{Interned, Interner, StableHasher};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
@@ -300,11 +300,29 @@ impl Instance {
     }
 }
 
-/// A stored description: the instance plus its lazily computed digest.
+/// A stored description: the instance plus its lazily computed digest, and for a decoded one
+/// the canonical bytes it was decoded from.
 #[derive(Debug)]
 pub(crate) struct Body {
     pub(crate) instance: Instance,
     digest: OnceLock<u64>,
+    /// The description's encoding, for one that was decoded: it is interned process-wide by
+    /// these bytes ([`Body::decoded`]).
+    encoded: Option<Box<[u8]>>,
+    /// Whether `encoded` is the canonical encoding, which the codec then writes back as it is.
+    canonical: bool,
+}
+
+/// Decoded descriptions, shared process-wide by their encoding: a description received again
+/// (each arrives a few times by gossip, and in every full-state exchange) is found instead of
+/// decoded, equal descriptions compare by pointer, and a simulation of a thousand nodes holds
+/// one copy of each instead of one per node.
+static DECODED: Interner<Body> = Interner::new();
+
+impl Interned for Body {
+    fn key(&self) -> &[u8] {
+        self.encoded.as_deref().unwrap_or_default()
+    }
 }
 
 impl Body {
@@ -312,7 +330,34 @@ impl Body {
         Arc::new(Body {
             instance: instance.normalized(),
             digest: OnceLock::new(),
+            encoded: None,
+            canonical: false,
         })
+    }
+
+    /// The description `encoded` decodes to, shared: found among the descriptions decoded
+    /// before, or decoded by `decode` (from those same bytes) and interned.
+    pub(crate) fn decoded<E>(
+        encoded: &[u8],
+        decode: impl FnOnce() -> Result<Instance, E>,
+    ) -> Result<Arc<Body>, E> {
+        if let Some(body) = DECODED.get(encoded) {
+            return Ok(body);
+        }
+        let instance = decode()?.normalized();
+        // Checked once per distinct description in the process.
+        let canonical = crate::codec::encode_description(&instance, Vec::new()) == encoded;
+        Ok(DECODED.insert(Body {
+            instance,
+            digest: OnceLock::new(),
+            encoded: Some(encoded.into()),
+            canonical,
+        }))
+    }
+
+    /// The canonical encoding of this description, if it was decoded from it.
+    pub(crate) fn encoded(&self) -> Option<&[u8]> {
+        self.encoded.as_deref().filter(|_| self.canonical)
     }
 
     pub(crate) fn digest(&self) -> u64 {

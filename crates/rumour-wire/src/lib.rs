@@ -1,11 +1,12 @@
 //! What every rumour layer shares, written once: LEB128 [`varint`]s, the [`StableHasher`] for
 //! digests, the drop-oldest [`BoundedQueue`] for a machine's outputs, the transmit-limited
 //! [`BroadcastQueue`] that piggybacks updates on datagrams, memberlist's scaling formulas
-//! ([`retransmit_limit`], [`pullpush_scale`]), [`Traffic`] counters and the [`Delivery`] of a
-//! message.
+//! ([`retransmit_limit`], [`pullpush_scale`]), [`Traffic`] counters, the [`Delivery`] of a
+//! message, and the process-wide [`Interner`] that shares names and ring descriptions.
 //!
-//! Contract: pure code. No I/O, no clock, no randomness, no dependency on another rumour crate;
-//! every decoder here rejects malformed input with an error and never panics.
+//! Contract: pure code. No I/O, no clock, no dependency on another rumour crate; the only
+//! randomness is the interner's hash key, which changes no output; every decoder here rejects
+//! malformed input with an error and never panics.
 //!
 //! ```
 //! use rumour_wire::{BoundedQueue, varint};
@@ -28,6 +29,7 @@ mod bounded;
 mod broadcast;
 mod error;
 mod hash;
+mod intern;
 mod scale;
 mod traffic;
 pub mod varint;
@@ -37,6 +39,7 @@ pub use bounded::BoundedQueue;
 pub use broadcast::{Broadcast, BroadcastQueue, QueueStats};
 pub use error::VarintError;
 pub use hash::{StableHasher, stable_hash};
+pub use intern::{Interned, Interner};
 pub use scale::{PULLPUSH_SCALE_THRESHOLD, pullpush_scale, retransmit_limit};
 pub use traffic::{CountedKind, MAX_KINDS, Traffic, TrafficByKind};
 
