@@ -33,7 +33,8 @@ pub enum Scenario {
     Slow,
     /// The cluster splits in halves for 60 s and heals; time until one view and equal rings.
     Partition,
-    /// Every node restarts in turn; the ring converges, no instance lost, no zombie.
+    /// Every node restarts in turn (a rolling restart: one node at a time up to 64 nodes, in
+    /// 64 waves of `ceil(N / 64)` nodes beyond); the ring converges, no instance lost, no zombie.
     Churn,
     /// Every node registers in the ring and heartbeats; bytes per node per second.
     Ring,
