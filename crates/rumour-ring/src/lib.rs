@@ -98,6 +98,7 @@ mod limits;
 mod lookup;
 mod merge;
 mod mergeable;
+mod position;
 mod replication;
 mod ring;
 mod token;

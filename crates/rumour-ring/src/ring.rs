@@ -16,6 +16,7 @@ use crate::lookup::TokenTable;
 use crate::mergeable::{
     BucketDigest, BucketSelection, EntryDigest, Mergeable, Timestamp, Tombstones,
 };
+use crate::position::Positions;
 
 /// The suffix of the content name of an instance's heartbeat: the heartbeat of instance `a` is
 /// the sub-entry `"a heartbeat"` in [`Mergeable::content`] (instance ids contain no spaces).
@@ -43,6 +44,11 @@ pub struct Ring {
     /// from ([`Timestamp::MAX`] if none), so that the `remove_tombstones` every merge runs is
     /// O(1) when nothing can expire. `None` after a change that may have touched a tombstone.
     pub(crate) tombstones: Option<(usize, Timestamp)>,
+    /// Where each id sits in `entries`, once the layout has held still for a few merges (local,
+    /// never compared; a hint checked at every use, see [`crate::position`]).
+    pub(crate) positions: Option<Arc<Positions>>,
+    /// Merges since the entries last moved (local, never compared).
+    pub(crate) stable_merges: u32,
 }
 
 /// How a mutation affects the cached lookup table.
@@ -73,6 +79,8 @@ impl Ring {
             forgotten: Arc::default(),
             received_at: Timestamp(0),
             tombstones: None,
+            positions: None,
+            stable_merges: 0,
         }
     }
 
@@ -222,6 +230,10 @@ impl Ring {
 
     /// Keeps, remaps or drops the cached lookup table after a mutation.
     pub(crate) fn refresh_table(&mut self, impact: Impact) {
+        if impact != Impact::None {
+            self.positions = None;
+            self.stable_merges = 0;
+        }
         match impact {
             Impact::None => {}
             Impact::Tokens => self.table = OnceLock::new(),
@@ -250,6 +262,12 @@ fn token_owner(body: Option<&Arc<Body>>) -> Option<&Instance> {
 
 /// Whether replacing `old` by `new` changes who owns which token.
 pub(crate) fn table_impact(old: Option<&Arc<Body>>, new: Option<&Arc<Body>>) -> Impact {
+    if let (Some(a), Some(b)) = (old, new)
+        && Arc::ptr_eq(a, b)
+    {
+        // A heartbeat merged beside a shared description (the common case).
+        return Impact::None;
+    }
     match (token_owner(old), token_owner(new)) {
         (None, None) => Impact::None,
         (Some(a), Some(b))
