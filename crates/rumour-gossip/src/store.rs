@@ -79,6 +79,9 @@ struct Entry {
     deleted_at: Timestamp,
     /// Cached [`key_hash`], cleared whenever the entry changes.
     hash: Option<u64>,
+    /// The value's [`Value::tombstones_quiet_until`] after its last sweep: sweeps with a cutoff
+    /// at most this skip it. Zero (sweep it) whenever the entry changes.
+    quiet_until: Timestamp,
 }
 
 impl Entry {
@@ -89,6 +92,7 @@ impl Entry {
             marker,
             deleted_at: Timestamp(0),
             hash: None,
+            quiet_until: Timestamp(0),
         }
     }
 
@@ -118,6 +122,7 @@ impl Entry {
             })?;
         if change.is_some() {
             self.hash = None;
+            self.quiet_until = Timestamp(0);
         }
         if let Some(cutoff) = cutoff {
             if self.value.remove_tombstones(cutoff).removed > 0 {
@@ -130,6 +135,7 @@ impl Entry {
     fn bump(&mut self, change: Option<Box<dyn Value>>) -> Applied {
         self.version.0 += 1;
         self.hash = None;
+        self.quiet_until = Timestamp(0);
         Applied {
             version: self.version,
             change,
@@ -382,12 +388,13 @@ impl Store {
                 sweep.keys_forgotten += 1;
                 return false;
             }
-            if let Some(cutoff) = cutoff {
+            if let Some(cutoff) = cutoff.filter(|&c| c > entry.quiet_until) {
                 let removed = entry.value.remove_tombstones(cutoff).removed;
                 if removed > 0 {
                     entry.hash = None;
                     sweep.tombstones_removed += removed as u64;
                 }
+                entry.quiet_until = entry.value.tombstones_quiet_until();
             }
             true
         });

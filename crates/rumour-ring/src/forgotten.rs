@@ -127,6 +127,15 @@ pub(crate) fn remember<'a>(
     }
 }
 
+/// The latest `older_than` at which [`expire`] changes nothing.
+pub(crate) fn quiet_until(memory: &Memory, max: usize) -> Timestamp {
+    if memory.ids.len() > max {
+        return Timestamp(0);
+    }
+    // `expire` keeps every memory while `older_than - RETENTION <= floor`.
+    Timestamp(memory.floor.0.saturating_add(RETENTION.0))
+}
+
 /// Forgets memories older than [`RETENTION`] at a sweep with `older_than` and, past `max`
 /// memories, the oldest. O(1) when nothing is due.
 pub(crate) fn expire(memory: &mut Arc<Memory>, older_than: Timestamp, max: usize) {

@@ -384,6 +384,20 @@ pub(crate) fn remove_tombstones(ring: &mut Ring, older_than: Timestamp) -> Tombs
     counts
 }
 
+/// See [`crate::Mergeable::tombstones_quiet_until`] for the ring.
+pub(crate) fn tombstones_quiet_until(ring: &Ring) -> Timestamp {
+    // An entry expires when its age base is before `older_than`: not while `older_than` is at
+    // most the earliest age base.
+    let Some((count, floor)) = ring.tombstones else {
+        return Timestamp(0);
+    };
+    let tombstones = if count == 0 { Timestamp::MAX } else { floor };
+    tombstones.min(forgotten::quiet_until(
+        &ring.forgotten,
+        ring.limits.max_instances,
+    ))
+}
+
 /// The number of tombstones in `entries` and the earliest time one ages from.
 fn tombstone_summary(entries: &[Entry]) -> (usize, Timestamp) {
     entries

@@ -173,6 +173,15 @@ pub trait Mergeable: Clone + fmt::Debug + PartialEq + Send + Sync + 'static {
     /// (what a read that must not show tombstones uses).
     fn remove_tombstones(&mut self, older_than: Timestamp) -> Tombstones;
 
+    /// The latest `older_than` at which [`Mergeable::remove_tombstones`] would change nothing,
+    /// as far as the value knows without looking through itself. The KV store asks it after
+    /// each sweep of the value and skips the value in its periodic sweeps while their cutoff is
+    /// at most this and the value has not changed, so a store of many keys does not visit every
+    /// value every second. The default, `Timestamp(0)`, has every sweep visit the value.
+    fn tombstones_quiet_until(&self) -> Timestamp {
+        Timestamp(0)
+    }
+
     /// Encodes the value canonically: equal values give equal bytes.
     fn encode(&self) -> Vec<u8>;
 
@@ -266,6 +275,8 @@ pub trait Value: Any + fmt::Debug + Send + Sync {
     fn has_content(&self) -> bool;
     /// [`Mergeable::remove_tombstones`].
     fn remove_tombstones(&mut self, older_than: Timestamp) -> Tombstones;
+    /// [`Mergeable::tombstones_quiet_until`].
+    fn tombstones_quiet_until(&self) -> Timestamp;
     /// [`Mergeable::encode`].
     fn encode(&self) -> Vec<u8>;
     /// [`Mergeable::state_hash`].
@@ -335,6 +346,10 @@ impl<T: Mergeable> Value for T {
 
     fn remove_tombstones(&mut self, older_than: Timestamp) -> Tombstones {
         Mergeable::remove_tombstones(self, older_than)
+    }
+
+    fn tombstones_quiet_until(&self) -> Timestamp {
+        Mergeable::tombstones_quiet_until(self)
     }
 
     fn encode(&self) -> Vec<u8> {

@@ -371,6 +371,13 @@ impl Mergeable for Ring {
         crate::merge::remove_tombstones(self, older_than)
     }
 
+    /// Known after a sweep: until the earliest tombstone's age base, and until the earliest
+    /// forgotten instance leaves the memory ([`crate::forgotten::RETENTION`] after it was
+    /// forgotten).
+    fn tombstones_quiet_until(&self) -> Timestamp {
+        crate::merge::tombstones_quiet_until(self)
+    }
+
     fn encode(&self) -> Vec<u8> {
         crate::codec::encode(self)
     }

@@ -499,6 +499,52 @@ fn a_tombstone_stamped_ahead_lives_left_ingesters_timeout_from_its_arrival() {
 }
 
 #[test]
+fn a_tombstone_arriving_after_sweeps_found_nothing_to_forget_is_still_forgotten_on_time() {
+    // The sweeps skip a value while it has nothing to forget (`tombstones_quiet_until`); a
+    // change must bring it back into the sweeps.
+    let (mut g, start) = target(|c| c);
+    for s in 1..=10 {
+        g.handle_timeout(start + Duration::from_secs(s));
+    }
+    let mut left = Ring::new();
+    left.set_instance(
+        "ingester-3",
+        Instance::new(
+            "x",
+            "z",
+            State::Left,
+            Tokens::empty(),
+            Timestamp(EPOCH_MILLIS + 10_000),
+        ),
+    )
+    .unwrap();
+    let message = change("ring", Some(left.encode()), "ring", EPOCH_MILLIS, false);
+    let arrival = start + Duration::from_secs(10);
+    g.handle_packet(arrival, attacker(), &message.encode())
+        .unwrap();
+    let tombstones = |g: &Gossip| {
+        let entry = g.entry("ring").unwrap();
+        entry
+            .value
+            .as_any()
+            .downcast_ref::<Ring>()
+            .unwrap()
+            .tombstone_count()
+    };
+    assert_eq!(tombstones(&g), 1);
+    for s in (20..=299).step_by(10) {
+        g.handle_timeout(arrival + Duration::from_secs(s));
+    }
+    assert_eq!(tombstones(&g), 1);
+    g.handle_timeout(arrival + Duration::from_secs(301));
+    assert_eq!(
+        tombstones(&g),
+        0,
+        "forgotten left_ingesters_timeout after its arrival"
+    );
+}
+
+#[test]
 fn an_owner_re_registers_over_a_forged_tombstone_and_its_peers_accept_it() {
     let mut net = Net::new(2, |c| Config {
         pullpush_interval: None,
