@@ -372,8 +372,7 @@ impl Mergeable for Ring {
     }
 
     /// Known after a sweep: until the earliest tombstone's age base, and until the earliest
-    /// forgotten instance leaves the memory ([`crate::forgotten::RETENTION`] after it was
-    /// forgotten).
+    /// forgotten instance leaves the memory (24 hours after it was forgotten).
     fn tombstones_quiet_until(&self) -> Timestamp {
         crate::merge::tombstones_quiet_until(self)
     }
