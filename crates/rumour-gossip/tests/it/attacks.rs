@@ -109,6 +109,17 @@ fn every_pullpush_message(from: SocketAddr) -> Vec<Message> {
     ]
 }
 
+/// Tombstones in the ring stored under `ring`.
+fn ring_tombstones(g: &Gossip) -> usize {
+    let entry = g.entry("ring").unwrap();
+    entry
+        .value
+        .as_any()
+        .downcast_ref::<Ring>()
+        .unwrap()
+        .tombstone_count()
+}
+
 fn change(key: &str, value: Option<Vec<u8>>, codec: &str, updated: u64, deleted: bool) -> Message {
     Message::Change(KeyChange {
         key: key.into(),
@@ -482,20 +493,11 @@ fn a_tombstone_stamped_ahead_lives_left_ingesters_timeout_from_its_arrival() {
     let message = change("ring", Some(forged.encode()), "ring", EPOCH_MILLIS, false);
     g.handle_packet(start, attacker(), &message.encode())
         .unwrap();
-    let tombstones = |g: &Gossip| {
-        let entry = g.entry("ring").unwrap();
-        entry
-            .value
-            .as_any()
-            .downcast_ref::<Ring>()
-            .unwrap()
-            .tombstone_count()
-    };
-    assert_eq!(tombstones(&g), 1);
+    assert_eq!(ring_tombstones(&g), 1);
     g.handle_timeout(start + Duration::from_secs(299));
-    assert_eq!(tombstones(&g), 1);
+    assert_eq!(ring_tombstones(&g), 1);
     g.handle_timeout(start + Duration::from_secs(301));
-    assert_eq!(tombstones(&g), 0, "gone 5 min after arrival, not 9");
+    assert_eq!(ring_tombstones(&g), 0, "gone 5 min after arrival, not 9");
 }
 
 #[test]
@@ -522,23 +524,14 @@ fn a_tombstone_arriving_after_sweeps_found_nothing_to_forget_is_still_forgotten_
     let arrival = start + Duration::from_secs(10);
     g.handle_packet(arrival, attacker(), &message.encode())
         .unwrap();
-    let tombstones = |g: &Gossip| {
-        let entry = g.entry("ring").unwrap();
-        entry
-            .value
-            .as_any()
-            .downcast_ref::<Ring>()
-            .unwrap()
-            .tombstone_count()
-    };
-    assert_eq!(tombstones(&g), 1);
+    assert_eq!(ring_tombstones(&g), 1);
     for s in (20..=299).step_by(10) {
         g.handle_timeout(arrival + Duration::from_secs(s));
     }
-    assert_eq!(tombstones(&g), 1);
+    assert_eq!(ring_tombstones(&g), 1);
     g.handle_timeout(arrival + Duration::from_secs(301));
     assert_eq!(
-        tombstones(&g),
+        ring_tombstones(&g),
         0,
         "forgotten left_ingesters_timeout after its arrival"
     );
