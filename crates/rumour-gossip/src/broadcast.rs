@@ -22,8 +22,9 @@ use rumour_wire::{Broadcast, BroadcastQueue, QueueStats, varint};
 use crate::message::{Marker, Message};
 use crate::store::{Version, change_message};
 
-/// Where a queued change is filed in its queue: its KV key and the smallest hash of the entry
-/// names it carries (0 for a change that carries none).
+/// Where a queued change is filed in its queue: the smallest hash of the entry names it carries
+/// (0 for a change that carries none) and its KV key. The hash comes first, so that the queue's
+/// search of its files mostly compares integers, not keys.
 ///
 /// A change invalidates only queued changes of the same key whose names it all carries, so
 /// their smallest name hash is one of its own: queueing a change compares it with the changes
@@ -31,9 +32,9 @@ use crate::store::{Version, change_message};
 /// instances heartbeating queues thousands of changes under one key).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct FileKey {
+    first: u64,
     /// Shared: a transmit's copy allocates nothing.
     key: Arc<str>,
-    first: u64,
 }
 
 /// One queued change: the KV key, the hashes of the entry names it carries

@@ -18,8 +18,42 @@ pub const MAX_NAME_LEN: usize = 255;
 /// tables of all nodes in the process, the probe order, queued events) refers to one
 /// allocation, equal names compare by pointer, and a name decoded from the network costs a
 /// lookup, not an allocation.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone)]
 pub struct NodeName(intern::Shared);
+
+/// Hashes the text (equal names have equal text).
+impl std::hash::Hash for NodeName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+/// Equal names share one allocation (they are interned), so the pointers decide: unequal names
+/// are told apart without reading their text.
+impl PartialEq for NodeName {
+    fn eq(&self, other: &NodeName) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for NodeName {}
+
+/// Names sort by their text.
+impl Ord for NodeName {
+    fn cmp(&self, other: &NodeName) -> std::cmp::Ordering {
+        if self == other {
+            std::cmp::Ordering::Equal
+        } else {
+            self.as_str().cmp(other.as_str())
+        }
+    }
+}
+
+impl PartialOrd for NodeName {
+    fn partial_cmp(&self, other: &NodeName) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 mod intern;
 
@@ -40,6 +74,13 @@ impl NodeName {
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The address of the name's shared allocation: equal for equal names, distinct for
+    /// distinct names held at the same time. A key for indexes that are searched but never
+    /// iterated into an output (its order differs from run to run).
+    pub(crate) fn identity(&self) -> usize {
+        std::sync::Arc::as_ptr(&self.0) as usize
     }
 }
 

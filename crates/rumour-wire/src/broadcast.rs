@@ -90,22 +90,41 @@ pub struct QueueStats {
     pub transmitted: u64,
 }
 
+/// A queued broadcast in its slot, with what places it in the sending order.
 struct Queued<B> {
     broadcast: B,
     transmits: u32,
+    /// The payload's length (the broadcast's own, read once).
+    len: usize,
+    /// Enqueue order: newer broadcasts have higher ids.
+    id: u64,
 }
 
-/// Position of a queued broadcast in sending order: fewest transmits, largest, newest first.
-type Rank = (u32, Reverse<usize>, Reverse<u64>);
+impl<B> Queued<B> {
+    fn rank(&self, slot: u32) -> Rank {
+        (self.transmits, Reverse(self.len), Reverse(self.id), slot)
+    }
+}
+
+/// Position of a queued broadcast in sending order: fewest transmits, largest, newest first;
+/// then the slot it is stored in (never decisive: ids are distinct).
+type Rank = (u32, Reverse<usize>, Reverse<u64>, u32);
 
 /// A bounded, transmit-limited queue of broadcasts. See the module documentation.
+///
+/// Broadcasts live in slots of a vector (freed slots are reused), so the sending order and the
+/// key index refer to them by slot and reach one without a search.
 pub struct BroadcastQueue<B: Broadcast> {
     retransmit_mult: u32,
     capacity: usize,
     next_id: u64,
     order: BTreeSet<Rank>,
-    items: BTreeMap<u64, Queued<B>>,
-    by_key: BTreeMap<B::Key, Vec<u64>>,
+    slots: Vec<Option<Queued<B>>>,
+    /// Slots holding nothing.
+    free: Vec<u32>,
+    /// Broadcasts queued.
+    len: usize,
+    by_key: BTreeMap<B::Key, Vec<u32>>,
     /// How many queued broadcasts have each payload length (to know the smallest one).
     lengths: BTreeMap<usize, usize>,
     /// Sum of the queued payload lengths.
@@ -127,12 +146,20 @@ impl<B: Broadcast> BroadcastQueue<B> {
             capacity: capacity.max(1),
             next_id: 0,
             order: BTreeSet::new(),
-            items: BTreeMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            len: 0,
             by_key: BTreeMap::new(),
             lengths: BTreeMap::new(),
             payload_bytes: 0,
             stats: QueueStats::default(),
         }
+    }
+
+    fn queued(&self, slot: u32) -> &Queued<B> {
+        self.slots[slot as usize]
+            .as_ref()
+            .expect("indexed slots are full")
     }
 
     /// Queues `broadcast`, first removing the queued broadcasts with the same key that it
@@ -141,38 +168,50 @@ impl<B: Broadcast> BroadcastQueue<B> {
     pub fn enqueue(&mut self, broadcast: B) {
         self.stats.enqueued += 1;
         let key = broadcast.key().clone();
-        let mut stale: Vec<u64> = Vec::new();
+        let mut stale: Vec<u32> = Vec::new();
         broadcast.scope(&mut |scope| {
-            if let Some(ids) = self.by_key.get(scope) {
+            if let Some(slots) = self.by_key.get(scope) {
                 stale.extend(
-                    ids.iter()
+                    slots
+                        .iter()
                         .copied()
-                        .filter(|id| broadcast.invalidates(&self.items[id].broadcast)),
+                        .filter(|&slot| broadcast.invalidates(&self.queued(slot).broadcast)),
                 );
             }
         });
         stale.sort_unstable();
         stale.dedup();
-        for id in stale {
-            self.remove(id);
+        for slot in stale {
+            self.remove(slot);
             self.stats.invalidated += 1;
         }
         let id = self.next_id;
         self.next_id += 1;
-        self.order
-            .insert((0, Reverse(broadcast.payload().len()), Reverse(id)));
-        *self.lengths.entry(broadcast.payload().len()).or_default() += 1;
-        self.payload_bytes += broadcast.payload().len();
-        self.by_key.entry(key).or_default().push(id);
-        self.items.insert(
+        let len = broadcast.payload().len();
+        let queued = Queued {
+            broadcast,
+            transmits: 0,
+            len,
             id,
-            Queued {
-                broadcast,
-                transmits: 0,
-            },
-        );
-        while self.items.len() > self.capacity {
-            let &(_, _, Reverse(worst)) = self.order.last().expect("queue is not empty");
+        };
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(queued);
+                slot
+            }
+            None => {
+                let slot = u32::try_from(self.slots.len()).expect("a queue holds below 2^32");
+                self.slots.push(Some(queued));
+                slot
+            }
+        };
+        self.len += 1;
+        self.order.insert(self.queued(slot).rank(slot));
+        *self.lengths.entry(len).or_default() += 1;
+        self.payload_bytes += len;
+        self.by_key.entry(key).or_default().push(slot);
+        while self.len > self.capacity {
+            let &(.., worst) = self.order.last().expect("queue is not empty");
             self.remove(worst);
             self.stats.dropped += 1;
         }
@@ -222,17 +261,20 @@ impl<B: Broadcast> BroadcastQueue<B> {
         }
         let mut out = Vec::with_capacity(taken.len());
         for rank in taken {
-            let (transmits, len, Reverse(id)) = rank;
+            let slot = rank.3;
             self.order.remove(&rank);
-            let item = self.items.get_mut(&id).expect("ranked items are stored");
-            item.transmits = transmits + 1;
+            let item = self.slots[slot as usize]
+                .as_mut()
+                .expect("ranked slots are full");
+            item.transmits += 1;
             out.push(take(&item.broadcast));
             self.stats.transmitted += 1;
             if item.transmits >= limit(&item.broadcast) {
-                self.remove(id);
+                self.remove_unranked(slot);
                 self.stats.finished += 1;
             } else {
-                self.order.insert((item.transmits, len, Reverse(id)));
+                let rank = item.rank(slot);
+                self.order.insert(rank);
             }
         }
         out
@@ -242,8 +284,8 @@ impl<B: Broadcast> BroadcastQueue<B> {
     /// were dropped (also counted in [`QueueStats::dropped`]).
     pub fn prune(&mut self, max_retain: usize) -> usize {
         let mut dropped = 0;
-        while self.items.len() > max_retain {
-            let &(_, _, Reverse(worst)) = self.order.last().expect("queue is not empty");
+        while self.len > max_retain {
+            let &(.., worst) = self.order.last().expect("queue is not empty");
             self.remove(worst);
             dropped += 1;
         }
@@ -254,7 +296,9 @@ impl<B: Broadcast> BroadcastQueue<B> {
     /// Forgets every queued broadcast.
     pub fn clear(&mut self) {
         self.order.clear();
-        self.items.clear();
+        self.slots.clear();
+        self.free.clear();
+        self.len = 0;
         self.by_key.clear();
         self.lengths.clear();
         self.payload_bytes = 0;
@@ -263,7 +307,7 @@ impl<B: Broadcast> BroadcastQueue<B> {
     /// Number of queued broadcasts.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.len
     }
 
     /// The sum of the queued payloads' lengths.
@@ -275,14 +319,14 @@ impl<B: Broadcast> BroadcastQueue<B> {
     /// Whether nothing is queued.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.len == 0
     }
 
     /// The queued broadcasts, in sending order.
     pub fn iter(&self) -> impl Iterator<Item = &B> {
         self.order
             .iter()
-            .map(|(_, _, Reverse(id))| &self.items[id].broadcast)
+            .map(|&(.., slot)| &self.queued(slot).broadcast)
     }
 
     /// The queue's counters.
@@ -297,27 +341,37 @@ impl<B: Broadcast> BroadcastQueue<B> {
         self.retransmit_mult
     }
 
-    fn remove(&mut self, id: u64) {
-        let Some(item) = self.items.remove(&id) else {
+    /// Removes the broadcast in `slot`, which is in the sending order.
+    fn remove(&mut self, slot: u32) {
+        let rank = self.queued(slot).rank(slot);
+        self.order.remove(&rank);
+        self.remove_unranked(slot);
+    }
+
+    /// Removes the broadcast in `slot`, already out of the sending order.
+    fn remove_unranked(&mut self, slot: u32) {
+        let Some(item) = self.slots[slot as usize].take() else {
             return;
         };
-        self.order.remove(&(
-            item.transmits,
-            Reverse(item.broadcast.payload().len()),
-            Reverse(id),
-        ));
-        let len = item.broadcast.payload().len();
-        self.payload_bytes -= len;
-        if let Some(count) = self.lengths.get_mut(&len) {
+        self.len -= 1;
+        if self.len == 0 {
+            // Slots left by a burst are given back once it has drained.
+            self.slots = Vec::new();
+            self.free = Vec::new();
+        } else {
+            self.free.push(slot);
+        }
+        self.payload_bytes -= item.len;
+        if let Some(count) = self.lengths.get_mut(&item.len) {
             *count -= 1;
             if *count == 0 {
-                self.lengths.remove(&len);
+                self.lengths.remove(&item.len);
             }
         }
         let key = item.broadcast.key();
-        if let Some(ids) = self.by_key.get_mut(key) {
-            ids.retain(|&other| other != id);
-            if ids.is_empty() {
+        if let Some(slots) = self.by_key.get_mut(key) {
+            slots.retain(|&other| other != slot);
+            if slots.is_empty() {
                 self.by_key.remove(key);
             }
         }
@@ -327,7 +381,7 @@ impl<B: Broadcast> BroadcastQueue<B> {
 impl<B: Broadcast> std::fmt::Debug for BroadcastQueue<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BroadcastQueue")
-            .field("len", &self.items.len())
+            .field("len", &self.len)
             .field("capacity", &self.capacity)
             .field("stats", &self.stats)
             .finish()
@@ -385,6 +439,33 @@ mod tests {
             batch.iter().find(|m| m.key == "a").map(|m| m.version),
             Some(2)
         );
+    }
+
+    #[test]
+    fn a_freed_slot_is_reused_without_changing_the_order_and_a_drained_queue_gives_all_back() {
+        let mut q = BroadcastQueue::new(1, 16);
+        q.enqueue(msg("a", 1, 10));
+        q.enqueue(msg("b", 1, 10));
+        q.enqueue(msg("c", 1, 10));
+        // `b`'s replacement takes the slot `b` left: newest, so it is sent first all the same.
+        q.enqueue(msg("b", 2, 10));
+        assert_eq!(q.slots.len(), 3, "the freed slot was reused");
+        let order: Vec<(&str, u32)> = q.iter().map(|m| (m.key, m.version)).collect();
+        assert_eq!(order, [("b", 2), ("c", 1), ("a", 1)]);
+        let batch = q.fill(3, 15, |l| l);
+        assert_eq!((batch[0].key, batch[0].version), ("b", 2));
+        // A cluster of 3 sends each broadcast once: two more fills drain the queue.
+        let rest: Vec<&str> = [q.fill(3, 15, |l| l), q.fill(3, 15, |l| l)]
+            .iter()
+            .flatten()
+            .map(|m| m.key)
+            .collect();
+        assert_eq!(rest, ["c", "a"]);
+        assert!(q.is_empty());
+        assert_eq!(q.payload_bytes(), 0);
+        assert_eq!(q.slots.len(), 0, "a drained queue keeps no slots");
+        q.enqueue(msg("d", 1, 10));
+        assert_eq!(q.fill(3, 15, |l| l)[0].key, "d");
     }
 
     #[test]

@@ -36,4 +36,19 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &b));
         assert!(!Arc::ptr_eq(&a, &intern("intern-test-b")));
     }
+
+    #[test]
+    fn names_compare_by_pointer_and_sort_by_text() {
+        use super::super::NodeName;
+        let name = |s: &str| NodeName::new(s).expect("a valid name");
+        let b = name("intern-test-b");
+        assert_eq!(b, name(&String::from("intern-test-b")));
+        assert_eq!(b.identity(), name("intern-test-b").identity());
+        assert_ne!(b, name("intern-test-c"));
+        let mut names = [name("intern-test-c"), b.clone(), name("intern-test-a")];
+        names.sort();
+        let texts: Vec<&str> = names.iter().map(NodeName::as_str).collect();
+        assert_eq!(texts, ["intern-test-a", "intern-test-b", "intern-test-c"]);
+        assert_eq!(b.cmp(&name("intern-test-b")), std::cmp::Ordering::Equal);
+    }
 }

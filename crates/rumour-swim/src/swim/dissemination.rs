@@ -16,6 +16,9 @@ use crate::transmit::Transmit;
 #[derive(Clone, Debug)]
 pub struct MemberUpdate {
     name: NodeName,
+    /// The name's [`NodeName::identity`]: the queue files updates by it, so finding a
+    /// member's pending update compares integers, not names.
+    identity: usize,
     kind: MessageKind,
     bytes: Bytes,
 }
@@ -35,9 +38,9 @@ impl MemberUpdate {
 }
 
 impl Broadcast for MemberUpdate {
-    type Key = NodeName;
-    fn key(&self) -> &NodeName {
-        &self.name
+    type Key = usize;
+    fn key(&self) -> &usize {
+        &self.identity
     }
     fn payload(&self) -> &[u8] {
         &self.bytes
@@ -67,14 +70,18 @@ impl Swim {
     pub fn fill_broadcasts(&mut self, budget: usize) -> Vec<Bytes> {
         let n = self.members.len();
         let overhead = self.config.message_overhead();
-        let batch = self.queue.fill(n, budget, |len| {
-            rumour_wire::varint::packed_len(len, overhead)
-        });
+        // The kind and bytes alone: cloning the update would touch its name's shared count.
+        let batch = self.queue.fill_with(
+            n,
+            budget,
+            |len| rumour_wire::varint::packed_len(len, overhead),
+            |update| (update.kind, update.bytes.clone()),
+        );
         batch
             .into_iter()
-            .map(|update| {
-                self.stats.sent.count(update.kind, update.bytes.len());
-                update.bytes
+            .map(|(kind, bytes)| {
+                self.stats.sent.count(kind, bytes.len());
+                bytes
             })
             .collect()
     }
@@ -89,6 +96,7 @@ impl Swim {
             _ => return,
         };
         self.queue.enqueue(MemberUpdate {
+            identity: name.identity(),
             name,
             kind: message.kind(),
             bytes: message.encode(),
