@@ -94,15 +94,17 @@ pub struct QueueStats {
 struct Queued<B> {
     broadcast: B,
     transmits: u32,
-    /// The payload's length (the broadcast's own, read once).
-    len: usize,
     /// Enqueue order: newer broadcasts have higher ids.
     id: u64,
 }
 
-impl<B> Queued<B> {
+impl<B: Broadcast> Queued<B> {
+    fn len(&self) -> usize {
+        self.broadcast.payload().len()
+    }
+
     fn rank(&self, slot: u32) -> Rank {
-        (self.transmits, Reverse(self.len), Reverse(self.id), slot)
+        (self.transmits, Reverse(self.len()), Reverse(self.id), slot)
     }
 }
 
@@ -191,7 +193,6 @@ impl<B: Broadcast> BroadcastQueue<B> {
         let queued = Queued {
             broadcast,
             transmits: 0,
-            len,
             id,
         };
         let slot = match self.free.pop() {
@@ -361,11 +362,12 @@ impl<B: Broadcast> BroadcastQueue<B> {
         } else {
             self.free.push(slot);
         }
-        self.payload_bytes -= item.len;
-        if let Some(count) = self.lengths.get_mut(&item.len) {
+        let len = item.len();
+        self.payload_bytes -= len;
+        if let Some(count) = self.lengths.get_mut(&len) {
             *count -= 1;
             if *count == 0 {
-                self.lengths.remove(&item.len);
+                self.lengths.remove(&len);
             }
         }
         let key = item.broadcast.key();

@@ -15,19 +15,43 @@ use crate::transmit::Transmit;
 /// One update per member is pending at a time; a newer one replaces it.
 #[derive(Clone, Debug)]
 pub struct MemberUpdate {
-    name: NodeName,
-    /// The name's [`NodeName::identity`]: the queue files updates by it, so finding a
-    /// member's pending update compares integers, not names.
-    identity: usize,
+    name: NameKey,
     kind: MessageKind,
     bytes: Bytes,
+}
+
+/// A member's name as the broadcast queue's key: ordered by the address of the name's interned
+/// allocation, so finding a member's pending update compares integers, not names. The queue
+/// only searches its keys, never lists them, so their order (which differs from run to run)
+/// changes nothing it sends.
+#[derive(Clone, Debug)]
+pub struct NameKey(NodeName);
+
+impl PartialEq for NameKey {
+    fn eq(&self, other: &NameKey) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for NameKey {}
+
+impl Ord for NameKey {
+    fn cmp(&self, other: &NameKey) -> std::cmp::Ordering {
+        self.0.identity().cmp(&other.0.identity())
+    }
+}
+
+impl PartialOrd for NameKey {
+    fn partial_cmp(&self, other: &NameKey) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 impl MemberUpdate {
     /// The member the update is about.
     #[must_use]
     pub fn name(&self) -> &NodeName {
-        &self.name
+        &self.name.0
     }
 
     /// The message type.
@@ -38,9 +62,9 @@ impl MemberUpdate {
 }
 
 impl Broadcast for MemberUpdate {
-    type Key = usize;
-    fn key(&self) -> &usize {
-        &self.identity
+    type Key = NameKey;
+    fn key(&self) -> &NameKey {
+        &self.name
     }
     fn payload(&self) -> &[u8] {
         &self.bytes
@@ -96,8 +120,7 @@ impl Swim {
             _ => return,
         };
         self.queue.enqueue(MemberUpdate {
-            identity: name.identity(),
-            name,
+            name: NameKey(name),
             kind: message.kind(),
             bytes: message.encode(),
         });
