@@ -110,12 +110,7 @@ fn words_hash(seed: u64, bytes: &[u8]) -> u64 {
     let mut tail = [0u8; 8];
     tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
     h = step(h, u64::from_le_bytes(tail));
-    h = step(h, bytes.len() as u64);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^ (h >> 33)
+    rumour_wire::mix64(step(h, bytes.len() as u64))
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 //! can never change a merge's result, only its cost, and the hash need not be keyed: it is the
 //! stable FNV-1a of [`rumour_wire::stable_hash`].
 
-use rumour_wire::stable_hash;
+use rumour_wire::{mix64, stable_hash};
 
 use crate::instance::Entry;
 
@@ -27,12 +27,7 @@ const EMPTY: u64 = 0;
 /// low bits barely differ between ids that differ in their last character (`ingester-1`,
 /// `ingester-2`), so they are mixed first (MurmurHash3's 64-bit finaliser).
 fn hash(id: &str) -> u64 {
-    let mut h = stable_hash(id.as_bytes());
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^ (h >> 33)
+    mix64(stable_hash(id.as_bytes()))
 }
 
 /// Positions of a ring's entries by id (see the module documentation).

@@ -60,6 +60,18 @@ impl std::hash::Hasher for StableHasher {
     }
 }
 
+/// MurmurHash3's 64-bit finaliser: a bijection that spreads every input bit over every output
+/// bit, for hashes whose low bits barely differ between similar inputs (FNV-1a of `node-1`
+/// and `node-2`) or that are built from raw words.
+#[must_use]
+pub fn mix64(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
 /// The stable hash of `bytes`.
 #[must_use]
 pub fn stable_hash(bytes: &[u8]) -> u64 {

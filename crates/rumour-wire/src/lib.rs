@@ -38,7 +38,7 @@ pub use addr::PackedAddr;
 pub use bounded::BoundedQueue;
 pub use broadcast::{Broadcast, BroadcastQueue, QueueStats};
 pub use error::VarintError;
-pub use hash::{StableHasher, stable_hash};
+pub use hash::{StableHasher, mix64, stable_hash};
 pub use intern::{Interned, Interner};
 pub use scale::{PULLPUSH_SCALE_THRESHOLD, pullpush_scale, retransmit_limit};
 pub use traffic::{CountedKind, MAX_KINDS, Traffic, TrafficByKind};
