@@ -76,4 +76,4 @@ pub use label::Label;
 pub use mem::{MemConfig, MemNetwork, MemTransport};
 pub use net::{NetConfig, NetTransport};
 pub use stats::Stats;
-pub use transport::{Delivery, Incoming, Transport};
+pub use transport::{Delivery, Incoming, Transport, TrySend};

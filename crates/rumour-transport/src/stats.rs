@@ -38,7 +38,7 @@ counters! {
     reliable_in,
     /// Payload bytes sent (datagrams and reliable messages, without transport envelopes).
     bytes_out,
-    /// Payload bytes received and queued.
+    /// Payload bytes received: of datagrams read, of reliable messages queued.
     bytes_in,
     /// Outbound connections opened.
     connections_opened,
@@ -61,9 +61,11 @@ counters! {
     dropped_over_limit,
     /// Inbound messages abandoned because the read deadline passed.
     dropped_timeout,
-    /// Inbound messages dropped because the receive queue held `recv_queue` messages.
+    /// Inbound reliable messages dropped because the receive queue held `recv_queue`
+    /// messages. (Datagrams do not pass through it: they wait in the UDP socket's buffer.)
     dropped_queue_full,
-    /// Inbound messages dropped because the receive queue held `recv_queue_bytes` bytes.
+    /// Inbound reliable messages dropped because the receive queue held `recv_queue_bytes`
+    /// bytes.
     dropped_queue_bytes,
     /// Inbound connections dropped because a stream message's frame header carried another
     /// cluster label, or none when one is required (the body was not read).

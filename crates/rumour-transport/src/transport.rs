@@ -22,6 +22,18 @@ pub struct Incoming {
     pub bytes: Bytes,
 }
 
+/// What [`Transport::try_send_datagram`] did with a datagram.
+#[derive(Debug)]
+pub enum TrySend {
+    /// Handed to the network (which may still lose it), as `send_datagram` would have.
+    Sent,
+    /// It could not go without waiting: here it is back, for
+    /// [`send_datagram`](Transport::send_datagram).
+    WouldBlock(Bytes),
+    /// It failed, as `send_datagram` would have.
+    Failed(TransportError),
+}
+
 /// A network for rumour nodes: best-effort datagrams and reliable messages to socket
 /// addresses, and one queue of everything received.
 ///
@@ -45,6 +57,14 @@ pub trait Transport: Send + Sync + 'static {
     /// Sends one datagram, best effort. Errors say why this send failed and are informational:
     /// a datagram that was sent may still be lost.
     async fn send_datagram(&self, to: SocketAddr, bytes: Bytes) -> Result<(), TransportError>;
+
+    /// Sends one datagram now if that needs no waiting (a UDP socket with room in its send
+    /// buffer), so that a caller that must not wait can skip a queue and a task switch; gives
+    /// it back as [`TrySend::WouldBlock`] otherwise. The default never sends.
+    fn try_send_datagram(&self, to: SocketAddr, bytes: Bytes) -> TrySend {
+        let _ = to;
+        TrySend::WouldBlock(bytes)
+    }
 
     /// Sends one message reliably, returning once it is written to the connection (not once
     /// the peer has processed it).
@@ -76,6 +96,10 @@ impl<T: Transport + ?Sized> Transport for Arc<T> {
 
     async fn send_datagram(&self, to: SocketAddr, bytes: Bytes) -> Result<(), TransportError> {
         (**self).send_datagram(to, bytes).await
+    }
+
+    fn try_send_datagram(&self, to: SocketAddr, bytes: Bytes) -> TrySend {
+        (**self).try_send_datagram(to, bytes)
     }
 
     async fn send_reliable(&self, to: SocketAddr, bytes: Bytes) -> Result<(), TransportError> {

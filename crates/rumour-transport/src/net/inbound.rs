@@ -19,39 +19,54 @@ use tokio::time::{Instant, timeout, timeout_at};
 
 use super::{IdleTicket, IpSlot, Shared, wire};
 use crate::frame::FrameCodec;
-use crate::stats::incr;
+use crate::stats::{bump, incr};
 use crate::{Delivery, FrameErrorKind, Incoming, Label};
 
-/// Reads UDP datagrams into one reused buffer one byte larger than `max_datagram`, so an
-/// oversized datagram is seen as such rather than silently cut.
-pub(super) async fn read_datagrams(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
-    let limit = shared.config.max_datagram;
-    let mut buf = vec![0u8; (limit + 1).min(1 << 16)];
-    loop {
-        match socket.recv_from(&mut buf).await {
-            Ok((_, from)) if !shared.source_allowed(from.ip()) => {}
-            Ok((len, _)) if len > limit => incr(&shared.counters.dropped_over_limit),
-            Ok((len, from)) => {
-                let bytes = Bytes::copy_from_slice(&buf[..len]);
-                shared.deliver(Incoming {
-                    from,
-                    delivery: Delivery::Datagram,
-                    bytes,
-                });
-            }
-            // ICMP errors from earlier sends (port unreachable) surface here on some systems:
-            // they concern no datagram of ours to read.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::ConnectionRefused | ErrorKind::ConnectionReset
-                ) => {}
-            Err(e) => {
-                // Anything else may repeat: count it and do not spin.
-                incr(&shared.counters.dropped_io);
-                tracing::warn!(error = %e, "UDP receive failed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+/// A buffer for [`read_datagram`]: one byte larger than `max_datagram`, so that an oversized
+/// datagram is seen as such rather than silently cut.
+pub(super) fn datagram_buffer(shared: &Shared) -> Vec<u8> {
+    vec![0u8; (shared.config.max_datagram + 1).min(1 << 16)]
+}
+
+/// Reads one UDP datagram into `buf` (from [`datagram_buffer`]): the message, or `None` when
+/// it was dropped (from outside the allow-list, or over `max_datagram`: counted) or the read
+/// failed. Cancel safe: a datagram is taken from the socket only when it is returned.
+pub(super) async fn read_datagram(
+    shared: &Shared,
+    socket: &UdpSocket,
+    buf: &mut [u8],
+) -> Option<Incoming> {
+    match socket.recv_from(buf).await {
+        Ok((_, from)) if !shared.source_allowed(from.ip()) => None,
+        Ok((len, _)) if len > shared.config.max_datagram => {
+            incr(&shared.counters.dropped_over_limit);
+            None
+        }
+        Ok((len, from)) => {
+            incr(&shared.counters.datagrams_in);
+            bump(&shared.counters.bytes_in, len as u64);
+            Some(Incoming {
+                from,
+                delivery: Delivery::Datagram,
+                bytes: Bytes::copy_from_slice(&buf[..len]),
+            })
+        }
+        // ICMP errors from earlier sends (port unreachable) surface here on some systems:
+        // they concern no datagram of ours to read.
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::ConnectionRefused | ErrorKind::ConnectionReset
+            ) =>
+        {
+            None
+        }
+        Err(e) => {
+            // Anything else may repeat: count it and do not spin.
+            incr(&shared.counters.dropped_io);
+            tracing::warn!(error = %e, "UDP receive failed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            None
         }
     }
 }

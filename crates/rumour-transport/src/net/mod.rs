@@ -12,6 +12,12 @@
 //!   limit or disagrees with the envelope. It reads the message within `read_deadline`, and
 //!   hands it to [`Transport::recv`]'s queue, bounded by count and by bytes (dropping and
 //!   counting it if the queue is full).
+//! - Datagrams take no task and no queue: [`Transport::recv`] reads the UDP socket itself,
+//!   and [`Transport::try_send_datagram`] writes it from the caller's task when the socket has
+//!   room. Datagrams that arrive while the caller is busy wait in the socket's receive buffer
+//!   (`udp_recv_buffer`, 2 MiB as memberlist's). On a loaded machine every task switch between
+//!   the socket and the node is a wait in the runtime's queue, and a probe's round trip took
+//!   six of them; now it takes two.
 //! - Datagrams and connections from outside `allowed_cidrs` are dropped before anything is
 //!   read. At most `max_inbound_streams` inbound connections are open at once, and at most
 //!   `max_streams_per_ip` from one IP. A connection past either limit takes the place of the
@@ -44,7 +50,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::frame::{FrameCodec, FrameConfig};
 use crate::stats::{Counters, bump, incr};
-use crate::{Cidr, Delivery, Incoming, Stats, Transport, TransportError};
+use crate::{Cidr, Delivery, Incoming, Stats, Transport, TransportError, TrySend};
 use outbound::Peers;
 
 /// Largest UDP payload over IPv4, the default `max_datagram`.
@@ -81,11 +87,18 @@ pub struct NetConfig {
     /// Most inbound TCP connections open at once. Default 128. Past it, a new connection
     /// replaces the one idle longest, or is refused if none is idle.
     pub max_inbound_streams: usize,
-    /// Capacity of the receive queue behind [`Transport::recv`]. Default 1024.
+    /// Bytes the kernel may hold of datagrams not yet read (`SO_RCVBUF`; Linux caps it at
+    /// `net.core.rmem_max`). [`Transport::recv`] reads the UDP socket itself, so datagrams
+    /// that arrive while the node is busy wait here; past it the kernel drops them (counted
+    /// in the system's UDP `RcvbufErrors`, not in [`Stats`]). Default 2 MiB, memberlist's
+    /// `udpRecvBufSize`; halved until the kernel takes it (below 64 KiB, 0 included, the
+    /// kernel's default stays).
+    pub udp_recv_buffer: usize,
+    /// Capacity of the queue of reliable messages behind [`Transport::recv`]. Default 1024.
     pub recv_queue: usize,
     /// Capacity of each peer's queue of messages waiting to be written. Default 256.
     pub peer_queue: usize,
-    /// Bytes the receive queue behind [`Transport::recv`] may hold (a message larger than this
+    /// Bytes the reliable messages' queue behind [`Transport::recv`] may hold (a message larger than this
     /// is accepted only into an empty queue). Default 64 MiB.
     pub recv_queue_bytes: usize,
     /// Bytes all peers' queues may hold together, waiting to be written (a message larger
@@ -127,6 +140,7 @@ impl NetConfig {
             idle_timeout: Duration::from_secs(10),
             inbound_idle_timeout: Duration::from_secs(60),
             max_inbound_streams: 128,
+            udp_recv_buffer: 2 << 20,
             recv_queue: 1024,
             peer_queue: 256,
             recv_queue_bytes: 64 << 20,
@@ -378,6 +392,14 @@ impl Shared {
     }
 }
 
+/// What [`Transport::recv`] reads: the queue the stream tasks fill, and the UDP socket itself
+/// (into `buf`), so a datagram reaches the node without a task switch.
+#[derive(Debug)]
+struct Inbox {
+    streams: mpsc::Receiver<Queued>,
+    buf: Vec<u8>,
+}
+
 /// UDP + TCP transport on tokio: one UDP socket and one TCP listener on the same port.
 ///
 /// Datagrams go out as UDP datagrams (or over TCP in TCP-only mode); reliable messages over
@@ -391,7 +413,7 @@ impl Shared {
 pub struct NetTransport {
     shared: Arc<Shared>,
     udp: RwLock<Option<Arc<UdpSocket>>>,
-    rx: tokio::sync::Mutex<mpsc::Receiver<Queued>>,
+    inbox: tokio::sync::Mutex<Inbox>,
     closed: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     conns: Arc<Mutex<JoinSet<()>>>,
@@ -409,6 +431,7 @@ impl NetTransport {
         })?;
         let advertise = advertise_addr(config.advertise, local)?;
         let (queue, rx) = mpsc::channel(config.recv_queue);
+        let config_udp_recv_buffer = config.udp_recv_buffer;
         let shared = Arc::new(Shared {
             codec: RwLock::new(config.frame.clone().map(|f| Arc::new(FrameCodec::new(f)))),
             queue_bytes: Arc::new(Semaphore::new(config.recv_queue_bytes)),
@@ -422,18 +445,24 @@ impl NetTransport {
             counters: Counters::default(),
             queue,
         });
+        set_recv_buffer(&udp, config_udp_recv_buffer);
         let udp = Arc::new(udp);
         let conns = Arc::new(Mutex::new(JoinSet::new()));
-        let tasks = vec![
-            tokio::spawn(inbound::read_datagrams(shared.clone(), udp.clone())),
-            tokio::spawn(inbound::accept_streams(shared.clone(), tcp, conns.clone())),
-        ];
+        let tasks = vec![tokio::spawn(inbound::accept_streams(
+            shared.clone(),
+            tcp,
+            conns.clone(),
+        ))];
         tracing::debug!(%local, %advertise, "transport bound");
+        let inbox = Inbox {
+            buf: inbound::datagram_buffer(&shared),
+            streams: rx,
+        };
         Ok(Self {
             peers: Peers::new(shared.clone()),
             shared,
             udp: RwLock::new(Some(udp)),
-            rx: tokio::sync::Mutex::new(rx),
+            inbox: tokio::sync::Mutex::new(inbox),
             closed: watch::Sender::new(false),
             tasks: Mutex::new(tasks),
             conns,
@@ -463,6 +492,44 @@ impl NetTransport {
     }
 }
 
+impl NetTransport {
+    /// Refuses a datagram once shut down or past `max_datagram` (counted).
+    fn check_datagram(&self, bytes: &Bytes) -> Result<(), TransportError> {
+        crate::stats::check_open(&self.closed)?;
+        crate::stats::check_len(
+            &self.shared.counters.send_errors,
+            "datagram",
+            bytes.len(),
+            self.shared.config.max_datagram,
+        )
+    }
+
+    /// Counts the outcome of handing `len` bytes to the UDP socket for `to`.
+    fn count_sent(
+        &self,
+        sent: std::io::Result<usize>,
+        to: SocketAddr,
+        len: usize,
+    ) -> Result<(), TransportError> {
+        let counters = &self.shared.counters;
+        match sent {
+            Ok(_) => {
+                incr(&counters.datagrams_out);
+                bump(&counters.bytes_out, len as u64);
+                Ok(())
+            }
+            Err(source) => {
+                incr(&counters.send_errors);
+                Err(TransportError::Io {
+                    op: "send datagram to",
+                    addr: to,
+                    source,
+                })
+            }
+        }
+    }
+}
+
 impl Drop for NetTransport {
     fn drop(&mut self) {
         self.abort_all();
@@ -482,13 +549,7 @@ impl Transport for NetTransport {
     }
 
     async fn send_datagram(&self, to: SocketAddr, bytes: Bytes) -> Result<(), TransportError> {
-        crate::stats::check_open(&self.closed)?;
-        crate::stats::check_len(
-            &self.shared.counters.send_errors,
-            "datagram",
-            bytes.len(),
-            self.shared.config.max_datagram,
-        )?;
+        self.check_datagram(&bytes)?;
         if self.shared.config.tcp_only {
             return self.peers.enqueue_datagram(to, bytes);
         }
@@ -498,21 +559,27 @@ impl Transport for NetTransport {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         let socket = socket.ok_or(TransportError::Shutdown)?;
-        let counters = &self.shared.counters;
-        match socket.send_to(&bytes, to).await {
-            Ok(_) => {
-                incr(&counters.datagrams_out);
-                bump(&counters.bytes_out, bytes.len() as u64);
-                Ok(())
-            }
-            Err(source) => {
-                incr(&counters.send_errors);
-                Err(TransportError::Io {
-                    op: "send datagram to",
-                    addr: to,
-                    source,
-                })
-            }
+        let sent = socket.send_to(&bytes, to).await;
+        self.count_sent(sent, to, bytes.len())
+    }
+
+    fn try_send_datagram(&self, to: SocketAddr, bytes: Bytes) -> TrySend {
+        if let Err(error) = self.check_datagram(&bytes) {
+            return TrySend::Failed(error);
+        }
+        if self.shared.config.tcp_only {
+            return TrySend::WouldBlock(bytes);
+        }
+        let udp = self.udp.read().unwrap_or_else(PoisonError::into_inner);
+        let Some(socket) = udp.as_ref() else {
+            return TrySend::Failed(TransportError::Shutdown);
+        };
+        match socket.try_send_to(&bytes, to) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => TrySend::WouldBlock(bytes),
+            sent => match self.count_sent(sent, to, bytes.len()) {
+                Ok(()) => TrySend::Sent,
+                Err(error) => TrySend::Failed(error),
+            },
         }
     }
 
@@ -529,12 +596,31 @@ impl Transport for NetTransport {
 
     async fn recv(&self) -> Result<Incoming, TransportError> {
         let mut closed = self.closed.subscribe();
-        let mut rx = self.rx.lock().await;
-        tokio::select! {
-            biased;
-            _ = closed.wait_for(|closed| *closed) => Err(TransportError::Shutdown),
-            // Dropping the permit gives the message's bytes back to the queue.
-            queued = rx.recv() => queued.map(|(incoming, _permit)| incoming).ok_or(TransportError::Shutdown),
+        let mut inbox = self.inbox.lock().await;
+        let Inbox { streams, buf } = &mut *inbox;
+        let socket = self
+            .udp
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        loop {
+            let datagram = async {
+                match &socket {
+                    Some(socket) => inbound::read_datagram(&self.shared, socket, buf).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = closed.wait_for(|closed| *closed) => return Err(TransportError::Shutdown),
+                // Dropping the permit gives the message's bytes back to the queue.
+                queued = streams.recv() => {
+                    return queued.map(|(incoming, _permit)| incoming).ok_or(TransportError::Shutdown);
+                }
+                incoming = datagram => if let Some(incoming) = incoming {
+                    return Ok(incoming);
+                },
+            }
         }
     }
 
@@ -556,6 +642,20 @@ impl Transport for NetTransport {
 
     fn stats(&self) -> Stats {
         self.shared.counters.snapshot()
+    }
+}
+
+/// Asks for a receive buffer of `bytes`, halving down to 64 KiB until the kernel takes it (as
+/// memberlist's `setUDPRecvBuf`); the kernel's default stays if none is taken.
+fn set_recv_buffer(udp: &UdpSocket, bytes: usize) {
+    let socket = socket2::SockRef::from(udp);
+    let mut want = bytes;
+    while want >= 64 << 10 {
+        match socket.set_recv_buffer_size(want) {
+            Ok(()) => return,
+            Err(error) => tracing::debug!(want, %error, "UDP receive buffer refused"),
+        }
+        want /= 2;
     }
 }
 

@@ -155,7 +155,12 @@ async fn sources_outside_the_allow_list_are_refused_before_anything_is_read() {
     let b = bind(config().with_allowed_cidrs([only])).await;
     let raw = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     raw.send_to(b"anything", b.local_addr()).await.unwrap();
-    until(&b, "datagram refused", |s| s.refused_source == 1).await;
+    // Datagrams are read by `recv`: it runs while the counter is watched, and must not
+    // deliver the refused one.
+    tokio::select! {
+        incoming = b.recv() => panic!("a refused datagram was delivered: {incoming:?}"),
+        _ = until(&b, "datagram refused", |s| s.refused_source == 1) => {}
+    }
     let mut stream = TcpStream::connect(b.local_addr()).await.unwrap();
     closed_by_server(&mut stream).await;
     let stats = until(&b, "stream refused", |s| s.refused_source == 2).await;
@@ -178,21 +183,26 @@ async fn sources_outside_the_allow_list_are_refused_before_anything_is_read() {
 
 #[tokio::test]
 async fn the_receive_queue_is_bounded_in_bytes() {
+    // The queue holds reliable messages (datagrams wait in the socket's own buffer).
     let mut c = config();
     c.recv_queue_bytes = 100;
     let b = bind(c).await;
-    let raw = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let a = bind(config()).await;
     for fill in 0..3u8 {
-        raw.send_to(&[fill; 60], b.local_addr()).await.unwrap();
+        a.send_reliable(b.local_addr(), Bytes::from(vec![fill; 60]))
+            .await
+            .unwrap();
     }
     let stats = until(&b, "byte drops", |s| {
-        s.datagrams_in + s.dropped_queue_bytes == 3
+        s.reliable_in + s.dropped_queue_bytes == 3
     })
     .await;
-    assert_eq!((stats.datagrams_in, stats.dropped_queue_bytes), (1, 2));
+    assert_eq!((stats.reliable_in, stats.dropped_queue_bytes), (1, 2));
     assert_eq!(recv(&b).await.bytes[0], 0);
     // Taking the message gave its bytes back.
-    raw.send_to(&[9; 60], b.local_addr()).await.unwrap();
+    a.send_reliable(b.local_addr(), Bytes::from(vec![9; 60]))
+        .await
+        .unwrap();
     assert_eq!(recv(&b).await.bytes[0], 9);
 }
 

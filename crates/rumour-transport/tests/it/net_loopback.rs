@@ -2,7 +2,7 @@
 
 use crate::support::*;
 use bytes::Bytes;
-use rumour_transport::{Delivery, NetConfig, NetTransport, Transport, TransportError};
+use rumour_transport::{Delivery, NetConfig, NetTransport, Transport, TransportError, TrySend};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 async fn datagram_round_trip(a: &NetTransport, b: &NetTransport) {
@@ -101,6 +101,60 @@ async fn port_zero_binds_udp_and_tcp_on_the_same_free_port() {
     let raw = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     raw.send_to(b"raw", t.local_addr()).await.unwrap();
     assert_eq!(recv(&t).await.from, raw.local_addr().unwrap());
+}
+
+#[tokio::test]
+async fn try_send_datagram_sends_at_once_over_udp_and_gives_back_what_must_wait() {
+    let a = bind_local().await;
+    let b = bind_local().await;
+    // The runtime learns that a new socket is writable from its first wait: until then a try
+    // gives the datagram back, and the caller sends it the waiting way.
+    datagram_round_trip(&a, &b).await;
+    assert!(matches!(
+        a.try_send_datagram(b.local_addr(), Bytes::from_static(b"now")),
+        TrySend::Sent
+    ));
+    // Sent and counted before the call returned.
+    assert_eq!(a.stats().datagrams_out, 2);
+    let got = recv(&b).await;
+    assert_eq!((got.from, &got.bytes[..]), (a.local_addr(), &b"now"[..]));
+
+    let huge = Bytes::from(vec![0; a.config().max_datagram + 1]);
+    assert!(matches!(
+        a.try_send_datagram(b.local_addr(), huge),
+        TrySend::Failed(TransportError::OverLimit { .. })
+    ));
+
+    // Over TCP a datagram may wait for a connection: it comes back, untouched.
+    let mut config = NetConfig::new(addr("127.0.0.1:0"));
+    config.tcp_only = true;
+    let t = bind(config).await;
+    match t.try_send_datagram(b.local_addr(), Bytes::from_static(b"later")) {
+        TrySend::WouldBlock(bytes) => assert_eq!(&bytes[..], b"later"),
+        other => panic!("a TCP-only datagram was not given back: {other:?}"),
+    }
+    assert_eq!(t.stats().datagrams_out, 0);
+
+    a.shutdown().await;
+    assert!(matches!(
+        a.try_send_datagram(b.local_addr(), Bytes::from_static(b"late")),
+        TrySend::Failed(TransportError::Shutdown)
+    ));
+}
+
+#[tokio::test]
+async fn datagrams_that_arrive_before_recv_is_called_wait_for_it_in_order() {
+    let a = bind_local().await;
+    let b = bind_local().await;
+    for i in 0..100u8 {
+        a.send_datagram(b.local_addr(), Bytes::from(vec![i; 100]))
+            .await
+            .unwrap();
+    }
+    for i in 0..100u8 {
+        assert_eq!(recv(&b).await.bytes.to_vec(), vec![i; 100]);
+    }
+    assert_eq!(b.stats().datagrams_in, 100);
 }
 
 #[tokio::test]
