@@ -14,6 +14,9 @@ use crate::{Node, NodeEvent};
 
 /// How long the task sleeps when the node has no timer at all.
 const IDLE: Duration = Duration::from_secs(3600);
+/// Most messages already received that the task hands over before a timer (see
+/// [`Task::drain_received`]).
+pub(super) const BEFORE_TIMER: usize = 64;
 /// How long a stopping node waits for its queued messages (a goodbye, say) to be sent.
 const SEND_GRACE: Duration = Duration::from_secs(1);
 
@@ -85,13 +88,17 @@ impl Task {
             };
             let now = now();
             match input {
-                Input::Net(Ok(incoming)) => self.receive(now, incoming),
-                Input::Net(Err(TransportError::Shutdown)) => break None,
-                Input::Net(Err(error)) => {
-                    tracing::warn!(%error, "receive failed");
-                    Counters::incr(&self.counters.recv_errors);
+                Input::Net(received) => {
+                    if !self.handle_received(now, received) {
+                        break None;
+                    }
                 }
-                Input::Timer => self.node.handle_timeout(now),
+                Input::Timer => {
+                    if !self.drain_received(now).await {
+                        break None;
+                    }
+                    self.node.handle_timeout(now);
+                }
                 Input::Command(Some(Command::Call(f))) => f(&mut self.node, now),
                 Input::Command(Some(Command::Status(reply))) => {
                     let _ = reply.send(self.status(&mut status, now));
@@ -108,6 +115,44 @@ impl Task {
         if let Some(ack) = ack {
             let _ = ack.send(());
         }
+    }
+
+    /// Hands the node up to [`BEFORE_TIMER`] messages that have already arrived, before a
+    /// timer that fired while they waited: an ack that came in before its probe's deadline
+    /// then ends the probe instead of failing it (`select!` picks at random among ready
+    /// branches, and on a loaded machine the ack and the deadline are often ready together).
+    /// Bounded, so that a flood cannot hold the timers back.
+    /// Returns `false` once the transport is shut down.
+    pub(super) async fn drain_received(&mut self, now: Instant) -> bool {
+        for _ in 0..BEFORE_TIMER {
+            let received = tokio::select! {
+                biased;
+                received = self.transport.recv() => received,
+                () = std::future::ready(()) => return true,
+            };
+            if !self.handle_received(now, received) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Hands a received message to the node, or counts a receive error; `false` once the
+    /// transport is shut down.
+    fn handle_received(
+        &mut self,
+        now: Instant,
+        received: Result<Incoming, TransportError>,
+    ) -> bool {
+        match received {
+            Ok(incoming) => self.receive(now, incoming),
+            Err(TransportError::Shutdown) => return false,
+            Err(error) => {
+                tracing::warn!(%error, "receive failed");
+                Counters::incr(&self.counters.recv_errors);
+            }
+        }
+        true
     }
 
     /// The last status if it is recent enough, else a new one (kept for the next callers).

@@ -299,3 +299,61 @@ async fn two_nodes_in_memberlist_mode_join_each_other_encrypted() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// A node task over an in-memory network, and a raw endpoint beside it.
+fn task_with_raw_peer() -> (super::task::Task, rumour_transport::MemTransport) {
+    use rand::SeedableRng;
+    let network = rumour_transport::MemNetwork::new(rumour_transport::MemConfig::new(1));
+    let transport = network
+        .bind(SocketAddr::from(([10, 0, 0, 1], 7946)))
+        .expect("bind");
+    let raw = network
+        .bind(SocketAddr::from(([10, 0, 0, 2], 7946)))
+        .expect("bind");
+    let config = crate::NodeConfig::new("node", transport.local_addr(), Profile::Local);
+    let node = crate::Node::new(
+        config,
+        rand_chacha::ChaCha8Rng::seed_from_u64(1),
+        std::time::Instant::now(),
+    )
+    .expect("valid config");
+    let (_commands_tx, commands) = tokio::sync::mpsc::channel(1);
+    let task = super::task::Task {
+        node,
+        transport: Arc::new(transport),
+        commands,
+        events: tokio::sync::broadcast::channel(16).0,
+        counters: Arc::new(Counters::default()),
+        ready: tokio::sync::watch::channel(false).0,
+        joined: false,
+    };
+    (task, raw)
+}
+
+#[tokio::test]
+async fn messages_already_received_reach_the_node_before_a_timer_but_only_so_many() {
+    let (mut task, raw) = task_with_raw_peer();
+    let to = task.transport.local_addr();
+    // Not frames of this cluster: each one the node is handed counts as a dropped frame.
+    for _ in 0..100 {
+        raw.send_datagram(to, Bytes::from_static(b"not a frame"))
+            .await
+            .unwrap();
+    }
+    let now = std::time::Instant::now();
+    assert!(task.drain_received(now).await, "the transport is open");
+    assert_eq!(
+        task.node.stats().frames_dropped,
+        super::task::BEFORE_TIMER as u64
+    );
+    assert!(task.drain_received(now).await);
+    assert_eq!(task.node.stats().frames_dropped, 100);
+    // Nothing waits: the drain returns at once.
+    assert!(task.drain_received(now).await);
+    assert_eq!(task.node.stats().frames_dropped, 100);
+    task.transport.shutdown().await;
+    assert!(
+        !task.drain_received(now).await,
+        "a shut transport ends the task"
+    );
+}
