@@ -1,5 +1,6 @@
-//! Sending what the node produced without making the node wait: datagrams go through one
-//! queue and one sender task, reliable messages through one queue and task per peer (a slow or
+//! Sending what the node produced without making the node wait: datagrams go straight to the
+//! socket when it has room and nothing waits before them, else through one queue and one
+//! sender task; reliable messages through one queue and task per peer (a slow or
 //! unreachable peer delays only its own messages, and each peer's messages stay in order).
 //! Closing waits a little for the queues to drain, so a goodbye sent just before a shutdown
 //! still leaves.
