@@ -98,8 +98,8 @@ pub struct NetConfig {
     pub recv_queue: usize,
     /// Capacity of each peer's queue of messages waiting to be written. Default 256.
     pub peer_queue: usize,
-    /// Bytes the reliable messages' queue behind [`Transport::recv`] may hold (a message larger than this
-    /// is accepted only into an empty queue). Default 64 MiB.
+    /// Bytes the queue of reliable messages behind [`Transport::recv`] may hold (a message
+    /// larger than this is accepted only into an empty queue). Default 64 MiB.
     pub recv_queue_bytes: usize,
     /// Bytes all peers' queues may hold together, waiting to be written (a message larger
     /// than this is accepted only when nothing else waits). Default 64 MiB.
@@ -430,8 +430,8 @@ impl NetTransport {
             source,
         })?;
         let advertise = advertise_addr(config.advertise, local)?;
+        set_recv_buffer(&udp, config.udp_recv_buffer);
         let (queue, rx) = mpsc::channel(config.recv_queue);
-        let config_udp_recv_buffer = config.udp_recv_buffer;
         let shared = Arc::new(Shared {
             codec: RwLock::new(config.frame.clone().map(|f| Arc::new(FrameCodec::new(f)))),
             queue_bytes: Arc::new(Semaphore::new(config.recv_queue_bytes)),
@@ -445,7 +445,6 @@ impl NetTransport {
             counters: Counters::default(),
             queue,
         });
-        set_recv_buffer(&udp, config_udp_recv_buffer);
         let udp = Arc::new(udp);
         let conns = Arc::new(Mutex::new(JoinSet::new()));
         let tasks = vec![tokio::spawn(inbound::accept_streams(
@@ -490,9 +489,7 @@ impl NetTransport {
         tasks.iter().for_each(JoinHandle::abort);
         tasks
     }
-}
 
-impl NetTransport {
     /// Refuses a datagram once shut down or past `max_datagram` (counted).
     fn check_datagram(&self, bytes: &Bytes) -> Result<(), TransportError> {
         crate::stats::check_open(&self.closed)?;
