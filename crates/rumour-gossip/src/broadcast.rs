@@ -324,32 +324,19 @@ pub(crate) fn pack(taken: Vec<KvBroadcast>) -> Vec<Bytes> {
     out
 }
 
-/// One message for the changes `group` of `taken` (one key, each with a value): their values
-/// merged, the greatest marker. `None` if a merge fails or the message is not shorter.
-///
-/// The values merge pairwise, in rounds (a join is associative and commutative): `k` changes of
-/// `T` entries in all cost `O(T log k)` entry moves, where merging each into one growing value
-/// moves `O(T k)` (every new entry shifts the ones after it).
+/// One message for the changes `group` of `taken` (one key, each with a value): the join of
+/// their values ([`rumour_ring::Mergeable::join`]), the greatest marker. `None` if the join
+/// fails or the message is not shorter.
 fn pack_group(taken: &[KvBroadcast], group: &[usize]) -> Option<Bytes> {
     let mut marker = taken[group[0]].value.as_ref()?.1;
-    let mut values: Vec<Box<dyn Value>> = Vec::with_capacity(group.len());
+    let mut values: Vec<&dyn Value> = Vec::with_capacity(group.len());
     for &i in group {
         let (value, m) = taken[i].value.as_ref()?;
-        values.push(value.clone_box());
+        values.push(value.as_ref());
         marker = marker.max(*m);
     }
-    while values.len() > 1 {
-        let mut round = Vec::with_capacity(values.len().div_ceil(2));
-        let mut pairs = values.into_iter();
-        while let Some(mut left) = pairs.next() {
-            if let Some(right) = pairs.next() {
-                left.merge_dyn(right.as_ref(), None).ok()?;
-            }
-            round.push(left);
-        }
-        values = round;
-    }
-    let merged = values.pop()?;
+    let (first, rest) = values.split_first()?;
+    let merged = first.join_dyn(rest).ok()?;
     let key = &taken[group[0]].file.key;
     let change = change_message(key, merged.codec_id(), Some(merged.as_ref()), marker);
     let message = Message::Change(change).encode();

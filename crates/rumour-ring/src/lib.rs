@@ -113,7 +113,8 @@ pub use limits::{RingCodec, RingLimits};
 pub use lookup::TOKEN_SPACE;
 pub use mergeable::{
     BucketDigest, BucketSelection, Codec, EntryDigest, MAX_DIGEST_BUCKETS, Mergeable, Timestamp,
-    Tombstones, TypedCodec, Value, bucket_count, content_hash, name_hash, valid_bucket_count,
+    Tombstones, TypedCodec, Value, bucket_count, content_hash, join_by_merging, name_hash,
+    valid_bucket_count,
 };
 pub use replication::{Operation, Replica, ReplicationConfig, ReplicationSet, ZoneAwareness};
 pub use ring::{HEARTBEAT_SUFFIX, Ring};

@@ -236,6 +236,40 @@ fn merge_received(ring: &mut Ring, other: &Ring) -> Option<Ring> {
     finish(ring, changes, impact)
 }
 
+/// The join of `rings` ([`crate::Mergeable::join`]): their entries sorted by id (a stable sort,
+/// so among equal ids the earlier ring's entry comes first, as the stored side of a merge), and
+/// each run of one id folded by [`merge_entry`], the rule of [`merge_received`]. The result has
+/// the first ring's limits and local state. Rings that remember forgotten instances, or that
+/// hold more entries between them than the first ring's limit (where a merge would refuse new
+/// ids), are joined by merging instead, so the result is always what merging gives.
+pub(crate) fn join(rings: &[&Ring]) -> Option<Ring> {
+    let first = rings.first()?;
+    let total: usize = rings.iter().map(|r| r.entries.len()).sum();
+    if total > first.limits.max_instances || rings.iter().any(|r| !r.forgotten.is_empty()) {
+        return crate::mergeable::join_by_merging(rings);
+    }
+    let mut all: Vec<&Entry> = Vec::with_capacity(total);
+    for ring in rings {
+        all.extend(ring.entries.iter());
+    }
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut entries: Vec<Entry> = Vec::with_capacity(total);
+    for entry in all {
+        match entries.last_mut() {
+            Some(last) if last.id == entry.id => {
+                if let Some((merged, _)) = merge_entry(Some(last), entry, None) {
+                    *last = merged;
+                }
+            }
+            _ => entries.push(entry.clone()),
+        }
+    }
+    let mut joined = Ring::from_entries(entries);
+    joined.limits = first.limits;
+    joined.received_at = first.received_at;
+    Some(joined)
+}
+
 /// The position of `id` in `entries` (sorted by id), or where it would go, searching from
 /// `from` (which no earlier position follows) with steps that double: `O(log d)` comparisons
 /// for a position `d` entries on.

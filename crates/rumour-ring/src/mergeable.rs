@@ -255,6 +255,35 @@ pub trait Mergeable: Clone + fmt::Debug + PartialEq + Send + Sync + 'static {
     fn is_refresh(&self) -> bool {
         false
     }
+
+    /// The join of `values`: one value holding what they all hold, equal to what merging each
+    /// into a copy of the first gives ([`join_by_merging`]); `None` for no values. Gossip packs
+    /// the queued changes of one key that go in one packet into one message with it. The
+    /// default is [`join_by_merging`]; override it when a direct union costs less than a chain
+    /// of merges that each compute a change (the ring merges its sorted entry lists in one
+    /// pass).
+    fn join(values: &[&Self]) -> Option<Self> {
+        join_by_merging(values)
+    }
+}
+
+/// The join of `values` by [`Mergeable::merge`]: pairwise, in rounds (a join is associative and
+/// commutative, and `k` values of `T` entries in all cost `O(T log k)` entry moves where merging
+/// each into one growing value moves `O(T k)`). The default of [`Mergeable::join`].
+pub fn join_by_merging<T: Mergeable>(values: &[&T]) -> Option<T> {
+    let mut round: Vec<T> = values.iter().map(|v| (*v).clone()).collect();
+    while round.len() > 1 {
+        let mut next = Vec::with_capacity(round.len().div_ceil(2));
+        let mut pairs = round.into_iter();
+        while let Some(mut left) = pairs.next() {
+            if let Some(right) = pairs.next() {
+                left.merge(&right, None);
+            }
+            next.push(left);
+        }
+        round = next;
+    }
+    round.pop()
 }
 
 /// The object-safe face of a [`Mergeable`] value, so one store can hold several value types.
@@ -302,6 +331,9 @@ pub trait Value: Any + fmt::Debug + Send + Sync {
         selection: &BucketSelection<'_>,
         except: Option<&dyn Value>,
     ) -> Option<Box<dyn Value>>;
+    /// [`Mergeable::join`] of this value and `others`; errors if one of them is of another
+    /// type.
+    fn join_dyn(&self, others: &[&dyn Value]) -> Result<Box<dyn Value>, Error>;
     /// A copy of the value.
     fn clone_box(&self) -> Box<dyn Value>;
     /// Equality with another value of any type.
@@ -391,6 +423,24 @@ impl<T: Mergeable> Value for T {
     ) -> Option<Box<dyn Value>> {
         let except = except.and_then(|v| v.as_any().downcast_ref::<T>());
         Mergeable::select_buckets(self, selection, except).map(|v| Box::new(v) as Box<dyn Value>)
+    }
+
+    fn join_dyn(&self, others: &[&dyn Value]) -> Result<Box<dyn Value>, Error> {
+        let mut values: Vec<&T> = Vec::with_capacity(others.len() + 1);
+        values.push(self);
+        for other in others {
+            values.push(
+                other
+                    .as_any()
+                    .downcast_ref::<T>()
+                    .ok_or(Error::CodecMismatch {
+                        expected: T::CODEC_ID,
+                        found: other.codec_id(),
+                    })?,
+            );
+        }
+        let joined = T::join(&values).expect("one value at least");
+        Ok(Box::new(joined))
     }
 
     fn clone_box(&self) -> Box<dyn Value> {

@@ -365,6 +365,13 @@ impl Mergeable for Ring {
         !self.entries.is_empty() && self.entries.iter().all(|e| e.body.is_none())
     }
 
+    /// Every entry of every ring in one sorted pass, per id the greater description and the
+    /// greater heartbeat (see [`crate::merge`]): no change sets, no copy-on-write of the
+    /// entries at each step.
+    fn join(values: &[&Ring]) -> Option<Ring> {
+        crate::merge::join(values)
+    }
+
     /// Forgets `Left` tombstones written before `older_than`, and heartbeats without a
     /// description last seen before it. Pass [`Timestamp::MAX`] to forget every tombstone.
     fn remove_tombstones(&mut self, older_than: Timestamp) -> Tombstones {

@@ -2,7 +2,7 @@
 
 use crate::support::{IDS, cas, instance, ring, state};
 use proptest::prelude::*;
-use rumour_ring::{Mergeable, Ring, State, Timestamp};
+use rumour_ring::{Mergeable, Ring, State, Timestamp, join_by_merging};
 
 fn merged(a: &Ring, b: &Ring) -> Ring {
     let mut out = a.clone();
@@ -91,6 +91,19 @@ proptest! {
         let once = x.clone();
         prop_assert_eq!(x.merge(&b, None), None);
         prop_assert_eq!(x, once);
+    }
+
+    #[test]
+    fn join_is_what_merging_gives(rings in prop::collection::vec(ring(), 1..7)) {
+        let refs: Vec<&Ring> = rings.iter().collect();
+        let joined = Ring::join(&refs).expect("one ring at least");
+        let mut folded = rings[0].clone();
+        for other in &rings[1..] {
+            folded.merge(other, None);
+        }
+        prop_assert_eq!(joined.encode(), folded.encode());
+        prop_assert_eq!(&joined, &folded);
+        prop_assert_eq!(joined, join_by_merging(&refs).expect("one ring at least"));
     }
 
     #[test]
