@@ -43,7 +43,7 @@ use crate::message::{Alive, Dead, MemberState, Message, Suspect};
 use crate::probe::ProbeOrder;
 use crate::suspicion::Suspicion;
 
-use index::NameIndex;
+use index::{MemberKey, NameIndex};
 
 mod index;
 mod record;
@@ -231,23 +231,23 @@ impl Membership {
 
     fn slot<Q>(&self, name: &Q) -> Option<usize>
     where
-        Q: std::borrow::Borrow<str> + ?Sized,
+        Q: MemberKey + ?Sized,
     {
         self.index
-            .get(&self.records, name.borrow())
+            .get(&self.records, name)
             .map(|slot| slot as usize)
     }
 
     fn record<Q>(&self, name: &Q) -> Option<&Record>
     where
-        Q: std::borrow::Borrow<str> + ?Sized,
+        Q: MemberKey + ?Sized,
     {
         self.records.get(self.slot(name)?)
     }
 
     fn record_mut<Q>(&mut self, name: &Q) -> Option<&mut Record>
     where
-        Q: std::borrow::Borrow<str> + ?Sized,
+        Q: MemberKey + ?Sized,
     {
         let slot = self.slot(name)?;
         self.records.get_mut(slot)
@@ -363,7 +363,7 @@ impl Membership {
         if *name == self.local {
             return None;
         }
-        let slot = self.index.remove(&self.records, name.as_str())?;
+        let slot = self.index.remove(&self.records, name)?;
         self.by_name.take();
         let record = self.records.swap_remove(slot as usize);
         if record.scheduled {
@@ -485,7 +485,7 @@ impl Membership {
     /// Whether `name` is stored and confirmed.
     pub(crate) fn is_confirmed<Q>(&self, name: &Q) -> bool
     where
-        Q: std::borrow::Borrow<str> + ?Sized,
+        Q: MemberKey + ?Sized,
     {
         self.record(name).is_some_and(|r| r.confirmed)
     }
@@ -595,7 +595,7 @@ impl Membership {
 
     pub(crate) fn get<Q>(&self, name: &Q) -> Option<Member>
     where
-        Q: std::borrow::Borrow<str> + ?Sized,
+        Q: MemberKey + ?Sized,
     {
         self.record(name).map(|r| r.to_member(self.epoch))
     }
@@ -665,7 +665,7 @@ impl Membership {
     pub(crate) fn stale_suspect(&mut self, now: Instant, age: Duration) -> Option<NodeName> {
         let (records, index) = (&mut self.records, &self.index);
         self.suspected.iter().find_map(|name| {
-            let slot = index.get(records, name.as_str())? as usize;
+            let slot = index.get(records, name)? as usize;
             let timer = records[slot].suspicion_mut()?;
             if timer.rechecked || now.saturating_duration_since(timer.started()) < age {
                 return None;

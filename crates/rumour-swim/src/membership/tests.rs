@@ -812,10 +812,13 @@ mod index {
         assert_eq!(t.len(), model.len() + 1);
         for (slot, record) in t.records.iter().enumerate() {
             assert_eq!(t.slot(record.name.as_str()), Some(slot), "{}", record.name);
+            assert_eq!(t.slot(&record.name), Some(slot), "{}", record.name);
         }
         for n in 0..300 {
             let n = format!("node-{n}");
             assert_eq!(t.get(n.as_str()).is_some(), model.contains_key(&n), "{n}");
+            // An interned name (compared by identity) finds what its text finds.
+            assert_eq!(t.get(&name(&n)).is_some(), model.contains_key(&n), "{n}");
         }
         let names: Vec<String> = t.members().map(|m| m.name.to_string()).collect();
         let mut expected: Vec<String> = model.keys().cloned().collect();
