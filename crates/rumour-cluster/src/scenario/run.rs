@@ -1,7 +1,7 @@
 //! The scenario runner.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -180,28 +180,32 @@ fn add_invariants(sim: &mut Sim<Node>) {
             }
         }),
     );
-    // Keyed by the members' shared names: reading 16 tables a virtual second allocates nothing.
-    let mut seen: BTreeMap<(NodeId, u32, rumour_swim::NodeName), u32> = BTreeMap::new();
+    // Per watched observer and generation, each member's incarnation at the last check, found
+    // by the name's hash: reading 16 tables of 1,000 members a virtual second compares no text
+    // (an ordered map by name was 7 % of a 1,000-node `steady`).
+    let mut seen: HashMap<(NodeId, u32), HashMap<rumour_swim::NodeName, u32>> = HashMap::new();
     sim.add_check(
         "stored incarnations never go backwards",
         Duration::from_secs(1),
         Box::new(move |sim: &Sim<Node>| {
-            let mut now_seen = BTreeMap::new();
+            let mut now_seen = HashMap::with_capacity(seen.len());
             for (id, node) in sim.running().take(WATCHED_OBSERVERS) {
-                let generation = sim.generation(id);
+                let observer = (id, sim.generation(id));
+                let before = seen.remove(&observer).unwrap_or_default();
+                let mut now = HashMap::with_capacity(before.len());
                 for member in node.members() {
-                    let key = (id, generation, member.name.clone());
                     let incarnation = member.incarnation.0;
-                    if let Some(&before) = seen.get(&key) {
-                        if incarnation < before {
+                    if let Some(&earlier) = before.get(&member.name) {
+                        if incarnation < earlier {
                             return Err(format!(
-                                "{id} lowered {}'s incarnation from {before} to {incarnation}",
-                                key.2.as_str()
+                                "{id} lowered {}'s incarnation from {earlier} to {incarnation}",
+                                member.name.as_str()
                             ));
                         }
                     }
-                    now_seen.insert(key, incarnation);
+                    now.insert(member.name, incarnation);
                 }
+                now_seen.insert(observer, now);
             }
             seen = now_seen;
             Ok(())
