@@ -366,8 +366,8 @@ impl Mergeable for Ring {
     }
 
     /// Every entry of every ring in one sorted pass, per id the greater description and the
-    /// greater heartbeat (see [`crate::merge`]): no change sets, no copy-on-write of the
-    /// entries at each step.
+    /// greater heartbeat (the merge rule): no change sets, no copy-on-write of the entries at
+    /// each step.
     fn join(values: &[&Ring]) -> Option<Ring> {
         crate::merge::join(values)
     }
