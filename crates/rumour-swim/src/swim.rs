@@ -88,6 +88,8 @@ pub struct Swim {
     reconnect: ReconnectList,
     /// A follow-up exchange is wanted after the next join reply.
     followup_wanted: bool,
+    /// The follow-ups of the current join: see [`exchange::Followups`].
+    followups: exchange::Followups,
     left: bool,
     /// The latest time given to the machine; inputs never move it backwards.
     clock: Instant,
@@ -171,6 +173,7 @@ impl Swim {
             seeds: Vec::new(),
             reconnect: ReconnectList::new(config.reconnect_capacity(), config.reconnect_timeout()),
             followup_wanted: false,
+            followups: exchange::Followups::none(now),
             left: false,
             clock: now,
             admission: None,

@@ -14,6 +14,38 @@ use rumour_wire::{pullpush_scale, retransmit_limit};
 
 use crate::pullpush::PullPush;
 
+/// Follow-up exchanges after a join, at most this many (see [`Followups`]).
+pub(crate) const MAX_FOLLOWUPS: u8 = 2;
+
+/// The follow-up exchanges of a join in progress.
+///
+/// In a mass join the news of the members that joined the seed late runs out of gossip
+/// retransmits before it reaches everyone: on sockets, 512 nodes joining at once left a few
+/// nodes each missing one or two late members for seconds after the first follow-up (half the
+/// joins took 6 to 10 s instead of 4.5). So when members arrived after the first follow-up was
+/// scheduled, a second one follows once gossip has sent what it holds as often as it will
+/// (`gossip_interval * retransmit_limit` after the first), as a digest request
+/// when digests are on: where the two tables already agree it costs a few dozen bytes, where
+/// they do not it becomes the full exchange that brings the missing members. A lone join costs
+/// one follow-up, as before.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Followups {
+    /// Follow-ups still allowed, the scheduled one included.
+    pub(crate) left: u8,
+    /// When the scheduled one was scheduled.
+    pub(crate) since: Instant,
+}
+
+impl Followups {
+    /// None scheduled.
+    pub(crate) fn none(now: Instant) -> Followups {
+        Followups {
+            left: 0,
+            since: now,
+        }
+    }
+}
+
 impl Swim {
     /// Starts a full-state exchange with `to`.
     pub(super) fn send_exchange_request(&mut self, to: SocketAddr, join: bool) {
@@ -116,9 +148,13 @@ impl Swim {
             // the seed after this node reach it by gossip, except a few whose news ran out
             // of retransmits first, and this exchange brings those (64 nodes joined in
             // 1.0 s simulated with a whole probe interval, 0.9 with half; 256 nodes 1.5 and
-            // 1.2 s, seeds 1-5).
+            // 1.2 s, seeds 1-5). More follow while members keep arriving (see `Followups`).
             self.followup_wanted = false;
             let p = self.config.probe_interval() / 2;
+            self.followups = Followups {
+                left: MAX_FOLLOWUPS,
+                since: now,
+            };
             self.timers.followup = Some(now + p + self.stagger(p));
         }
     }
@@ -145,7 +181,7 @@ impl Swim {
         }
     }
 
-    /// Periodic exchanges: anti-entropy, seed re-join, reconnection, the join follow-up.
+    /// Periodic exchanges: anti-entropy, seed re-join, reconnection, the join follow-ups.
     pub(super) fn run_exchange_timers(&mut self, now: Instant) {
         if self.left {
             return;
@@ -175,7 +211,25 @@ impl Swim {
         }
         if self.timers.followup.is_some_and(|at| at <= now) {
             self.timers.followup = None;
-            self.exchange_with_random_member(false);
+            let first = self.followups.left >= MAX_FOLLOWUPS;
+            if first || !self.config.pullpush_digest() {
+                self.exchange_with_random_member(false);
+            } else if let Some(member) = self.random_members(1, |m| m.state == State::Alive).first()
+            {
+                // Most tables agree by now: a digest costs a full exchange only where not.
+                self.send_digest_request(member.addr);
+            }
+            let f = &mut self.followups;
+            f.left = f.left.saturating_sub(1);
+            if f.left > 0 && self.last_member_change > f.since {
+                f.since = now;
+                // Once gossip has sent the news it holds now as often as it will.
+                let p = self.config.gossip_interval()
+                    * retransmit_limit(self.config.retransmit_mult().get(), self.members.len());
+                // No random stagger: the first follow-up's already spread the joiners out, and
+                // an extra draw would change every later random choice of the node.
+                self.timers.followup = Some(now + p);
+            }
         }
         if self.timers.rejoin.is_some_and(|at| at <= now) {
             let period = self

@@ -77,3 +77,56 @@ fn a_member_that_missed_a_joiner_learns_it_through_a_digest_that_differs() {
     // with someone, within a few periods.
     assert!(took < secs(180), "{took:?}");
 }
+
+/// A member that joined after the joiner's first follow-up, whose news never reaches the
+/// joiner by gossip, piggyback or ping: with no periodic exchange at all, the joiner's second
+/// follow-up (a digest, which differs) is what tells it.
+#[test]
+fn a_joiner_that_missed_a_later_member_learns_it_at_its_second_follow_up() {
+    let config = lan()
+        .to_builder()
+        .rejoin_interval(None)
+        .reconnect_interval(None)
+        .pullpush_interval(None)
+        .build()
+        .unwrap();
+    let (joiner, late) = (6, 7);
+    let mut c = Cluster::new(8, config, 23);
+    for i in 1..6 {
+        c.join(i, 0);
+    }
+    c.run_until(secs(60), |c| {
+        (0..6).all(|i| (0..6).all(|j| c.view(i, j) == Some(State::Alive)))
+    })
+    .expect("six members converge");
+    c.run_for(secs(60));
+    // Datagrams never tell the joiner of the late member; full-state exchanges still do.
+    c.rule = Box::new(move |l| {
+        let about_late = match l.message {
+            Message::Alive(a) => a.name == name(late),
+            Message::Suspect(s) => s.name == name(late),
+            Message::Ping(p) => p.source.name == name(late),
+            Message::IndirectPing(p) => p.source.name == name(late),
+            _ => false,
+        };
+        !(l.to == joiner && !l.reliable && (about_late || l.from == late))
+    });
+    c.join(joiner, 0);
+    // The joiner's first follow-up leaves within a probe interval of its join's answer; the
+    // late member joins after that.
+    c.run_for(secs(1) + secs(1) / 10);
+    c.join(late, 0);
+    let took = c
+        .run_until(secs(20), |c| c.view(joiner, late) == Some(State::Alive))
+        .expect("the joiner learns of the late member without any periodic exchange");
+    println!("the joiner learned of the late member after {took:?}");
+    let digests: u64 = c
+        .node(joiner)
+        .stats()
+        .sent
+        .get(MessageKind::Digest)
+        .messages;
+    assert_eq!(digests, 1, "the second follow-up is a digest");
+    // `gossip_interval * retransmit_limit` after the first follow-up, plus the round trips.
+    assert!(took < secs(3), "{took:?}");
+}
