@@ -22,6 +22,21 @@ fn exchanges(c: &Cluster) -> (u64, u64) {
     })
 }
 
+/// A cluster of `n` machines whose first six joined node 0, converged and settled for a minute;
+/// the others have not joined yet.
+fn six_settled(n: usize, config: rumour_swim::Config, seed: u64) -> Cluster {
+    let mut c = Cluster::new(n, config, seed);
+    for i in 1..6 {
+        c.join(i, 0);
+    }
+    c.run_until(secs(60), |c| {
+        (0..6).all(|i| (0..6).all(|j| c.view(i, j) == Some(State::Alive)))
+    })
+    .expect("six members converge");
+    c.run_for(secs(60));
+    c
+}
+
 #[test]
 fn an_idle_converged_cluster_exchanges_digests_and_no_full_state() {
     let mut c = Cluster::converged(8, lan(), 21);
@@ -42,15 +57,7 @@ fn an_idle_converged_cluster_exchanges_digests_and_no_full_state() {
 #[test]
 fn a_member_that_missed_a_joiner_learns_it_through_a_digest_that_differs() {
     let config = lan().to_builder().rejoin_interval(None).build().unwrap();
-    let mut c = Cluster::new(7, config, 22);
-    for i in 1..6 {
-        c.join(i, 0);
-    }
-    c.run_until(secs(60), |c| {
-        (0..6).all(|i| (0..6).all(|j| c.view(i, j) == Some(State::Alive)))
-    })
-    .expect("six members converge");
-    c.run_for(secs(60));
+    let mut c = six_settled(7, config, 22);
     // Node 2 never hears of node 6 by gossip, piggyback or ping, nor from anything node 6
     // sends itself: only a full exchange with another member can tell it.
     c.rule = Box::new(|l| {
@@ -91,15 +98,7 @@ fn a_joiner_that_missed_a_later_member_learns_it_at_its_second_follow_up() {
         .build()
         .unwrap();
     let (joiner, late) = (6, 7);
-    let mut c = Cluster::new(8, config, 23);
-    for i in 1..6 {
-        c.join(i, 0);
-    }
-    c.run_until(secs(60), |c| {
-        (0..6).all(|i| (0..6).all(|j| c.view(i, j) == Some(State::Alive)))
-    })
-    .expect("six members converge");
-    c.run_for(secs(60));
+    let mut c = six_settled(8, config, 23);
     // Datagrams never tell the joiner of the late member; full-state exchanges still do.
     c.rule = Box::new(move |l| {
         let about_late = match l.message {
