@@ -21,8 +21,8 @@ pub(crate) const MAX_FOLLOWUPS: u8 = 2;
 ///
 /// In a mass join the news of the members that joined the seed late runs out of gossip
 /// retransmits before it reaches everyone: on sockets, 512 nodes joining at once left a few
-/// nodes each missing one or two late members for seconds after the first follow-up (half the
-/// joins took 6 to 10 s instead of 4.5). So when members arrived after the first follow-up was
+/// nodes each missing one or two late members for seconds after the first follow-up (a third of
+/// the joins took 6 to 10 s instead of 4.5). So when members arrived after the first follow-up was
 /// scheduled, a second one follows once gossip has sent what it holds as often as it will
 /// (`gossip_interval * retransmit_limit` after the first), as a digest request
 /// when digests are on: where the two tables already agree it costs a few dozen bytes, where
@@ -226,7 +226,7 @@ impl Swim {
                 // Once gossip has sent the news it holds now as often as it will.
                 let p = self.config.gossip_interval()
                     * retransmit_limit(self.config.retransmit_mult().get(), self.members.len());
-                // No random stagger: the first follow-up's already spread the joiners out, and
+                // No random stagger: the first follow-up's stagger already spread the joiners, and
                 // an extra draw would change every later random choice of the node.
                 self.timers.followup = Some(now + p);
             }
