@@ -211,14 +211,9 @@ impl Swim {
         }
         if self.timers.followup.is_some_and(|at| at <= now) {
             self.timers.followup = None;
+            // After the first, most tables agree: a digest costs a full exchange only where not.
             let first = self.followups.left >= MAX_FOLLOWUPS;
-            if first || !self.config.pullpush_digest() {
-                self.exchange_with_random_member(false);
-            } else if let Some(member) = self.random_members(1, |m| m.state == State::Alive).first()
-            {
-                // Most tables agree by now: a digest costs a full exchange only where not.
-                self.send_digest_request(member.addr);
-            }
+            self.open_with_random_member(!first && self.config.pullpush_digest());
             let f = &mut self.followups;
             f.left = f.left.saturating_sub(1);
             if f.left > 0 && self.last_member_change > f.since {
@@ -282,10 +277,16 @@ impl Swim {
         }
     }
 
-    fn exchange_with_random_member(&mut self, join: bool) {
+    /// Opens an exchange with a random alive member: a digest request if `digest`, else full
+    /// state.
+    fn open_with_random_member(&mut self, digest: bool) {
         let target = self.random_members(1, |m| m.state == State::Alive);
         if let Some(member) = target.first() {
-            self.send_exchange_request(member.addr, join);
+            if digest {
+                self.send_digest_request(member.addr);
+            } else {
+                self.send_exchange_request(member.addr, false);
+            }
         }
     }
 
