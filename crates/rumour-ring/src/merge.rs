@@ -219,6 +219,12 @@ fn merge_received(ring: &mut Ring, other: &Ring) -> Option<Ring> {
         }
         changes.push(change);
     }
+    // Entries that did not move keep their index, even when a description changed the table.
+    let kept = if inserts.is_empty() {
+        ring.positions.clone().map(|p| (p, ring.stable_merges))
+    } else {
+        None
+    };
     if !inserts.is_empty() {
         let entries = Arc::make_mut(&mut ring.entries);
         let stored = std::mem::take(entries);
@@ -233,7 +239,12 @@ fn merge_received(ring: &mut Ring, other: &Ring) -> Option<Ring> {
         entries.extend(inserts.map(|(_, new)| new));
     }
     unremember(ring, &revived);
-    finish(ring, changes, impact)
+    let change = finish(ring, changes, impact);
+    if let (None, Some((positions, stable))) = (&ring.positions, kept) {
+        ring.positions = Some(positions);
+        ring.stable_merges = stable;
+    }
+    change
 }
 
 /// The join of `rings` ([`crate::Mergeable::join`]): their entries sorted by id (a stable sort,
