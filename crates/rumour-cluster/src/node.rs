@@ -81,6 +81,7 @@ pub enum LeaveMode {
 /// Call order: after any `handle_*` call or command, drain [`Node::poll_transmit`] and
 /// [`Node::poll_event`], then sleep until [`Node::poll_timeout`] and call
 /// [`Node::handle_timeout`].
+#[derive(Clone)]
 pub struct Node {
     swim: Swim,
     gossip: Gossip,

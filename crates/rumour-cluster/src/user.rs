@@ -136,6 +136,7 @@ pub(crate) fn decode(body: &[u8]) -> Result<Decoded<'_>, Error> {
 }
 
 /// The node's user-message state: the broadcast queue, the names seen, the counters.
+#[derive(Clone)]
 pub(crate) struct UserMessages {
     pub(crate) queue: BroadcastQueue<UserBroadcast>,
     seen: BTreeSet<(String, u64)>,

@@ -77,6 +77,7 @@ pub enum CasOutcome {
 /// Call order: after any `handle_*` call or command, drain [`Gossip::poll_transmit`] and
 /// [`Gossip::poll_event`], then sleep until [`Gossip::poll_timeout`] and call
 /// [`Gossip::handle_timeout`].
+#[derive(Clone)]
 pub struct Gossip {
     pub(crate) config: Config,
     pub(crate) rng: ChaCha8Rng,

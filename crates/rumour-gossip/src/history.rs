@@ -42,7 +42,7 @@ impl HistoryRecord {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Buffer {
     records: VecDeque<HistoryRecord>,
     bytes: usize,
@@ -66,7 +66,7 @@ impl Buffer {
 }
 
 /// Sent and received changes, each list holding at most `budget` bytes (0: off).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct MessageHistory {
     budget: usize,
     next_id: u64,

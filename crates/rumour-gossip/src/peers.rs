@@ -23,7 +23,7 @@ fn unpack(packed: u64) -> SocketAddr {
 }
 
 /// Peers by address.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Peers {
     /// Down times are stored as nanoseconds since this instant (the machine's start; no time
     /// the embedder gives is earlier).

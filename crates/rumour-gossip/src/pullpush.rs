@@ -50,6 +50,7 @@ use rumour_ring::{BucketSelection, Value};
 use crate::message::{KeyChange, KeyDigests, KeyHash, Message, MessageKind, Session, Wanted};
 use crate::store::change_message;
 
+#[derive(Clone)]
 struct Outgoing {
     peer: SocketAddr,
     /// Whether what a `FullState` answer changes is forwarded: not for the first join of a node
@@ -63,6 +64,7 @@ struct Outgoing {
 }
 
 /// A join request from a peer not yet known alive: answered when the peer is reported up.
+#[derive(Clone)]
 struct Deferred {
     id: u64,
     deadline: Instant,
@@ -70,6 +72,7 @@ struct Deferred {
 
 /// The exchanges in progress: a bounded number opened here, a bounded number served, and a
 /// bounded number of join answers waiting for their peer to be reported up.
+#[derive(Clone)]
 pub(crate) struct Sessions {
     outgoing: BTreeMap<u64, Outgoing>,
     incoming: BTreeMap<(SocketAddr, u64), Instant>,

@@ -25,7 +25,7 @@ const MIN_SLOTS: usize = 64;
 /// its slots are taken: its memory follows the changes the node sees, not the most it may
 /// ever need (a thousand idle nodes in one simulation would otherwise hold 32 MB of empty
 /// slots).
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(crate) struct RecentChanges {
     slots: Vec<u64>,
     /// Slots holding a fingerprint.

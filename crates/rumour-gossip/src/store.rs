@@ -70,6 +70,7 @@ pub(crate) struct Sweep {
     pub(crate) keys_forgotten: u64,
 }
 
+#[derive(Clone)]
 struct Entry {
     value: Box<dyn Value>,
     version: Version,
@@ -182,15 +183,15 @@ pub(crate) fn key_hash(codec: &str, marker: Marker, encoded: &[u8]) -> u64 {
 }
 
 /// The keys, their values and the registered codecs.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(crate) struct Store {
     entries: BTreeMap<String, Entry>,
-    codecs: BTreeMap<&'static str, Box<dyn Codec>>,
+    codecs: BTreeMap<&'static str, std::sync::Arc<dyn Codec>>,
 }
 
 impl Store {
     pub(crate) fn register_codec(&mut self, codec: Box<dyn Codec>) {
-        self.codecs.insert(codec.id(), codec);
+        self.codecs.insert(codec.id(), codec.into());
     }
 
     pub(crate) fn has_codec(&self, id: &str) -> bool {

@@ -37,7 +37,7 @@ pub enum Event {
     },
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum Target {
     Key(String),
     Prefix(String),
@@ -52,7 +52,7 @@ impl Target {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Watch {
     target: Target,
     pending: usize,
@@ -60,14 +60,14 @@ struct Watch {
     lag_queued: bool,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum Queued {
     Changed(WatchId, String),
     Lagged(WatchId),
 }
 
 /// Every watch, and the notifications waiting to be polled.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Watchers {
     watches: BTreeMap<WatchId, Watch>,
     next_id: u64,

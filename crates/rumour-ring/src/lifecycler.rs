@@ -92,7 +92,7 @@ impl LifecyclerConfig {
 }
 
 /// Registers and heartbeats one instance of a ring. See the module documentation.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Lifecycler {
     config: LifecyclerConfig,
     rng: ChaCha8Rng,

@@ -127,7 +127,7 @@ pub(crate) struct LimitCounts {
 /// slot, so that a slot doubles as a position for random picks), a name-to-slot index in name
 /// order, and the probe order as slots. Every other structure refers to members by the one
 /// shared name the record holds.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Membership {
     local: NodeName,
     /// The local node as a full [`Member`], kept in step with slot 0 (it is handed out by
@@ -175,7 +175,7 @@ pub(crate) struct Membership {
 const LOCAL_SLOT: usize = 0;
 
 /// What the table remembers of a reaped member.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Reaped {
     incarnation: Incarnation,
     at: Instant,

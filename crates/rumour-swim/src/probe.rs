@@ -16,7 +16,7 @@ use crate::member::NodeName;
 
 /// The round-robin probe order, as slots of the member table (4 bytes a member; the table
 /// keeps it in step when a member moves to another slot).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct ProbeOrder {
     slots: Vec<u32>,
     next: usize,
@@ -107,7 +107,7 @@ pub(crate) struct Relay {
 }
 
 /// Indirect probes in progress, keyed by the local sequence number of the relayed ping.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Relays {
     capacity: usize,
     relays: BTreeMap<u32, Relay>,

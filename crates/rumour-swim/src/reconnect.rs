@@ -21,7 +21,7 @@ struct Failed {
 }
 
 /// Bounded list of recently failed, reaped members.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct ReconnectList {
     capacity: usize,
     timeout: Duration,

@@ -42,7 +42,7 @@ const VERIFY_CAPACITY: usize = 1024;
 /// table (or change its address or metadata): memberlist's alive / merge delegate. It gets the
 /// record as it would be stored; `false` refuses the claim (counted in
 /// [`Stats::admission_refused`]).
-pub type Admission = Box<dyn Fn(&Member) -> bool + Send + Sync>;
+pub type Admission = std::sync::Arc<dyn Fn(&Member) -> bool + Send + Sync>;
 
 /// A SWIM + Lifeguard member: failure detection, dissemination and full-state exchange, as a
 /// deterministic state machine that does no I/O.
@@ -66,6 +66,7 @@ pub type Admission = Box<dyn Fn(&Member) -> bool + Send + Sync>;
 ///
 /// Outputs never block the machine: transmits and events wait in bounded queues whose drops
 /// are counted in [`Stats`].
+#[derive(Clone)]
 pub struct Swim {
     config: Config,
     rng: ChaCha8Rng,
@@ -104,7 +105,7 @@ pub struct Swim {
 }
 
 /// The periodic timers; `None` when off.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Timers {
     probe: Option<Instant>,
     pullpush: Option<Instant>,

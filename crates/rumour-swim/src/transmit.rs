@@ -47,7 +47,7 @@ const RETAINED: usize = 64;
 
 /// The machine's pending transmits, bounded by count and by bytes: past either bound the
 /// oldest are dropped and counted.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Outbox {
     capacity: usize,
     max_bytes: usize,

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 const RETAINED: usize = 8;
 
 /// A bounded FIFO that drops the oldest item when full.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct BoundedQueue<T> {
     capacity: usize,
     items: VecDeque<T>,

@@ -1,7 +1,7 @@
 //! The stable hash: FNV-1a, 64 bits, defined here byte for byte so that every build, process
-//! and platform computes the same digests. Pull-push compares these digests across nodes and the
-//! simulator hashes its trace with it; it is not a defence against an adversary choosing inputs
-//! (checksums of frames use CRC-32 from `crc32fast`).
+//! and platform computes the same digests. Pull-push compares these digests across nodes; it is
+//! not a defence against an adversary choosing inputs (checksums of frames use CRC-32 from
+//! `crc32fast`).
 
 /// An FNV-1a (64-bit) hasher. Feed it with [`StableHasher::write`] (or as a
 /// [`std::hash::Hasher`]), read it with [`StableHasher::finish`].

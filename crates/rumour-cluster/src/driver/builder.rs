@@ -265,7 +265,7 @@ impl Builder {
         mut self,
         admit: impl Fn(&rumour_swim::Member) -> bool + Send + Sync + 'static,
     ) -> Builder {
-        self.admission = Some(Box::new(admit));
+        self.admission = Some(std::sync::Arc::new(admit));
         self
     }
 

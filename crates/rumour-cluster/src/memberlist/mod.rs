@@ -119,6 +119,7 @@ pub(crate) enum StreamInput {
 }
 
 /// The adapter's state: the codec, the options, every member's `Vsn`, push/pulls in flight.
+#[derive(Clone)]
 pub(crate) struct Adapter {
     codec: Codec,
     compression: bool,

@@ -24,7 +24,7 @@ use rumour_swim::{Incarnation, NodeName};
 use rumour_transport::frame::{FrameCodec, FrameConfig};
 use rumour_wire::varint;
 
-use super::run::{Cluster, converged, name_of, rings_agree, zombies};
+use super::run::{Cluster, Runner, converged, name_of, rings_agree, zombies};
 use super::{AttackFigures, Report, ScenarioConfig};
 use crate::envelope::{self, Channel};
 use crate::sim::{NodeId, SimError};
@@ -289,9 +289,10 @@ fn huge_count(message: Bytes) -> Vec<u8> {
 /// Runs the `attack` scenario.
 pub(super) fn attack(
     config: &ScenarioConfig,
+    runner: &mut Runner,
     progress: &mut dyn FnMut(f64),
 ) -> Result<Report, SimError> {
-    let (mut cluster, joined) = converged(config, true)?;
+    let (mut cluster, joined) = converged(config, true, runner)?;
     let honest = config.nodes;
     let attacker_id = cluster.sim.add_host();
     let bystander_id = cluster.sim.add_host();

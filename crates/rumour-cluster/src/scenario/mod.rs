@@ -11,7 +11,7 @@ mod run;
 mod view;
 
 pub use report::{AttackFigures, IdleTraffic, KindRate, Report, Spread};
-pub use run::run;
+pub use run::{Runner, run};
 pub use view::ScenarioView;
 
 use std::time::Duration;
@@ -52,15 +52,15 @@ impl Scenario {
     /// Every scenario, in the order `--scenario all` runs them.
     pub const ALL: [Scenario; 10] = [
         Scenario::Join,
+        Scenario::Steady,
         Scenario::Update,
         Scenario::Crash,
         Scenario::Loss,
         Scenario::Slow,
         Scenario::Partition,
         Scenario::Churn,
-        Scenario::Ring,
-        Scenario::Steady,
         Scenario::Attack,
+        Scenario::Ring,
     ];
 
     /// The scenario's command-line name.

@@ -10,16 +10,25 @@ use rand_chacha::ChaCha8Rng;
 
 use super::view::{ScenarioView, topology};
 use super::{IdleTraffic, KindRate, Report, Scenario, ScenarioConfig, Spread};
-use crate::sim::{Fault, Hosts, LinkConfig, NodeId, NodeSeed, Sim, SimError};
+use crate::sim::{
+    Check, EventSink, Factory, Fault, Hosts, LinkConfig, NodeId, NodeSeed, Sim, SimError,
+};
 use crate::{Node, NodeConfig, NodeEvent};
 
 /// Failure declarations seen during a run: `(observer, subject) -> first time`.
 type Failures = Rc<RefCell<BTreeMap<(NodeId, String), Duration>>>;
 
+/// What the incarnation invariant last saw: per watched observer and generation, each member's
+/// incarnation.
+type Seen = Rc<RefCell<HashMap<(NodeId, u32), HashMap<rumour_swim::NodeName, u32>>>>;
+
 pub(super) struct Cluster {
     pub(super) sim: Sim<Node>,
     pub(super) failures: Failures,
     pub(super) config: ScenarioConfig,
+    /// Whether every node registers in the ring.
+    ring: bool,
+    seen: Seen,
     started: Instant,
 }
 
@@ -33,56 +42,103 @@ pub(super) fn name_of(id: NodeId) -> String {
     format!("node-{}", id.0)
 }
 
+/// Where a scenario's nodes live.
+fn hosts(config: &ScenarioConfig) -> Hosts {
+    if config.shared_ip {
+        Hosts::Shared
+    } else {
+        Hosts::Own
+    }
+}
+
+/// Builds the nodes of a scenario cluster: all but node 0 join node 0 at once, node 0 joins
+/// node 1 when it restarts; with `ring`, every node registers itself in the ring.
+fn factory(config: &ScenarioConfig, ring: bool) -> Factory<Node> {
+    let profile = config.profile;
+    let hosts = hosts(config);
+    let seed_addr = hosts.addr(NodeId(0));
+    let other_seed = hosts.addr(NodeId(1));
+    Box::new(move |seed: NodeSeed| {
+        let mut node_config = NodeConfig::new(name_of(seed.id), seed.addr, profile);
+        if ring {
+            node_config = node_config.with_ring_instance();
+        }
+        node_config.wall_epoch = Some((seed.now, sim_wall(seed.elapsed)));
+        let mut node =
+            Node::new(node_config, seed.rng, seed.now).expect("scenario configurations are valid");
+        let join = if seed.id == NodeId(0) {
+            other_seed
+        } else {
+            seed_addr
+        };
+        if seed.id != NodeId(0) || seed.generation > 0 {
+            node.join(seed.now, &[join]);
+        }
+        node
+    })
+}
+
+/// Records every failure declaration in `failures`.
+fn failure_sink(failures: &Failures) -> EventSink<NodeEvent> {
+    let sink = failures.clone();
+    Box::new(move |id, at, event| {
+        if let NodeEvent::MemberFailed { name } = event {
+            sink.borrow_mut().entry((id, name)).or_insert(at);
+        }
+    })
+}
+
 impl Cluster {
     /// `config.nodes` nodes; all but node 0 join node 0 at once. With `ring`, every node
     /// registers itself in the ring.
     fn new(config: &ScenarioConfig, ring: bool) -> Cluster {
-        let profile = config.profile;
-        let hosts = if config.shared_ip {
-            Hosts::Shared
-        } else {
-            Hosts::Own
-        };
-        let seed_addr = hosts.addr(NodeId(0));
-        let other_seed = hosts.addr(NodeId(1));
-        let factory = Box::new(move |seed: NodeSeed| {
-            let mut node_config = NodeConfig::new(name_of(seed.id), seed.addr, profile);
-            if ring {
-                node_config = node_config.with_ring_instance();
-            }
-            node_config.wall_epoch = Some((seed.now, sim_wall(seed.elapsed)));
-            let mut node = Node::new(node_config, seed.rng, seed.now)
-                .expect("scenario configurations are valid");
-            let join = if seed.id == NodeId(0) {
-                other_seed
-            } else {
-                seed_addr
-            };
-            if seed.id != NodeId(0) || seed.generation > 0 {
-                node.join(seed.now, &[join]);
-            }
-            node
-        });
-        let mut sim = Sim::new(config.seed, Instant::now(), LinkConfig::default(), factory);
-        sim.set_hosts(hosts);
+        let mut sim = Sim::new(
+            config.seed,
+            Instant::now(),
+            LinkConfig::default(),
+            factory(config, ring),
+        );
+        sim.set_hosts(hosts(config));
         sim.set_replay(config.replay());
         let failures: Failures = Rc::default();
-        let sink = failures.clone();
-        sim.set_event_sink(Box::new(move |id, at, event| {
-            if let NodeEvent::MemberFailed { name } = event {
-                sink.borrow_mut().entry((id, name)).or_insert(at);
-            }
-        }));
+        sim.set_event_sink(failure_sink(&failures));
         for _ in 0..config.nodes {
             sim.add_node();
         }
-        add_invariants(&mut sim);
+        let seen = Seen::default();
+        for name in INVARIANTS {
+            sim.add_check(name, Duration::from_secs(1), invariant(name, &seen));
+        }
         Cluster {
             sim,
             failures,
             config: *config,
+            ring,
+            seen,
             started: Instant::now(),
         }
+    }
+
+    /// A copy of this cluster in its current state that runs on apart as `config`'s scenario
+    /// ([`Sim::fork`]), or `None` if the simulation cannot be copied. Its report's wall time
+    /// counts from `built_in` before now: the time this cluster took to reach this state.
+    fn fork(&self, config: &ScenarioConfig, built_in: Duration) -> Option<Cluster> {
+        let seen: Seen = Rc::new(RefCell::new(self.seen.borrow().clone()));
+        let mut sim = self
+            .sim
+            .fork(factory(config, self.ring), |name| invariant(name, &seen))?;
+        sim.set_replay(config.replay());
+        let failures: Failures = Rc::new(RefCell::new(self.failures.borrow().clone()));
+        sim.set_event_sink(failure_sink(&failures));
+        let now = Instant::now();
+        Some(Cluster {
+            sim,
+            failures,
+            config: *config,
+            ring: self.ring,
+            seen,
+            started: now.checked_sub(built_in).unwrap_or(now),
+        })
     }
 
     /// Whether every running node lists `expected` members alive.
@@ -159,15 +215,21 @@ impl Cluster {
 /// cheap at thousands of nodes).
 const WATCHED_OBSERVERS: usize = 16;
 
+/// The invariant that no running node is convinced it is dead.
+const SELF_ALIVE: &str = "every running node lists itself alive";
+/// The invariant that stored incarnations never go backwards.
+const INCARNATIONS: &str = "stored incarnations never go backwards";
+
 /// The invariants every scenario run checks once per virtual second:
 /// - every running node lists itself alive (nobody ever convinces a live node it is dead);
 /// - the incarnation a node stores for a member never goes backwards while the member stays in
 ///   its table (memberlist lets a stale alive resurrect a dead node; rumour must not).
-fn add_invariants(sim: &mut Sim<Node>) {
-    sim.add_check(
-        "every running node lists itself alive",
-        Duration::from_secs(1),
-        Box::new(|sim: &Sim<Node>| {
+const INVARIANTS: [&str; 2] = [SELF_ALIVE, INCARNATIONS];
+
+/// The check of the invariant `name`; the incarnation check keeps what it saw in `seen`.
+fn invariant(name: &str, seen: &Seen) -> Check<Node> {
+    if name == SELF_ALIVE {
+        return Box::new(|sim: &Sim<Node>| {
             match sim
                 .running()
                 .find(|(_, node)| !node.sees_alive(node.name()))
@@ -178,86 +240,296 @@ fn add_invariants(sim: &mut Sim<Node>) {
                 )),
                 None => Ok(()),
             }
-        }),
-    );
-    // Per watched observer and generation, each member's incarnation at the last check, found
-    // by the name's hash: reading 16 tables of 1,000 members a virtual second compares no text
-    // (an ordered map by name was 7 % of a 1,000-node `steady`).
-    let mut seen: HashMap<(NodeId, u32), HashMap<rumour_swim::NodeName, u32>> = HashMap::new();
-    sim.add_check(
-        "stored incarnations never go backwards",
-        Duration::from_secs(1),
-        Box::new(move |sim: &Sim<Node>| {
-            let mut now_seen = HashMap::with_capacity(seen.len());
-            for (id, node) in sim.running().take(WATCHED_OBSERVERS) {
-                let observer = (id, sim.generation(id));
-                let before = seen.remove(&observer).unwrap_or_default();
-                let mut now = HashMap::with_capacity(before.len());
-                for member in node.members() {
-                    let incarnation = member.incarnation.0;
-                    if let Some(&earlier) = before.get(&member.name) {
-                        if incarnation < earlier {
-                            return Err(format!(
-                                "{id} lowered {}'s incarnation from {earlier} to {incarnation}",
-                                member.name.as_str()
-                            ));
-                        }
+        });
+    }
+    debug_assert_eq!(name, INCARNATIONS);
+    // Each member's incarnation at the last check is found by the name's hash: reading 16
+    // tables of 1,000 members a virtual second compares no text (an ordered map by name was
+    // 7 % of a 1,000-node `steady`).
+    let seen = seen.clone();
+    Box::new(move |sim: &Sim<Node>| {
+        let mut seen = seen.borrow_mut();
+        let mut now_seen = HashMap::with_capacity(seen.len());
+        for (id, node) in sim.running().take(WATCHED_OBSERVERS) {
+            let observer = (id, sim.generation(id));
+            let before = seen.remove(&observer).unwrap_or_default();
+            let mut now = HashMap::with_capacity(before.len());
+            for member in node.members() {
+                let incarnation = member.incarnation.0;
+                if let Some(&earlier) = before.get(&member.name) {
+                    if incarnation < earlier {
+                        return Err(format!(
+                            "{id} lowered {}'s incarnation from {earlier} to {incarnation}",
+                            member.name.as_str()
+                        ));
                     }
-                    now.insert(member.name, incarnation);
                 }
-                now_seen.insert(observer, now);
+                now.insert(member.name, incarnation);
             }
-            seen = now_seen;
-            Ok(())
-        }),
-    );
+            now_seen.insert(observer, now);
+        }
+        *seen = now_seen;
+        Ok(())
+    })
 }
 
 /// Runs one scenario. `progress` is told the share done, from 0 to 1, now and then.
 pub fn run(config: &ScenarioConfig, progress: &mut dyn FnMut(f64)) -> Result<Report, SimError> {
-    assert!(config.nodes >= 3, "scenarios need at least 3 nodes");
-    progress(0.0);
-    let report = match config.scenario {
-        Scenario::Join => join(config),
-        Scenario::Update => update(config),
-        Scenario::Crash => crash(config),
-        Scenario::Loss => loss(config, progress),
-        Scenario::Slow => slow(config),
-        Scenario::Partition => partition(config),
-        Scenario::Churn => churn(config, progress),
-        Scenario::Ring => ring(config),
-        Scenario::Steady => steady(config, progress),
-        Scenario::Attack => super::attack::attack(config, progress),
-    };
-    progress(1.0);
-    report
+    Runner::new().run(config, progress)
+}
+
+/// Runs scenarios one after another (`rumour sim --scenario all`). Given the plan
+/// ([`Runner::sharing`]), scenarios that start from the same cluster share it: `join` and
+/// `steady` run the same join of `N` nodes (with no loss), `update`, `crash`, `loss` and `slow`
+/// start where it converged and settled for 5 s, `partition`, `churn` and `attack` from the
+/// same with the ring. Each starts from a copy ([`Sim::fork`]) of the cluster the first of
+/// them built (the last of them from that cluster itself) rather than running the same join
+/// again. The simulation is deterministic, so a copy goes on exactly as a fresh build would:
+/// every report is the one the scenario gives when run alone (its wall time includes the
+/// shared join's).
+///
+/// The runner keeps one start at a time, dropped when no later scenario of the plan can use
+/// it: scenarios starting alike should run back to back ([`Scenario::ALL`] is in that order).
+/// While it is kept the process holds two clusters.
+#[derive(Default)]
+pub struct Runner {
+    /// The scenarios still to run, when sharing.
+    plan: Vec<Scenario>,
+    start: Option<Start>,
+}
+
+/// A converged cluster kept for the scenarios that start from it.
+struct Start {
+    /// The configuration it was built for, its scenario and loss aside.
+    key: ScenarioConfig,
+    ring: bool,
+    cluster: Cluster,
+    /// The virtual time the join took to converge, `None` if it did not within `limit`.
+    took: Option<Duration>,
+    /// The longest the join was given.
+    limit: Duration,
+    /// Whether the 5 s after the join have run.
+    settled: bool,
+    /// The wall time it took to build.
+    built_in: Duration,
+}
+
+/// Where a scenario starts from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Where every node first lists every node alive.
+    Converged,
+    /// 5 simulated seconds later.
+    Settled,
+}
+
+impl Runner {
+    /// A runner that builds every scenario's cluster from scratch.
+    #[must_use]
+    pub fn new() -> Runner {
+        Runner::default()
+    }
+
+    /// A runner for `plan`, the scenarios to run in order (all with the same size, seed,
+    /// profile, join limit and hosts), that shares clusters between those that start alike.
+    #[must_use]
+    pub fn sharing(plan: &[Scenario]) -> Runner {
+        Runner {
+            plan: plan.to_vec(),
+            start: None,
+        }
+    }
+
+    /// Runs `config`'s scenario. `progress` is told the share done, from 0 to 1, now and then.
+    ///
+    /// # Panics
+    /// If `config.nodes` is below 3.
+    pub fn run(
+        &mut self,
+        config: &ScenarioConfig,
+        progress: &mut dyn FnMut(f64),
+    ) -> Result<Report, SimError> {
+        assert!(config.nodes >= 3, "scenarios need at least 3 nodes");
+        if let Some(i) = self.plan.iter().position(|s| *s == config.scenario) {
+            self.plan.remove(i);
+        }
+        let usable = start_of(config).is_some_and(|(ring, _)| {
+            self.start
+                .as_ref()
+                .is_some_and(|s| s.key == start_key(config) && s.ring == ring)
+        });
+        if !usable {
+            self.start = None;
+        }
+        progress(0.0);
+        let report = match config.scenario {
+            Scenario::Join => join(config, self),
+            Scenario::Update => update(config, self),
+            Scenario::Crash => crash(config, self),
+            Scenario::Loss => loss(config, self, progress),
+            Scenario::Slow => slow(config, self),
+            Scenario::Partition => partition(config, self),
+            Scenario::Churn => churn(config, self, progress),
+            Scenario::Ring => ring(config),
+            Scenario::Steady => steady(config, self, progress),
+            Scenario::Attack => super::attack::attack(config, self, progress),
+        };
+        progress(1.0);
+        report
+    }
+
+    /// A cluster for `config`'s scenario, with or without the `ring`, at `phase` of a join
+    /// given `limit` (unless `config.join_limit` says otherwise), and the virtual time the join
+    /// took: the kept start (a copy of it while a later scenario of the plan can use it too)
+    /// when it was built alike, else a new one (kept when a later scenario can use it).
+    fn joined(
+        &mut self,
+        config: &ScenarioConfig,
+        ring: bool,
+        phase: Phase,
+        limit: Duration,
+    ) -> Result<(Cluster, Option<Duration>), SimError> {
+        let key = start_key(config);
+        let limit = config.join_limit.unwrap_or(limit);
+        // A join given another limit went the same way if it converged within both.
+        let fits = |s: &Start| {
+            s.key == key
+                && s.ring == ring
+                && (s.limit == limit || s.took.is_some_and(|t| t <= limit.min(s.limit)))
+                && (phase == Phase::Settled || !s.settled)
+        };
+        let mut start = match self.start.take() {
+            Some(start) if fits(&start) => start,
+            _ => {
+                let began = Instant::now();
+                let mut cluster = Cluster::new(config, ring);
+                let took = cluster.converge(limit)?;
+                Start {
+                    key,
+                    ring,
+                    cluster,
+                    took,
+                    limit,
+                    settled: false,
+                    built_in: began.elapsed(),
+                }
+            }
+        };
+        let later = |p: Phase| {
+            self.plan.iter().any(|s| {
+                start_of(&ScenarioConfig {
+                    scenario: *s,
+                    ..*config
+                }) == Some((ring, p))
+            })
+        };
+        let converged_later = later(Phase::Converged);
+        let keep = later(Phase::Settled) || (!start.settled && converged_later);
+        // Settle the start itself unless a later scenario needs it unsettled.
+        if phase == Phase::Settled && !start.settled && !converged_later {
+            let began = Instant::now();
+            start.cluster.sim.run_for(SETTLE)?;
+            start.settled = true;
+            start.built_in += began.elapsed();
+        }
+        let took = start.took;
+        let settled = start.settled;
+        let fork = if keep {
+            start.cluster.fork(config, start.built_in)
+        } else {
+            None
+        };
+        let mut cluster = match fork {
+            Some(fork) => {
+                self.start = Some(start);
+                fork
+            }
+            None => {
+                let mut cluster = start.cluster;
+                cluster.config = *config;
+                cluster.sim.set_replay(config.replay());
+                let now = Instant::now();
+                cluster.started = now.checked_sub(start.built_in).unwrap_or(now);
+                cluster
+            }
+        };
+        if phase == Phase::Settled && !settled {
+            // Let the join traffic settle before measuring.
+            cluster.sim.run_for(SETTLE)?;
+        }
+        Ok((cluster, took))
+    }
+}
+
+/// How long scenarios that measure after the join let its traffic settle first.
+const SETTLE: Duration = Duration::from_secs(5);
+
+/// The start `config`'s scenario can share: with or without the ring, and at which phase.
+/// `join` and `steady` share theirs only when no loss slows the join itself.
+fn start_of(config: &ScenarioConfig) -> Option<(bool, Phase)> {
+    let lossless = config.loss.is_none_or(|l| l == 0.0);
+    match config.scenario {
+        Scenario::Join | Scenario::Steady if lossless => Some((false, Phase::Converged)),
+        Scenario::Update | Scenario::Crash | Scenario::Loss | Scenario::Slow => {
+            Some((false, Phase::Settled))
+        }
+        Scenario::Partition | Scenario::Churn | Scenario::Attack => Some((true, Phase::Settled)),
+        Scenario::Join | Scenario::Steady | Scenario::Ring => None,
+    }
+}
+
+/// What a start depends on: the configuration but its scenario and loss (set once the
+/// cluster has converged, or, for `join` and `steady`, shared only without loss).
+fn start_key(config: &ScenarioConfig) -> ScenarioConfig {
+    ScenarioConfig {
+        scenario: Scenario::Join,
+        loss: None,
+        ..*config
+    }
 }
 
 const JOIN_LIMIT: Duration = Duration::from_secs(300);
 
-fn join(config: &ScenarioConfig) -> Result<Report, SimError> {
+/// A cluster of `config.nodes` joining with `config.loss` on every link, where every node
+/// first lists every node alive or `limit` has passed; and the virtual time that took. Without
+/// loss, the join `runner` kept, if any.
+fn joined(
+    config: &ScenarioConfig,
+    runner: &mut Runner,
+    limit: Duration,
+) -> Result<(Cluster, Option<Duration>), SimError> {
+    if start_of(config).is_some() {
+        return runner.joined(config, false, Phase::Converged, limit);
+    }
     let mut cluster = Cluster::new(config, false);
     cluster.set_loss(config.loss.unwrap_or(0.0));
-    let took = cluster.converge(JOIN_LIMIT)?;
+    let took = cluster.converge(limit)?;
+    Ok((cluster, took))
+}
+
+fn join(config: &ScenarioConfig, runner: &mut Runner) -> Result<Report, SimError> {
+    let (cluster, took) = joined(config, runner, JOIN_LIMIT)?;
     let mut report = cluster.report(took.is_some());
     report.join_seconds = took.map(|d| d.as_secs_f64());
     Ok(report)
 }
 
-/// A converged cluster, with `loss` set afterwards.
-pub(super) fn converged(config: &ScenarioConfig, ring: bool) -> Result<(Cluster, bool), SimError> {
-    let mut cluster = Cluster::new(config, ring);
-    let ok = cluster.converge(JOIN_LIMIT)?.is_some();
-    // Let the join traffic settle before measuring.
-    cluster.sim.run_for(Duration::from_secs(5))?;
+/// A converged cluster, 5 s after its join (one `runner` kept, if it did), with `loss` set
+/// afterwards; and whether it converged.
+pub(super) fn converged(
+    config: &ScenarioConfig,
+    ring: bool,
+    runner: &mut Runner,
+) -> Result<(Cluster, bool), SimError> {
+    let (mut cluster, took) = runner.joined(config, ring, Phase::Settled, JOIN_LIMIT)?;
     cluster.set_loss(config.loss.unwrap_or(0.0));
-    Ok((cluster, ok))
+    Ok((cluster, took.is_some()))
 }
 
 const UPDATE_KEY: &str = "scenario-update";
 
-fn update(config: &ScenarioConfig) -> Result<Report, SimError> {
-    let (mut cluster, joined) = converged(config, false)?;
+fn update(config: &ScenarioConfig, runner: &mut Runner) -> Result<Report, SimError> {
+    let (mut cluster, joined) = converged(config, false, runner)?;
     let origin = cluster.pick(0);
     let start = cluster.sim.elapsed();
     cluster
@@ -283,8 +555,8 @@ fn update(config: &ScenarioConfig) -> Result<Report, SimError> {
     Ok(report)
 }
 
-fn crash(config: &ScenarioConfig) -> Result<Report, SimError> {
-    let (mut cluster, joined) = converged(config, false)?;
+fn crash(config: &ScenarioConfig, runner: &mut Runner) -> Result<Report, SimError> {
+    let (mut cluster, joined) = converged(config, false, runner)?;
     let victim = cluster.pick(0xc4a5);
     let victim_name = name_of(victim);
     let start = cluster.sim.elapsed();
@@ -315,12 +587,16 @@ fn crash(config: &ScenarioConfig) -> Result<Report, SimError> {
     Ok(report)
 }
 
-fn loss(config: &ScenarioConfig, progress: &mut dyn FnMut(f64)) -> Result<Report, SimError> {
+fn loss(
+    config: &ScenarioConfig,
+    runner: &mut Runner,
+    progress: &mut dyn FnMut(f64),
+) -> Result<Report, SimError> {
     let config = ScenarioConfig {
         loss: Some(config.loss.unwrap_or(0.1)),
         ..*config
     };
-    let (mut cluster, joined) = converged(&config, false)?;
+    let (mut cluster, joined) = converged(&config, false, runner)?;
     let minutes = 10;
     for minute in 0..minutes {
         cluster.sim.run_for(Duration::from_secs(60))?;
@@ -333,8 +609,8 @@ fn loss(config: &ScenarioConfig, progress: &mut dyn FnMut(f64)) -> Result<Report
     Ok(report)
 }
 
-fn slow(config: &ScenarioConfig) -> Result<Report, SimError> {
-    let (mut cluster, joined) = converged(config, false)?;
+fn slow(config: &ScenarioConfig, runner: &mut Runner) -> Result<Report, SimError> {
+    let (mut cluster, joined) = converged(config, false, runner)?;
     let slow = cluster.pick(0x510);
     let slow_name = name_of(slow);
     cluster.sim.apply(Fault::Slow(slow, Duration::from_secs(2)));
@@ -416,8 +692,8 @@ fn heal_report(mut cluster: Cluster, joined: bool, limit: Duration) -> Result<Re
     Ok(report)
 }
 
-fn partition(config: &ScenarioConfig) -> Result<Report, SimError> {
-    let (mut cluster, joined) = converged(config, true)?;
+fn partition(config: &ScenarioConfig, runner: &mut Runner) -> Result<Report, SimError> {
+    let (mut cluster, joined) = converged(config, true, runner)?;
     let n = config.nodes;
     let (left, right): (Vec<NodeId>, Vec<NodeId>) = (0..n).map(NodeId).partition(|id| id.0 < n / 2);
     cluster.sim.apply(Fault::Partition(vec![left, right]));
@@ -432,8 +708,12 @@ fn partition(config: &ScenarioConfig) -> Result<Report, SimError> {
 /// 64 nodes, one node restarts at a time.
 const CHURN_WAVES: usize = 64;
 
-fn churn(config: &ScenarioConfig, progress: &mut dyn FnMut(f64)) -> Result<Report, SimError> {
-    let (mut cluster, joined) = converged(config, true)?;
+fn churn(
+    config: &ScenarioConfig,
+    runner: &mut Runner,
+    progress: &mut dyn FnMut(f64),
+) -> Result<Report, SimError> {
+    let (mut cluster, joined) = converged(config, true, runner)?;
     let n = config.nodes;
     let gap = Duration::from_secs(2);
     let ids: Vec<NodeId> = (0..n).map(NodeId).collect();
@@ -553,10 +833,12 @@ impl TrafficSnapshot {
 
 /// Joins, then measures an idle window by kind ([`IdleTraffic`]); the whole-run figures
 /// (`bytes_per_node_s`) include the join.
-fn steady(config: &ScenarioConfig, progress: &mut dyn FnMut(f64)) -> Result<Report, SimError> {
-    let mut cluster = Cluster::new(config, false);
-    cluster.set_loss(config.loss.unwrap_or(0.0));
-    let took = cluster.converge(Duration::from_secs(STEADY_SECONDS))?;
+fn steady(
+    config: &ScenarioConfig,
+    runner: &mut Runner,
+    progress: &mut dyn FnMut(f64),
+) -> Result<Report, SimError> {
+    let (mut cluster, took) = joined(config, runner, Duration::from_secs(STEADY_SECONDS))?;
     let kv_quiet = rumour_wire::pullpush_scale(config.profile.kv_pullpush_interval(), config.nodes)
         * crate::KV_PULLPUSH_QUIET_PERIODS;
     cluster.sim.run_for(IDLE_SETTLE.max(kv_quiet))?;

@@ -116,6 +116,22 @@ impl fmt::Debug for Network {
 }
 
 impl Network {
+    /// A copy of this network in its current state, its random stream included, that goes on
+    /// apart; `None` if it holds a [`Rule`] (a closure, which cannot be copied).
+    pub(crate) fn fork(&self) -> Option<Network> {
+        self.rules.is_empty().then(|| Network {
+            link: self.link.clone(),
+            links: self.links.clone(),
+            rng: self.rng.clone(),
+            groups: self.groups.clone(),
+            blocked: self.blocked.clone(),
+            rules: Vec::new(),
+            streams: self.streams.clone(),
+        })
+    }
+}
+
+impl Network {
     /// A healed network with `link` on every link, drawing from `rng`.
     pub fn new(link: LinkConfig, rng: ChaCha8Rng) -> Network {
         Network {

@@ -77,7 +77,7 @@ pub struct StreamStats {
 }
 
 /// The open connections of every node, by receiver then sender.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Streams {
     pub(crate) config: StreamConfig,
     inbound: BTreeMap<NodeId, BTreeMap<NodeId, Conn>>,

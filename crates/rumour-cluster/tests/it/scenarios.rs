@@ -296,3 +296,51 @@ fn every_survivor_marks_a_crash_within_0_3_s_of_the_first_on_five_seeds() {
         );
     }
 }
+
+/// A report with its wall-clock figures (which differ between any two runs) zeroed.
+fn virtual_figures(mut report: Report) -> Report {
+    report.wall_seconds = 0.0;
+    report.node_seconds_per_wall_second = 0.0;
+    report
+}
+
+#[test]
+fn scenarios_sharing_a_converged_cluster_report_what_they_report_alone() {
+    // The joins `join` and `steady` share; the groups that start 5 s after a join (without
+    // and with the ring), one of them (`loss`) setting its loss on its copy afterwards; a
+    // scenario with a start of its own between them.
+    let plan = [
+        Scenario::Join,
+        Scenario::Steady,
+        Scenario::Update,
+        Scenario::Crash,
+        Scenario::Loss,
+        Scenario::Ring,
+        Scenario::Partition,
+        Scenario::Churn,
+        Scenario::Attack,
+    ];
+    let mut runner = scenario::Runner::sharing(&plan);
+    let seed = 3;
+    for scenario in plan {
+        let config = ScenarioConfig {
+            scenario,
+            nodes: 12,
+            seed,
+            loss: None,
+            profile: Profile::Lan,
+            join_limit: None,
+            shared_ip: false,
+        };
+        let shared = runner
+            .run(&config, &mut |_| {})
+            .unwrap_or_else(|e| panic!("{} failed: {e}", config.replay()));
+        let alone = run(scenario, 12, seed);
+        assert_eq!(
+            virtual_figures(shared),
+            virtual_figures(alone),
+            "{}",
+            config.replay()
+        );
+    }
+}

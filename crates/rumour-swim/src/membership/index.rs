@@ -31,7 +31,7 @@ const SLOT_BITS: u32 = (1 << 24) - 1;
 const MIN_BUCKETS: usize = 8;
 
 /// Name-to-slot index over a table's records; every operation is given the records it indexes.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct NameIndex {
     /// A power-of-two number of buckets, at most three quarters full; each 0 or
     /// `fingerprint << 24 | (slot + 1)`.

@@ -48,7 +48,7 @@ pub(super) fn nanos(d: Duration) -> u64 {
 
 /// What few members have at a time, kept out of the row so that the others do not pay for
 /// it: metadata, a suspicion timer, the time of the last accusation sent to the member.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Extra {
     /// Empty when none.
     meta: Bytes,
@@ -65,7 +65,7 @@ impl Extra {
 }
 
 /// One row of the table.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct Record {
     pub(super) name: NodeName,
     pub(super) addr: PackedAddr,

@@ -14,7 +14,7 @@ use crate::probe::{Probe, Relay};
 const VERIFICATIONS_PER_IP: usize = 4;
 
 /// What verification pings went where in the current probe period.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct VerifyBudget {
     /// Pings sent per IP address (at most `VERIFY_CAPACITY` entries).
     per_ip: std::collections::BTreeMap<std::net::IpAddr, usize>,

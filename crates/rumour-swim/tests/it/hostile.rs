@@ -304,7 +304,7 @@ fn the_admission_hook_refuses_members_from_gossip_pings_and_state_exchanges() {
     let mut swim = Swim::new(lan(), name(0), addr(0), &b""[..], rng, now).unwrap();
     let asked = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&asked);
-    swim.set_admission(Some(Box::new(move |m| {
+    swim.set_admission(Some(std::sync::Arc::new(move |m| {
         counter.fetch_add(1, Ordering::Relaxed);
         !m.name.as_str().starts_with("forged")
     })));

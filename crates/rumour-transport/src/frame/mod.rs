@@ -241,7 +241,8 @@ impl KeyringStatus {
 
 /// Encodes and decodes frames for one node and counts what it sees. Methods take `&self`
 /// (counters are atomic, the keyring and the nonce generator sit behind locks), so one codec
-/// can be shared.
+/// can be shared. A clone is a codec in the same state (counters, keys, nonce generator) that
+/// goes on apart: the simulator forks a cluster with it.
 pub struct FrameCodec {
     config: FrameConfig,
     /// Magic, version, flags (label bit only) and the label: the start of every frame we write.
@@ -249,7 +250,36 @@ pub struct FrameCodec {
     counters: FrameCounters,
     sealing: RwLock<Sealing>,
     /// Draws the nonces of sealed frames.
-    nonces: Mutex<Box<dyn RngCore + Send + Sync>>,
+    nonces: Mutex<Box<dyn NonceRng>>,
+}
+
+/// A generator of nonces: any cloneable random generator.
+pub trait NonceRng: RngCore + Send + Sync {
+    /// The generator in its current state, boxed.
+    fn boxed_clone(&self) -> Box<dyn NonceRng>;
+}
+
+impl<R: RngCore + Clone + Send + Sync + 'static> NonceRng for R {
+    fn boxed_clone(&self) -> Box<dyn NonceRng> {
+        Box::new(self.clone())
+    }
+}
+
+impl Clone for FrameCodec {
+    fn clone(&self) -> Self {
+        let nonces = self
+            .nonces
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .boxed_clone();
+        FrameCodec {
+            config: self.config.clone(),
+            prefix: self.prefix.clone(),
+            counters: self.counters.clone(),
+            sealing: RwLock::new(self.sealing().clone()),
+            nonces: Mutex::new(nonces),
+        }
+    }
 }
 
 impl std::fmt::Debug for FrameCodec {
@@ -306,7 +336,7 @@ impl FrameCodec {
     /// that share a key. (The simulator gives each node a child of its seeded generator, for
     /// runs that replay; the tokio driver seeds from the operating system.)
     #[must_use]
-    pub fn with_nonce_rng(self, rng: impl RngCore + Send + Sync + 'static) -> Self {
+    pub fn with_nonce_rng(self, rng: impl NonceRng + 'static) -> Self {
         self.set_nonce_rng(rng);
         self
     }
@@ -318,7 +348,7 @@ impl FrameCodec {
     }
 
     /// Replaces the nonce generator (see [`with_nonce_rng`](Self::with_nonce_rng)).
-    pub fn set_nonce_rng(&self, rng: impl RngCore + Send + Sync + 'static) {
+    pub fn set_nonce_rng(&self, rng: impl NonceRng + 'static) {
         *self.nonces.lock().unwrap_or_else(PoisonError::into_inner) = Box::new(rng);
     }
 
@@ -580,7 +610,7 @@ impl FrameCodec {
         (self.config.max_message as u64).min(u64::from(u32::MAX) - SEAL_OVERHEAD as u64)
     }
 
-    fn nonce_rng(&self) -> std::sync::MutexGuard<'_, Box<dyn RngCore + Send + Sync>> {
+    fn nonce_rng(&self) -> std::sync::MutexGuard<'_, Box<dyn NonceRng>> {
         self.nonces.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

@@ -98,6 +98,24 @@ pub(crate) struct FrameCounters {
 
 const DROP_REASONS: usize = 11;
 
+impl Clone for FrameCounters {
+    /// The counts as they are now, in counters of their own.
+    fn clone(&self) -> Self {
+        let copy = |counter: &AtomicU64| AtomicU64::new(counter.load(Ordering::Relaxed));
+        FrameCounters {
+            packets_encoded: copy(&self.packets_encoded),
+            streams_encoded: copy(&self.streams_encoded),
+            packets_decoded: copy(&self.packets_decoded),
+            streams_decoded: copy(&self.streams_decoded),
+            messages_decoded: copy(&self.messages_decoded),
+            packets_sealed: copy(&self.packets_sealed),
+            streams_sealed: copy(&self.streams_sealed),
+            frames_opened: copy(&self.frames_opened),
+            dropped: std::array::from_fn(|i| copy(&self.dropped[i])),
+        }
+    }
+}
+
 const fn drop_index(kind: FrameErrorKind) -> usize {
     match kind {
         FrameErrorKind::Truncated => 0,

@@ -339,6 +339,7 @@ fn debug_output_of_a_keyed_codec_shows_no_key_material() {
 }
 
 /// Fills every request with 0x00, 0x01, 0x02, ...: a nonce anyone can check by hand.
+#[derive(Clone)]
 struct Counting;
 
 impl RngCore for Counting {

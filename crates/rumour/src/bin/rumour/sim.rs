@@ -11,8 +11,9 @@ use crate::ProfileFlag;
 /// The flags of `rumour sim`.
 #[derive(clap::Args, Debug)]
 pub struct SimArgs {
-    /// Scenario to run: join, update, crash, loss, slow, partition, churn, ring, steady, or
-    /// `all` for every one.
+    /// Scenario to run: join, steady, update, crash, loss, slow, partition, churn, attack,
+    /// ring, or `all` for every one in that order (scenarios that start from the same join
+    /// then share it, with the same reports).
     #[arg(long, default_value = "join", value_parser = parse_scenarios)]
     scenario: Scenarios,
     /// Cluster size.
@@ -122,6 +123,8 @@ fn show_progress(scenario: Scenario, done: f64) {
 pub fn run(args: &SimArgs) -> ExitCode {
     let progress = !args.json && std::io::stderr().is_terminal();
     let mut ok = true;
+    // Scenarios that start from the same converged cluster share it (see `Runner`).
+    let mut runner = scenario::Runner::sharing(&args.scenario.0);
     for scenario in args.scenario.0.iter().copied() {
         let config = ScenarioConfig {
             scenario,
@@ -138,7 +141,7 @@ pub fn run(args: &SimArgs) -> ExitCode {
             }
         };
         reset_peak_rss();
-        let result = scenario::run(&config, &mut on_progress);
+        let result = runner.run(&config, &mut on_progress);
         let peak = peak_rss();
         if progress {
             eprintln!();
