@@ -23,13 +23,14 @@ use crate::message::{Marker, Message};
 use crate::store::{Version, change_message};
 
 /// Where a queued change is filed in its queue: the smallest hash of the entry names it carries
-/// (0 for a change that carries none) and its KV key.
+/// (0 for a change that carries none) and its KV key. The hash comes first, so that the queue's
+/// search of its files mostly compares integers, not keys.
 ///
 /// A change invalidates only queued changes of the same key whose names it all carries, so
 /// their smallest name hash is one of its own: queueing a change compares it with the changes
 /// filed under its own name hashes, not with every queued change of the key (a ring of 1,000
 /// instances heartbeating queues thousands of changes under one key).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct FileKey {
     first: u64,
     /// Shared: a transmit's copy allocates nothing.

@@ -35,15 +35,14 @@
 //! ```
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::Hash;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::scale::retransmit_limit;
 
 /// Something to disseminate: a payload and the key that names its subject.
 pub trait Broadcast: Clone {
     /// What the broadcast is about (a member name, a KV key).
-    type Key: Hash + Eq + Clone;
+    type Key: Ord + Clone;
 
     /// The subject of this broadcast.
     fn key(&self) -> &Self::Key;
@@ -129,11 +128,7 @@ pub struct BroadcastQueue<B: Broadcast> {
     free: Vec<u32>,
     /// Broadcasts queued.
     len: usize,
-    /// The slots of each key's broadcasts. Hashed (with std's keyed SipHash, as keys may come
-    /// from the network), since the queue only looks keys up and never lists them: a hash
-    /// lookup reads one or two buckets where a tree search of thousands of keys read a node per
-    /// level (7 % of a 1,000-node rolling restart).
-    by_key: HashMap<B::Key, Vec<u32>>,
+    by_key: BTreeMap<B::Key, Vec<u32>>,
     /// How many queued broadcasts have each payload length (to know the smallest one).
     lengths: BTreeMap<usize, usize>,
     /// Sum of the queued payload lengths.
@@ -158,7 +153,7 @@ impl<B: Broadcast> BroadcastQueue<B> {
             slots: Vec::new(),
             free: Vec::new(),
             len: 0,
-            by_key: HashMap::new(),
+            by_key: BTreeMap::new(),
             lengths: BTreeMap::new(),
             payload_bytes: 0,
             stats: QueueStats::default(),

@@ -20,10 +20,10 @@ pub struct MemberUpdate {
     bytes: Bytes,
 }
 
-/// A member's name as the broadcast queue's key: hashed and compared by the address of the
-/// name's interned allocation, so finding a member's pending update reads no name. The queue
-/// only looks its keys up, never lists them, so the addresses (which differ from run to run)
-/// change nothing it sends.
+/// A member's name as the broadcast queue's key: ordered by the address of the name's interned
+/// allocation, so finding a member's pending update compares integers, not names. The queue
+/// only searches its keys, never lists them, so their order (which differs from run to run)
+/// changes nothing it sends.
 #[derive(Clone, Debug)]
 pub struct NameKey(NodeName);
 
@@ -35,9 +35,15 @@ impl PartialEq for NameKey {
 
 impl Eq for NameKey {}
 
-impl std::hash::Hash for NameKey {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.0.identity().hash(state);
+impl Ord for NameKey {
+    fn cmp(&self, other: &NameKey) -> std::cmp::Ordering {
+        self.0.identity().cmp(&other.0.identity())
+    }
+}
+
+impl PartialOrd for NameKey {
+    fn partial_cmp(&self, other: &NameKey) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 
