@@ -164,11 +164,13 @@ fn merge_received(ring: &mut Ring, other: &Ring) -> Option<Ring> {
     // New entries and the stored position each goes before, in id order.
     let mut inserts: Vec<(usize, Entry)> = Vec::new();
     let mut from = 0;
-    for incoming in other.entries.iter() {
-        let indexed = ring
-            .positions
-            .as_ref()
-            .and_then(|p| p.find(&ring.entries, &incoming.id));
+    // Entries do not move before the loop ends (new ones are inserted after it).
+    let indexed_all = ring
+        .positions
+        .as_ref()
+        .map(|p| p.find_all(&ring.entries, &other.entries));
+    for (n, incoming) in other.entries.iter().enumerate() {
+        let indexed = indexed_all.as_ref().and_then(|all| all[n]);
         let position = indexed.map_or_else(|| gallop(&ring.entries, from, &incoming.id), Ok);
         from = match position {
             Ok(i) => i + 1,
