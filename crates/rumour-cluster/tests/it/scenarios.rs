@@ -157,8 +157,22 @@ fn ring_replicas_become_equal_when_every_node_registers() {
     assert_eq!(report.lost_instances, Some(0), "replay: {}", report.replay);
 }
 
-/// A 16-node cluster with ring instances, 5 % loss, a crash and a restart.
-fn traced_run(seed: u64) -> (u64, u64) {
+/// Builds the nodes of [`traced_sim`]: ring instances joining node 0.
+fn traced_factory() -> rumour_cluster::sim::Factory<Node> {
+    Box::new(|seed: NodeSeed| {
+        let config = NodeConfig::new(format!("node-{}", seed.id.0), seed.addr, Profile::Lan)
+            .with_ring_instance();
+        let mut node = Node::new(config, seed.rng, seed.now).expect("valid config");
+        let seed_addr = node_addr(NodeId(usize::from(seed.id == NodeId(0))));
+        if seed.id != NodeId(0) || seed.generation > 0 {
+            node.join(seed.now, &[seed_addr]);
+        }
+        node
+    })
+}
+
+/// A 16-node cluster with ring instances, 5 % loss, a crash at 10 s and a restart at 20 s.
+fn traced_sim(seed: u64) -> Sim<Node> {
     let mut sim = Sim::new(
         seed,
         std::time::Instant::now(),
@@ -167,16 +181,7 @@ fn traced_run(seed: u64) -> (u64, u64) {
             duplicate: 0.01,
             ..LinkConfig::default()
         },
-        Box::new(|seed: NodeSeed| {
-            let config = NodeConfig::new(format!("node-{}", seed.id.0), seed.addr, Profile::Lan)
-                .with_ring_instance();
-            let mut node = Node::new(config, seed.rng, seed.now).expect("valid config");
-            let seed_addr = node_addr(NodeId(usize::from(seed.id == NodeId(0))));
-            if seed.id != NodeId(0) || seed.generation > 0 {
-                node.join(seed.now, &[seed_addr]);
-            }
-            node
-        }),
+        traced_factory(),
     );
     for _ in 0..16 {
         sim.add_node();
@@ -189,9 +194,41 @@ fn traced_run(seed: u64) -> (u64, u64) {
         Duration::from_secs(20),
         rumour_cluster::sim::Fault::Restart(NodeId(5)),
     );
+    sim
+}
+
+/// [`traced_sim`] run for 40 s: its trace hash and the packets delivered.
+fn traced_run(seed: u64) -> (u64, u64) {
+    let mut sim = traced_sim(seed);
     sim.run_for(Duration::from_secs(40))
         .expect("no invariant is checked");
     (sim.trace_hash(), sim.stats().delivered)
+}
+
+#[test]
+fn a_forked_simulation_goes_on_exactly_as_the_original_would() {
+    let mut original = traced_sim(11);
+    // Between the crash and the restart: the fork inherits a dead node and a pending fault.
+    original
+        .run_for(Duration::from_secs(15))
+        .expect("no invariant is checked");
+    let mut fork = original
+        .fork(traced_factory(), |name| panic!("no check {name} was added"))
+        .expect("the network holds no rule");
+    // The original runs on first: anything the two still shared would change the fork's run.
+    original
+        .run_for(Duration::from_secs(25))
+        .expect("no invariant is checked");
+    fork.run_for(Duration::from_secs(25))
+        .expect("no invariant is checked");
+    assert_eq!(fork.elapsed(), original.elapsed());
+    assert_eq!(fork.stats(), original.stats());
+    assert_eq!(fork.trace_hash(), original.trace_hash());
+    assert_eq!(
+        fork.trace_hash(),
+        traced_run(11).0,
+        "and as a run never forked"
+    );
 }
 
 #[test]
