@@ -288,9 +288,9 @@ pub fn run(config: &ScenarioConfig, progress: &mut dyn FnMut(f64)) -> Result<Rep
 /// every report is the one the scenario gives when run alone (its wall time includes the
 /// shared join's).
 ///
-/// The runner keeps one start at a time, dropped when no later scenario of the plan can use
-/// it: scenarios starting alike should run back to back ([`Scenario::ALL`] is in that order).
-/// While it is kept the process holds two clusters.
+/// The runner keeps one start at a time: a scenario that cannot use it drops it, and the last
+/// scenario of the plan that can takes it. So scenarios starting alike should run back to back
+/// ([`Scenario::ALL`] is in that order). While it is kept the process holds two clusters.
 #[derive(Default)]
 pub struct Runner {
     /// The scenarios still to run, when sharing.
