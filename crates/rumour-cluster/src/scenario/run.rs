@@ -42,6 +42,13 @@ pub(super) fn name_of(id: NodeId) -> String {
     format!("node-{}", id.0)
 }
 
+/// The instant `elapsed` of wall time ago: where a report counts from when a cluster took
+/// that long to build before its scenario had it.
+fn started_before(elapsed: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_sub(elapsed).unwrap_or(now)
+}
+
 /// Where a scenario's nodes live.
 fn hosts(config: &ScenarioConfig) -> Hosts {
     if config.shared_ip {
@@ -130,14 +137,13 @@ impl Cluster {
         sim.set_replay(config.replay());
         let failures: Failures = Rc::new(RefCell::new(self.failures.borrow().clone()));
         sim.set_event_sink(failure_sink(&failures));
-        let now = Instant::now();
         Some(Cluster {
             sim,
             failures,
             config: *config,
             ring: self.ring,
             seen,
-            started: now.checked_sub(built_in).unwrap_or(now),
+            started: started_before(built_in),
         })
     }
 
@@ -448,8 +454,7 @@ impl Runner {
                 let mut cluster = start.cluster;
                 cluster.config = *config;
                 cluster.sim.set_replay(config.replay());
-                let now = Instant::now();
-                cluster.started = now.checked_sub(start.built_in).unwrap_or(now);
+                cluster.started = started_before(start.built_in);
                 cluster
             }
         };
